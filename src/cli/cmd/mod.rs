@@ -1,0 +1,4 @@
+//! One module per command, each with its clap `Args` and a `run` that calls the library.
+
+pub mod render;
+pub mod schema;

@@ -1,0 +1,153 @@
+//! `bulletin render`: issue file → `<slug>.html` and `<slug>.txt`.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Error, say, warn};
+use crate::issue::{self, LoadedIssue};
+use crate::layout::{self, Layout};
+use crate::merge::Values;
+use crate::output::write_atomic;
+use crate::render::{self, AssetBase, RenderOptions};
+
+/// Gmail clips messages whose HTML is larger than this.
+pub const GMAIL_CLIP_BYTES: usize = 102 * 1024;
+
+/// Render an issue to HTML email and plain text.
+///
+/// Writes OUT/<slug>.html and OUT/<slug>.txt, where <slug> is the issue file's name, and
+/// prints their paths and sizes. Merge fields such as {{subscriber.first_name}} show sample
+/// values; --subscriber sets your own.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  bulletin render issues/2020-06.json\n  bulletin render issues/2020-06.json --out public --subscriber first_name=Ada")]
+pub struct Args {
+    /// The issue file (JSON).
+    pub issue: PathBuf,
+    /// Folder to write the outputs to.
+    #[arg(long, short, value_name = "DIR", default_value = "out")]
+    pub out: PathBuf,
+    /// A layout folder to use instead of the issue's or the default one. It may hold only
+    /// some of the layout's files; the others come from the default layout.
+    #[arg(long, value_name = "DIR")]
+    pub layout: Option<PathBuf>,
+    /// A merge-field value to show, e.g. first_name=Ada (repeatable; an empty value shows the
+    /// field's fallback).
+    #[arg(long = "subscriber", value_name = "FIELD=VALUE", value_parser = parse_field)]
+    pub subscriber: Vec<(String, String)>,
+    /// Also write the MJML generated from the layout, before compilation, as OUT/<slug>.mjml.
+    #[arg(long)]
+    pub mjml: bool,
+}
+
+fn parse_field(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_ascii_lowercase(), v.to_string())),
+        _ => Err(format!("expected FIELD=VALUE, e.g. first_name=Ada, not \"{s}\"")),
+    }
+}
+
+pub fn run(args: Args) -> Result<(), Error> {
+    let loaded = issue::load(&args.issue)?;
+    let layout_dir = choose_layout(&args, &loaded);
+    let layout = Layout::load(layout_dir.as_deref())?;
+    let assets = AssetBase {
+        issue: relative_url(&args.out, &loaded.dir),
+        layout: layout_dir
+            .as_deref()
+            .map(|d| relative_url(&args.out, d))
+            .unwrap_or_default(),
+    };
+    let rendered = render::render(&loaded, &layout, &RenderOptions { assets })?;
+    let email = rendered.fill(&sample_values(&args.subscriber));
+
+    let html_path = args.out.join(format!("{}.html", loaded.slug));
+    let text_path = args.out.join(format!("{}.txt", loaded.slug));
+    write_atomic(&html_path, email.html.as_bytes())?;
+    write_atomic(&text_path, email.text.as_bytes())?;
+    let mut report = format!(
+        "{}  {}\n{}  {}\n",
+        html_path.display(),
+        size(email.html.len()),
+        text_path.display(),
+        size(email.text.len())
+    );
+    if args.mjml {
+        let mjml_path = args.out.join(format!("{}.mjml", loaded.slug));
+        write_atomic(&mjml_path, rendered.mjml.as_bytes())?;
+        report.push_str(&format!("{}  {}\n", mjml_path.display(), size(rendered.mjml.len())));
+    }
+    say(&report);
+    if email.html.len() > GMAIL_CLIP_BYTES {
+        warn(&format!(
+            "the HTML is {}, over Gmail's 102 KB limit: Gmail will clip it",
+            size(email.html.len())
+        ));
+    }
+    Ok(())
+}
+
+/// `--layout`, else the issue's `layout`, else the workspace's `layouts/default/`, else none
+/// (the built-in layout alone).
+fn choose_layout(args: &Args, loaded: &LoadedIssue) -> Option<PathBuf> {
+    if let Some(dir) = &args.layout {
+        return Some(dir.clone());
+    }
+    if let Some(dir) = &loaded.issue.layout {
+        return Some(loaded.dir.join(dir));
+    }
+    layout::workspace_layout(&loaded.dir)
+}
+
+fn sample_values(overrides: &[(String, String)]) -> Values {
+    let mut values = Values::sample();
+    for (k, v) in overrides {
+        if k == "unsubscribe_url" {
+            values.unsubscribe_url = Some(v.clone());
+        } else {
+            values.subscriber.insert(k.clone(), v.clone());
+        }
+    }
+    values
+}
+
+/// The folder `to` as a URL prefix relative to the folder `from` ("../issues/").
+fn relative_url(from: &Path, to: &Path) -> String {
+    let (Ok(from), Ok(to)) = (std::path::absolute(from), std::path::absolute(to)) else {
+        return String::new();
+    };
+    let Some(rel) = pathdiff::diff_paths(normalize(&to), normalize(&from)) else {
+        return String::new();
+    };
+    let mut url: String = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().replace(' ', "%20"))
+        .collect::<Vec<_>>()
+        .join("/");
+    if !url.is_empty() {
+        url.push('/');
+    }
+    url
+}
+
+/// Removes `.` and resolves `..` lexically, so that `issues/../layouts/efus` compares well.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// "54.2 KB"
+fn size(bytes: usize) -> String {
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else {
+        format!("{:.1} KB", bytes as f64 / 1024.0)
+    }
+}

@@ -1,0 +1,107 @@
+//! The command line: clap's argument structs, one `run` per command in `cmd/`, and the one
+//! place where results and errors become text for people and exit codes for scripts.
+//!
+//! Exit codes: 0 success, 1 bad input (or a failed check), 2 usage.
+
+mod cmd;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::issue::IssueError;
+use crate::layout::LayoutError;
+use crate::output::WriteError;
+use crate::render::RenderError;
+
+/// Compose, preview, check and send a newsletter issue.
+///
+/// An issue is a JSON file of sections (news, events, agenda, about, text) with Markdown in its
+/// text fields. bulletin fills a layout (MJML + Handlebars, built in or your own) and produces
+/// a responsive HTML email and its plain-text part.
+#[derive(Debug, Parser)]
+#[command(name = "bulletin", version, propagate_version = true)]
+#[command(after_help = "Start with: bulletin render issues/2020-06.json")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Render(cmd::render::Args),
+    Schema(cmd::schema::Args),
+}
+
+/// Everything a command can fail with, by stage.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// The command line itself is wrong (exit 2).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Parses the arguments, runs the command, prints what went wrong, returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help and version to stdout with 0, usage errors to stderr with 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Render(args) => cmd::render::run(args),
+        Command::Schema(args) => cmd::schema::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Prints an error on stderr, one `error:` line per problem.
+fn report(e: &Error) {
+    let mut stderr = std::io::stderr().lock();
+    for line in e.to_string().lines() {
+        let _ = if line.starts_with("  ") {
+            writeln!(stderr, "{line}")
+        } else {
+            writeln!(stderr, "error: {line}")
+        };
+    }
+}
+
+/// Writes to stdout; a closed pipe (`bulletin … | head`) is not an error.
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// A warning on stderr.
+fn warn(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "warning: {text}");
+}

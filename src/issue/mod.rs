@@ -1,0 +1,493 @@
+//! The issue file: JSON on disk → a typed, validated [`Issue`].
+//!
+//! This stage owns the issue format (and so the JSON Schema generated from these types), reads
+//! `body_file`s, resolves relative image paths, and checks every field once so that later stages
+//! never re-check. It knows nothing of layouts, Handlebars, MJML or sending; the one question
+//! it cannot answer alone — which section kinds exist — is answered by the caller's list.
+
+mod error;
+mod locate;
+mod time;
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use error::{IssueError, Problem};
+pub use time::{EventEnd, EventStart};
+
+use crate::merge::{self, MergeText};
+
+/// A language tag (BCP 47) such as `en`, `fr` or `pt-BR`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schemars(
+    with = "String",
+    description = "Language of the issue as a BCP 47 tag, e.g. \"en\", \"fr\", \"pt-BR\"."
+)]
+pub struct Language(String);
+
+impl Language {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The primary language subtag, lower-case: `pt` for `pt-BR`.
+    pub fn primary(&self) -> String {
+        self.0.split('-').next().unwrap_or("en").to_ascii_lowercase()
+    }
+    /// The region subtag if there is one, upper-case: `BR` for `pt-BR`.
+    pub fn region(&self) -> Option<String> {
+        let tag = language_tags::LanguageTag::parse(&self.0).ok()?;
+        tag.region().map(str::to_ascii_uppercase)
+    }
+    /// Text direction of the language: `rtl` for Arabic, Hebrew, Persian, Urdu…
+    pub fn direction(&self) -> &'static str {
+        match self.primary().as_str() {
+            "ar" | "he" | "fa" | "ur" | "yi" | "ps" | "sd" | "ug" | "dv" => "rtl",
+            _ => "ltr",
+        }
+    }
+}
+
+impl Default for Language {
+    fn default() -> Self {
+        Language("en".into())
+    }
+}
+
+impl TryFrom<String> for Language {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match language_tags::LanguageTag::parse(&s) {
+            Ok(tag) if tag.is_valid() => Ok(Language(tag.as_str().to_string())),
+            _ => Err(format!(
+                "\"{s}\" is not a BCP 47 language tag; write e.g. \"en\", \"fr\" or \"pt-BR\""
+            )),
+        }
+    }
+}
+
+impl From<Language> for String {
+    fn from(l: Language) -> String {
+        l.0
+    }
+}
+
+/// An absolute `http`, `https` or `mailto` URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schemars(with = "String", description = "An absolute http(s) or mailto URL.")]
+pub struct Link(String);
+
+impl Link {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Link {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        // A merge field may stand in a URL (`https://example.org/?u={{subscriber.email}}`);
+        // validate the URL with the field taken out.
+        let probe = merge::blank_fields(&s);
+        match url::Url::parse(probe.trim()) {
+            Ok(u) if matches!(u.scheme(), "http" | "https" | "mailto") => Ok(Link(s.trim().into())),
+            Ok(u) => Err(format!(
+                "\"{s}\" uses the scheme \"{}\"; links must start with https://, http:// or mailto:",
+                u.scheme()
+            )),
+            Err(e) => Err(format!(
+                "\"{s}\" is not a valid URL ({e}); write it in full, e.g. \"https://example.org/page\""
+            )),
+        }
+    }
+}
+
+impl From<Link> for String {
+    fn from(l: Link) -> String {
+        l.0
+    }
+}
+
+/// One newsletter issue, as parsed from its JSON file and validated.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "bulletin issue", description = "One newsletter issue for bulletin.")]
+pub struct Issue {
+    /// The JSON Schema this file follows; editors use it for completion and validation.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// The subject line of the email, and the title of the issue.
+    pub title: MergeText,
+    /// Short summary shown after the subject in the inbox list (hidden in the email itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preheader: Option<MergeText>,
+    /// Issue date, YYYY-MM-DD.
+    #[schemars(with = "String", regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))]
+    pub date: NaiveDate,
+    /// Language of the issue (BCP 47); dates and layout labels follow it. Default "en".
+    #[serde(default)]
+    pub language: Language,
+    /// Address of the web version of this issue; the layout shows a "View in browser" link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_url: Option<Link>,
+    /// Base URL where this issue's local images are published. When set, relative image
+    /// paths become absolute URLs under it (what an email needs); otherwise they point to the
+    /// files next to the issue (what a local preview needs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images_url: Option<Link>,
+    /// A layout folder, relative to this file, to use instead of the default layout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<PathBuf>,
+    /// The sections, in order. Each section's `kind` names a partial of the layout.
+    pub sections: Vec<Section>,
+}
+
+/// One section of an issue: a `kind` (the layout partial that draws it), a heading, and its
+/// content. Which fields a kind uses is up to its partial.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    /// The layout partial that draws this section: news, events, agenda, about, text, or a
+    /// kind your layout adds.
+    #[schemars(extend("examples" = ["news", "events", "agenda", "about", "text"]))]
+    pub kind: String,
+    /// The section's heading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heading: Option<MergeText>,
+    /// Number of columns for items (1 or 2). Columns stack into one on phones.
+    #[serde(default = "one_column")]
+    #[schemars(range(min = 1, max = 2))]
+    pub columns: u8,
+    /// Text in Markdown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<MergeText>,
+    /// A Markdown file, relative to the issue file, to use as the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_file: Option<PathBuf>,
+    /// Wording for the plain-text part of the email, where the Markdown body does not read
+    /// well as text. Written as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_text: Option<MergeText>,
+    /// Bullet points (Markdown), e.g. what members get.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bullets: Vec<MergeText>,
+    /// A call-to-action button.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cta: Option<Action>,
+    /// The items of the section: news stories, events, agenda entries…
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<Item>,
+}
+
+fn one_column() -> u8 {
+    1
+}
+
+/// A labelled link: a button or a "read more".
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    /// The words on the button or link.
+    pub label: MergeText,
+    /// Where it goes.
+    pub url: Link,
+}
+
+/// An image with its alternative text.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    /// An absolute URL, or a path relative to the issue file.
+    pub src: String,
+    /// What the image shows, for people who cannot see it. Required.
+    pub alt: String,
+    /// Where a click on the image goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Link>,
+    /// Display width in pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1200))]
+    pub width: Option<u32>,
+}
+
+/// One item of a section. Every field is optional here; the section kind's partial uses the
+/// ones it needs (a news story a title, image and body; an event a start, a place and a
+/// registration link; an agenda entry a date, a type and a title).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    /// Title of the story, event or entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<MergeText>,
+    /// A short tag shown above the title, e.g. "Project" or "Members only".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Image>,
+    /// Text in Markdown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<MergeText>,
+    /// A Markdown file, relative to the issue file, to use as the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_file: Option<PathBuf>,
+    /// Wording for the plain-text part of the email, where the Markdown body does not read
+    /// well as text. Written as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_text: Option<MergeText>,
+    /// A "read more" link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Action>,
+    /// Event start: local date and time and IANA time zone, "2020-06-04 10:00 Europe/Paris".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<EventStart>,
+    /// Event end: "2020-06-04 12:00" (the start's time zone), or with a zone of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<EventEnd>,
+    /// The event happens online.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub online: bool,
+    /// Venue of an event in a place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venue: Option<String>,
+    /// City of an event in a place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    /// Registration page of an event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration: Option<Link>,
+    /// A short note, e.g. "Registration is free but mandatory".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<MergeText>,
+    /// Agenda date, YYYY-MM-DD; with `until`, the first day of a range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>", regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))]
+    pub date: Option<NaiveDate>,
+    /// Last day of a date range, YYYY-MM-DD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>", regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))]
+    pub until: Option<NaiveDate>,
+    /// Type of agenda entry: Webconference, Webinar, Meeting, Conference…
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Where an agenda entry takes place, e.g. "Nice, France".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
+    /// An "Information" page for an agenda entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<Link>,
+}
+
+/// An issue file as loaded: the typed issue, where it came from, and its source text (kept so
+/// that later stages can point at a line).
+#[derive(Debug, Clone)]
+pub struct LoadedIssue {
+    pub issue: Issue,
+    /// The issue file.
+    pub path: PathBuf,
+    /// The folder the issue file is in; relative paths resolve against it.
+    pub dir: PathBuf,
+    /// The file name without extension: names the outputs.
+    pub slug: String,
+    source: String,
+}
+
+impl LoadedIssue {
+    /// An error about the value at `json_path` in this issue file, located at its line:column.
+    pub fn problem(&self, json_path: &str, message: impl Into<String>) -> Problem {
+        Problem::at(&self.path, &self.source, json_path, message)
+    }
+
+    /// The source text of the issue file.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Every section kind the issue uses, with the JSON path of the section.
+    pub fn section_kinds(&self) -> impl Iterator<Item = (String, &str)> {
+        self.issue
+            .sections
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("sections[{i}].kind"), s.kind.as_str()))
+    }
+}
+
+/// Reads and validates an issue file: JSON syntax, field types, dates and time zones, URLs,
+/// alt text, body files and local images. All problems are reported together.
+pub fn load(path: &Path) -> Result<LoadedIssue, IssueError> {
+    let source = std::fs::read_to_string(path).map_err(|e| IssueError::Read {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    parse(path, source)
+}
+
+/// Parses issue text that claims to come from `path` (used for errors and relative paths).
+pub fn parse(path: &Path, source: String) -> Result<LoadedIssue, IssueError> {
+    let mut de = serde_json::Deserializer::from_str(&source);
+    let issue: Issue = match serde_path_to_error::deserialize(&mut de) {
+        Ok(issue) => issue,
+        Err(e) => return Err(Problem::from_serde(path, &source, e).into()),
+    };
+    if let Err(e) = de.end() {
+        return Err(Problem::trailing(path, &source, &e).into());
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let slug = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "issue".into());
+    let mut loaded = LoadedIssue {
+        issue,
+        path: path.to_path_buf(),
+        dir,
+        slug,
+        source,
+    };
+    let problems = validate_and_resolve(&mut loaded);
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(IssueError::Invalid(problems))
+    }
+}
+
+/// Checks what serde cannot (rules across fields, files on disk) and reads `body_file`s into
+/// `body`, so that every later stage sees text.
+fn validate_and_resolve(loaded: &mut LoadedIssue) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut issue = loaded.issue.clone();
+    for (si, section) in issue.sections.iter_mut().enumerate() {
+        let sp = format!("sections[{si}]");
+        if !(1..=2).contains(&section.columns) {
+            problems.push(loaded.problem(
+                &format!("{sp}.columns"),
+                format!("{} columns: a section has 1 or 2", section.columns),
+            ));
+        }
+        resolve_body(loaded, &sp, &mut section.body, &section.body_file, &mut problems);
+        for (ii, item) in section.items.iter_mut().enumerate() {
+            let ip = format!("{sp}.items[{ii}]");
+            resolve_body(loaded, &ip, &mut item.body, &item.body_file, &mut problems);
+            if let Some(image) = &item.image {
+                check_image(loaded, &format!("{ip}.image"), image, &mut problems);
+            }
+            check_event_times(loaded, &ip, item, &mut problems);
+            if let (Some(from), Some(until)) = (item.date, item.until)
+                && until < from
+            {
+                problems.push(loaded.problem(
+                    &format!("{ip}.until"),
+                    format!("the range ends ({until}) before it starts ({from})"),
+                ));
+            }
+            if item.until.is_some() && item.date.is_none() {
+                problems.push(loaded.problem(
+                    &format!("{ip}.until"),
+                    "\"until\" needs a \"date\" to start the range",
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        loaded.issue = issue;
+    }
+    problems
+}
+
+fn resolve_body(
+    loaded: &LoadedIssue,
+    path: &str,
+    body: &mut Option<MergeText>,
+    body_file: &Option<PathBuf>,
+    out: &mut Vec<Problem>,
+) {
+    if let Some(file) = body_file {
+        if body.is_some() {
+            out.push(loaded.problem(
+                &format!("{path}.body_file"),
+                "both \"body\" and \"body_file\" are given; keep one",
+            ));
+            return;
+        }
+        let full = loaded.dir.join(file);
+        let text = std::fs::read_to_string(&full).map_err(|e| {
+            format!(
+                "cannot read body file {}: {}; the path is relative to the issue file",
+                full.display(),
+                crate::diag::io_reason(&e)
+            )
+        });
+        match text.and_then(MergeText::try_from) {
+            Ok(text) => *body = Some(text),
+            Err(e) => out.push(loaded.problem(&format!("{path}.body_file"), e)),
+        }
+    }
+}
+
+fn check_image(loaded: &LoadedIssue, path: &str, image: &Image, out: &mut Vec<Problem>) {
+    if image.alt.trim().is_empty() {
+        out.push(loaded.problem(
+            &format!("{path}.alt"),
+            "the image has empty alt text; describe what it shows for people who cannot see it",
+        ));
+    }
+    if image.src.trim().is_empty() {
+        out.push(loaded.problem(&format!("{path}.src"), "the image has no src"));
+    } else if is_relative_reference(&image.src) {
+        let file = loaded.dir.join(&image.src);
+        if !file.is_file() {
+            out.push(loaded.problem(
+                &format!("{path}.src"),
+                format!(
+                    "image file {} not found; relative image paths start from the issue's folder",
+                    file.display()
+                ),
+            ));
+        }
+    } else if let Err(e) = Link::try_from(image.src.clone()) {
+        out.push(loaded.problem(&format!("{path}.src"), e));
+    }
+}
+
+/// True for a path like `images/logo.png`, false for `https://…` or `data:` URLs.
+pub fn is_relative_reference(src: &str) -> bool {
+    url::Url::parse(src).is_err()
+}
+
+fn check_event_times(loaded: &LoadedIssue, path: &str, item: &Item, out: &mut Vec<Problem>) {
+    match (&item.start, &item.end) {
+        (None, Some(_)) => out.push(loaded.problem(
+            &format!("{path}.end"),
+            "\"end\" needs a \"start\"",
+        )),
+        (Some(start), Some(end)) => match end.resolve(start) {
+            Ok(end_at) if end_at <= start.instant() => out.push(loaded.problem(
+                &format!("{path}.end"),
+                "the event ends before it starts",
+            )),
+            Ok(_) => {}
+            Err(e) => out.push(loaded.problem(&format!("{path}.end"), e)),
+        },
+        _ => {}
+    }
+}
+
+/// The JSON Schema of the issue format, as published in `schema/issue.schema.json`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Issue);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Where the schema lives in the repository and in a workspace, relative to its root.
+pub const SCHEMA_PATH: &str = "schema/issue.schema.json";

@@ -1,0 +1,216 @@
+//! Event times as written in an issue: a local date and time plus an IANA time zone.
+//!
+//! Writers think in local time ("10:00 in Paris"), so that is what the file holds; the
+//! instant is computed here once, with the zone's daylight-saving rules, and a local time
+//! that does not exist or happens twice on a change day is refused with an explanation.
+
+use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone};
+use chrono_tz::Tz;
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+const FORMATS: [&str; 4] = [
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+];
+
+/// When an event starts: "2020-06-04 10:00 Europe/Paris".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EventStart {
+    local: NaiveDateTime,
+    zone: Tz,
+    at: DateTime<Tz>,
+}
+
+impl EventStart {
+    /// The moment the event starts, in its own time zone.
+    pub fn instant(&self) -> DateTime<Tz> {
+        self.at
+    }
+    pub fn zone(&self) -> Tz {
+        self.zone
+    }
+}
+
+impl TryFrom<String> for EventStart {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let (local, zone) = split(&s)?;
+        let Some(zone) = zone else {
+            return Err(format!(
+                "\"{s}\" has no time zone; add one after the time, e.g. \"{} Europe/Paris\"",
+                s.trim()
+            ));
+        };
+        let at = resolve(local, zone)?;
+        Ok(EventStart { local, zone, at })
+    }
+}
+
+impl From<EventStart> for String {
+    fn from(t: EventStart) -> String {
+        format!("{} {}", t.local.format("%Y-%m-%d %H:%M"), t.zone.name())
+    }
+}
+
+/// When an event ends: "2020-06-04 12:00" in the start's zone, or with a zone of its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EventEnd {
+    local: NaiveDateTime,
+    zone: Option<Tz>,
+}
+
+impl EventEnd {
+    /// The moment the event ends, in the end's zone (the start's unless given).
+    pub fn resolve(&self, start: &EventStart) -> Result<DateTime<Tz>, String> {
+        resolve(self.local, self.zone.unwrap_or(start.zone))
+    }
+}
+
+impl TryFrom<String> for EventEnd {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let (local, zone) = split(&s)?;
+        if let Some(zone) = zone {
+            resolve(local, zone)?;
+        }
+        Ok(EventEnd { local, zone })
+    }
+}
+
+impl From<EventEnd> for String {
+    fn from(t: EventEnd) -> String {
+        let local = t.local.format("%Y-%m-%d %H:%M").to_string();
+        match t.zone {
+            Some(z) => format!("{local} {}", z.name()),
+            None => local,
+        }
+    }
+}
+
+/// Splits "2020-06-04 10:00 Europe/Paris" into its local date-time and zone.
+fn split(s: &str) -> Result<(NaiveDateTime, Option<Tz>), String> {
+    let s = s.trim();
+    let mut parts = s.split_whitespace();
+    let (first, second) = (parts.next().unwrap_or(""), parts.next());
+    // Accept both "2020-06-04 10:00" and "2020-06-04T10:00".
+    let (datetime, zone) = if first.contains('T') {
+        (first.to_string(), second)
+    } else {
+        (format!("{first} {}", second.unwrap_or("")), parts.next())
+    };
+    if parts.next().is_some() {
+        return Err(format!(
+            "\"{s}\" has extra words; write \"YYYY-MM-DD HH:MM Zone/City\", e.g. \"2020-06-04 10:00 Europe/Paris\""
+        ));
+    }
+    let local = FORMATS
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(datetime.trim(), f).ok())
+        .ok_or_else(|| {
+            format!(
+                "\"{s}\" is not a date and time; write \"YYYY-MM-DD HH:MM Zone/City\", e.g. \"2020-06-04 10:00 Europe/Paris\""
+            )
+        })?;
+    let zone = zone.map(parse_zone).transpose()?;
+    Ok((local, zone))
+}
+
+fn parse_zone(name: &str) -> Result<Tz, String> {
+    name.parse::<Tz>().map_err(|_| {
+        format!(
+            "\"{name}\" is not an IANA time zone; use a name such as \"Europe/Paris\", \"Europe/London\" or \"America/New_York\""
+        )
+    })
+}
+
+/// The instant of a local time in a zone, refusing times that a daylight-saving change skips
+/// or repeats: writing either is almost always a mistake, and guessing would be worse.
+fn resolve(local: NaiveDateTime, zone: Tz) -> Result<DateTime<Tz>, String> {
+    match zone.from_local_datetime(&local) {
+        LocalResult::Single(at) => Ok(at),
+        LocalResult::Ambiguous(a, b) => Err(format!(
+            "{} happens twice in {} that day (clocks go back: {} and {}); pick a time outside the change",
+            local.format("%Y-%m-%d %H:%M"),
+            zone.name(),
+            a.format("%H:%M %Z"),
+            b.format("%H:%M %Z"),
+        )),
+        LocalResult::None => Err(format!(
+            "{} does not exist in {} (clocks go forward that night); pick another time",
+            local.format("%Y-%m-%d %H:%M"),
+            zone.name()
+        )),
+    }
+}
+
+impl JsonSchema for EventStart {
+    fn schema_name() -> Cow<'static, str> {
+        "EventStart".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "Local date and time and IANA time zone, e.g. \"2020-06-04 10:00 Europe/Paris\".",
+            "pattern": r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})? \S+$",
+            "examples": ["2020-06-04 10:00 Europe/Paris"]
+        })
+    }
+}
+
+impl JsonSchema for EventEnd {
+    fn schema_name() -> Cow<'static, str> {
+        "EventEnd".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "Local date and time, in the start's time zone unless one follows, e.g. \"2020-06-04 11:30\".",
+            "pattern": r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?( \S+)?$",
+            "examples": ["2020-06-04 11:30"]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_separators_and_keeps_the_zone() {
+        let a = EventStart::try_from("2020-06-04 10:00 Europe/Paris".to_string()).unwrap();
+        let b = EventStart::try_from("2020-06-04T10:00 Europe/Paris".to_string()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.instant().format("%H:%M %Z").to_string(), "10:00 CEST");
+    }
+
+    #[test]
+    fn winter_and_summer_offsets_differ() {
+        let winter = EventStart::try_from("2020-03-28 10:00 Europe/Paris".to_string()).unwrap();
+        let summer = EventStart::try_from("2020-03-29 10:00 Europe/Paris".to_string()).unwrap();
+        assert_eq!(winter.instant().format("%z").to_string(), "+0100");
+        assert_eq!(summer.instant().format("%z").to_string(), "+0200");
+    }
+
+    #[test]
+    fn refuses_skipped_and_repeated_local_times() {
+        let skipped = EventStart::try_from("2020-03-29 02:30 Europe/Paris".to_string());
+        assert!(skipped.unwrap_err().contains("does not exist"));
+        let repeated = EventStart::try_from("2020-10-25 02:30 Europe/Paris".to_string());
+        assert!(repeated.unwrap_err().contains("happens twice"));
+    }
+
+    #[test]
+    fn refuses_missing_or_unknown_zone() {
+        let none = EventStart::try_from("2020-06-04 10:00".to_string());
+        assert!(none.unwrap_err().contains("has no time zone"));
+        let bad = EventStart::try_from("2020-06-04 10:00 Europe/Pariss".to_string());
+        assert!(bad.unwrap_err().contains("not an IANA time zone"));
+    }
+}

@@ -1,0 +1,356 @@
+//! Layouts: the templates and theme that give an issue its look.
+//!
+//! A layout is a folder: `email.mjml.hbs` (the MJML document), `email.txt.hbs` (the plain-text
+//! part), `sections/<kind>.mjml.hbs` and `sections/<kind>.txt.hbs` (one pair per section
+//! kind), any other `*.hbs` partials, and `theme.toml` (colours, fonts, logo, footer, labels).
+//! The default layout is compiled into the binary; a layout folder overrides it file by file,
+//! and its `theme.toml` overrides the default theme key by key.
+//!
+//! This module hands out template text and theme values; it never renders.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rust_embed::RustEmbed;
+
+#[derive(RustEmbed)]
+#[folder = "layouts/default/"]
+#[exclude = "*.md"]
+struct DefaultLayout;
+
+/// The main MJML template.
+pub const EMAIL_MJML: &str = "email.mjml.hbs";
+/// The main plain-text template.
+pub const EMAIL_TEXT: &str = "email.txt.hbs";
+/// The theme file.
+pub const THEME: &str = "theme.toml";
+
+/// A template file of a layout: its name in the layout (`sections/news.mjml.hbs`), its text,
+/// and where it came from (for error messages).
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub name: String,
+    pub source: String,
+    pub origin: Origin,
+}
+
+/// Where a layout file came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Origin {
+    /// Compiled into the binary from `layouts/default/`.
+    Builtin,
+    /// A file of a layout folder.
+    File(PathBuf),
+}
+
+impl Origin {
+    /// How to name the file to a person.
+    pub fn describe(&self, name: &str) -> String {
+        match self {
+            Origin::Builtin => format!("{name} (built-in default layout)"),
+            Origin::File(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// Which flavour of template a file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Mjml,
+    Text,
+}
+
+impl Part {
+    fn suffix(self) -> &'static str {
+        match self {
+            Part::Mjml => ".mjml.hbs",
+            Part::Text => ".txt.hbs",
+        }
+    }
+}
+
+/// A loaded layout: default files with a folder's overrides applied.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    templates: BTreeMap<String, Template>,
+    theme: toml::Table,
+    /// The override folder, if any: relative paths in the theme (the logo) start there.
+    dir: Option<PathBuf>,
+}
+
+/// What can be wrong with a layout.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("cannot read layout folder {}: {reason}", path.display())]
+    Read { path: PathBuf, reason: String },
+    #[error("{}:{line}:{column}: invalid theme: {message}", file)]
+    Theme {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+}
+
+impl Layout {
+    /// The built-in default layout.
+    pub fn builtin() -> Result<Self, LayoutError> {
+        let mut templates = BTreeMap::new();
+        let mut theme = toml::Table::new();
+        for name in DefaultLayout::iter() {
+            let Some(file) = DefaultLayout::get(&name) else {
+                continue;
+            };
+            let source = String::from_utf8_lossy(&file.data).into_owned();
+            if name == THEME {
+                theme = parse_theme(&source, &Origin::Builtin.describe(THEME))?;
+            } else if name.ends_with(".hbs") {
+                templates.insert(
+                    name.to_string(),
+                    Template {
+                        name: name.to_string(),
+                        source,
+                        origin: Origin::Builtin,
+                    },
+                );
+            }
+        }
+        Ok(Layout {
+            templates,
+            theme,
+            dir: None,
+        })
+    }
+
+    /// The default layout with the files of `dir` laid over it.
+    pub fn load(dir: Option<&Path>) -> Result<Self, LayoutError> {
+        let mut layout = Self::builtin()?;
+        if let Some(dir) = dir {
+            layout.overlay(dir)?;
+        }
+        layout.check()?;
+        Ok(layout)
+    }
+
+    fn overlay(&mut self, dir: &Path) -> Result<(), LayoutError> {
+        let read_err = |path: &Path, e: std::io::Error| LayoutError::Read {
+            path: path.to_path_buf(),
+            reason: crate::diag::io_reason(&e),
+        };
+        if !dir.is_dir() {
+            return Err(LayoutError::Read {
+                path: dir.to_path_buf(),
+                reason: "no such folder".into(),
+            });
+        }
+        for path in files_under(dir).map_err(|e| read_err(dir, e))? {
+            let Ok(rel) = path.strip_prefix(dir) else {
+                continue;
+            };
+            let name = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            if name == THEME {
+                let source = std::fs::read_to_string(&path).map_err(|e| read_err(&path, e))?;
+                let over = parse_theme(&source, &path.display().to_string())?;
+                merge_tables(&mut self.theme, over);
+            } else if name.ends_with(".hbs") {
+                let source = std::fs::read_to_string(&path).map_err(|e| read_err(&path, e))?;
+                self.templates.insert(
+                    name.clone(),
+                    Template {
+                        name,
+                        source,
+                        origin: Origin::File(path),
+                    },
+                );
+            }
+        }
+        self.dir = Some(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Every section kind must come with both its MJML and its text partial.
+    fn check(&self) -> Result<(), LayoutError> {
+        for main in [EMAIL_MJML, EMAIL_TEXT] {
+            if !self.templates.contains_key(main) {
+                return Err(LayoutError::Invalid {
+                    file: main.into(),
+                    message: "the layout has no such template".into(),
+                });
+            }
+        }
+        let mjml = self.kinds_for(Part::Mjml);
+        let text = self.kinds_for(Part::Text);
+        for kind in mjml.iter().filter(|k| !text.contains(k)) {
+            return Err(LayoutError::Invalid {
+                file: format!("sections/{kind}.mjml.hbs"),
+                message: format!(
+                    "section kind \"{kind}\" has an MJML partial but no text partial; add sections/{kind}.txt.hbs"
+                ),
+            });
+        }
+        for kind in text.iter().filter(|k| !mjml.contains(k)) {
+            return Err(LayoutError::Invalid {
+                file: format!("sections/{kind}.txt.hbs"),
+                message: format!(
+                    "section kind \"{kind}\" has a text partial but no MJML partial; add sections/{kind}.mjml.hbs"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn kinds_for(&self, part: Part) -> Vec<String> {
+        self.templates
+            .keys()
+            .filter_map(|name| name.strip_prefix("sections/")?.strip_suffix(part.suffix()))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The section kinds this layout can draw, sorted.
+    pub fn kinds(&self) -> Vec<String> {
+        self.kinds_for(Part::Mjml)
+    }
+
+    /// The main template of a part.
+    pub fn main(&self, part: Part) -> &Template {
+        let name = match part {
+            Part::Mjml => EMAIL_MJML,
+            Part::Text => EMAIL_TEXT,
+        };
+        &self.templates[name]
+    }
+
+    /// The partials of a part, each with the name templates call it by: a section kind
+    /// (`news`) for `sections/news.mjml.hbs`, the path without suffix for any other.
+    pub fn partials(&self, part: Part) -> impl Iterator<Item = (String, &Template)> {
+        self.templates.iter().filter_map(move |(name, t)| {
+            let stem = name.strip_suffix(part.suffix())?;
+            if name == EMAIL_MJML || name == EMAIL_TEXT {
+                return None;
+            }
+            let call = stem.strip_prefix("sections/").unwrap_or(stem);
+            Some((call.to_string(), t))
+        })
+    }
+
+    /// Every template file, by name.
+    pub fn templates(&self) -> impl Iterator<Item = &Template> {
+        self.templates.values()
+    }
+
+    /// The theme, defaults merged with the override folder's `theme.toml`.
+    pub fn theme(&self) -> &toml::Table {
+        &self.theme
+    }
+
+    /// The override folder, if any.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The labels for a language: `[labels.en]`, overridden by `[labels.<language>]` and then
+    /// by `[labels.<language-REGION>]`, so a layout may translate only some of them.
+    pub fn labels(&self, primary: &str, full: &str) -> toml::Table {
+        let mut labels = toml::Table::new();
+        let all = self.theme.get("labels").and_then(|l| l.as_table());
+        for key in ["en", primary, full] {
+            if let Some(t) = all.and_then(|a| a.get(key)).and_then(|v| v.as_table()) {
+                merge_tables(&mut labels, t.clone());
+            }
+        }
+        labels
+    }
+}
+
+fn parse_theme(source: &str, file: &str) -> Result<toml::Table, LayoutError> {
+    source.parse::<toml::Table>().map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map(|s| crate::diag::line_col(source, s.start))
+            .unwrap_or((1, 1));
+        LayoutError::Theme {
+            file: file.to_string(),
+            line,
+            column,
+            message: e.message().to_string(),
+        }
+    })
+}
+
+/// Lays `over` onto `base`: tables merge key by key, anything else is replaced.
+fn merge_tables(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
+    }
+}
+
+/// The files below `dir`, sorted, skipping hidden files and editors' backups.
+fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || name.ends_with('~') || name.starts_with('#') {
+                continue;
+            }
+            if entry.file_type()?.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Finds the layout folder of a workspace: the nearest `layouts/default/` above the issue's
+/// folder, which `bulletin init --layout-copy` creates for editing.
+pub fn workspace_layout(issue_dir: &Path) -> Option<PathBuf> {
+    let start = std::path::absolute(issue_dir).ok()?;
+    let found = start
+        .ancestors()
+        .map(|a| a.join("layouts").join("default"))
+        .find(|p| p.is_dir())?;
+    // Keep paths in messages short and relative when the folder is below the current one.
+    let cwd = std::env::current_dir().ok();
+    Some(match cwd.and_then(|c| found.strip_prefix(c).ok().map(Path::to_path_buf)) {
+        Some(rel) => rel,
+        None => found,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_layout_provides_the_documented_kinds() {
+        let layout = Layout::load(None).unwrap();
+        assert_eq!(layout.kinds(), ["about", "agenda", "events", "news", "text"]);
+    }
+
+    #[test]
+    fn theme_overrides_merge_key_by_key() {
+        let mut base: toml::Table = "[colors]\ntext = \"#111\"\nlink = \"#00f\"".parse().unwrap();
+        let over: toml::Table = "[colors]\nlink = \"#0a0\"".parse().unwrap();
+        merge_tables(&mut base, over);
+        assert_eq!(base["colors"]["text"].as_str(), Some("#111"));
+        assert_eq!(base["colors"]["link"].as_str(), Some("#0a0"));
+    }
+}

@@ -1,0 +1,18 @@
+//! **bulletin** composes a newsletter issue from structured sections and renders it to a
+//! responsive HTML email and its plain-text twin.
+//!
+//! The pipeline, one module a stage: [`issue`] reads the JSON issue file into typed, checked
+//! values; [`layout`] provides the templates and theme (built in, overridable file by file);
+//! [`render`] fills the layout's MJML and text templates with Handlebars and compiles the MJML
+//! with mrml — once per issue — into [`merge::Prepared`] templates whose merge fields are
+//! filled per recipient. [`cli`] parses arguments, calls the stages and is the only part that
+//! prints.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod diag;
+pub mod issue;
+pub mod layout;
+pub mod merge;
+pub mod output;
+pub mod render;

@@ -1,0 +1,509 @@
+//! Merge fields: the per-recipient parts of an email (`{{subscriber.first_name}}`,
+//! `{{unsubscribe_url}}`) and the prepared templates that carry them.
+//!
+//! Rendering an issue (Handlebars, Markdown, MJML) is costly and happens once. Merge fields
+//! therefore travel through it as inert markers, and the compiled HTML and text are then cut
+//! into a [`Prepared`] template: literal text with holes. Each hole knows how its value must
+//! be escaped where it landed (HTML text, a URL inside an attribute, plain text), so filling
+//! it for one recipient is string concatenation, never a second render.
+//!
+//! Syntax, the same in issue text and in layout templates:
+//! `{{subscriber.FIELD}}`, `{{subscriber.FIELD | default: "fallback"}}`, `{{unsubscribe_url}}`.
+//!
+//! This module knows nothing of issues, layouts or subscribers' storage.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Text written by a person that may contain merge fields; checked when parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schemars(with = "String")]
+pub struct MergeText(String);
+
+impl MergeText {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for MergeText {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        scan(&s).map_err(|e| e.to_string())?;
+        Ok(MergeText(s))
+    }
+}
+
+impl From<MergeText> for String {
+    fn from(t: MergeText) -> String {
+        t.0
+    }
+}
+
+impl fmt::Display for MergeText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a merge field stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FieldKey {
+    /// A column of the subscriber list: `first_name`, `email`, `language`…
+    Subscriber(String),
+    /// The recipient's own unsubscribe link.
+    UnsubscribeUrl,
+}
+
+impl fmt::Display for FieldKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldKey::Subscriber(name) => write!(f, "subscriber.{name}"),
+            FieldKey::UnsubscribeUrl => f.write_str("unsubscribe_url"),
+        }
+    }
+}
+
+/// One merge field as written: its key and the text to use when the value is empty.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MergeField {
+    pub key: FieldKey,
+    pub fallback: Option<String>,
+}
+
+/// A merge field that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} in \"{{{{{token}}}}}\"; write {{{{subscriber.first_name}}}}, {{{{subscriber.first_name | default: \"friend\"}}}} or {{{{unsubscribe_url}}}}")]
+pub struct MergeError {
+    pub token: String,
+    pub message: String,
+}
+
+/// Text cut at its merge fields.
+#[derive(Debug, PartialEq)]
+pub enum Piece<'a> {
+    Text(&'a str),
+    Field(MergeField),
+}
+
+/// Cuts issue text at its merge fields. Any `{{…}}` in issue text must be a merge field.
+pub fn scan(text: &str) -> Result<Vec<Piece<'_>>, MergeError> {
+    cut(text, true)
+}
+
+/// The same text with every merge field removed: for validating the rest (e.g. a URL).
+pub fn blank_fields(text: &str) -> String {
+    match scan(text) {
+        Ok(pieces) => pieces
+            .into_iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.to_string(),
+                Piece::Field(_) => "x".to_string(),
+            })
+            .collect(),
+        Err(_) => text.to_string(),
+    }
+}
+
+fn cut(text: &str, strict: bool) -> Result<Vec<Piece<'_>>, MergeError> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("}}") else {
+            if strict {
+                return Err(MergeError {
+                    token: after.chars().take(30).collect(),
+                    message: "\"{{\" is not closed with \"}}\"".into(),
+                });
+            }
+            break;
+        };
+        let inner = &after[..close];
+        match parse_field(inner) {
+            Ok(field) => {
+                out.push(Piece::Text(&rest[..open]));
+                out.push(Piece::Field(field));
+            }
+            // In a layout, `{{…}}` that is not a merge field is Handlebars: leave it.
+            Err(_) if !strict => out.push(Piece::Text(&rest[..open + 2 + close + 2])),
+            Err(e) => return Err(e),
+        }
+        rest = &after[close + 2..];
+    }
+    out.push(Piece::Text(rest));
+    out.retain(|p| !matches!(p, Piece::Text("")));
+    Ok(out)
+}
+
+/// Reads `subscriber.first_name | default: "friend"` (the inside of the braces).
+fn parse_field(inner: &str) -> Result<MergeField, MergeError> {
+    let err = |message: &str| MergeError {
+        token: inner.trim().to_string(),
+        message: message.to_string(),
+    };
+    let (name, filter) = match inner.split_once('|') {
+        Some((n, f)) => (n.trim(), Some(f.trim())),
+        None => (inner.trim(), None),
+    };
+    let key = if name == "unsubscribe_url" {
+        FieldKey::UnsubscribeUrl
+    } else if let Some(field) = name.strip_prefix("subscriber.") {
+        let valid = !field.is_empty()
+            && field
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid {
+            return Err(err("a subscriber field is letters, digits and _"));
+        }
+        FieldKey::Subscriber(field.to_ascii_lowercase())
+    } else {
+        return Err(err("unknown merge field"));
+    };
+    let fallback = match filter {
+        None => None,
+        Some(f) => {
+            let value = f
+                .strip_prefix("default:")
+                .map(str::trim)
+                .and_then(|v| v.strip_prefix('"'))
+                .and_then(|v| v.strip_suffix('"'))
+                .ok_or_else(|| err("the fallback is written | default: \"text\""))?;
+            Some(value.to_string())
+        }
+    };
+    Ok(MergeField { key, fallback })
+}
+
+/// The merge fields met while rendering one issue, each replaced in the text by a marker
+/// that survives Markdown, Handlebars escaping and MJML unchanged.
+#[derive(Debug, Default, Clone)]
+pub struct FieldTable {
+    fields: Vec<MergeField>,
+}
+
+const MARK_OPEN: &str = "xQbltn";
+const MARK_CLOSE: &str = "Qx";
+
+impl FieldTable {
+    /// Issue text with its merge fields replaced by markers. The text was checked when the
+    /// issue was parsed; anything unreadable is kept as written.
+    pub fn mark(&mut self, text: &str) -> String {
+        self.mark_pieces(cut(text, true).unwrap_or_else(|_| vec![Piece::Text(text)]))
+    }
+
+    /// Layout template source with its merge fields replaced by markers; every other `{{…}}`
+    /// is Handlebars and stays.
+    pub fn mark_template(&mut self, source: &str) -> String {
+        self.mark_pieces(cut(source, false).unwrap_or_else(|_| vec![Piece::Text(source)]))
+    }
+
+    fn mark_pieces(&mut self, pieces: Vec<Piece<'_>>) -> String {
+        let mut out = String::new();
+        for piece in pieces {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Field(f) => {
+                    let index = match self.fields.iter().position(|x| *x == f) {
+                        Some(i) => i,
+                        None => {
+                            self.fields.push(f);
+                            self.fields.len() - 1
+                        }
+                    };
+                    out.push_str(&format!("{MARK_OPEN}{index}{MARK_CLOSE}"));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn fields(&self) -> &[MergeField] {
+        &self.fields
+    }
+}
+
+/// How a value is escaped where its field landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    /// HTML text or a quoted attribute value.
+    Html,
+    /// Inside a URL in an attribute (after its start): percent-encoded, then HTML-escaped.
+    UrlComponent,
+    /// Plain text: the text part, a header.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Segment {
+    Text(String),
+    Field { index: usize, escape: Escape },
+}
+
+/// A rendered document with holes for merge fields, ready to be filled per recipient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    segments: Vec<Segment>,
+    fields: Vec<MergeField>,
+}
+
+impl Prepared {
+    /// Cuts compiled HTML at its markers, choosing each hole's escaping from where it stands.
+    pub fn html(html: &str, table: &FieldTable) -> Self {
+        Self::cut_marked(html, table, html_context)
+    }
+
+    /// Cuts plain text at its markers; values go in as they are.
+    pub fn text(text: &str, table: &FieldTable) -> Self {
+        Self::cut_marked(text, table, |_, _| Escape::None)
+    }
+
+    fn cut_marked(s: &str, table: &FieldTable, context: impl Fn(&str, usize) -> Escape) -> Self {
+        let mut segments = Vec::new();
+        let mut last = 0;
+        let mut search = 0;
+        while let Some(found) = s[search..].find(MARK_OPEN) {
+            let start = search + found;
+            let digits_at = start + MARK_OPEN.len();
+            let digits: String = s[digits_at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            let end = digits_at + digits.len();
+            match digits.parse::<usize>() {
+                Ok(index) if s[end..].starts_with(MARK_CLOSE) && index < table.fields.len() => {
+                    if start > last {
+                        segments.push(Segment::Text(s[last..start].to_string()));
+                    }
+                    segments.push(Segment::Field {
+                        index,
+                        escape: context(s, start),
+                    });
+                    last = end + MARK_CLOSE.len();
+                    search = last;
+                }
+                _ => search = digits_at,
+            }
+        }
+        if last < s.len() {
+            segments.push(Segment::Text(s[last..].to_string()));
+        }
+        Prepared {
+            segments,
+            fields: table.fields.clone(),
+        }
+    }
+
+    /// The document for one recipient: each field's value (or its fallback when the value is
+    /// empty) escaped for where it stands.
+    pub fn fill(&self, values: &impl MergeValues) -> String {
+        let mut out = String::with_capacity(self.len_hint());
+        for seg in &self.segments {
+            match seg {
+                Segment::Text(t) => out.push_str(t),
+                Segment::Field { index, escape } => {
+                    let field = &self.fields[*index];
+                    let value = values
+                        .value(&field.key)
+                        .filter(|v| !v.trim().is_empty())
+                        .or(field.fallback.as_deref())
+                        .unwrap_or("");
+                    push_escaped(&mut out, value, *escape);
+                }
+            }
+        }
+        out
+    }
+
+    /// The distinct merge fields this document uses.
+    pub fn fields(&self) -> impl Iterator<Item = &MergeField> {
+        let mut used: Vec<usize> = self
+            .segments
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Field { index, .. } => Some(*index),
+                Segment::Text(_) => None,
+            })
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        used.into_iter().map(|i| &self.fields[i])
+    }
+
+    /// True when the document has a hole for `key`.
+    pub fn uses(&self, key: &FieldKey) -> bool {
+        self.fields().any(|f| f.key == *key)
+    }
+
+    fn len_hint(&self) -> usize {
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Text(t) => t.len(),
+                Segment::Field { .. } => 32,
+            })
+            .sum()
+    }
+}
+
+/// Where merge values come from: a subscriber list row, or sample values for a preview.
+pub trait MergeValues {
+    fn value(&self, key: &FieldKey) -> Option<&str>;
+}
+
+/// Values held in memory: sample values for `render`, a test's subscriber.
+#[derive(Debug, Clone, Default)]
+pub struct Values {
+    pub subscriber: BTreeMap<String, String>,
+    pub unsubscribe_url: Option<String>,
+}
+
+impl Values {
+    /// What `render` and `preview` show in place of a real subscriber.
+    pub fn sample() -> Self {
+        let subscriber = [
+            ("email", "alex.morgan@example.org"),
+            ("first_name", "Alex"),
+            ("name", "Alex Morgan"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Values {
+            subscriber,
+            unsubscribe_url: Some("https://example.org/unsubscribe?token=SAMPLE".into()),
+        }
+    }
+}
+
+impl MergeValues for Values {
+    fn value(&self, key: &FieldKey) -> Option<&str> {
+        match key {
+            FieldKey::Subscriber(name) => self.subscriber.get(name).map(String::as_str),
+            FieldKey::UnsubscribeUrl => self.unsubscribe_url.as_deref(),
+        }
+    }
+}
+
+/// Decides how a field at byte `pos` of `html` must be escaped: inside the value of an
+/// `href`/`src` attribute, after the URL's start, it is part of a URL; anywhere else it is
+/// HTML text or a whole attribute value.
+fn html_context(html: &str, pos: usize) -> Escape {
+    let before = &html[..pos];
+    let in_tag = match (before.rfind('<'), before.rfind('>')) {
+        (Some(lt), Some(gt)) => lt > gt,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    if !in_tag {
+        return Escape::Html;
+    }
+    let tag = &before[before.rfind('<').unwrap_or(0)..];
+    let Some(eq) = tag.rfind("=\"").or_else(|| tag.rfind("='")) else {
+        return Escape::Html;
+    };
+    let name: String = tag[..eq]
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let value_so_far = &tag[eq + 2..];
+    let url_attr = matches!(name.to_ascii_lowercase().as_str(), "href" | "src" | "action");
+    if url_attr && !value_so_far.is_empty() {
+        Escape::UrlComponent
+    } else {
+        Escape::Html
+    }
+}
+
+fn push_escaped(out: &mut String, value: &str, escape: Escape) {
+    match escape {
+        Escape::None => out.push_str(value),
+        Escape::Html => push_html_escaped(out, value),
+        Escape::UrlComponent => {
+            let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            push_html_escaped(out, &encoded)
+        }
+    }
+}
+
+fn push_html_escaped(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(first: &str) -> Values {
+        let mut v = Values::default();
+        v.subscriber.insert("first_name".into(), first.into());
+        v.unsubscribe_url = Some("https://example.org/u?t=a&b".into());
+        v
+    }
+
+    #[test]
+    fn reads_fields_with_and_without_fallback() {
+        let pieces = scan(r#"Dear {{ subscriber.first_name | default: "friend" }}, {{unsubscribe_url}}"#)
+            .unwrap();
+        assert_eq!(pieces.len(), 4);
+        assert_eq!(
+            pieces[1],
+            Piece::Field(MergeField {
+                key: FieldKey::Subscriber("first_name".into()),
+                fallback: Some("friend".into())
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_unknown_fields_in_issue_text() {
+        let e = scan("Hello {{name}}").unwrap_err();
+        assert!(e.to_string().contains("unknown merge field in \"{{name}}\""), "{e}");
+        assert!(scan("Hello {{subscriber.first_name | fallback}}").is_err());
+        assert!(scan("Hello {{subscriber.first_name").is_err());
+    }
+
+    #[test]
+    fn fills_html_with_escaping_by_context() {
+        let mut table = FieldTable::default();
+        let marked = table.mark(
+            "<p>Hi {{subscriber.first_name | default: \"friend\"}}</p>\
+             <a href=\"{{unsubscribe_url}}\">x</a>\
+             <a href=\"https://e.org/?n={{subscriber.first_name}}\">y</a>",
+        );
+        let prepared = Prepared::html(&marked, &table);
+        let html = prepared.fill(&values("Ann <b> & Co"));
+        assert!(html.contains("<p>Hi Ann &lt;b&gt; &amp; Co</p>"), "{html}");
+        assert!(html.contains("href=\"https://example.org/u?t=a&amp;b\""), "{html}");
+        assert!(html.contains("?n=Ann+%3Cb%3E+%26+Co\""), "{html}");
+        assert!(prepared.fill(&values("  ")).contains("<p>Hi friend</p>"));
+    }
+
+    #[test]
+    fn layout_templates_keep_their_handlebars() {
+        let mut table = FieldTable::default();
+        let marked = table.mark_template("{{#each items}}{{title}}{{/each}} {{subscriber.email}}");
+        assert!(marked.starts_with("{{#each items}}{{title}}{{/each}} xQbltn0Qx"));
+        let text = Prepared::text(&marked, &table);
+        let mut v = Values::default();
+        v.subscriber.insert("email".into(), "a&b@example.org".into());
+        assert!(text.fill(&v).ends_with(" a&b@example.org"));
+    }
+}

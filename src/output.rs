@@ -1,0 +1,34 @@
+//! Writing outputs atomically: a file appears whole or not at all, so a crash or an error
+//! never leaves a half-written email where a previous good one stood.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// An output that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {reason}", path.display())]
+pub struct WriteError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// Writes `contents` to `path` through a temporary file in the same folder, then renames it.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
+    let err = |e: std::io::Error| WriteError {
+        path: path.to_path_buf(),
+        reason: crate::diag::io_reason(&e),
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".bulletin-")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    tmp.write_all(contents).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! Markdown in issue text, to the two forms an email needs: inline-styled HTML for the HTML
+//! part (email clients drop most stylesheets, so the layout's `[markdown]` styles are written
+//! on each element) and readable plain text for the text part (links written out in full).
+
+use std::collections::BTreeMap;
+
+use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+
+/// Inline styles per HTML element, from the theme's `[markdown]` table.
+#[derive(Debug, Clone, Default)]
+pub struct Styles(BTreeMap<String, String>);
+
+impl Styles {
+    pub fn from_theme(theme: &toml::Table) -> Self {
+        let map = theme
+            .get("markdown")
+            .and_then(|m| m.as_table())
+            .map(|t| {
+                t.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Styles(map)
+    }
+
+    fn open(&self, tag: &str, attrs: &str) -> String {
+        match self.0.get(tag) {
+            Some(style) => format!("<{tag}{attrs} style=\"{}\">", escape_attr(style)),
+            None => format!("<{tag}{attrs}>"),
+        }
+    }
+}
+
+fn options() -> Options {
+    Options::ENABLE_STRIKETHROUGH | Options::ENABLE_SMART_PUNCTUATION
+}
+
+/// Markdown to HTML with the layout's inline styles.
+pub fn to_html(markdown: &str, styles: &Styles) -> String {
+    let events = Parser::new_ext(markdown, options()).map(|event| style_event(event, styles));
+    let mut html = String::with_capacity(markdown.len() * 3 / 2);
+    pulldown_cmark::html::push_html(&mut html, events);
+    html.trim_end().to_string()
+}
+
+/// Markdown to HTML without the paragraph around it: for a bullet or a one-line note.
+pub fn to_inline_html(markdown: &str, styles: &Styles) -> String {
+    let html = to_html(markdown, styles);
+    let open_p = styles.open("p", "");
+    match html.strip_prefix(&open_p).and_then(|h| h.strip_suffix("</p>")) {
+        Some(inner) if !inner.contains("<p") => inner.to_string(),
+        _ => html,
+    }
+}
+
+/// Raw HTML written in place of the elements that get a style.
+fn style_event<'a>(event: Event<'a>, styles: &Styles) -> Event<'a> {
+    let open = |tag: &str, attrs: &str| Event::Html(CowStr::from(styles.open(tag, attrs)));
+    let close = |tag: &str| Event::Html(CowStr::from(format!("</{tag}>")));
+    match event {
+        Event::Start(Tag::Paragraph) => open("p", ""),
+        Event::End(TagEnd::Paragraph) => Event::Html("</p>\n".into()),
+        Event::Start(Tag::Link {
+            dest_url, title, ..
+        }) => {
+            let mut attrs = format!(" href=\"{}\"", escape_attr(&dest_url));
+            if !title.is_empty() {
+                attrs.push_str(&format!(" title=\"{}\"", escape_attr(&title)));
+            }
+            open("a", &attrs)
+        }
+        Event::End(TagEnd::Link) => close("a"),
+        Event::Start(Tag::List(None)) => open("ul", ""),
+        Event::End(TagEnd::List(false)) => Event::Html("</ul>\n".into()),
+        Event::Start(Tag::List(Some(first))) => {
+            let attrs = if first == 1 {
+                String::new()
+            } else {
+                format!(" start=\"{first}\"")
+            };
+            open("ol", &attrs)
+        }
+        Event::End(TagEnd::List(true)) => Event::Html("</ol>\n".into()),
+        Event::Start(Tag::Item) => open("li", ""),
+        Event::End(TagEnd::Item) => Event::Html("</li>\n".into()),
+        Event::Start(Tag::Heading { level, .. }) => open(heading_tag(level), ""),
+        Event::End(TagEnd::Heading(level)) => Event::Html(format!("</{}>\n", heading_tag(level)).into()),
+        Event::Start(Tag::BlockQuote(_)) => open("blockquote", ""),
+        Event::End(TagEnd::BlockQuote(_)) => Event::Html("</blockquote>\n".into()),
+        other => other,
+    }
+}
+
+fn heading_tag(level: HeadingLevel) -> &'static str {
+    // Headings inside an item sit below the layout's own section and item headings.
+    match level {
+        HeadingLevel::H1 | HeadingLevel::H2 | HeadingLevel::H3 => "h4",
+        HeadingLevel::H4 => "h5",
+        _ => "h6",
+    }
+}
+
+fn escape_attr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Markdown to plain text: paragraphs separated by a blank line, lists with "- " or "1. ",
+/// emphasis dropped, and each link written as "label (URL)" — or just the URL when the label
+/// is the URL. Lines are not wrapped here; the text part is wrapped as a whole.
+pub fn to_text(markdown: &str) -> String {
+    let mut out = String::new();
+    let mut lists: Vec<Option<u64>> = Vec::new();
+    let mut links: Vec<(String, usize)> = Vec::new();
+    for event in Parser::new_ext(markdown, options()) {
+        match event {
+            Event::Start(Tag::Paragraph) | Event::Start(Tag::Heading { .. }) => {}
+            Event::End(TagEnd::Paragraph) | Event::End(TagEnd::Heading(_)) => {
+                if lists.is_empty() {
+                    out.push_str("\n\n");
+                } else {
+                    out.push('\n');
+                }
+            }
+            Event::Start(Tag::List(first)) => {
+                if lists.is_empty() && !out.is_empty() && !out.ends_with("\n\n") {
+                    out.push('\n');
+                }
+                lists.push(first);
+            }
+            Event::End(TagEnd::List(_)) => {
+                lists.pop();
+                if lists.is_empty() {
+                    out.push('\n');
+                }
+            }
+            Event::Start(Tag::Item) => {
+                let depth = lists.len().saturating_sub(1);
+                out.push_str(&"  ".repeat(depth));
+                match lists.last_mut() {
+                    Some(Some(n)) => {
+                        out.push_str(&format!("{n}. "));
+                        *n += 1;
+                    }
+                    _ => out.push_str("- "),
+                }
+            }
+            Event::End(TagEnd::Item) => {
+                if !out.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+            Event::Start(Tag::Link { dest_url, .. }) => links.push((dest_url.to_string(), out.len())),
+            Event::End(TagEnd::Link) => {
+                if let Some((url, start)) = links.pop() {
+                    let label = out[start..].trim();
+                    let shown = url.strip_prefix("mailto:").unwrap_or(&url);
+                    if label != url && label != shown {
+                        out.push_str(&format!(" ({shown})"));
+                    }
+                }
+            }
+            Event::Text(t) | Event::Code(t) => out.push_str(&t),
+            Event::SoftBreak => out.push(' '),
+            Event::HardBreak => out.push('\n'),
+            Event::Rule => out.push_str("----\n\n"),
+            _ => {}
+        }
+    }
+    out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_written_once_in_text() {
+        let text = to_text("See [the programme](https://example.org/p) or <https://example.org/q>.");
+        assert_eq!(text, "See the programme (https://example.org/p) or https://example.org/q.");
+    }
+
+    #[test]
+    fn lists_and_paragraphs_read_as_text() {
+        let text = to_text("Intro **bold**.\n\n- one\n- two\n\nAfter.");
+        assert_eq!(text, "Intro bold.\n\n- one\n- two\n\nAfter.");
+    }
+
+    #[test]
+    fn html_carries_theme_styles() {
+        let styles = Styles(
+            [("a".to_string(), "color: #123456".to_string())]
+                .into_iter()
+                .collect(),
+        );
+        let html = to_inline_html("A [link](https://example.org/?a=1&b=2)", &styles);
+        assert_eq!(
+            html,
+            "A <a href=\"https://example.org/?a=1&amp;b=2\" style=\"color: #123456\">link</a>"
+        );
+    }
+}

@@ -1,0 +1,245 @@
+//! (issue, layout) → [`Rendered`]: the email's subject, HTML and plain text, compiled once per
+//! issue into [`Prepared`] templates whose merge fields are filled per recipient.
+//!
+//! Steps: build the template data (`context`), fill the layout's MJML and text templates with
+//! Handlebars, compile the MJML with mrml, tidy and wrap the text, and cut both at their merge
+//! fields. Pure: reads nothing from disk and touches no network; the issue and the layout
+//! arrive loaded.
+
+mod context;
+mod dates;
+mod markdown;
+mod text;
+
+use std::collections::BTreeMap;
+
+use handlebars::{Handlebars, no_escape};
+use serde_json::Value;
+
+pub use context::AssetBase;
+pub use dates::{Dates, When};
+
+use crate::diag::line_col;
+use crate::issue::{LoadedIssue, Problem};
+use crate::layout::{Layout, Part, Template};
+use crate::merge::{FieldKey, FieldTable, MergeValues, Prepared};
+
+/// Options of a render.
+#[derive(Debug, Clone, Default)]
+pub struct RenderOptions {
+    /// Where relative image paths point, as seen from the output.
+    pub assets: AssetBase,
+}
+
+/// An issue rendered once, ready to be filled for each recipient.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub subject: Prepared,
+    pub html: Prepared,
+    pub text: Prepared,
+    /// The MJML that Handlebars produced, before compilation: for debugging a layout and for
+    /// comparing compilers.
+    pub mjml: String,
+}
+
+/// One recipient's copy of an issue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Personalised {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+impl Rendered {
+    /// The email as one recipient reads it.
+    pub fn fill(&self, values: &impl MergeValues) -> Personalised {
+        Personalised {
+            subject: self.subject.fill(values),
+            html: self.html.fill(values),
+            text: self.text.fill(values),
+        }
+    }
+
+    /// True when the email carries a per-recipient unsubscribe link.
+    pub fn has_unsubscribe_link(&self) -> bool {
+        let key = FieldKey::UnsubscribeUrl;
+        self.html.uses(&key) && self.text.uses(&key)
+    }
+}
+
+/// What can go wrong turning a valid issue into an email.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("{}", .0.iter().map(Problem::to_string).collect::<Vec<_>>().join("\n"))]
+    Issue(Vec<Problem>),
+    #[error("{file}{}: template error: {message}", position(*line, *column))]
+    Template {
+        file: String,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+    },
+    #[error(
+        "the layout produced invalid MJML at line {line}:{column} of the generated document: {message}\n  | {excerpt}\n  hint: run `bulletin render --mjml` to write the generated MJML next to the HTML"
+    )]
+    Mjml {
+        line: usize,
+        column: usize,
+        message: String,
+        excerpt: String,
+    },
+}
+
+fn position(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
+}
+
+/// Renders an issue with a layout.
+pub fn render(
+    loaded: &LoadedIssue,
+    layout: &Layout,
+    opts: &RenderOptions,
+) -> Result<Rendered, RenderError> {
+    check_kinds(loaded, layout)?;
+    let mut fields = FieldTable::default();
+    let context = context::build(loaded, layout, &opts.assets, &mut fields);
+    let data = serde_json::to_value(&context).unwrap_or(Value::Null);
+
+    let mjml = Templates::new(layout, Part::Mjml, &mut fields)?.render(&data)?;
+    let html = compile_mjml(&mjml)?;
+    let text = Templates::new(layout, Part::Text, &mut fields)?.render(&data)?;
+    let text = text::tidy(&text);
+    let subject = fields.mark(loaded.issue.title.as_str());
+
+    Ok(Rendered {
+        subject: Prepared::text(&subject, &fields),
+        html: Prepared::html(&html, &fields),
+        text: Prepared::text(&text, &fields),
+        mjml,
+    })
+}
+
+/// Every section's kind must be one the layout can draw.
+fn check_kinds(loaded: &LoadedIssue, layout: &Layout) -> Result<(), RenderError> {
+    let kinds = layout.kinds();
+    let problems: Vec<Problem> = loaded
+        .section_kinds()
+        .filter(|(_, kind)| !kinds.iter().any(|k| k == kind))
+        .map(|(path, kind)| {
+            loaded.problem(
+                &path,
+                format!(
+                    "unknown section kind \"{kind}\"; the layout provides: {}. A new kind needs \
+                     sections/{kind}.mjml.hbs and sections/{kind}.txt.hbs in the layout folder",
+                    kinds.join(", ")
+                ),
+            )
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(RenderError::Issue(problems))
+    }
+}
+
+/// One Handlebars registry for one part of the email, knowing which file each template came
+/// from so that errors can name it.
+struct Templates<'a> {
+    registry: Handlebars<'a>,
+    origins: BTreeMap<String, String>,
+}
+
+const MAIN: &str = "email";
+
+impl<'a> Templates<'a> {
+    fn new(layout: &Layout, part: Part, fields: &mut FieldTable) -> Result<Self, RenderError> {
+        let mut registry = Handlebars::new();
+        registry.set_prevent_indent(true);
+        if part == Part::Text {
+            registry.register_escape_fn(no_escape);
+        }
+        text::register_helpers(&mut registry);
+        let mut origins = BTreeMap::new();
+        let mut add = |name: &str, t: &Template, registry: &mut Handlebars<'a>| {
+            origins.insert(name.to_string(), t.origin.describe(&t.name));
+            let source = fields.mark_template(&t.source);
+            registry
+                .register_template_string(name, source)
+                .map_err(|e| RenderError::Template {
+                    file: t.origin.describe(&t.name),
+                    line: e.pos().map(|p| p.0),
+                    column: e.pos().map(|p| p.1),
+                    message: e.reason().to_string(),
+                })
+        };
+        add(MAIN, layout.main(part), &mut registry)?;
+        for (name, t) in layout.partials(part) {
+            add(&name, t, &mut registry)?;
+        }
+        Ok(Templates { registry, origins })
+    }
+
+    fn render(&self, data: &Value) -> Result<String, RenderError> {
+        self.registry.render(MAIN, data).map_err(|e| {
+            let name = e.template_name.clone().unwrap_or_else(|| MAIN.to_string());
+            RenderError::Template {
+                file: self.origins.get(&name).cloned().unwrap_or(name),
+                line: e.line_no,
+                column: e.column_no,
+                message: e.reason().to_string(),
+            }
+        })
+    }
+}
+
+/// MJML → HTML with mrml.
+fn compile_mjml(mjml: &str) -> Result<String, RenderError> {
+    let parsed = mrml::parse(mjml).map_err(|e| mjml_error(mjml, &e))?;
+    parsed
+        .element
+        .render(&mrml::prelude::render::RenderOptions::default())
+        .map_err(|e| RenderError::Mjml {
+            line: 1,
+            column: 1,
+            message: e.to_string(),
+            excerpt: String::new(),
+        })
+}
+
+fn mjml_error(mjml: &str, e: &mrml::prelude::parser::Error) -> RenderError {
+    use mrml::prelude::parser::Error as E;
+    let offset = match e {
+        E::UnexpectedElement { position, .. }
+        | E::UnexpectedToken { position, .. }
+        | E::MissingAttribute { position, .. }
+        | E::InvalidAttribute { position, .. }
+        | E::InvalidFormat { position, .. }
+        | E::IncludeLoaderError { position, .. } => position.start,
+        _ => mjml.len(),
+    };
+    let (line, column) = line_col(mjml, offset);
+    let excerpt = mjml
+        .lines()
+        .nth(line.saturating_sub(1))
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(120)
+        .collect();
+    let message = e.to_string();
+    let message = match message.find(" at position") {
+        Some(i) => message[..i].to_string(),
+        None => message,
+    };
+    RenderError::Mjml {
+        line,
+        column,
+        message,
+        excerpt,
+    }
+}

@@ -1,0 +1,101 @@
+//! The plain-text part after Handlebars: blank lines tidied, long lines wrapped at 72
+//! characters (never inside a URL), list items indented under their marker. Also the small
+//! helpers text templates use.
+
+use handlebars::{Handlebars, handlebars_helper};
+
+/// Where text lines are wrapped.
+pub const WIDTH: usize = 72;
+
+handlebars_helper!(upper: |s: str| s.to_uppercase());
+// An underline never runs past the wrap width, even under a title that wraps.
+handlebars_helper!(underline: |s: str, c: str| c.repeat(s.chars().count().min(WIDTH)));
+
+/// Helpers for both registries: `upper` and `underline` (a line of `c` as wide as `s`).
+pub fn register_helpers(registry: &mut Handlebars<'_>) {
+    registry.register_helper("upper", Box::new(upper));
+    registry.register_helper("underline", Box::new(underline));
+}
+
+/// Trailing spaces dropped, runs of blank lines made one, long lines wrapped.
+pub fn tidy(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 20);
+    let mut blank_run = 0;
+    for line in text.lines().map(str::trim_end) {
+        if line.is_empty() {
+            blank_run += 1;
+            continue;
+        }
+        if !out.is_empty() && blank_run > 0 {
+            out.push('\n');
+        }
+        blank_run = 0;
+        wrap_line(line, &mut out);
+    }
+    out
+}
+
+fn wrap_line(line: &str, out: &mut String) {
+    if line.chars().count() <= WIDTH {
+        out.push_str(line);
+        out.push('\n');
+        return;
+    }
+    let prefix_len = list_prefix_len(line);
+    let (prefix, rest) = line.split_at(prefix_len);
+    let hang = " ".repeat(prefix.chars().count());
+    let options = textwrap::Options::new(WIDTH)
+        .break_words(false)
+        .word_separator(textwrap::WordSeparator::AsciiSpace)
+        .initial_indent(prefix)
+        .subsequent_indent(&hang);
+    for wrapped in textwrap::wrap(rest, options) {
+        out.push_str(wrapped.trim_end());
+        out.push('\n');
+    }
+}
+
+/// Length of the indentation and list marker ("  - ", "3. ") that starts a line.
+fn list_prefix_len(line: &str) -> usize {
+    let indent = line.len() - line.trim_start().len();
+    let rest = &line[indent..];
+    let marker = ["- ", "* ", "• "]
+        .iter()
+        .find(|m| rest.starts_with(*m))
+        .map(|m| m.len())
+        .or_else(|| {
+            let digits = rest.chars().take_while(char::is_ascii_digit).count();
+            (digits > 0 && rest[digits..].starts_with(". ")).then_some(digits + 2)
+        })
+        .unwrap_or(0);
+    indent + marker
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_at_72_but_never_breaks_a_url() {
+        let url = format!("https://example.org/{}", "a".repeat(80));
+        let line = format!("{} {url} end", "word ".repeat(20));
+        let text = tidy(&line);
+        for l in text.lines() {
+            assert!(l.chars().count() <= WIDTH || l == url, "{l:?}");
+        }
+        assert!(text.lines().any(|l| l == url));
+    }
+
+    #[test]
+    fn list_items_hang_under_their_marker() {
+        let text = tidy(&format!("- {}", "word ".repeat(30)));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("- word"));
+        assert!(lines[1].starts_with("  word"));
+    }
+
+    #[test]
+    fn blank_lines_are_tidied() {
+        assert_eq!(tidy("a  \n\n\n\nb\n\n"), "a\n\nb\n");
+    }
+}
