@@ -36,7 +36,11 @@ impl Problem {
         err: serde_path_to_error::Error<serde_json::Error>,
     ) -> Self {
         let json_path = err.path().to_string();
-        let json_path = if json_path == "." { String::new() } else { json_path };
+        // serde_path_to_error says "." for the root and "?" where it could not follow.
+        let json_path = match json_path.as_str() {
+            "." | "?" => String::new(),
+            _ => json_path,
+        };
         let inner = err.into_inner();
         let position = match (inner.line(), inner.column()) {
             (0, _) => None,
@@ -50,7 +54,7 @@ impl Problem {
         } else {
             reword(&raw)
         };
-        let position = if inner.is_data() && !json_path.is_empty() {
+        let position = if inner.is_data() {
             locate(source, &json_path).or(position)
         } else {
             position.or_else(|| Some(line_col(source, source.len())))

@@ -47,6 +47,8 @@ fn wrap_line(line: &str, out: &mut String) {
     let options = textwrap::Options::new(WIDTH)
         .break_words(false)
         .word_separator(textwrap::WordSeparator::AsciiSpace)
+        // Never split at a hyphen: "harm-reduction" and URLs stay whole.
+        .word_splitter(textwrap::WordSplitter::NoHyphenation)
         .initial_indent(prefix)
         .subsequent_indent(&hang);
     for wrapped in textwrap::wrap(rest, options) {

@@ -1,0 +1,8 @@
+//! Integration tests: the real `bulletin` binary run in temporary workspaces, as a user would.
+//! One test binary (modules below) keeps link time down.
+#![allow(dead_code)]
+
+mod common;
+mod errors;
+mod render;
+mod schema;
