@@ -77,7 +77,9 @@ pub struct MergeField {
 
 /// A merge field that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message} in \"{{{{{token}}}}}\"; write {{{{subscriber.first_name}}}}, {{{{subscriber.first_name | default: \"friend\"}}}} or {{{{unsubscribe_url}}}}")]
+#[error(
+    "{message} in \"{{{{{token}}}}}\"; write {{{{subscriber.first_name}}}}, {{{{subscriber.first_name | default: \"friend\"}}}} or {{{{unsubscribe_url}}}}"
+)]
 pub struct MergeError {
     pub token: String,
     pub message: String,
@@ -415,7 +417,10 @@ fn html_context(html: &str, pos: usize) -> Escape {
         .rev()
         .collect();
     let value_so_far = &tag[eq + 2..];
-    let url_attr = matches!(name.to_ascii_lowercase().as_str(), "href" | "src" | "action");
+    let url_attr = matches!(
+        name.to_ascii_lowercase().as_str(),
+        "href" | "src" | "action"
+    );
     if url_attr && !value_so_far.is_empty() {
         Escape::UrlComponent
     } else {
@@ -460,8 +465,9 @@ mod tests {
 
     #[test]
     fn reads_fields_with_and_without_fallback() {
-        let pieces = scan(r#"Dear {{ subscriber.first_name | default: "friend" }}, {{unsubscribe_url}}"#)
-            .unwrap();
+        let pieces =
+            scan(r#"Dear {{ subscriber.first_name | default: "friend" }}, {{unsubscribe_url}}"#)
+                .unwrap();
         assert_eq!(pieces.len(), 4);
         assert_eq!(
             pieces[1],
@@ -475,7 +481,11 @@ mod tests {
     #[test]
     fn refuses_unknown_fields_in_issue_text() {
         let e = scan("Hello {{name}}").unwrap_err();
-        assert!(e.to_string().contains("unknown merge field in \"{{name}}\""), "{e}");
+        assert!(
+            e.to_string()
+                .contains("unknown merge field in \"{{name}}\""),
+            "{e}"
+        );
         assert!(scan("Hello {{subscriber.first_name | fallback}}").is_err());
         assert!(scan("Hello {{subscriber.first_name").is_err());
     }
@@ -491,7 +501,10 @@ mod tests {
         let prepared = Prepared::html(&marked, &table);
         let html = prepared.fill(&values("Ann <b> & Co"));
         assert!(html.contains("<p>Hi Ann &lt;b&gt; &amp; Co</p>"), "{html}");
-        assert!(html.contains("href=\"https://example.org/u?t=a&amp;b\""), "{html}");
+        assert!(
+            html.contains("href=\"https://example.org/u?t=a&amp;b\""),
+            "{html}"
+        );
         assert!(html.contains("?n=Ann+%3Cb%3E+%26+Co\""), "{html}");
         assert!(prepared.fill(&values("  ")).contains("<p>Hi friend</p>"));
     }
@@ -503,7 +516,8 @@ mod tests {
         assert!(marked.starts_with("{{#each items}}{{title}}{{/each}} xQbltn0Qx"));
         let text = Prepared::text(&marked, &table);
         let mut v = Values::default();
-        v.subscriber.insert("email".into(), "a&b@example.org".into());
+        v.subscriber
+            .insert("email".into(), "a&b@example.org".into());
         assert!(text.fill(&v).ends_with(" a&b@example.org"));
     }
 }

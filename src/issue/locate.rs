@@ -61,7 +61,8 @@ mod tests {
 
     #[test]
     fn finds_nested_values() {
-        let src = "{\n  \"sections\": [\n    {\"kind\": \"news\"},\n    {\"kind\": \"nope\"}\n  ]\n}";
+        let src =
+            "{\n  \"sections\": [\n    {\"kind\": \"news\"},\n    {\"kind\": \"nope\"}\n  ]\n}";
         assert_eq!(locate(src, "sections[1].kind"), Some((4, 14)));
         assert_eq!(locate(src, "sections[0]"), Some((3, 5)));
         // A missing key points at its object.

@@ -35,7 +35,11 @@ impl Language {
     }
     /// The primary language subtag, lower-case: `pt` for `pt-BR`.
     pub fn primary(&self) -> String {
-        self.0.split('-').next().unwrap_or("en").to_ascii_lowercase()
+        self.0
+            .split('-')
+            .next()
+            .unwrap_or("en")
+            .to_ascii_lowercase()
     }
     /// The region subtag if there is one, upper-case: `BR` for `pt-BR`.
     pub fn region(&self) -> Option<String> {
@@ -115,7 +119,10 @@ impl From<Link> for String {
 /// One newsletter issue, as parsed from its JSON file and validated.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "bulletin issue", description = "One newsletter issue for bulletin.")]
+#[schemars(
+    title = "bulletin issue",
+    description = "One newsletter issue for bulletin."
+)]
 pub struct Issue {
     /// The JSON Schema this file follows; editors use it for completion and validation.
     #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
@@ -373,7 +380,13 @@ fn validate_and_resolve(loaded: &mut LoadedIssue) -> Vec<Problem> {
                 format!("{} columns: a section has 1 or 2", section.columns),
             ));
         }
-        resolve_body(loaded, &sp, &mut section.body, &section.body_file, &mut problems);
+        resolve_body(
+            loaded,
+            &sp,
+            &mut section.body,
+            &section.body_file,
+            &mut problems,
+        );
         for (ii, item) in section.items.iter_mut().enumerate() {
             let ip = format!("{sp}.items[{ii}]");
             resolve_body(loaded, &ip, &mut item.body, &item.body_file, &mut problems);
@@ -465,15 +478,13 @@ pub fn is_relative_reference(src: &str) -> bool {
 
 fn check_event_times(loaded: &LoadedIssue, path: &str, item: &Item, out: &mut Vec<Problem>) {
     match (&item.start, &item.end) {
-        (None, Some(_)) => out.push(loaded.problem(
-            &format!("{path}.end"),
-            "\"end\" needs a \"start\"",
-        )),
+        (None, Some(_)) => {
+            out.push(loaded.problem(&format!("{path}.end"), "\"end\" needs a \"start\""))
+        }
         (Some(start), Some(end)) => match end.resolve(start) {
-            Ok(end_at) if end_at <= start.instant() => out.push(loaded.problem(
-                &format!("{path}.end"),
-                "the event ends before it starts",
-            )),
+            Ok(end_at) if end_at <= start.instant() => {
+                out.push(loaded.problem(&format!("{path}.end"), "the event ends before it starts"))
+            }
             Ok(_) => {}
             Err(e) => out.push(loaded.problem(&format!("{path}.end"), e)),
         },

@@ -186,7 +186,7 @@ impl Layout {
         }
         let mjml = self.kinds_for(Part::Mjml);
         let text = self.kinds_for(Part::Text);
-        for kind in mjml.iter().filter(|k| !text.contains(k)) {
+        if let Some(kind) = mjml.iter().find(|k| !text.contains(k)) {
             return Err(LayoutError::Invalid {
                 file: format!("sections/{kind}.mjml.hbs"),
                 message: format!(
@@ -194,7 +194,7 @@ impl Layout {
                 ),
             });
         }
-        for kind in text.iter().filter(|k| !mjml.contains(k)) {
+        if let Some(kind) = text.iter().find(|k| !mjml.contains(k)) {
             return Err(LayoutError::Invalid {
                 file: format!("sections/{kind}.txt.hbs"),
                 message: format!(
@@ -329,10 +329,12 @@ pub fn workspace_layout(issue_dir: &Path) -> Option<PathBuf> {
         .find(|p| p.is_dir())?;
     // Keep paths in messages short and relative when the folder is below the current one.
     let cwd = std::env::current_dir().ok();
-    Some(match cwd.and_then(|c| found.strip_prefix(c).ok().map(Path::to_path_buf)) {
-        Some(rel) => rel,
-        None => found,
-    })
+    Some(
+        match cwd.and_then(|c| found.strip_prefix(c).ok().map(Path::to_path_buf)) {
+            Some(rel) => rel,
+            None => found,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -342,12 +344,17 @@ mod tests {
     #[test]
     fn builtin_layout_provides_the_documented_kinds() {
         let layout = Layout::load(None).unwrap();
-        assert_eq!(layout.kinds(), ["about", "agenda", "events", "news", "text"]);
+        assert_eq!(
+            layout.kinds(),
+            ["about", "agenda", "events", "news", "text"]
+        );
     }
 
     #[test]
     fn theme_overrides_merge_key_by_key() {
-        let mut base: toml::Table = "[colors]\ntext = \"#111\"\nlink = \"#00f\"".parse().unwrap();
+        let mut base: toml::Table = "[colors]\ntext = \"#111\"\nlink = \"#00f\""
+            .parse()
+            .unwrap();
         let over: toml::Table = "[colors]\nlink = \"#0a0\"".parse().unwrap();
         merge_tables(&mut base, over);
         assert_eq!(base["colors"]["text"].as_str(), Some("#111"));

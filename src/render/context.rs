@@ -314,8 +314,15 @@ fn layout_logo(layout: &Layout, assets: &AssetBase) -> Option<ImageView> {
     };
     Some(ImageView {
         src,
-        alt: logo.get("alt").and_then(|v| v.as_str()).unwrap_or("").to_string(),
-        link: logo.get("link").and_then(|v| v.as_str()).map(str::to_string),
+        alt: logo
+            .get("alt")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string(),
+        link: logo
+            .get("link")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
         width: logo
             .get("width")
             .and_then(|v| v.as_integer())

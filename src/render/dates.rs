@@ -87,7 +87,11 @@ impl Dates {
                 format!("{}–{}", self.date(from, &self.day), self.short(until))
             }
             Some(until) if from.year() == until.year() => {
-                format!("{} – {}", self.date(from, &self.day_month), self.short(until))
+                format!(
+                    "{} – {}",
+                    self.date(from, &self.day_month),
+                    self.short(until)
+                )
             }
             Some(until) => format!("{} – {}", self.short(from), self.short(until)),
         }
@@ -108,7 +112,13 @@ impl Dates {
                 (t.clone(), format!("{date}, {t} {}", zone(&start)))
             }
             Some(end) if end.date_naive() == start.date_naive() => {
-                let t = format!("{} {} – {} {}", time(&start), zone(&start), time(&end), zone(&end));
+                let t = format!(
+                    "{} {} – {} {}",
+                    time(&start),
+                    zone(&start),
+                    time(&end),
+                    zone(&end)
+                );
                 (t.clone(), format!("{date}, {t}"))
             }
             Some(end) => {
@@ -168,7 +178,10 @@ mod tests {
     fn ranges_are_as_short_as_they_can_be() {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let en = en();
-        assert_eq!(en.range(d("2020-11-25"), Some(d("2020-11-27"))), "25–27 November 2020");
+        assert_eq!(
+            en.range(d("2020-11-25"), Some(d("2020-11-27"))),
+            "25–27 November 2020"
+        );
         assert_eq!(
             en.range(d("2020-11-30"), Some(d("2020-12-02"))),
             "30 November – 2 December 2020"
@@ -185,13 +198,19 @@ mod tests {
         let paris: Tz = "Europe/Paris".parse().unwrap();
         let summer = paris.with_ymd_and_hms(2020, 6, 4, 10, 0, 0).unwrap();
         let end = paris.with_ymd_and_hms(2020, 6, 4, 11, 30, 0).unwrap();
-        assert_eq!(en().event(summer, None).text, "Thursday 4 June 2020, 10:00 CEST");
+        assert_eq!(
+            en().event(summer, None).text,
+            "Thursday 4 June 2020, 10:00 CEST"
+        );
         assert_eq!(
             en().event(summer, Some(end)).text,
             "Thursday 4 June 2020, 10:00–11:30 CEST"
         );
         let winter = paris.with_ymd_and_hms(2020, 12, 3, 10, 0, 0).unwrap();
-        assert_eq!(en().event(winter, None).text, "Thursday 3 December 2020, 10:00 CET");
+        assert_eq!(
+            en().event(winter, None).text,
+            "Thursday 3 December 2020, 10:00 CET"
+        );
     }
 
     #[test]

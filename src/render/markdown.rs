@@ -48,7 +48,10 @@ pub fn to_html(markdown: &str, styles: &Styles) -> String {
 pub fn to_inline_html(markdown: &str, styles: &Styles) -> String {
     let html = to_html(markdown, styles);
     let open_p = styles.open("p", "");
-    match html.strip_prefix(&open_p).and_then(|h| h.strip_suffix("</p>")) {
+    match html
+        .strip_prefix(&open_p)
+        .and_then(|h| h.strip_suffix("</p>"))
+    {
         Some(inner) if !inner.contains("<p") => inner.to_string(),
         _ => html,
     }
@@ -85,7 +88,9 @@ fn style_event<'a>(event: Event<'a>, styles: &Styles) -> Event<'a> {
         Event::Start(Tag::Item) => open("li", ""),
         Event::End(TagEnd::Item) => Event::Html("</li>\n".into()),
         Event::Start(Tag::Heading { level, .. }) => open(heading_tag(level), ""),
-        Event::End(TagEnd::Heading(level)) => Event::Html(format!("</{}>\n", heading_tag(level)).into()),
+        Event::End(TagEnd::Heading(level)) => {
+            Event::Html(format!("</{}>\n", heading_tag(level)).into())
+        }
         Event::Start(Tag::BlockQuote(_)) => open("blockquote", ""),
         Event::End(TagEnd::BlockQuote(_)) => Event::Html("</blockquote>\n".into()),
         other => other,
@@ -155,12 +160,10 @@ pub fn to_text(markdown: &str) -> String {
                     _ => out.push_str("- "),
                 }
             }
-            Event::End(TagEnd::Item) => {
-                if !out.ends_with('\n') {
-                    out.push('\n');
-                }
+            Event::End(TagEnd::Item) if !out.ends_with('\n') => out.push('\n'),
+            Event::Start(Tag::Link { dest_url, .. }) => {
+                links.push((dest_url.to_string(), out.len()))
             }
-            Event::Start(Tag::Link { dest_url, .. }) => links.push((dest_url.to_string(), out.len())),
             Event::End(TagEnd::Link) => {
                 if let Some((url, start)) = links.pop() {
                     let label = out[start..].trim();
@@ -186,8 +189,12 @@ mod tests {
 
     #[test]
     fn links_are_written_once_in_text() {
-        let text = to_text("See [the programme](https://example.org/p) or <https://example.org/q>.");
-        assert_eq!(text, "See the programme (https://example.org/p) or https://example.org/q.");
+        let text =
+            to_text("See [the programme](https://example.org/p) or <https://example.org/q>.");
+        assert_eq!(
+            text,
+            "See the programme (https://example.org/p) or https://example.org/q."
+        );
     }
 
     #[test]

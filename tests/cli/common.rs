@@ -1,8 +1,6 @@
 //! Helpers for the integration tests: a temporary workspace holding a copy of the repository's
 //! sample (issues and layouts), and the real `bulletin` binary run in it.
 
-
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -20,7 +18,10 @@ impl Workspace {
     pub fn with_sample() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         copy_dir(&repo().join("issues"), &dir.path().join("issues"));
-        copy_dir(&repo().join("layouts/efus"), &dir.path().join("layouts/efus"));
+        copy_dir(
+            &repo().join("layouts/efus"),
+            &dir.path().join("layouts/efus"),
+        );
         Workspace { dir }
     }
 
@@ -74,7 +75,12 @@ impl Run {
     }
     /// Asserts success and returns stdout.
     pub fn ok(&self) -> String {
-        assert_eq!(self.code(), 0, "expected success; stderr:\n{}", self.stderr());
+        assert_eq!(
+            self.code(),
+            0,
+            "expected success; stderr:\n{}",
+            self.stderr()
+        );
         self.stdout()
     }
     /// Asserts exit code 1 (bad input) and returns stderr.

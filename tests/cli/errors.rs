@@ -8,48 +8,79 @@ fn fails(issue: &str) -> String {
     let ws = Workspace::empty();
     ws.write("issue.json", issue);
     let err = ws.run(&["render", "issue.json"]).bad_input();
-    assert!(!ws.path().join("out/issue.html").exists(), "output written despite the error");
+    assert!(
+        !ws.path().join("out/issue.html").exists(),
+        "output written despite the error"
+    );
     err
 }
 
 #[test]
 fn invalid_json_names_line_and_column() {
     let err = fails("{\n  \"title\": \"A\",\n  \"date\": \"2020-06-03\"\n  \"sections\": []\n}");
-    assert!(err.starts_with("error: issue.json:4:3: invalid JSON: expected `,` or `}`"), "{err}");
+    assert!(
+        err.starts_with("error: issue.json:4:3: invalid JSON: expected `,` or `}`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_field_names_the_path() {
-    let err = fails(&issue_with(r#"{"kind": "news", "items": [{"title": "T", "image": {"src": "https://example.org/a.png"}}]}"#));
-    assert!(err.contains("issue.json:5:52: sections[0].items[0].image: the image has no \"alt\" text"), "{err}");
+    let err = fails(&issue_with(
+        r#"{"kind": "news", "items": [{"title": "T", "image": {"src": "https://example.org/a.png"}}]}"#,
+    ));
+    assert!(
+        err.contains("issue.json:5:52: sections[0].items[0].image: the image has no \"alt\" text"),
+        "{err}"
+    );
     let err = fails("{\"date\": \"2020-06-03\", \"sections\": []}");
-    assert!(err.contains("issue.json:1:1: missing field \"title\""), "{err}");
+    assert!(
+        err.contains("issue.json:1:1: missing field \"title\""),
+        "{err}"
+    );
 }
 
 #[test]
 fn wrong_type_names_the_path() {
     let err = fails(&issue_with(r#"{"kind": "news", "columns": "two"}"#));
-    assert!(err.contains("issue.json:5:29: sections[0].columns: invalid type: string \"two\", expected u8"), "{err}");
+    assert!(
+        err.contains(
+            "issue.json:5:29: sections[0].columns: invalid type: string \"two\", expected u8"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_field_is_refused() {
-    let err = fails(&issue_with(r#"{"kind": "news", "items": [{"titel": "T"}]}"#));
+    let err = fails(&issue_with(
+        r#"{"kind": "news", "items": [{"titel": "T"}]}"#,
+    ));
     assert!(err.contains("issue.json:5:38: sections[0].items[0].titel: unknown field \"titel\", expected one of \"title\","), "{err}");
 }
 
 #[test]
 fn invalid_date_names_the_path() {
-    let err = fails(&issue_with(r#"{"kind": "agenda", "items": [{"title": "T", "date": "2020-02-30"}]}"#));
+    let err = fails(&issue_with(
+        r#"{"kind": "agenda", "items": [{"title": "T", "date": "2020-02-30"}]}"#,
+    ));
     assert!(err.contains("issue.json:5:"), "{err}");
-    assert!(err.contains("sections[0].items[0].date: input is out of range"), "{err}");
+    assert!(
+        err.contains("sections[0].items[0].date: input is out of range"),
+        "{err}"
+    );
     let err = fails(&issue_with("").replace("2020-06-03", "June 3rd"));
-    assert!(err.contains("issue.json:3:11: date: input contains invalid characters"), "{err}");
+    assert!(
+        err.contains("issue.json:3:11: date: input contains invalid characters"),
+        "{err}"
+    );
 }
 
 #[test]
 fn invalid_time_zone_names_the_path_and_a_fix() {
-    let err = fails(&issue_with(r#"{"kind": "events", "items": [{"title": "T", "start": "2020-06-04 10:00 Europe/Pariss"}]}"#));
+    let err = fails(&issue_with(
+        r#"{"kind": "events", "items": [{"title": "T", "start": "2020-06-04 10:00 Europe/Pariss"}]}"#,
+    ));
     assert!(
         err.contains("sections[0].items[0].start: \"Europe/Pariss\" is not an IANA time zone; use a name such as \"Europe/Paris\""),
         "{err}"
@@ -58,19 +89,33 @@ fn invalid_time_zone_names_the_path_and_a_fix() {
 
 #[test]
 fn time_skipped_by_daylight_saving_is_refused() {
-    let err = fails(&issue_with(r#"{"kind": "events", "items": [{"title": "T", "start": "2020-03-29 02:30 Europe/Paris"}]}"#));
-    assert!(err.contains("2020-03-29 02:30 does not exist in Europe/Paris (clocks go forward that night)"), "{err}");
+    let err = fails(&issue_with(
+        r#"{"kind": "events", "items": [{"title": "T", "start": "2020-03-29 02:30 Europe/Paris"}]}"#,
+    ));
+    assert!(
+        err.contains(
+            "2020-03-29 02:30 does not exist in Europe/Paris (clocks go forward that night)"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn image_without_alt_text_is_refused() {
-    let err = fails(&issue_with(r#"{"kind": "news", "items": [{"title": "T", "image": {"src": "https://example.org/a.png", "alt": " "}}]}"#));
-    assert!(err.contains("sections[0].items[0].image.alt: the image has empty alt text"), "{err}");
+    let err = fails(&issue_with(
+        r#"{"kind": "news", "items": [{"title": "T", "image": {"src": "https://example.org/a.png", "alt": " "}}]}"#,
+    ));
+    assert!(
+        err.contains("sections[0].items[0].image.alt: the image has empty alt text"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_section_kind_lists_the_layout_kinds() {
-    let err = fails(&issue_with("    {\"kind\": \"news\"},\n    {\"kind\": \"newz\"}"));
+    let err = fails(&issue_with(
+        "    {\"kind\": \"news\"},\n    {\"kind\": \"newz\"}",
+    ));
     assert!(
         err.contains("issue.json:6:14: sections[1].kind: unknown section kind \"newz\"; the layout provides: about, agenda, events, news, text"),
         "{err}"
@@ -80,25 +125,43 @@ fn unknown_section_kind_lists_the_layout_kinds() {
 #[test]
 fn missing_body_file_names_the_file() {
     let err = fails(&issue_with(r#"{"kind": "text", "body_file": "nope.md"}"#));
-    assert!(err.contains("sections[0].body_file: cannot read body file ./nope.md: no such file or folder"), "{err}");
+    assert!(
+        err.contains(
+            "sections[0].body_file: cannot read body file ./nope.md: no such file or folder"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_local_image_names_the_file() {
-    let err = fails(&issue_with(r#"{"kind": "news", "items": [{"image": {"src": "img/x.png", "alt": "X"}}]}"#));
-    assert!(err.contains("sections[0].items[0].image.src: image file ./img/x.png not found"), "{err}");
+    let err = fails(&issue_with(
+        r#"{"kind": "news", "items": [{"image": {"src": "img/x.png", "alt": "X"}}]}"#,
+    ));
+    assert!(
+        err.contains("sections[0].items[0].image.src: image file ./img/x.png not found"),
+        "{err}"
+    );
 }
 
 #[test]
 fn malformed_url_is_refused() {
-    let err = fails(&issue_with(r#"{"kind": "about", "cta": {"label": "Join", "url": "example.org/join"}}"#));
-    assert!(err.contains("sections[0].cta.url: \"example.org/join\" is not a valid URL"), "{err}");
+    let err = fails(&issue_with(
+        r#"{"kind": "about", "cta": {"label": "Join", "url": "example.org/join"}}"#,
+    ));
+    assert!(
+        err.contains("sections[0].cta.url: \"example.org/join\" is not a valid URL"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_merge_field_is_refused() {
     let err = fails(&issue_with(r#"{"kind": "text", "body": "Dear {{name}},"}"#));
-    assert!(err.contains("sections[0].body: unknown merge field in \"{{name}}\""), "{err}");
+    assert!(
+        err.contains("sections[0].body: unknown merge field in \"{{name}}\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -106,15 +169,26 @@ fn several_problems_are_reported_together() {
     let err = fails(&issue_with(
         r#"{"kind": "text", "body_file": "a.md"}, {"kind": "text", "body_file": "b.md"}"#,
     ));
-    assert!(err.contains("sections[0].body_file") && err.contains("sections[1].body_file"), "{err}");
+    assert!(
+        err.contains("sections[0].body_file") && err.contains("sections[1].body_file"),
+        "{err}"
+    );
 }
 
 #[test]
 fn handlebars_error_names_template_file_and_line() {
     let ws = Workspace::empty();
-    ws.write("issue.json", &issue_with(r#"{"kind": "text", "body": "Hi"}"#));
-    ws.write("layout/sections/text.mjml.hbs", "<mj-section>\n<mj-column>\n{{#if body_html}}\n</mj-column>\n");
-    let err = ws.run(&["render", "issue.json", "--layout", "layout"]).bad_input();
+    ws.write(
+        "issue.json",
+        &issue_with(r#"{"kind": "text", "body": "Hi"}"#),
+    );
+    ws.write(
+        "layout/sections/text.mjml.hbs",
+        "<mj-section>\n<mj-column>\n{{#if body_html}}\n</mj-column>\n",
+    );
+    let err = ws
+        .run(&["render", "issue.json", "--layout", "layout"])
+        .bad_input();
     assert!(err.contains("layout/sections/text.mjml.hbs:"), "{err}");
     assert!(err.contains("template error"), "{err}");
 }
@@ -122,34 +196,62 @@ fn handlebars_error_names_template_file_and_line() {
 #[test]
 fn invalid_mjml_is_reported_with_its_line() {
     let ws = Workspace::empty();
-    ws.write("issue.json", &issue_with(r#"{"kind": "text", "body": "Hi"}"#));
-    ws.write("layout/sections/text.mjml.hbs", "<mj-section><mj-column><mj-text>{{{body_html}}}</mj-column></mj-section>\n");
-    let err = ws.run(&["render", "issue.json", "--layout", "layout"]).bad_input();
-    assert!(err.contains("error: the layout produced invalid MJML at line"), "{err}");
+    ws.write(
+        "issue.json",
+        &issue_with(r#"{"kind": "text", "body": "Hi"}"#),
+    );
+    ws.write(
+        "layout/sections/text.mjml.hbs",
+        "<mj-section><mj-column><mj-text>{{{body_html}}}</mj-column></mj-section>\n",
+    );
+    let err = ws
+        .run(&["render", "issue.json", "--layout", "layout"])
+        .bad_input();
+    assert!(
+        err.contains("error: the layout produced invalid MJML at line"),
+        "{err}"
+    );
     assert!(err.contains("bulletin render --mjml"), "{err}");
 }
 
 #[test]
 fn invalid_theme_names_file_and_line() {
     let ws = Workspace::empty();
-    ws.write("issue.json", &issue_with(r#"{"kind": "text", "body": "Hi"}"#));
+    ws.write(
+        "issue.json",
+        &issue_with(r#"{"kind": "text", "body": "Hi"}"#),
+    );
     ws.write("layout/theme.toml", "[colors]\ntext = #333\n");
-    let err = ws.run(&["render", "issue.json", "--layout", "layout"]).bad_input();
-    assert!(err.contains("layout/theme.toml:2:8: invalid theme"), "{err}");
+    let err = ws
+        .run(&["render", "issue.json", "--layout", "layout"])
+        .bad_input();
+    assert!(
+        err.contains("layout/theme.toml:2:8: invalid theme"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_issue_file_is_bad_input() {
     let err = Workspace::empty().run(&["render", "nope.json"]).bad_input();
-    assert_eq!(err.trim(), "error: cannot read issue file nope.json: no such file or folder");
+    assert_eq!(
+        err.trim(),
+        "error: cannot read issue file nope.json: no such file or folder"
+    );
 }
 
 #[test]
 fn a_failed_render_leaves_the_previous_output_alone() {
     let ws = Workspace::empty();
-    ws.write("issue.json", &issue_with(r#"{"kind": "text", "body": "First"}"#));
+    ws.write(
+        "issue.json",
+        &issue_with(r#"{"kind": "text", "body": "First"}"#),
+    );
     ws.run(&["render", "issue.json"]).ok();
-    ws.write("issue.json", &issue_with(r#"{"kind": "text", "body_file": "missing.md"}"#));
+    ws.write(
+        "issue.json",
+        &issue_with(r#"{"kind": "text", "body_file": "missing.md"}"#),
+    );
     ws.run(&["render", "issue.json"]).bad_input();
     assert!(ws.read("out/issue.html").contains("First"));
     let leftovers: Vec<_> = std::fs::read_dir(ws.path().join("out"))
@@ -164,6 +266,10 @@ fn usage_errors_exit_2() {
     let ws = Workspace::empty();
     assert_eq!(ws.run(&["render"]).code(), 2);
     assert_eq!(ws.run(&["frobnicate"]).code(), 2);
-    assert_eq!(ws.run(&["render", "x.json", "--subscriber", "novalue"]).code(), 2);
+    assert_eq!(
+        ws.run(&["render", "x.json", "--subscriber", "novalue"])
+            .code(),
+        2
+    );
     assert_eq!(ws.run(&["--help"]).code(), 0);
 }

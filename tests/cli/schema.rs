@@ -21,10 +21,21 @@ fn schema_knows_the_issue_fields() {
         assert!(required.iter().any(|r| r == field), "{field} not required");
     }
     let item = &schema["$defs"]["Item"]["properties"];
-    for field in ["title", "image", "body_file", "start", "registration", "until", "info"] {
+    for field in [
+        "title",
+        "image",
+        "body_file",
+        "start",
+        "registration",
+        "until",
+        "info",
+    ] {
         assert!(item.get(field).is_some(), "Item has no {field}");
     }
-    assert_eq!(schema["$defs"]["Image"]["required"], serde_json::json!(["src", "alt"]));
+    assert_eq!(
+        schema["$defs"]["Image"]["required"],
+        serde_json::json!(["src", "alt"])
+    );
 }
 
 #[test]
@@ -33,5 +44,8 @@ fn the_sample_names_the_schema() {
         serde_json::from_str(&std::fs::read_to_string(repo().join("issues/2020-06.json")).unwrap())
             .unwrap();
     let named = sample["$schema"].as_str().unwrap();
-    assert!(repo().join("issues").join(named).is_file(), "{named} does not resolve");
+    assert!(
+        repo().join("issues").join(named).is_file(),
+        "{named} does not resolve"
+    );
 }

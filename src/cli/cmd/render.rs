@@ -18,7 +18,9 @@ pub const GMAIL_CLIP_BYTES: usize = 102 * 1024;
 /// prints their paths and sizes. Merge fields such as {{subscriber.first_name}} show sample
 /// values; --subscriber sets your own.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  bulletin render issues/2020-06.json\n  bulletin render issues/2020-06.json --out public --subscriber first_name=Ada")]
+#[command(
+    after_help = "Examples:\n  bulletin render issues/2020-06.json\n  bulletin render issues/2020-06.json --out public --subscriber first_name=Ada"
+)]
 pub struct Args {
     /// The issue file (JSON).
     pub issue: PathBuf,
@@ -41,7 +43,9 @@ pub struct Args {
 fn parse_field(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_ascii_lowercase(), v.to_string())),
-        _ => Err(format!("expected FIELD=VALUE, e.g. first_name=Ada, not \"{s}\"")),
+        _ => Err(format!(
+            "expected FIELD=VALUE, e.g. first_name=Ada, not \"{s}\""
+        )),
     }
 }
 
@@ -73,7 +77,11 @@ pub fn run(args: Args) -> Result<(), Error> {
     if args.mjml {
         let mjml_path = args.out.join(format!("{}.mjml", loaded.slug));
         write_atomic(&mjml_path, rendered.mjml.as_bytes())?;
-        report.push_str(&format!("{}  {}\n", mjml_path.display(), size(rendered.mjml.len())));
+        report.push_str(&format!(
+            "{}  {}\n",
+            mjml_path.display(),
+            size(rendered.mjml.len())
+        ));
     }
     say(&report);
     if email.html.len() > GMAIL_CLIP_BYTES {
