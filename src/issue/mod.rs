@@ -169,6 +169,8 @@ pub struct Section {
     #[serde(default = "one_column")]
     #[schemars(range(min = 1, max = 2))]
     pub columns: u8,
+    // body, body_file and body_text stand in both Section and Item rather than in a shared
+    // struct: serde's `flatten` would lose `deny_unknown_fields` and the error positions.
     /// Text in Markdown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<MergeText>,

@@ -80,13 +80,17 @@ pub enum RenderError {
         message: String,
     },
     #[error(
-        "the layout produced invalid MJML at line {line}:{column} of the generated document: {message}\n  | {excerpt}\n  hint: run `bulletin render --mjml` to write the generated MJML next to the HTML"
+        "the layout produced invalid MJML at line {line}:{column} of the generated document: {message}{}\n  hint: {hint}",
+        if excerpt.is_empty() { String::new() } else { format!("\n  | {excerpt}") }
     )]
     Mjml {
         line: usize,
         column: usize,
         message: String,
         excerpt: String,
+        hint: String,
+        /// The generated document, for the person debugging the layout.
+        mjml: String,
     },
 }
 
@@ -174,7 +178,7 @@ impl<'a> Templates<'a> {
                     file: t.origin.describe(&t.name),
                     line: e.pos().map(|p| p.0),
                     column: e.pos().map(|p| p.1),
-                    message: e.reason().to_string(),
+                    message: template_reason(e.reason()),
                 })
         };
         add(MAIN, layout.main(part), &mut registry)?;
@@ -197,6 +201,19 @@ impl<'a> Templates<'a> {
     }
 }
 
+const MJML_HINT: &str = "add --mjml to write the generated MJML to OUT/<slug>.mjml";
+
+/// Handlebars' parse errors, in words a layout editor can act on.
+fn template_reason(reason: &handlebars::TemplateErrorReason) -> String {
+    use handlebars::TemplateErrorReason as R;
+    match reason {
+        R::InvalidSyntax(_) => "invalid Handlebars syntax; look for a {{#if}} or {{#each}} \
+                                without its {{/if}} or {{/each}}, or braces that do not pair up"
+            .to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// MJML → HTML with mrml.
 fn compile_mjml(mjml: &str) -> Result<String, RenderError> {
     let parsed = mrml::parse(mjml).map_err(|e| mjml_error(mjml, &e))?;
@@ -208,6 +225,8 @@ fn compile_mjml(mjml: &str) -> Result<String, RenderError> {
             column: 1,
             message: e.to_string(),
             excerpt: String::new(),
+            hint: MJML_HINT.to_string(),
+            mjml: mjml.to_string(),
         })
 }
 
@@ -231,15 +250,24 @@ fn mjml_error(mjml: &str, e: &mrml::prelude::parser::Error) -> RenderError {
         .chars()
         .take(120)
         .collect();
-    let message = e.to_string();
-    let message = match message.find(" at position") {
-        Some(i) => message[..i].to_string(),
-        None => message,
+    let message = match e {
+        E::EndOfStream { .. } => {
+            "an element is not closed: the document ends inside it".to_string()
+        }
+        _ => {
+            let message = e.to_string();
+            match message.find(" at position") {
+                Some(i) => message[..i].to_string(),
+                None => message,
+            }
+        }
     };
     RenderError::Mjml {
         line,
         column,
         message,
         excerpt,
+        hint: MJML_HINT.to_string(),
+        mjml: mjml.to_string(),
     }
 }

@@ -175,33 +175,37 @@ fn several_problems_are_reported_together() {
     );
 }
 
-#[test]
-fn handlebars_error_names_template_file_and_line() {
+/// A workspace with a one-section issue and a layout folder holding one file.
+fn with_layout_file(rel: &str, contents: &str) -> Workspace {
     let ws = Workspace::empty();
     ws.write(
         "issue.json",
         &issue_with(r#"{"kind": "text", "body": "Hi"}"#),
     );
-    ws.write(
-        "layout/sections/text.mjml.hbs",
+    ws.write(&format!("layout/{rel}"), contents);
+    ws
+}
+
+#[test]
+fn handlebars_error_names_template_file_and_line() {
+    let ws = with_layout_file(
+        "sections/text.mjml.hbs",
         "<mj-section>\n<mj-column>\n{{#if body_html}}\n</mj-column>\n",
     );
     let err = ws
         .run(&["render", "issue.json", "--layout", "layout"])
         .bad_input();
     assert!(err.contains("layout/sections/text.mjml.hbs:"), "{err}");
-    assert!(err.contains("template error"), "{err}");
+    assert!(
+        err.contains("template error: invalid Handlebars syntax; look for a {{#if}}"),
+        "{err}"
+    );
 }
 
 #[test]
 fn invalid_mjml_is_reported_with_its_line() {
-    let ws = Workspace::empty();
-    ws.write(
-        "issue.json",
-        &issue_with(r#"{"kind": "text", "body": "Hi"}"#),
-    );
-    ws.write(
-        "layout/sections/text.mjml.hbs",
+    let ws = with_layout_file(
+        "sections/text.mjml.hbs",
         "<mj-section><mj-column><mj-text>{{{body_html}}}</mj-column></mj-section>\n",
     );
     let err = ws
@@ -211,17 +215,25 @@ fn invalid_mjml_is_reported_with_its_line() {
         err.contains("error: the layout produced invalid MJML at line"),
         "{err}"
     );
-    assert!(err.contains("bulletin render --mjml"), "{err}");
+    assert!(
+        err.contains("hint: add --mjml to write the generated MJML"),
+        "{err}"
+    );
+    // With --mjml, the generated document is kept for the person fixing the layout.
+    let err = ws
+        .run(&["render", "issue.json", "--layout", "layout", "--mjml"])
+        .bad_input();
+    assert!(
+        err.contains("hint: the generated MJML is in out/issue.mjml"),
+        "{err}"
+    );
+    assert!(ws.read("out/issue.mjml").contains("<mj-text><p"));
+    assert!(!ws.path().join("out/issue.html").exists());
 }
 
 #[test]
 fn invalid_theme_names_file_and_line() {
-    let ws = Workspace::empty();
-    ws.write(
-        "issue.json",
-        &issue_with(r#"{"kind": "text", "body": "Hi"}"#),
-    );
-    ws.write("layout/theme.toml", "[colors]\ntext = #333\n");
+    let ws = with_layout_file("theme.toml", "[colors]\ntext = #333\n");
     let err = ws
         .run(&["render", "issue.json", "--layout", "layout"])
         .bad_input();

@@ -60,7 +60,33 @@ pub fn run(args: Args) -> Result<(), Error> {
             .map(|d| relative_url(&args.out, d))
             .unwrap_or_default(),
     };
-    let rendered = render::render(&loaded, &layout, &RenderOptions { assets })?;
+    let rendered = match render::render(&loaded, &layout, &RenderOptions { assets }) {
+        Ok(r) => r,
+        // The generated document is what a layout editor needs to see: write it when asked.
+        Err(render::RenderError::Mjml {
+            mjml,
+            line,
+            column,
+            message,
+            excerpt,
+            ..
+        }) if args.mjml => {
+            let mjml_path = args.out.join(format!("{}.mjml", loaded.slug));
+            write_atomic(&mjml_path, mjml.as_bytes())?;
+            let hint = format!("the generated MJML is in {}", mjml_path.display());
+            let mjml = String::new();
+            return Err(render::RenderError::Mjml {
+                line,
+                column,
+                message,
+                excerpt,
+                hint,
+                mjml,
+            }
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let email = rendered.fill(&sample_values(&args.subscriber));
 
     let html_path = args.out.join(format!("{}.html", loaded.slug));
