@@ -1,5 +1,6 @@
 //! Small pieces every stage's errors share: a byte offset as line:column, and an I/O error
-//! in plain words. Only formatting lives here; each stage keeps its own error type.
+//! in plain words, an error message laid out as people read it. Only formatting lives here;
+//! each stage keeps its own error type.
 
 /// 1-based line and column (in characters) of a byte offset in `source`.
 pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
@@ -27,4 +28,18 @@ pub fn io_reason(e: &std::io::Error) -> String {
             }
         }
     }
+}
+
+/// An error message as bulletin shows it (on the terminal, and over a preview): `error: `
+/// before each problem, hint lines (indented) as they are.
+pub fn error_lines(message: &str) -> String {
+    let mut out = String::new();
+    for line in message.lines() {
+        if !line.starts_with("  ") {
+            out.push_str("error: ");
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }

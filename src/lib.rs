@@ -5,7 +5,8 @@
 //! values; [`layout`] provides the templates and theme (built in, overridable file by file);
 //! [`render`] fills the layout's MJML and text templates with Handlebars and compiles the MJML
 //! with mrml — once per issue — into [`merge::Prepared`] templates whose merge fields are
-//! filled per recipient. [`cli`] parses arguments, calls the stages and is the only part that
+//! filled per recipient. [`preview`] serves renders to a browser and follows the files.
+//! [`cli`] parses arguments, calls the stages and is the only part that
 //! prints.
 #![forbid(unsafe_code)]
 
@@ -15,4 +16,5 @@ pub mod issue;
 pub mod layout;
 pub mod merge;
 pub mod output;
+pub mod preview;
 pub mod render;

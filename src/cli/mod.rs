@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use crate::issue::IssueError;
 use crate::layout::LayoutError;
 use crate::output::WriteError;
+use crate::preview::PreviewError;
 use crate::render::RenderError;
 
 /// Compose, preview, check and send a newsletter issue.
@@ -31,6 +32,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Render(cmd::render::Args),
+    Preview(cmd::preview::Args),
     Schema(cmd::schema::Args),
 }
 
@@ -45,6 +47,8 @@ pub enum Error {
     Render(#[from] RenderError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error(transparent)]
+    Preview(#[from] PreviewError),
     /// The command line itself is wrong (exit 2).
     #[error("{0}")]
     Usage(String),
@@ -71,6 +75,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Render(args) => cmd::render::run(args),
+        Command::Preview(args) => cmd::preview::run(args),
         Command::Schema(args) => cmd::schema::run(args),
     };
     match result {
@@ -84,14 +89,8 @@ pub fn main() -> ExitCode {
 
 /// Prints an error on stderr, one `error:` line per problem.
 fn report(e: &Error) {
-    let mut stderr = std::io::stderr().lock();
-    for line in e.to_string().lines() {
-        let _ = if line.starts_with("  ") {
-            writeln!(stderr, "{line}")
-        } else {
-            writeln!(stderr, "error: {line}")
-        };
-    }
+    let text = crate::diag::error_lines(&e.to_string());
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// Writes to stdout; a closed pipe (`bulletin … | head`) is not an error.

@@ -319,6 +319,18 @@ fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The layout folder for an issue: the one asked for (`--layout`), else the issue's
+/// `"layout"`, else the workspace's `layouts/default/`, else none (the built-in layout alone).
+pub fn folder_for(asked: Option<&Path>, issue: &crate::issue::LoadedIssue) -> Option<PathBuf> {
+    if let Some(dir) = asked {
+        return Some(dir.to_path_buf());
+    }
+    if let Some(dir) = &issue.issue.layout {
+        return Some(issue.dir.join(dir));
+    }
+    workspace_layout(&issue.dir)
+}
+
 /// Finds the layout folder of a workspace: the nearest `layouts/default/` above the issue's
 /// folder, which `bulletin init --layout-copy` creates for editing.
 pub fn workspace_layout(issue_dir: &Path) -> Option<PathBuf> {

@@ -35,6 +35,8 @@ pub struct RenderOptions {
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub subject: Prepared,
+    /// The inbox summary shown after the subject, if the issue has one.
+    pub preheader: Option<Prepared>,
     pub html: Prepared,
     pub text: Prepared,
     /// The MJML that Handlebars produced, before compilation: for debugging a layout and for
@@ -46,6 +48,7 @@ pub struct Rendered {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Personalised {
     pub subject: String,
+    pub preheader: Option<String>,
     pub html: String,
     pub text: String,
 }
@@ -55,6 +58,7 @@ impl Rendered {
     pub fn fill(&self, values: &impl MergeValues) -> Personalised {
         Personalised {
             subject: self.subject.fill(values),
+            preheader: self.preheader.as_ref().map(|p| p.fill(values)),
             html: self.html.fill(values),
             text: self.text.fill(values),
         }
@@ -118,9 +122,15 @@ pub fn render(
     let text = Templates::new(layout, Part::Text, &mut fields)?.render(&data)?;
     let text = text::tidy(&text);
     let subject = fields.mark(loaded.issue.title.as_str());
+    let preheader = loaded
+        .issue
+        .preheader
+        .as_ref()
+        .map(|p| fields.mark(p.as_str()));
 
     Ok(Rendered {
         subject: Prepared::text(&subject, &fields),
+        preheader: preheader.map(|p| Prepared::text(&p, &fields)),
         html: Prepared::html(&html, &fields),
         text: Prepared::text(&text, &fields),
         mjml,

@@ -4,5 +4,6 @@
 
 mod common;
 mod errors;
+mod preview;
 mod render;
 mod schema;

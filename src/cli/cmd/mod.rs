@@ -1,4 +1,5 @@
 //! One module per command, each with its clap `Args` and a `run` that calls the library.
 
+pub mod preview;
 pub mod render;
 pub mod schema;

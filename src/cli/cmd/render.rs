@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Error, say, warn};
-use crate::issue::{self, LoadedIssue};
+use crate::issue;
 use crate::layout::{self, Layout};
 use crate::merge::Values;
 use crate::output::write_atomic;
@@ -51,7 +51,7 @@ fn parse_field(s: &str) -> Result<(String, String), String> {
 
 pub fn run(args: Args) -> Result<(), Error> {
     let loaded = issue::load(&args.issue)?;
-    let layout_dir = choose_layout(&args, &loaded);
+    let layout_dir = layout::folder_for(args.layout.as_deref(), &loaded);
     let layout = Layout::load(layout_dir.as_deref())?;
     let assets = AssetBase {
         issue: relative_url(&args.out, &loaded.dir),
@@ -117,18 +117,6 @@ pub fn run(args: Args) -> Result<(), Error> {
         ));
     }
     Ok(())
-}
-
-/// `--layout`, else the issue's `layout`, else the workspace's `layouts/default/`, else none
-/// (the built-in layout alone).
-fn choose_layout(args: &Args, loaded: &LoadedIssue) -> Option<PathBuf> {
-    if let Some(dir) = &args.layout {
-        return Some(dir.clone());
-    }
-    if let Some(dir) = &loaded.issue.layout {
-        return Some(loaded.dir.join(dir));
-    }
-    layout::workspace_layout(&loaded.dir)
 }
 
 fn sample_values(overrides: &[(String, String)]) -> Values {

@@ -1,0 +1,90 @@
+//! `bulletin preview`: serve an issue (or the list of issues) with live reload.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::cli::{Error, say, warn};
+use crate::preview::{self, DEFAULT_PORT, Options, Outcome};
+
+/// Preview an issue in the browser as you write it.
+///
+/// Serves the issue on 127.0.0.1 and opens your browser on it: the subject and preheader as an
+/// inbox shows them, the HTML at desktop and phone widths side by side, the plain-text part,
+/// the HTML size, and a dark-mode view. Saving the issue, a body file, an image or a layout
+/// file updates the page by itself; a render error shows over the last good render until
+/// it is fixed. Without ISSUE, the page lists the issues in issues/. Stop with Ctrl-C.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  bulletin preview issues/2020-06.json\n  bulletin preview --no-open --port 8080\n  bulletin preview issues/2020-06.json --layout layouts/test"
+)]
+pub struct Args {
+    /// The issue file to show; without it, the issues in issues/ are listed.
+    pub issue: Option<PathBuf>,
+    /// The port to use; if it is taken, the next free one is used and printed.
+    #[arg(long, short, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// Do not open a browser.
+    #[arg(long)]
+    pub no_open: bool,
+    /// A layout folder to use instead of the issue's or the default one.
+    #[arg(long, value_name = "DIR")]
+    pub layout: Option<PathBuf>,
+    /// The address to listen on. The default, 127.0.0.1, keeps the preview on this machine;
+    /// 0.0.0.0 shows it to your network.
+    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Look for changes by polling the files, for folders where change notifications do not
+    /// arrive (network drives, some containers).
+    #[arg(long)]
+    pub poll: bool,
+}
+
+pub fn run(args: Args) -> Result<(), Error> {
+    let issues_dir = match &args.issue {
+        Some(issue) => issue
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(".")),
+        None => PathBuf::from("issues"),
+    };
+    if args.issue.is_none() && !issues_dir.is_dir() {
+        return Err(Error::Usage(
+            "no issues/ folder here: run bulletin preview in a workspace, or name an issue file"
+                .into(),
+        ));
+    }
+    let running = preview::start(Options {
+        issue: args.issue,
+        issues_dir,
+        layout: args.layout,
+        bind: args.bind,
+        port: args.port,
+        poll: args.poll,
+    })?;
+    if let Some(port) = running.asked_port_taken {
+        warn(&format!("port {port} is taken; using the next free one"));
+    }
+    say(&format!(
+        "Preview: {}\nPress Ctrl-C to stop.\n",
+        running.url
+    ));
+    if !args.no_open && webbrowser::open(&running.url).is_err() {
+        warn("could not open a browser; open the address above yourself");
+    }
+    running.run(report)?;
+    say("Stopped.\n");
+    Ok(())
+}
+
+/// One line per render on stderr, so the terminal shows what the page shows.
+fn report(outcome: Outcome) {
+    let mut err = std::io::stderr().lock();
+    let _ = match outcome {
+        Outcome::Rendered { slug, took } => {
+            writeln!(err, "rendered {slug} in {} ms", took.as_millis())
+        }
+        Outcome::Failed { message, .. } => write!(err, "{message}"),
+    };
+}

@@ -1,0 +1,156 @@
+//! `bulletin preview`: a local web server that shows an issue as an inbox would — subject and
+//! preheader, the HTML at desktop and phone widths, the plain text — and follows the files as
+//! they are saved.
+//!
+//! Renders are kept in memory ([`site`]); a new render replaces the shown one only when it
+//! succeeds, and the page is told after the new render is in place ([`server`]'s event
+//! stream). A failed render is shown over the last good one. The watcher ([`watch`]) renders
+//! again when an issue, body file, image or layout file changes. This stage calls the issue,
+//! layout and render stages; it writes no file and prints nothing (the command reports).
+
+mod server;
+mod site;
+mod watch;
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use server::contained;
+pub use site::Outcome;
+pub use watch::is_scratch_file;
+
+use site::Site;
+
+/// The port tried first.
+pub const DEFAULT_PORT: u16 = 4510;
+/// How many ports after the asked one are tried when it is taken.
+const PORT_TRIES: u16 = 20;
+
+/// What to preview and how.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The issue to show; without one, the page lists the issues in `issues_dir`.
+    pub issue: Option<PathBuf>,
+    /// Where issue files are listed from.
+    pub issues_dir: PathBuf,
+    /// A layout folder that overrides the issues' own choice.
+    pub layout: Option<PathBuf>,
+    /// The address to listen on: loopback unless the user asks otherwise.
+    pub bind: IpAddr,
+    /// The port tried first.
+    pub port: u16,
+    /// Poll the files instead of relying on the system's change notifications.
+    pub poll: bool,
+}
+
+/// What can stop a preview from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum PreviewError {
+    #[error("no free port on {bind} from {first} to {last}; pass another with --port")]
+    NoPort { bind: IpAddr, first: u16, last: u16 },
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+    #[error("cannot watch the files: {0}")]
+    Watch(String),
+    #[error("cannot start the preview server: {0}")]
+    Runtime(String),
+    #[error("the issue file {} does not exist", .0.display())]
+    NoIssue(PathBuf),
+}
+
+/// A preview whose port is open, ready to serve.
+pub struct Running {
+    listener: TcpListener,
+    site: Arc<Site>,
+    poll: bool,
+    /// The address pages are served at.
+    pub url: String,
+    /// The port that was asked for, when it was taken and another was used.
+    pub asked_port_taken: Option<u16>,
+}
+
+/// Opens the port (the asked one, or the next free one) and renders nothing yet.
+pub fn start(opts: Options) -> Result<Running, PreviewError> {
+    if let Some(issue) = &opts.issue
+        && !issue.is_file()
+    {
+        return Err(PreviewError::NoIssue(issue.clone()));
+    }
+    let (listener, port) = bind_first_free(opts.bind, opts.port)?;
+    let host = match opts.bind {
+        IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_string(),
+        IpAddr::V6(ip) if ip.is_unspecified() => "[::1]".to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let site = Arc::new(Site::new(opts.issues_dir, opts.issue, opts.layout));
+    let path = site
+        .single_slug()
+        .map(|s| format!("issue/{s}/"))
+        .unwrap_or_default();
+    Ok(Running {
+        listener,
+        site,
+        poll: opts.poll,
+        url: format!("http://{host}:{port}/{path}"),
+        asked_port_taken: (port != opts.port).then_some(opts.port),
+    })
+}
+
+/// The asked port if it is free, else the next free one.
+fn bind_first_free(bind: IpAddr, first: u16) -> Result<(TcpListener, u16), PreviewError> {
+    let last = first.saturating_add(PORT_TRIES);
+    for port in first..=last {
+        let addr = SocketAddr::new(bind, port);
+        match TcpListener::bind(addr) {
+            Ok(l) => {
+                let port = l.local_addr().map(|a| a.port()).unwrap_or(port);
+                return Ok((l, port));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) => {
+                return Err(PreviewError::Listen {
+                    addr,
+                    reason: crate::diag::io_reason(&e),
+                });
+            }
+        }
+    }
+    Err(PreviewError::NoPort { bind, first, last })
+}
+
+impl Running {
+    /// Serves until Ctrl-C. Each render's outcome (the first, and each after a change) is
+    /// passed to `report`.
+    pub fn run(self, report: impl Fn(Outcome) + Send + Sync + 'static) -> Result<(), PreviewError> {
+        self.site.report_to(Arc::new(report));
+        if let Some(slug) = self.site.single_slug() {
+            // Render now, so that problems show at once and the first page load is instant.
+            self.site.state(&slug);
+        }
+        watch::start(Arc::clone(&self.site), self.poll).map_err(PreviewError::Watch)?;
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| PreviewError::Runtime(e.to_string()))?;
+        let result = runtime.block_on(async move {
+            self.listener
+                .set_nonblocking(true)
+                .map_err(|e| PreviewError::Runtime(e.to_string()))?;
+            let listener = tokio::net::TcpListener::from_std(self.listener)
+                .map_err(|e| PreviewError::Runtime(e.to_string()))?;
+            let app = server::routes(self.site);
+            tokio::select! {
+                served = axum::serve(listener, app) => served.map_err(|e| PreviewError::Runtime(e.to_string())),
+                // Ctrl-C: stop at once. The preview writes nothing, so nothing is left
+                // half-done; open event streams are simply closed.
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            }
+        });
+        runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+        result
+    }
+}

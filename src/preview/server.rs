@@ -1,0 +1,243 @@
+//! The preview's HTTP side: the page, the rendered email from memory, a server-sent event
+//! stream that says "render" after each render is in place, and the files under the issue's
+//! folder and the layout folder — nothing else. A path that leaves those folders (`..`,
+//! encoded or not, or a symlink pointing out) is answered 404, and there are no listings.
+
+use std::convert::Infallible;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, State as Shared};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::site::{Folders, Site};
+
+const PAGE: &str = include_str!("page.html");
+
+/// The routes of the preview.
+pub fn routes(site: Arc<Site>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/issue/{slug}", get(to_slash))
+        .route("/issue/{slug}/", get(page))
+        .route("/issue/{slug}/email.html", get(email_html))
+        .route("/issue/{slug}/email.txt", get(email_text))
+        .route("/issue/{slug}/state.json", get(state))
+        .route("/issue/{slug}/events", get(events))
+        .route("/issue/{slug}/files/{*path}", get(issue_file))
+        .route("/issue/{slug}/layout/{*path}", get(layout_file))
+        .fallback(not_found)
+        .with_state(site)
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+async fn index(Shared(site): Shared<Arc<Site>>) -> Response {
+    if let Some(slug) = site.single_slug() {
+        return Redirect::temporary(&format!("/issue/{}/", encode(&slug))).into_response();
+    }
+    let rows: String = site
+        .list()
+        .iter()
+        .map(|l| {
+            format!(
+                "<li><a href=\"/issue/{}/\"><span class=\"date\">{}</span> <strong>{}</strong> <span class=\"slug\">{}.json</span></a></li>\n",
+                encode(&l.slug),
+                escape(&l.date),
+                escape(if l.title.is_empty() { "(no title)" } else { &l.title }),
+                escape(&l.slug)
+            )
+        })
+        .collect();
+    let body = if rows.is_empty() {
+        "<p>No issue files (<code>*.json</code>) in this folder yet.</p>".to_string()
+    } else {
+        format!("<ul>\n{rows}</ul>")
+    };
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Issues · bulletin preview</title>\
+         <style>body{{font:15px/1.5 system-ui,sans-serif;max-width:760px;margin:40px auto;padding:0 20px;color:#1f2933}}\
+         ul{{list-style:none;padding:0}}li a{{display:block;padding:10px 12px;border:1px solid #d9e2ec;border-radius:6px;margin:0 0 8px;color:inherit;text-decoration:none}}\
+         li a:hover{{border-color:#1d4f91}}.date{{color:#52606d;margin-right:8px}}.slug{{color:#52606d;float:right}}</style></head>\
+         <body><h1>Issues</h1>{body}</body></html>"
+    ))
+    .into_response()
+}
+
+async fn to_slash(UrlPath(slug): UrlPath<String>) -> Redirect {
+    Redirect::permanent(&format!("/issue/{}/", encode(&slug)))
+}
+
+async fn page(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -> Response {
+    let Some(state) = site.state(&slug) else {
+        return not_found().await;
+    };
+    let html = PAGE
+        .replace("__SLUG__", &escape(&slug))
+        .replace("__FILE__", &escape(&state.path.display().to_string()));
+    no_store(Html(html).into_response())
+}
+
+async fn email_html(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -> Response {
+    match site.state(&slug) {
+        Some(state) => match state.good {
+            Some(good) => no_store(Html(good.html.clone()).into_response()),
+            None => no_store(Html(String::new()).into_response()),
+        },
+        None => not_found().await,
+    }
+}
+
+async fn email_text(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -> Response {
+    match site.state(&slug) {
+        Some(state) => {
+            let text = state.good.map(|g| g.text.clone()).unwrap_or_default();
+            no_store(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+        }
+        None => not_found().await,
+    }
+}
+
+async fn state(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -> Response {
+    let Some(state) = site.state(&slug) else {
+        return not_found().await;
+    };
+    let good = state.good.as_deref();
+    let body = serde_json::json!({
+        "version": state.version,
+        "good_version": state.good_version,
+        "rendered": good.is_some(),
+        "subject": good.map(|g| g.subject.as_str()),
+        "preheader": good.and_then(|g| g.preheader.as_deref()),
+        "html_bytes": good.map_or(0, |g| g.html.len()),
+        "text_bytes": good.map_or(0, |g| g.text.len()),
+        "error": state.error,
+    });
+    no_store(
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response(),
+    )
+}
+
+async fn events(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -> Response {
+    if site.state(&slug).is_none() {
+        return not_found().await;
+    }
+    let stream = BroadcastStream::new(site.subscribe()).filter_map(move |change| match change {
+        Ok(c) if c.slug == slug => Some(Ok::<_, Infallible>(
+            Event::default().event("render").data(c.version.to_string()),
+        )),
+        Ok(_) => None,
+        // Missed some: the page only needs to look again.
+        Err(_) => Some(Ok(Event::default().event("render").data("?"))),
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+async fn issue_file(
+    Shared(site): Shared<Arc<Site>>,
+    UrlPath((slug, path)): UrlPath<(String, String)>,
+) -> Response {
+    serve_under(site.folders(&slug).map(|f: Folders| f.issue), &path).await
+}
+
+async fn layout_file(
+    Shared(site): Shared<Arc<Site>>,
+    UrlPath((slug, path)): UrlPath<(String, String)>,
+) -> Response {
+    serve_under(site.folders(&slug).and_then(|f| f.layout), &path).await
+}
+
+/// A file below `root`, or 404.
+async fn serve_under(root: Option<PathBuf>, rel: &str) -> Response {
+    let Some(file) = root.and_then(|r| contained(&r, rel)) else {
+        return not_found().await;
+    };
+    match tokio::fs::read(&file).await {
+        Ok(bytes) => {
+            let mime = mime_guess::from_path(&file).first_or_octet_stream();
+            no_store(([(header::CONTENT_TYPE, mime.to_string())], bytes).into_response())
+        }
+        Err(_) => not_found().await,
+    }
+}
+
+/// `root/rel` if it is a file inside `root` once every link is followed: no `..`, no
+/// absolute path, no symlink that leads out, no folder.
+pub fn contained(root: &Path, rel: &str) -> Option<PathBuf> {
+    let rel = Path::new(rel);
+    if rel.components().any(|c| {
+        !matches!(c, Component::Normal(_)) || c.as_os_str().to_string_lossy().contains('\0')
+    }) {
+        return None;
+    }
+    let root = root.canonicalize().ok()?;
+    let file = root.join(rel).canonicalize().ok()?;
+    (file.starts_with(&root) && file.is_file()).then_some(file)
+}
+
+/// The preview shows what is on disk now: no browser cache in between.
+fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_files_inside_the_root_are_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("issues");
+        std::fs::create_dir_all(root.join("images")).unwrap();
+        std::fs::write(root.join("images/a.png"), b"png").unwrap();
+        std::fs::write(dir.path().join("secret.txt"), b"secret").unwrap();
+        assert!(contained(&root, "images/a.png").is_some());
+        assert!(contained(&root, "../secret.txt").is_none());
+        assert!(contained(&root, "images/../../secret.txt").is_none());
+        assert!(contained(&root, "/etc/passwd").is_none());
+        assert!(
+            contained(&root, "images").is_none(),
+            "folders are not listed"
+        );
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("link.txt"))
+                .unwrap();
+            assert!(
+                contained(&root, "link.txt").is_none(),
+                "a symlink out is refused"
+            );
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! `bulletin preview`: the real server, driven by a real headless Chromium through
+//! chromedriver (Debian's `chromium` and `chromium-driver`, installed by tests/setup.sh), and
+//! raw HTTP requests for what a browser would tidy up before sending (`..` in paths).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::common::Workspace;
+
+/// A running `bulletin preview`, stopped (by PID) when dropped.
+struct Preview {
+    child: Child,
+    url: String,
+    stderr_lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Preview {
+    fn start(ws: &Workspace, args: &[&str]) -> Preview {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bulletin"))
+            .arg("preview")
+            .args(args)
+            .arg("--no-open")
+            .current_dir(ws.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start bulletin preview");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, stderr_lines) = std::sync::mpsc::channel();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut url = String::new();
+        for line in stdout.lines().map_while(Result::ok) {
+            if let Some(u) = line.strip_prefix("Preview: ") {
+                url = u.to_string();
+                break;
+            }
+        }
+        assert!(url.starts_with("http://127.0.0.1:"), "no address printed");
+        Preview {
+            child,
+            url,
+            stderr_lines,
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.url
+            .trim_start_matches("http://127.0.0.1:")
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// The stderr lines printed so far.
+    fn stderr(&self) -> Vec<String> {
+        self.stderr_lines.try_iter().collect()
+    }
+}
+
+impl Drop for Preview {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A raw HTTP/1.1 GET, exactly as written (browsers and HTTP clients would remove `..`).
+fn raw_get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    let response = String::from_utf8_lossy(&bytes).into_owned();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn files_outside_the_issue_and_layout_folders_are_not_served() {
+    let ws = Workspace::with_sample();
+    ws.write("secret.txt", "not for the web");
+    std::fs::create_dir_all(ws.path().join("issues/empty")).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(
+        ws.path().join("secret.txt"),
+        ws.path().join("issues/link.txt"),
+    )
+    .unwrap();
+    let preview = Preview::start(
+        &ws,
+        &["issues/2020-06.json", "--port", &free_port().to_string()],
+    );
+    let port = preview.port();
+    let base = "/issue/2020-06";
+
+    assert_eq!(
+        raw_get(port, &format!("{base}/files/images/essen.png")).0,
+        200
+    );
+    assert_eq!(raw_get(port, &format!("{base}/layout/logo.png")).0, 200);
+    assert_eq!(raw_get(port, &format!("{base}/layout/theme.toml")).0, 200);
+    for path in [
+        "/files/../../secret.txt",
+        "/files/%2e%2e/%2e%2e/secret.txt",
+        "/files/%2E%2E%2F%2E%2E%2Fsecret.txt",
+        "/files/images/..%2f..%2f..%2fsecret.txt",
+        "/files/..%5c..%5csecret.txt",
+        "/files/%2fetc%2fpasswd",
+        "/files/link.txt",
+        "/files/empty",
+        "/files/images",
+        "/files/",
+        "/layout/../../secret.txt",
+        "/layout/%2e%2e/%2e%2e/secret.txt",
+    ] {
+        let (status, body) = raw_get(port, &format!("{base}{path}"));
+        assert_eq!(status, 404, "{path} answered {status}");
+        assert!(!body.contains("not for the web"), "{path} leaked the file");
+    }
+    assert_eq!(raw_get(port, "/issue/nope/").0, 404);
+    assert_eq!(raw_get(port, "/issue/..%2fsecret/").0, 404);
+}
+
+#[test]
+fn a_taken_port_moves_to_the_next_free_one() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let ws = Workspace::with_sample();
+    let preview = Preview::start(&ws, &["issues/2020-06.json", "--port", &port.to_string()]);
+    assert_ne!(preview.port(), port);
+    assert!(preview.port() > port && preview.port() <= port + 20);
+    let (status, body) = raw_get(preview.port(), "/issue/2020-06/state.json");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"rendered\":true"), "{body}");
+    let warned = preview.stderr().join("\n");
+    assert!(
+        warned.contains(&format!(
+            "warning: port {port} is taken; using the next free one"
+        )),
+        "{warned}"
+    );
+}
+
+#[test]
+fn without_an_issue_the_index_lists_issues_newest_first() {
+    let ws = Workspace::with_sample();
+    ws.write(
+        "issues/2020-07.json",
+        &crate::common::issue_with(r#"{"kind": "text", "body": "July"}"#)
+            .replace("Test issue", "July issue")
+            .replace("2020-06-03", "2020-07-01"),
+    );
+    let preview = Preview::start(&ws, &["--port", &free_port().to_string()]);
+    let (status, body) = raw_get(preview.port(), "/");
+    assert_eq!(status, 200);
+    let july = body.find("July issue").expect("July listed");
+    let june = body.find("Efus newsletter").expect("June listed");
+    assert!(july < june, "not newest first");
+    assert!(body.contains("href=\"/issue/2020-07/\""));
+    let (status, body) = raw_get(preview.port(), "/issue/2020-07/state.json");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"subject\":\"July issue\""), "{body}");
+}
+
+/// A chromedriver on a free port, stopped (by PID) when dropped.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+    profile: tempfile::TempDir,
+}
+
+impl ChromeDriver {
+    fn start() -> ChromeDriver {
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver not found: run `bash tests/setup.sh` (Debian packages chromium, chromium-driver)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ChromeDriver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            profile: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    async fn connect(&self) -> Client {
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            "--window-size=1400,1000",
+            &format!("--user-data-dir={}", self.profile.path().display()),
+        ];
+        let caps = json!({ "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args } });
+        let serde_json::Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("connect to chromedriver")
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Evaluates `js` (a function body that returns a value) in the page.
+async fn eval(c: &Client, js: &str) -> serde_json::Value {
+    c.execute(js, vec![]).await.expect("script runs")
+}
+
+/// Waits (up to 15 s) until `js` returns `want`; returns how long that took.
+async fn wait_until(c: &Client, js: &str, want: serde_json::Value) -> Duration {
+    let start = Instant::now();
+    loop {
+        let got = eval(c, js).await;
+        if got == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "waited for {js} to be {want}, it is {got}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Replaces a file the way vim and many IDEs save: write a new file, rename it over the old.
+fn save_by_rename(ws: &Workspace, rel: &str, contents: &str) {
+    let tmp = ws.write(&format!("{rel}.tmp~"), contents);
+    std::fs::rename(tmp, ws.path().join(rel)).unwrap();
+}
+
+#[test]
+fn live_preview_in_headless_chromium() {
+    let ws = Workspace::with_sample();
+    let preview = Preview::start(
+        &ws,
+        &["issues/2020-06.json", "--port", &free_port().to_string()],
+    );
+    let driver = ChromeDriver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let c = driver.connect().await;
+        c.goto(&preview.url).await.unwrap();
+        let subject = "return document.getElementById('subject').textContent";
+        wait_until(
+            &c,
+            subject,
+            json!("Efus newsletter — June 2020: weekly webconferences and events"),
+        )
+        .await;
+        // The email is in the frames, with its images served from the issue's folder.
+        let frame_text = "const d = document.getElementById('desktop').contentDocument; \
+                          return d && d.body ? d.body.innerText.includes('SOLIDIFY') : false";
+        wait_until(&c, frame_text, json!(true)).await;
+        let images_loaded = "const d = document.getElementById('desktop').contentDocument; \
+                             return [...d.images].every(i => i.complete && i.naturalWidth > 0)";
+        wait_until(&c, images_loaded, json!(true)).await;
+        if let Ok(path) = std::env::var("BULLETIN_PREVIEW_SCREENSHOT") {
+            std::fs::write(path, c.screenshot().await.unwrap()).unwrap();
+        }
+
+        // A marker on the page survives the update: the page changes without a reload.
+        eval(&c, "window.bulletinMarker = 'same page'; return true").await;
+        let sample = ws.read("issues/2020-06.json");
+        save_by_rename(
+            &ws,
+            "issues/2020-06.json",
+            &sample.replace("Efus newsletter — June 2020", "Efus newsletter — July 2020"),
+        );
+        let took = wait_until(
+            &c,
+            subject,
+            json!("Efus newsletter — July 2020: weekly webconferences and events"),
+        )
+        .await;
+        eprintln!("title change seen in the page after {} ms", took.as_millis());
+        assert_eq!(eval(&c, "return window.bulletinMarker").await, json!("same page"));
+
+        // Broken JSON: the overlay shows the CLI's message over the last good render.
+        let broken = sample.replacen("\"date\": \"2020-06-03\",", "\"date\": \"2020-06-03\"", 1);
+        std::fs::write(ws.path().join("issues/2020-06.json"), &broken).unwrap();
+        let overlay_shown = "return !document.getElementById('overlay').hidden";
+        wait_until(&c, overlay_shown, json!(true)).await;
+        let shown = eval(&c, "return document.getElementById('error').textContent").await;
+        let cli = ws.run(&["render", "issues/2020-06.json"]).bad_input();
+        assert_eq!(shown.as_str().unwrap().trim(), cli.trim());
+        assert!(cli.starts_with("error: issues/2020-06.json:"), "{cli}");
+        assert_eq!(
+            eval(&c, subject).await,
+            json!("Efus newsletter — July 2020: weekly webconferences and events"),
+            "the last good render must stay visible"
+        );
+        wait_until(&c, frame_text, json!(true)).await;
+
+        // Fixing the file clears the overlay.
+        std::fs::write(ws.path().join("issues/2020-06.json"), &sample).unwrap();
+        wait_until(&c, overlay_shown, json!(false)).await;
+        wait_until(
+            &c,
+            subject,
+            json!("Efus newsletter — June 2020: weekly webconferences and events"),
+        )
+        .await;
+
+        // A layout file change is followed too (the theme of the sample's layout).
+        let theme = ws.read("layouts/efus/theme.toml");
+        save_by_rename(&ws, "layouts/efus/theme.toml", &theme.replace("10 rue des Montiboeufs", "12 rue des Montiboeufs"));
+        let footer = "const d = document.getElementById('desktop').contentDocument; \
+                      return d && d.body ? d.body.innerText.includes('12 rue des Montiboeufs') : false";
+        wait_until(&c, footer, json!(true)).await;
+
+        // At phone width the email has no horizontal scroll.
+        wait_until(&c, frame_text.replace("desktop", "phone").as_str(), json!(true)).await;
+        let widths = eval(
+            &c,
+            "const f = document.getElementById('phone'); const d = f.contentDocument; \
+             return [f.clientWidth, d.documentElement.scrollWidth, d.body.scrollWidth]",
+        )
+        .await;
+        let widths: Vec<u64> = serde_json::from_value(widths).unwrap();
+        assert_eq!(widths[0], 375, "phone frame is {} px", widths[0]);
+        assert!(widths[1] <= 375 && widths[2] <= 375, "horizontal scroll at 375 px: {widths:?}");
+
+        // The plain-text tab shows the text part.
+        c.find(Locator::Css("button[data-view=text]")).await.unwrap().click().await.unwrap();
+        let text = eval(&c, "return document.getElementById('text').textContent").await;
+        assert!(text.as_str().unwrap().contains("UPCOMING EVENTS\n==============="));
+        c.close().await.unwrap();
+    });
+    drop(preview);
+}

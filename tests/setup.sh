@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the tests need besides cargo: Debian's chromium and chromium-driver, which
+# the preview test drives headless. Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "tests/setup.sh: install ${missing[*]} (Debian packages) as root" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  echo "tests/setup.sh: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" fonts-dejavu-core >/dev/null
+fi
