@@ -158,6 +158,40 @@ fn files_outside_the_issue_and_layout_folders_are_not_served() {
 }
 
 #[test]
+fn ctrl_c_stops_the_preview_cleanly() {
+    let ws = Workspace::with_sample();
+    let mut preview = Preview::start(
+        &ws,
+        &["issues/2020-06.json", "--port", &free_port().to_string()],
+    );
+    assert_eq!(raw_get(preview.port(), "/issue/2020-06/").0, 200);
+    let pid = preview.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = preview.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "preview still running after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        TcpStream::connect(("127.0.0.1", preview.port())).is_err(),
+        "port still open"
+    );
+}
+
+#[test]
 fn a_taken_port_moves_to_the_next_free_one() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
@@ -379,6 +413,16 @@ fn live_preview_in_headless_chromium() {
         let widths: Vec<u64> = serde_json::from_value(widths).unwrap();
         assert_eq!(widths[0], 375, "phone frame is {} px", widths[0]);
         assert!(widths[1] <= 375 && widths[2] <= 375, "horizontal scroll at 375 px: {widths:?}");
+
+        // Dark mode shows the email as clients that invert colours do, images put back.
+        c.find(Locator::Id("dark")).await.unwrap().click().await.unwrap();
+        let dark = eval(
+            &c,
+            "const f = document.getElementById('phone'); \
+             return [getComputedStyle(f).filter, !!f.contentDocument.getElementById('bulletin-dark')]",
+        )
+        .await;
+        assert_eq!(dark, json!(["invert(1) hue-rotate(180deg)", true]));
 
         // The plain-text tab shows the text part.
         c.find(Locator::Css("button[data-view=text]")).await.unwrap().click().await.unwrap();
