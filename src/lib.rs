@@ -5,11 +5,13 @@
 //! values; [`layout`] provides the templates and theme (built in, overridable file by file);
 //! [`render`] fills the layout's MJML and text templates with Handlebars and compiles the MJML
 //! with mrml — once per issue — into [`merge::Prepared`] templates whose merge fields are
-//! filled per recipient. [`preview`] serves renders to a browser and follows the files.
+//! filled per recipient. [`check`] finds what would embarrass an issue before it goes out.
+//! [`preview`] serves renders to a browser and follows the files.
 //! [`cli`] parses arguments, calls the stages and is the only part that
 //! prints.
 #![forbid(unsafe_code)]
 
+pub mod check;
 pub mod cli;
 pub mod diag;
 pub mod issue;

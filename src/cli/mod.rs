@@ -33,6 +33,7 @@ pub struct Cli {
 enum Command {
     Render(cmd::render::Args),
     Preview(cmd::preview::Args),
+    Check(cmd::check::Args),
     Schema(cmd::schema::Args),
 }
 
@@ -52,6 +53,9 @@ pub enum Error {
     /// The command line itself is wrong (exit 2).
     #[error("{0}")]
     Usage(String),
+    /// The command has reported what failed (a check found errors): exit 1, nothing more to say.
+    #[error("")]
+    Failed,
 }
 
 impl Error {
@@ -76,6 +80,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Render(args) => cmd::render::run(args),
         Command::Preview(args) => cmd::preview::run(args),
+        Command::Check(args) => cmd::check::run(args),
         Command::Schema(args) => cmd::schema::run(args),
     };
     match result {

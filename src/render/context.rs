@@ -58,6 +58,9 @@ struct SectionView {
     /// Items grouped by row, `columns` per row (the last row may be short).
     rows: Vec<Vec<ItemView>>,
     first: bool,
+    /// The heading level for item titles: 3 under the section's heading, 2 without one, so
+    /// that headings never skip a level.
+    item_level: u8,
 }
 
 #[derive(Serialize, Clone)]
@@ -219,6 +222,7 @@ impl Builder<'_> {
             rows: items.chunks(columns.into()).map(<[_]>::to_vec).collect(),
             items,
             first,
+            item_level: if s.heading.is_some() { 3 } else { 2 },
         }
     }
 

@@ -2,6 +2,7 @@
 //! One test binary (modules below) keeps link time down.
 #![allow(dead_code)]
 
+mod check;
 mod common;
 mod errors;
 mod preview;

@@ -1,0 +1,467 @@
+//! `check`: what is wrong with an issue before it goes out, as findings with a severity, the
+//! file, line:column and JSON path — like a compiler.
+//!
+//! [`inspect`] looks at the issue, the layout's theme and the rendered email without the
+//! network; [`links`] checks that every link and remote image answers. This stage reads the
+//! other stages' results and changes nothing; it never prints (the command does).
+
+mod contrast;
+mod html;
+pub mod links;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+use serde::Serialize;
+
+use crate::issue::{Link, LoadedIssue, Problem};
+use crate::layout::Layout;
+use crate::merge::{FieldKey, MergeValues};
+use crate::render::Rendered;
+
+/// Gmail clips messages whose HTML is larger than this: an error.
+pub const CLIP_BYTES: usize = 102 * 1024;
+/// Past this, the HTML is close to being clipped: a warning.
+pub const WARN_BYTES: usize = 80 * 1024;
+/// Inboxes cut longer subjects.
+pub const SUBJECT_CHARS: usize = 70;
+/// Remote images larger than this make the email slow to open.
+pub const IMAGE_BYTES: u64 = 1024 * 1024;
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One thing found wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub severity: Severity,
+    pub problem: Problem,
+}
+
+impl Finding {
+    fn error(problem: Problem) -> Self {
+        Finding {
+            severity: Severity::Error,
+            problem,
+        }
+    }
+    fn warning(problem: Problem) -> Self {
+        Finding {
+            severity: Severity::Warning,
+            problem,
+        }
+    }
+
+    /// A finding about a file as a whole (a layout file, the rendered email).
+    fn about(severity: Severity, file: &Path, json_path: &str, message: String) -> Self {
+        Finding {
+            severity,
+            problem: Problem {
+                file: file.to_path_buf(),
+                position: None,
+                json_path: json_path.to_string(),
+                message,
+            },
+        }
+    }
+
+    /// The finding as one JSON object, for scripts.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "severity": self.severity,
+            "file": self.problem.file.display().to_string(),
+            "line": self.problem.position.map(|p| p.0),
+            "column": self.problem.position.map(|p| p.1),
+            "path": self.problem.json_path,
+            "message": self.problem.message,
+        })
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{label}: {}", self.problem)
+    }
+}
+
+/// Problems that stop an issue from rendering, as error findings.
+pub fn from_problems(problems: Vec<Problem>) -> Vec<Finding> {
+    problems.into_iter().map(Finding::error).collect()
+}
+
+/// Values that leave every merge field empty: links built from them are the issue's own.
+struct NoValues;
+
+impl MergeValues for NoValues {
+    fn value(&self, _: &FieldKey) -> Option<&str> {
+        None
+    }
+}
+
+/// Everything that can be found without the network.
+pub fn inspect(loaded: &LoadedIssue, layout: &Layout, rendered: &Rendered) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let email = rendered.fill(&crate::merge::Values::sample());
+    check_subject(loaded, &mut out);
+    check_placeholders(loaded, &mut out);
+    check_markdown(loaded, &mut out);
+    check_labels(loaded, &mut out);
+    check_dates(loaded, &mut out);
+    check_size(loaded, email.html.len(), &mut out);
+    if !rendered.has_unsubscribe_link() {
+        out.push(Finding::about(
+            Severity::Error,
+            &layout_file(layout, "footer.mjml.hbs"),
+            "",
+            "the email has no unsubscribe link: put {{unsubscribe_url}} in the layout's HTML and text \
+             footers (footer.mjml.hbs, footer.txt.hbs)"
+                .into(),
+        ));
+    }
+    let theme = theme_file(layout);
+    html::check(loaded, &theme, &email.html, &mut out);
+    contrast::check(layout, &theme, &mut out);
+    out
+}
+
+/// The theme file, for findings about the layout's own content (logo, footer links).
+pub fn theme_file(layout: &Layout) -> PathBuf {
+    layout_file(layout, crate::layout::THEME)
+}
+
+/// Where a layout file is, for findings: the override folder's copy if it has one.
+fn layout_file(layout: &Layout, name: &str) -> PathBuf {
+    match layout.dir() {
+        Some(dir) if dir.join(name).is_file() => dir.join(name),
+        _ => PathBuf::from(format!("{name} (built-in default layout)")),
+    }
+}
+
+fn check_subject(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
+    let issue = &loaded.issue;
+    let subject = issue.title.as_str();
+    let chars = subject.chars().count();
+    if chars > SUBJECT_CHARS {
+        out.push(Finding::warning(loaded.problem(
+            "title",
+            format!(
+                "the subject is {chars} characters; inboxes cut it after about {SUBJECT_CHARS}"
+            ),
+        )));
+    }
+    let letters: Vec<char> = subject.chars().filter(|c| c.is_alphabetic()).collect();
+    if letters.len() >= 4 && letters.iter().all(|c| !c.is_lowercase()) {
+        out.push(Finding::warning(loaded.problem(
+            "title",
+            "the subject is in capitals, which reads as shouting and looks like spam to filters",
+        )));
+    }
+    if subject.contains("!!!") {
+        out.push(Finding::warning(loaded.problem(
+            "title",
+            "the subject has \"!!!\", which spam filters count against it",
+        )));
+    }
+    if issue
+        .preheader
+        .as_ref()
+        .is_none_or(|p| p.as_str().trim().is_empty())
+    {
+        out.push(Finding::warning(loaded.problem(
+            "title",
+            "no preheader: inboxes will show the first words of the email after the subject; \
+             add \"preheader\" with one sentence",
+        )));
+    }
+}
+
+/// Text the issue is written in, each with its JSON path: every string of the file, and the
+/// Markdown of body files.
+fn texts(loaded: &LoadedIssue) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(loaded.source()) {
+        walk_strings(&value, String::new(), &mut out);
+    }
+    for (path, body) in bodies(loaded) {
+        if path.ends_with("body_file") {
+            out.push((path, body.to_string()));
+        }
+    }
+    out
+}
+
+fn walk_strings(value: &serde_json::Value, path: String, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::String(s) => out.push((path, s.clone())),
+        serde_json::Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                walk_strings(v, format!("{path}[{i}]"), out);
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (k, v) in o {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                walk_strings(v, p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The Markdown texts of the issue (bodies and bullets), each with its JSON path; a body read
+/// from a file is named by its `body_file`.
+fn bodies(loaded: &LoadedIssue) -> Vec<(String, &str)> {
+    let mut out = Vec::new();
+    for (si, s) in loaded.issue.sections.iter().enumerate() {
+        let sp = format!("sections[{si}]");
+        if let Some(b) = &s.body {
+            let at = if s.body_file.is_some() {
+                "body_file"
+            } else {
+                "body"
+            };
+            out.push((format!("{sp}.{at}"), b.as_str()));
+        }
+        for (bi, b) in s.bullets.iter().enumerate() {
+            out.push((format!("{sp}.bullets[{bi}]"), b.as_str()));
+        }
+        for (ii, item) in s.items.iter().enumerate() {
+            if let Some(b) = &item.body {
+                let at = if item.body_file.is_some() {
+                    "body_file"
+                } else {
+                    "body"
+                };
+                out.push((format!("{sp}.items[{ii}].{at}"), b.as_str()));
+            }
+        }
+    }
+    out
+}
+
+/// `bulletin new` leaves "TODO" where the writer has work to do; none may go out.
+fn check_placeholders(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
+    for (path, text) in texts(loaded) {
+        if path == "$schema" {
+            continue;
+        }
+        if text.contains("TODO") {
+            out.push(Finding::error(loaded.problem(
+                &path,
+                format!("placeholder text left: \"{}\"", excerpt(&text, "TODO")),
+            )));
+        }
+    }
+}
+
+/// A short piece of `text` around `needle`.
+fn excerpt(text: &str, needle: &str) -> String {
+    let at = text.find(needle).unwrap_or(0);
+    let start = text[..at]
+        .char_indices()
+        .rev()
+        .nth(20)
+        .map_or(0, |(i, _)| i);
+    let piece: String = text[start..].chars().take(60).collect();
+    piece.replace('\n', " ").trim().to_string()
+}
+
+/// Links and images inside Markdown: their URLs and words.
+fn check_markdown(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
+    for (path, markdown) in bodies(loaded) {
+        let mut link: Option<(String, String)> = None;
+        let mut image: Option<(String, String)> = None;
+        for event in Parser::new(markdown) {
+            match event {
+                Event::Start(Tag::Link { dest_url, .. }) => {
+                    link = Some((dest_url.to_string(), String::new()))
+                }
+                Event::Start(Tag::Image { dest_url, .. }) => {
+                    image = Some((dest_url.to_string(), String::new()))
+                }
+                Event::Text(t) | Event::Code(t) => {
+                    if let Some((_, alt)) = image.as_mut() {
+                        alt.push_str(&t);
+                    } else if let Some((_, words)) = link.as_mut() {
+                        words.push_str(&t);
+                    }
+                }
+                Event::End(TagEnd::Link) => {
+                    if let Some((url, words)) = link.take() {
+                        check_url(loaded, &path, &url, out);
+                        check_link_words(loaded, &path, &words, out);
+                    }
+                }
+                Event::End(TagEnd::Image) => {
+                    if let Some((src, alt)) = image.take()
+                        && alt.trim().is_empty()
+                    {
+                        out.push(Finding::error(loaded.problem(
+                            &path,
+                            format!(
+                                "the image {src} has no alt text: write ![what it shows]({src})"
+                            ),
+                        )));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn check_url(loaded: &LoadedIssue, path: &str, url: &str, out: &mut Vec<Finding>) {
+    if url.starts_with('#') {
+        return;
+    }
+    if let Err(e) = Link::try_from(url.to_string()) {
+        out.push(Finding::error(loaded.problem(path, format!("a link {e}"))));
+    }
+}
+
+/// Words that say nothing about where a link goes, for readers who jump from link to link.
+const VAGUE_LINK_WORDS: [&str; 8] = [
+    "here",
+    "click here",
+    "click",
+    "this",
+    "this link",
+    "link",
+    "more",
+    "read this",
+];
+
+fn check_link_words(loaded: &LoadedIssue, path: &str, words: &str, out: &mut Vec<Finding>) {
+    let plain = words
+        .trim()
+        .trim_end_matches(['.', '!', ':', '…'])
+        .to_lowercase();
+    if VAGUE_LINK_WORDS.contains(&plain.as_str()) {
+        out.push(Finding::warning(loaded.problem(
+            path,
+            format!(
+                "the link text \"{}\" does not say where it goes; use words that do, e.g. \"the programme\"",
+                words.trim()
+            ),
+        )));
+    }
+}
+
+fn check_labels(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
+    for (si, s) in loaded.issue.sections.iter().enumerate() {
+        if let Some(cta) = &s.cta {
+            check_link_words(
+                loaded,
+                &format!("sections[{si}].cta.label"),
+                cta.label.as_str(),
+                out,
+            );
+        }
+        for (ii, item) in s.items.iter().enumerate() {
+            if let Some(link) = &item.link {
+                let path = format!("sections[{si}].items[{ii}].link.label");
+                check_link_words(loaded, &path, link.label.as_str(), out);
+            }
+        }
+    }
+}
+
+/// Events that start before the issue is sent, and agenda entries out of order.
+fn check_dates(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
+    let issue_date = loaded.issue.date;
+    for (si, s) in loaded.issue.sections.iter().enumerate() {
+        let mut previous: Option<(chrono::NaiveDate, usize)> = None;
+        for (ii, item) in s.items.iter().enumerate() {
+            if let Some(start) = &item.start {
+                let day = start.instant().date_naive();
+                if day < issue_date {
+                    out.push(Finding::warning(loaded.problem(
+                        &format!("sections[{si}].items[{ii}].start"),
+                        format!(
+                            "the event starts on {day}, before the issue's date ({issue_date})"
+                        ),
+                    )));
+                }
+            }
+            if s.kind == "agenda"
+                && let Some(date) = item.date
+            {
+                if let Some((before, bi)) = previous
+                    && date < before
+                {
+                    out.push(Finding::warning(loaded.problem(
+                        &format!("sections[{si}].items[{ii}].date"),
+                        format!(
+                            "the agenda is not in date order: {date} comes after {before} (items[{bi}])"
+                        ),
+                    )));
+                }
+                previous = Some((date, ii));
+            }
+        }
+    }
+}
+
+fn check_size(loaded: &LoadedIssue, bytes: usize, out: &mut Vec<Finding>) {
+    let kb = |n: usize| format!("{:.1} KB", n as f64 / 1024.0);
+    if bytes > CLIP_BYTES {
+        out.push(Finding::about(
+            Severity::Error,
+            &loaded.path,
+            "",
+            format!(
+                "the HTML is {}, over Gmail's 102 KB limit: Gmail will cut the email and hide the \
+                 rest (and the unsubscribe link) behind \"View entire message\"",
+                kb(bytes)
+            ),
+        ));
+    } else if bytes > WARN_BYTES {
+        out.push(Finding::about(
+            Severity::Warning,
+            &loaded.path,
+            "",
+            format!(
+                "the HTML is {}, close to Gmail's 102 KB clipping limit",
+                kb(bytes)
+            ),
+        ));
+    }
+}
+
+/// The JSON path of the first string in the issue that contains `needle`, or "".
+fn path_of(loaded: &LoadedIssue, needle: &str) -> String {
+    texts(loaded)
+        .into_iter()
+        .find(|(_, text)| text.contains(needle))
+        .map(|(p, _)| p)
+        .unwrap_or_default()
+}
+
+/// Counts of findings by severity.
+pub fn counts(findings: &[Finding]) -> (usize, usize) {
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    (errors, findings.len() - errors)
+}
+
+/// Filled with no values, so that links built from merge fields come out empty and are
+/// left alone by the link checker.
+pub fn own_html(rendered: &Rendered) -> String {
+    rendered.html.fill(&NoValues)
+}

@@ -1,0 +1,512 @@
+//! `bulletin check`: each finding with a fixture that triggers it and one that does not; link
+//! checks against a small HTTP server the test starts on 127.0.0.1.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::common::{Run, Workspace};
+
+/// An issue with everything a clean check needs (preheader, unsubscribe via the default
+/// layout), and `sections` inside.
+fn clean_issue(sections: &str) -> String {
+    format!(
+        r#"{{
+  "title": "Network news, June 2020",
+  "preheader": "What the network did this month.",
+  "date": "2020-06-03",
+  "sections": [
+{sections}
+  ]
+}}"#
+    )
+}
+
+/// Runs `bulletin check issue.json ARGS` on `issue` in a fresh workspace (plus `files`).
+fn check_with(issue: &str, files: &[(&str, &str)], args: &[&str]) -> Run {
+    let ws = Workspace::empty();
+    ws.write("issue.json", issue);
+    for (path, contents) in files {
+        ws.write(path, contents);
+    }
+    let mut all = vec!["check", "issue.json"];
+    all.extend_from_slice(args);
+    ws.run(&all)
+}
+
+fn offline(issue: &str) -> Run {
+    check_with(issue, &[], &["--offline"])
+}
+
+/// A layout whose footer has no links of its own, so that only the issue's links are checked
+/// (this machine reaches no site but its own).
+const NO_SOCIAL: &[(&str, &str)] = &[("layout/theme.toml", "[footer]\nsocial = []\n")];
+
+const PLAIN: &str = r#"{"kind": "text", "body": "Hello."}"#;
+
+#[test]
+fn a_clean_issue_has_no_findings() {
+    let run = offline(&clean_issue(PLAIN));
+    assert_eq!(run.ok(), "no problems found (links not checked)\n");
+}
+
+#[test]
+fn the_sample_passes_offline() {
+    let ws = Workspace::with_sample();
+    let out = ws
+        .run(&["check", "issues/2020-06.json", "--offline", "--strict"])
+        .ok();
+    assert_eq!(out, "no problems found (links not checked)\n");
+}
+
+#[test]
+fn what_render_rejects_is_an_error() {
+    let run = offline(&clean_issue(
+        r#"{"kind": "text", "body_file": "missing.md"}"#,
+    ));
+    let out = run.stdout();
+    assert_eq!(run.code(), 1);
+    assert!(
+        out.contains("error: issue.json:6:31: sections[0].body_file: cannot read body file"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("1 error, 0 warnings (links not checked)\n"),
+        "{out}"
+    );
+    let run = offline(&clean_issue(r#"{"kind": "nope"}"#));
+    assert!(run.stdout().contains("unknown section kind \"nope\""));
+}
+
+#[test]
+fn images_without_alt_text_are_errors() {
+    let run = offline(&clean_issue(
+        r#"{"kind": "text", "body": "![](https://example.org/chart.png)"}"#,
+    ));
+    assert_eq!(run.code(), 1);
+    assert!(
+        run.stdout()
+            .contains("sections[0].body: the image https://example.org/chart.png has no alt text"),
+        "{}",
+        run.stdout()
+    );
+    let run = offline(&clean_issue(
+        r#"{"kind": "text", "body": "![A rising chart](https://example.org/chart.png)"}"#,
+    ));
+    assert!(!run.stdout().contains("alt text"), "{}", run.stdout());
+    // An issue image without alt never gets this far: the issue format requires it.
+    let run = offline(&clean_issue(
+        r#"{"kind": "news", "items": [{"title": "T", "image": {"src": "https://example.org/a.png"}}]}"#,
+    ));
+    assert!(
+        run.stdout().contains("the image has no \"alt\" text"),
+        "{}",
+        run.stdout()
+    );
+}
+
+#[test]
+fn malformed_urls_in_markdown_are_errors() {
+    let run = offline(&clean_issue(
+        r#"{"kind": "text", "body": "See [the page](example.org/page)."}"#,
+    ));
+    assert_eq!(run.code(), 1);
+    assert!(
+        run.stdout()
+            .contains("sections[0].body: a link \"example.org/page\" is not a valid URL"),
+        "{}",
+        run.stdout()
+    );
+    let run = offline(&clean_issue(
+        r#"{"kind": "text", "body": "See [the page](https://example.org/page)."}"#,
+    ));
+    assert_eq!(run.code(), 0, "{}", run.stdout());
+}
+
+#[test]
+fn placeholder_text_is_an_error() {
+    let run = offline(&clean_issue(
+        r#"{"kind": "news", "items": [{"title": "TODO: title", "body": "Text."}]}"#,
+    ));
+    assert_eq!(run.code(), 1);
+    assert!(
+        run.stdout()
+            .contains("sections[0].items[0].title: placeholder text left: \"TODO: title\""),
+        "{}",
+        run.stdout()
+    );
+}
+
+#[test]
+fn a_layout_without_unsubscribe_link_is_an_error() {
+    let footer = "<mj-section><mj-column><mj-text>Bye</mj-text></mj-column></mj-section>";
+    let run = check_with(
+        &clean_issue(PLAIN),
+        &[
+            ("layout/footer.mjml.hbs", footer),
+            ("layout/footer.txt.hbs", "Bye\n"),
+        ],
+        &["--offline", "--layout", "layout"],
+    );
+    assert_eq!(run.code(), 1);
+    assert!(
+        run.stdout()
+            .contains("error: layout/footer.mjml.hbs: the email has no unsubscribe link"),
+        "{}",
+        run.stdout()
+    );
+}
+
+#[test]
+fn html_size_is_checked_against_gmail_clipping() {
+    let paragraph = "Words that make the email longer and longer. ".repeat(20);
+    let big = |paragraphs: usize| {
+        let body = vec![paragraph.as_str(); paragraphs].join("\\n\\n");
+        clean_issue(&format!(r#"{{"kind": "text", "body": "{body}"}}"#))
+    };
+    let warn = offline(&big(95));
+    assert_eq!(warn.code(), 0);
+    assert!(
+        warn.stdout()
+            .contains("close to Gmail's 102 KB clipping limit"),
+        "{}",
+        warn.stdout()
+    );
+    let error = offline(&big(120));
+    assert_eq!(error.code(), 1);
+    assert!(
+        error
+            .stdout()
+            .contains("over Gmail's 102 KB limit: Gmail will cut the email"),
+        "{}",
+        error.stdout()
+    );
+}
+
+#[test]
+fn subject_findings() {
+    let with_title = |t: &str| offline(&clean_issue(PLAIN).replace("Network news, June 2020", t));
+    let long =
+        with_title("A subject line that goes on and on well past what any inbox will show whole");
+    assert!(
+        long.stdout()
+            .contains("title: the subject is 75 characters"),
+        "{}",
+        long.stdout()
+    );
+    let caps = with_title("NETWORK NEWS FOR JUNE");
+    assert!(
+        caps.stdout().contains("the subject is in capitals"),
+        "{}",
+        caps.stdout()
+    );
+    let bangs = with_title("Network news!!!");
+    assert!(
+        bangs.stdout().contains("the subject has \"!!!\""),
+        "{}",
+        bangs.stdout()
+    );
+    for run in [&long, &caps, &bangs] {
+        assert_eq!(run.code(), 0, "warnings alone exit 0");
+    }
+    assert!(
+        with_title("EU news for June")
+            .stdout()
+            .starts_with("no problems")
+    );
+}
+
+#[test]
+fn missing_preheader_is_a_warning() {
+    let run = offline(&clean_issue(PLAIN).replace(
+        "  \"preheader\": \"What the network did this month.\",\n",
+        "",
+    ));
+    assert!(
+        run.stdout()
+            .contains("no preheader: inboxes will show the first words"),
+        "{}",
+        run.stdout()
+    );
+}
+
+#[test]
+fn events_before_the_issue_date_are_warnings() {
+    let event = |start: &str| {
+        offline(&clean_issue(&format!(
+            r#"{{"kind": "events", "items": [{{"title": "Meeting", "start": "{start}", "online": true}}]}}"#
+        )))
+    };
+    let before = event("2020-06-01 10:00 Europe/Paris");
+    assert!(before.stdout().contains("sections[0].items[0].start: the event starts on 2020-06-01, before the issue's date (2020-06-03)"), "{}", before.stdout());
+    assert!(
+        event("2020-06-04 10:00 Europe/Paris")
+            .stdout()
+            .starts_with("no problems")
+    );
+}
+
+#[test]
+fn agenda_out_of_order_is_a_warning() {
+    let agenda = |a: &str, b: &str| {
+        offline(&clean_issue(&format!(
+            r#"{{"kind": "agenda", "items": [{{"title": "A", "date": "{a}"}}, {{"title": "No date"}}, {{"title": "B", "date": "{b}"}}]}}"#
+        )))
+    };
+    let wrong = agenda("2020-07-01", "2020-06-10");
+    assert!(wrong.stdout().contains("sections[0].items[2].date: the agenda is not in date order: 2020-06-10 comes after 2020-07-01 (items[0])"), "{}", wrong.stdout());
+    assert!(
+        agenda("2020-06-10", "2020-07-01")
+            .stdout()
+            .starts_with("no problems")
+    );
+}
+
+#[test]
+fn vague_link_text_is_a_warning() {
+    let run = offline(&clean_issue(
+        r#"{"kind": "text", "body": "The programme is [here](https://example.org/p)."}"#,
+    ));
+    assert!(
+        run.stdout()
+            .contains("the link text \"here\" does not say where it goes"),
+        "{}",
+        run.stdout()
+    );
+    let run = offline(&clean_issue(
+        r#"{"kind": "about", "body": "Us.", "cta": {"label": "Click here", "url": "https://example.org/join"}}"#,
+    ));
+    assert!(
+        run.stdout()
+            .contains("sections[0].cta.label: the link text \"Click here\""),
+        "{}",
+        run.stdout()
+    );
+    let run = offline(&clean_issue(
+        r#"{"kind": "text", "body": "Read [the programme](https://example.org/p)."}"#,
+    ));
+    assert!(run.stdout().starts_with("no problems"), "{}", run.stdout());
+}
+
+#[test]
+fn images_without_width_are_warnings() {
+    let run = offline(&clean_issue(
+        r#"{"kind": "text", "body": "![A chart](https://example.org/chart.png)"}"#,
+    ));
+    assert!(run.stdout().contains("warning: issue.json:6:26: sections[0].body: the image https://example.org/chart.png has no width"), "{}", run.stdout());
+    // Images of items are sized by the layout.
+    let run = offline(&clean_issue(
+        r#"{"kind": "news", "items": [{"title": "T", "image": {"src": "https://example.org/chart.png", "alt": "A chart"}}]}"#,
+    ));
+    assert!(run.stdout().starts_with("no problems"), "{}", run.stdout());
+}
+
+#[test]
+fn low_contrast_theme_colours_are_warnings() {
+    let run = check_with(
+        &clean_issue(PLAIN),
+        &[("layout/theme.toml", "[colors]\ntext = \"#999999\"\n")],
+        &["--offline", "--layout", "layout"],
+    );
+    assert!(run.stdout().contains("warning: layout/theme.toml: colors.text: colors.text (#999999) on colors.surface (#ffffff) has a contrast of 2.8:1"), "{}", run.stdout());
+    let run = check_with(
+        &clean_issue(PLAIN),
+        &[("layout/theme.toml", "[colors]\ntext = \"#333333\"\n")],
+        &["--offline", "--layout", "layout"],
+    );
+    assert!(run.stdout().starts_with("no problems"), "{}", run.stdout());
+}
+
+#[test]
+fn headings_that_skip_a_level_are_warnings() {
+    let run = offline(&clean_issue(
+        r##"{"kind": "text", "heading": "Intro", "body": "# Details\n\nText."}"##,
+    ));
+    assert!(
+        run.stdout()
+            .contains("the heading \"Details\" (h4) comes after an h2"),
+        "{}",
+        run.stdout()
+    );
+    let run = offline(&clean_issue(
+        r##"{"kind": "news", "heading": "News", "items": [{"title": "Story", "body": "# Details\n\nText."}]}"##,
+    ));
+    assert!(run.stdout().starts_with("no problems"), "{}", run.stdout());
+}
+
+#[test]
+fn strict_makes_warnings_fail_and_json_prints_one_object_per_finding() {
+    let issue = clean_issue(PLAIN).replace("Network news, June 2020", "NEWS!!!");
+    let run = check_with(&issue, &[], &["--offline", "--strict"]);
+    assert_eq!(run.code(), 1);
+    let run = check_with(&issue, &[], &["--offline", "--json"]);
+    assert_eq!(run.code(), 0);
+    let objects: Vec<serde_json::Value> = run
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(objects.len(), 2, "{}", run.stdout());
+    assert_eq!(objects[0]["severity"], "warning");
+    assert_eq!(objects[0]["file"], "issue.json");
+    assert_eq!(objects[0]["path"], "title");
+    assert_eq!(objects[0]["line"], 2);
+    assert!(
+        run.stderr()
+            .contains("0 errors, 2 warnings (links not checked)")
+    );
+}
+
+/// A small HTTP server on 127.0.0.1 with one behaviour per path; it records each request.
+struct Site {
+    port: u16,
+    hits: Arc<Mutex<Vec<String>>>,
+}
+
+impl Site {
+    fn start() -> Site {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&hits);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut request = String::new();
+                    reader.read_line(&mut request).unwrap_or(0);
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut parts = request.split_whitespace();
+                    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                    log.lock().unwrap().push(format!("{method} {path}"));
+                    let response = match (method, path) {
+                        (_, "/ok") => "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_string(),
+                        (_, "/moved") => "HTTP/1.1 301 Moved Permanently\r\nLocation: /ok\r\nContent-Length: 0\r\n\r\n".to_string(),
+                        (_, "/missing") => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string(),
+                        ("HEAD", "/nohead") => "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n".to_string(),
+                        ("GET", "/nohead") => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_string(),
+                        ("HEAD", "/big.png") => "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 2500000\r\n\r\n".to_string(),
+                        ("HEAD", "/small.png") => "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 2500\r\n\r\n".to_string(),
+                        (_, "/slow") => {
+                            std::thread::sleep(Duration::from_secs(4));
+                            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_string()
+                        }
+                        _ => "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_string(),
+                    };
+                    // Each answer closes its connection, and says so.
+                    let response = response.replacen("\r\n", "\r\nConnection: close\r\n", 1);
+                    let mut stream = stream;
+                    let _ = stream.write_all(response.as_bytes());
+                });
+            }
+        });
+        Site { port, hits }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn hits(&self, request: &str) -> usize {
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| *h == request)
+            .count()
+    }
+}
+
+#[test]
+fn links_are_checked_against_a_real_server() {
+    let site = Site::start();
+    let body = format!(
+        "[The programme]({ok}), [the report]({moved}), [the page]({missing}), \
+         [the form]({nohead}), [the slow page]({slow}) and [the programme again]({ok}).",
+        ok = site.url("/ok"),
+        moved = site.url("/moved"),
+        missing = site.url("/missing"),
+        nohead = site.url("/nohead"),
+        slow = site.url("/slow"),
+    );
+    let issue = clean_issue(&format!(
+        r#"{{"kind": "text", "body": "{body}"}},
+    {{"kind": "news", "items": [{{"title": "Pictures", "image": {{"src": "{big}", "alt": "A large photo"}}}},
+                                {{"title": "More", "image": {{"src": "{small}", "alt": "A small photo"}}}}]}}"#,
+        big = site.url("/big.png"),
+        small = site.url("/small.png"),
+    ));
+    let run = check_with(&issue, NO_SOCIAL, &["--timeout", "1", "--layout", "layout"]);
+    let out = run.stdout();
+    assert_eq!(run.code(), 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "sections[0].body: {} answers 404 Not Found",
+            site.url("/missing")
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "sections[0].body: {} did not answer within 1 s",
+            site.url("/slow")
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "sections[1].items[0].image.src: the image {} is 2.4 MB",
+            site.url("/big.png")
+        )),
+        "{out}"
+    );
+    for fine in ["/ok", "/moved", "/nohead", "/small.png"] {
+        assert!(
+            !out.contains(&format!("{} ", site.url(fine))),
+            "{fine} reported: {out}"
+        );
+    }
+    assert!(
+        out.ends_with("2 errors, 1 warning (7 links checked)\n"),
+        "{out}"
+    );
+    // Each URL is asked once, and GET only where HEAD is refused.
+    assert_eq!(
+        site.hits("HEAD /ok"),
+        2,
+        "once for /ok, once for /moved's redirect"
+    );
+    assert_eq!(site.hits("GET /ok"), 0);
+    assert_eq!(site.hits("HEAD /nohead"), 1);
+    assert_eq!(site.hits("GET /nohead"), 1);
+    assert_eq!(site.hits("HEAD /missing"), 1);
+}
+
+#[test]
+fn unreachable_hosts_are_errors_and_offline_skips_the_network() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let issue = clean_issue(&format!(
+        r#"{{"kind": "text", "body": "See [the closed page](http://127.0.0.1:{port}/x)."}}"#
+    ));
+    let run = check_with(&issue, NO_SOCIAL, &["--timeout", "2", "--layout", "layout"]);
+    assert_eq!(run.code(), 1);
+    assert!(
+        run.stdout()
+            .contains("cannot be reached: the host does not resolve or refuses connections"),
+        "{}",
+        run.stdout()
+    );
+    let run = check_with(&issue, &[], &["--offline"]);
+    assert_eq!(run.code(), 0);
+}
