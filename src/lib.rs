@@ -11,6 +11,7 @@
 //! prints.
 #![forbid(unsafe_code)]
 
+pub mod audience;
 pub mod check;
 pub mod cli;
 pub mod diag;
