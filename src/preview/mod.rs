@@ -64,6 +64,7 @@ pub struct Running {
     listener: TcpListener,
     site: Arc<Site>,
     poll: bool,
+    loopback_only: bool,
     /// The address pages are served at.
     pub url: String,
     /// The port that was asked for, when it was taken and another was used.
@@ -93,6 +94,7 @@ pub fn start(opts: Options) -> Result<Running, PreviewError> {
         listener,
         site,
         poll: opts.poll,
+        loopback_only: opts.bind.is_loopback(),
         url: format!("http://{host}:{port}/{path}"),
         asked_port_taken: (port != opts.port).then_some(opts.port),
     })
@@ -142,7 +144,7 @@ impl Running {
                 .map_err(|e| PreviewError::Runtime(e.to_string()))?;
             let listener = tokio::net::TcpListener::from_std(self.listener)
                 .map_err(|e| PreviewError::Runtime(e.to_string()))?;
-            let app = server::routes(self.site);
+            let app = server::routes(self.site, self.loopback_only);
             tokio::select! {
                 served = axum::serve(listener, app) => served.map_err(|e| PreviewError::Runtime(e.to_string())),
                 // Ctrl-C: stop at once. The preview writes nothing, so nothing is left

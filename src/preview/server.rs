@@ -20,9 +20,11 @@ use super::site::{Folders, Site};
 
 const PAGE: &str = include_str!("page.html");
 
-/// The routes of the preview.
-pub fn routes(site: Arc<Site>) -> Router {
-    Router::new()
+/// The routes of the preview. On loopback, only requests addressed to a loopback name are
+/// answered: a web page elsewhere cannot reach the preview through a DNS name that it points
+/// at 127.0.0.1 (DNS rebinding).
+pub fn routes(site: Arc<Site>, loopback_only: bool) -> Router {
+    let router = Router::new()
         .route("/", get(index))
         .route("/issue/{slug}", get(to_slash))
         .route("/issue/{slug}/", get(page))
@@ -33,7 +35,37 @@ pub fn routes(site: Arc<Site>) -> Router {
         .route("/issue/{slug}/files/{*path}", get(issue_file))
         .route("/issue/{slug}/layout/{*path}", get(layout_file))
         .fallback(not_found)
-        .with_state(site)
+        .with_state(site);
+    if loopback_only {
+        router.layer(axum::middleware::from_fn(only_loopback_hosts))
+    } else {
+        router
+    }
+}
+
+async fn only_loopback_hosts(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    // "127.0.0.1:4510", "localhost:4510", "[::1]:4510"
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    if matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::FORBIDDEN,
+            "the preview answers only to 127.0.0.1 and localhost\n",
+        )
+            .into_response()
+    }
 }
 
 async fn not_found() -> Response {

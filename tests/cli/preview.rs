@@ -87,13 +87,18 @@ fn free_port() -> u16 {
 
 /// A raw HTTP/1.1 GET, exactly as written (browsers and HTTP clients would remove `..`).
 fn raw_get(port: u16, path: &str) -> (u16, String) {
+    raw_get_as(port, path, "127.0.0.1")
+}
+
+/// The same, with another Host header.
+fn raw_get_as(port: u16, path: &str, host: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut bytes = Vec::new();
@@ -154,6 +159,18 @@ fn files_outside_the_issue_and_layout_folders_are_not_served() {
         assert!(!body.contains("not for the web"), "{path} leaked the file");
     }
     assert_eq!(raw_get(port, "/issue/nope/").0, 404);
+    // A page elsewhere that points its own name at 127.0.0.1 gets nothing.
+    let (status, body) = raw_get_as(
+        port,
+        &format!("{base}/files/images/essen.png"),
+        "evil.example:80",
+    );
+    assert_eq!(status, 403);
+    assert!(!body.contains("PNG"));
+    assert_eq!(
+        raw_get_as(port, &format!("{base}/"), &format!("localhost:{port}")).0,
+        200
+    );
     assert_eq!(raw_get(port, "/issue/..%2fsecret/").0, 404);
 }
 
