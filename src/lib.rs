@@ -14,6 +14,7 @@
 pub mod audience;
 pub mod check;
 pub mod cli;
+pub mod config;
 pub mod diag;
 pub mod issue;
 pub mod layout;

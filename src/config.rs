@@ -1,0 +1,339 @@
+//! The workspace's `bulletin.toml`: who sends, how readers unsubscribe, and the transport
+//! profiles. Parsed once into typed, checked values (addresses, rates, security modes).
+//!
+//! Secrets are not in the file: a profile names the environment variable that holds each one
+//! (`password_env`), and [`Secret`] reads it when needed. A secret never prints (its Debug and
+//! Display say "[redacted]") and is never written anywhere.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use serde::Deserialize;
+
+/// The name of the workspace settings file.
+pub const FILE_NAME: &str = "bulletin.toml";
+
+/// `bulletin.toml`, checked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub sender: Sender,
+    pub unsubscribe: Unsubscribe,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// Who the newsletter comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sender {
+    /// "Efus <newsletter@efus.eu>"
+    #[serde(deserialize_with = "mailbox")]
+    pub from: Mailbox,
+    #[serde(default, deserialize_with = "optional_mailbox")]
+    pub reply_to: Option<Mailbox>,
+    /// The List-Id header: "Efus newsletter <newsletter.efus.eu>".
+    pub list_id: String,
+}
+
+/// How each reader unsubscribes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unsubscribe {
+    /// An https URL with `{token}` (and optionally `{email}`) in it.
+    pub url: String,
+    /// An address for List-Unsubscribe's mailto.
+    pub mailto: lettre::Address,
+    /// The environment variable holding the secret that signs each reader's token.
+    pub secret_env: String,
+}
+
+/// How messages leave: one transport with its settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "transport", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Profile {
+    Smtp(Smtp),
+}
+
+/// An SMTP relay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    pub host: String,
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub security: Security,
+    pub username: Option<String>,
+    /// The environment variable holding the password.
+    pub password_env: Option<String>,
+    /// SMTP connections in parallel.
+    #[serde(default = "default_pool")]
+    pub pool: u32,
+    /// The most messages the relay takes.
+    pub rate: Option<Rate>,
+    /// A CA certificate (PEM) to trust, for a private relay.
+    pub ca_file: Option<PathBuf>,
+    /// Messages per connection before it is renewed.
+    #[serde(default = "default_per_connection")]
+    pub messages_per_connection: u32,
+    pub dkim: Option<Dkim>,
+}
+
+fn default_pool() -> u32 {
+    4
+}
+
+fn default_per_connection() -> u32 {
+    100
+}
+
+/// How an SMTP connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on this machine.
+    None,
+}
+
+/// DKIM signing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dkim {
+    pub domain: String,
+    pub selector: String,
+    pub private_key_file: PathBuf,
+}
+
+/// A sending rate: "10/s", "600/m", "5000/h".
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Rate {
+    pub messages: u32,
+    pub per: Duration,
+}
+
+impl TryFrom<String> for Rate {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let bad = || format!("\"{s}\" is not a rate; write messages per second, minute or hour, e.g. \"10/s\", \"600/m\", \"5000/h\"");
+        let (n, unit) = s.split_once('/').ok_or_else(bad)?;
+        let messages: u32 = n.trim().parse().map_err(|_| bad())?;
+        let per = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return Err(bad()),
+        };
+        if messages == 0 {
+            return Err(bad());
+        }
+        Ok(Rate { messages, per })
+    }
+}
+
+fn mailbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Mailbox, D::Error> {
+    let s = String::deserialize(d)?;
+    Mailbox::from_str(&s).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "\"{s}\" is not an address; write \"Name <name@example.org>\" or \"name@example.org\""
+        ))
+    })
+}
+
+fn optional_mailbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Mailbox>, D::Error> {
+    mailbox(d).map(Some)
+}
+
+/// A problem with `bulletin.toml`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {reason}", path.display())]
+    Read { path: PathBuf, reason: String },
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}: {message}", path.display())]
+    Rule { path: PathBuf, message: String },
+}
+
+/// Reads and checks `bulletin.toml`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        reason: crate::diag::io_reason(&e),
+    })?;
+    let config: Config = toml::from_str(&text).map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map(|s| crate::diag::line_col(&text, s.start))
+            .unwrap_or((1, 1));
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().to_string(),
+        }
+    })?;
+    let rule = |message: String| ConfigError::Rule {
+        path: path.to_path_buf(),
+        message,
+    };
+    if !config.unsubscribe.url.starts_with("https://") || !config.unsubscribe.url.contains("{token}") {
+        return Err(rule(
+            "unsubscribe.url must be an https URL with {token} in it, so that each reader's link is their own".into(),
+        ));
+    }
+    for (name, Profile::Smtp(smtp)) in &config.profiles {
+        if smtp.username.is_some() != smtp.password_env.is_some() {
+            return Err(rule(format!(
+                "profiles.{name}: username and password_env go together (the password itself stays in the environment)"
+            )));
+        }
+        if smtp.security == Security::None && smtp.username.is_some() && !is_loopback(&smtp.host) {
+            return Err(rule(format!(
+                "profiles.{name}: security = \"none\" would send the password unencrypted to {}; use starttls or tls (\"none\" is only for a relay on this machine)",
+                smtp.host
+            )));
+        }
+        if smtp.pool == 0 {
+            return Err(rule(format!("profiles.{name}: pool must be at least 1")));
+        }
+    }
+    Ok(config)
+}
+
+/// True for `localhost`, 127.0.0.0/8 and ::1.
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A secret read from the environment. It never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Reads the variable `name`; the error names the variable, never a value.
+    pub fn from_env(name: &str) -> Result<Secret, String> {
+        match std::env::var(name) {
+            Ok(v) if !v.is_empty() => Ok(Secret(v)),
+            _ => Err(format!("the environment variable {name} is not set; set it to the secret (it is never stored in bulletin.toml)")),
+        }
+    }
+
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[sender]
+from = "Efus <newsletter@example.org>"
+reply_to = "contact@example.org"
+list_id = "Efus newsletter <newsletter.example.org>"
+
+[unsubscribe]
+url = "https://example.org/unsubscribe?email={email}&token={token}"
+mailto = "unsubscribe@example.org"
+secret_env = "BULLETIN_UNSUBSCRIBE_SECRET"
+
+[profiles.default]
+transport = "smtp"
+host = "smtp.example.org"
+port = 587
+username = "newsletter@example.org"
+password_env = "BULLETIN_SMTP_PASSWORD"
+rate = "10/s"
+"#;
+
+    fn load_text(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, text).unwrap();
+        load(&path)
+    }
+
+    #[test]
+    fn reads_a_workspace_config() {
+        let c = load_text(GOOD).unwrap();
+        assert_eq!(c.sender.from.email.to_string(), "newsletter@example.org");
+        assert_eq!(c.sender.from.name.as_deref(), Some("Efus"));
+        let Profile::Smtp(smtp) = &c.profiles["default"];
+        assert_eq!(smtp.security, Security::Starttls);
+        assert_eq!(smtp.rate, Some(Rate { messages: 10, per: Duration::from_secs(1) }));
+        assert_eq!(smtp.pool, 4);
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let err = load_text(&GOOD.replace("rate = \"10/s\"", "rate = \"fast\"")).unwrap_err();
+        let text = err.to_string();
+        // Inside a profile, serde can only point at the profile table.
+        assert!(text.contains("bulletin.toml:12:1: \"fast\" is not a rate"), "{text}");
+        let err = load_text(&GOOD.replace("Efus <newsletter@example.org>", "Efus newsletter")).unwrap_err();
+        assert!(err.to_string().contains("\"Efus newsletter\" is not an address"), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_password_over_an_unencrypted_remote_connection() {
+        let err = load_text(&GOOD.replace("port = 587", "port = 25\nsecurity = \"none\"")).unwrap_err();
+        assert!(err.to_string().contains("would send the password unencrypted"), "{err}");
+        let local = GOOD
+            .replace("port = 587", "port = 2525\nsecurity = \"none\"")
+            .replace("smtp.example.org", "127.0.0.1");
+        assert!(load_text(&local).is_ok());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        // PATH is set wherever tests run; its value must not come out.
+        let s = Secret::from_env("PATH").unwrap();
+        assert_eq!(format!("{s} {s:?}"), "[redacted] [redacted]");
+        assert_eq!(s.expose(), std::env::var("PATH").unwrap());
+        let missing = Secret::from_env("BULLETIN_TEST_SECRET_MISSING").unwrap_err();
+        assert!(missing.contains("BULLETIN_TEST_SECRET_MISSING is not set"));
+    }
+}
+
+#[cfg(test)]
+mod sample {
+    #[test]
+    fn the_repository_sample_config_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(super::FILE_NAME);
+        let config = super::load(&path).unwrap();
+        assert!(config.profiles.contains_key("default"));
+    }
+}
