@@ -124,7 +124,11 @@ pub struct Rate {
 impl TryFrom<String> for Rate {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        let bad = || format!("\"{s}\" is not a rate; write messages per second, minute or hour, e.g. \"10/s\", \"600/m\", \"5000/h\"");
+        let bad = || {
+            format!(
+                "\"{s}\" is not a rate; write messages per second, minute or hour, e.g. \"10/s\", \"600/m\", \"5000/h\""
+            )
+        };
         let (n, unit) = s.split_once('/').ok_or_else(bad)?;
         let messages: u32 = n.trim().parse().map_err(|_| bad())?;
         let per = match unit.trim() {
@@ -191,7 +195,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         message,
     };
-    if !config.unsubscribe.url.starts_with("https://") || !config.unsubscribe.url.contains("{token}") {
+    if !config.unsubscribe.url.starts_with("https://")
+        || !config.unsubscribe.url.contains("{token}")
+    {
         return Err(rule(
             "unsubscribe.url must be an https URL with {token} in it, so that each reader's link is their own".into(),
         ));
@@ -233,7 +239,9 @@ impl Secret {
     pub fn from_env(name: &str) -> Result<Secret, String> {
         match std::env::var(name) {
             Ok(v) if !v.is_empty() => Ok(Secret(v)),
-            _ => Err(format!("the environment variable {name} is not set; set it to the secret (it is never stored in bulletin.toml)")),
+            _ => Err(format!(
+                "the environment variable {name} is not set; set it to the secret (it is never stored in bulletin.toml)"
+            )),
         }
     }
 
@@ -293,7 +301,13 @@ rate = "10/s"
         assert_eq!(c.sender.from.name.as_deref(), Some("Efus"));
         let Profile::Smtp(smtp) = &c.profiles["default"];
         assert_eq!(smtp.security, Security::Starttls);
-        assert_eq!(smtp.rate, Some(Rate { messages: 10, per: Duration::from_secs(1) }));
+        assert_eq!(
+            smtp.rate,
+            Some(Rate {
+                messages: 10,
+                per: Duration::from_secs(1)
+            })
+        );
         assert_eq!(smtp.pool, 4);
     }
 
@@ -302,15 +316,28 @@ rate = "10/s"
         let err = load_text(&GOOD.replace("rate = \"10/s\"", "rate = \"fast\"")).unwrap_err();
         let text = err.to_string();
         // Inside a profile, serde can only point at the profile table.
-        assert!(text.contains("bulletin.toml:12:1: \"fast\" is not a rate"), "{text}");
-        let err = load_text(&GOOD.replace("Efus <newsletter@example.org>", "Efus newsletter")).unwrap_err();
-        assert!(err.to_string().contains("\"Efus newsletter\" is not an address"), "{err}");
+        assert!(
+            text.contains("bulletin.toml:12:1: \"fast\" is not a rate"),
+            "{text}"
+        );
+        let err = load_text(&GOOD.replace("Efus <newsletter@example.org>", "Efus newsletter"))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"Efus newsletter\" is not an address"),
+            "{err}"
+        );
     }
 
     #[test]
     fn refuses_a_password_over_an_unencrypted_remote_connection() {
-        let err = load_text(&GOOD.replace("port = 587", "port = 25\nsecurity = \"none\"")).unwrap_err();
-        assert!(err.to_string().contains("would send the password unencrypted"), "{err}");
+        let err =
+            load_text(&GOOD.replace("port = 587", "port = 25\nsecurity = \"none\"")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("would send the password unencrypted"),
+            "{err}"
+        );
         let local = GOOD
             .replace("port = 587", "port = 2525\nsecurity = \"none\"")
             .replace("smtp.example.org", "127.0.0.1");

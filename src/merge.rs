@@ -229,6 +229,28 @@ impl FieldTable {
     }
 }
 
+/// Applies `f` to the text between merge-field markers, leaving the markers as they are (an
+/// upper-cased marker would no longer be found).
+pub fn map_outside_fields(marked: &str, f: impl Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(marked.len());
+    let mut rest = marked;
+    while let Some(open) = rest.find(MARK_OPEN) {
+        let after = &rest[open + MARK_OPEN.len()..];
+        let digits = after.chars().take_while(char::is_ascii_digit).count();
+        if digits == 0 || !after[digits..].starts_with(MARK_CLOSE) {
+            out.push_str(&f(&rest[..open + MARK_OPEN.len()]));
+            rest = after;
+            continue;
+        }
+        out.push_str(&f(&rest[..open]));
+        let end = open + MARK_OPEN.len() + digits + MARK_CLOSE.len();
+        out.push_str(&rest[open..end]);
+        rest = &rest[end..];
+    }
+    out.push_str(&f(rest));
+    out
+}
+
 /// How a value is escaped where its field landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Escape {
@@ -428,12 +450,20 @@ fn html_context(html: &str, pos: usize) -> Escape {
     }
 }
 
+/// What a value inside a URL keeps as it is: RFC 3986's unreserved characters. A space is
+/// `%20`, which reads right in a path, a query and a `mailto:` alike.
+const URL_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn push_escaped(out: &mut String, value: &str, escape: Escape) {
     match escape {
         Escape::None => out.push_str(value),
         Escape::Html => push_html_escaped(out, value),
         Escape::UrlComponent => {
-            let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            let encoded = percent_encoding::utf8_percent_encode(value, URL_COMPONENT).to_string();
             push_html_escaped(out, &encoded)
         }
     }
@@ -505,8 +535,18 @@ mod tests {
             html.contains("href=\"https://example.org/u?t=a&amp;b\""),
             "{html}"
         );
-        assert!(html.contains("?n=Ann+%3Cb%3E+%26+Co\""), "{html}");
+        assert!(html.contains("?n=Ann%20%3Cb%3E%20%26%20Co\""), "{html}");
         assert!(prepared.fill(&values("  ")).contains("<p>Hi friend</p>"));
+    }
+
+    #[test]
+    fn upper_case_leaves_fields_alone() {
+        let mut table = FieldTable::default();
+        let marked = table.mark("News for {{subscriber.first_name}}!");
+        let upper = map_outside_fields(&marked, str::to_uppercase);
+        let mut v = Values::default();
+        v.subscriber.insert("first_name".into(), "Ana".into());
+        assert_eq!(Prepared::text(&upper, &table).fill(&v), "NEWS FOR Ana!");
     }
 
     #[test]

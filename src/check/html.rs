@@ -33,18 +33,54 @@ fn tags<'a>(html: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// The value of a double-quoted attribute, HTML entities for quotes and ampersands undone.
+/// The value of a double-quoted attribute, entities decoded.
 fn attr(tag: &str, name: &str) -> Option<String> {
     let key = format!(" {name}=\"");
     let start = tag.find(&key)? + key.len();
     let end = tag[start..].find('"')? + start;
-    Some(
-        tag[start..end]
-            .replace("&quot;", "\"")
-            .replace("&#39;", "'")
-            .replace("&#x27;", "'")
-            .replace("&amp;", "&"),
-    )
+    Some(unescape(&tag[start..end]))
+}
+
+/// HTML text with its character references decoded: `&amp;`, `&quot;`, `&#39;`, `&#x3D;`…
+/// (Handlebars writes `=` in a URL as `&#x3D;`.)
+pub fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let decoded = rest.find(';').filter(|&end| end <= 10).and_then(|end| {
+            let name = &rest[1..end];
+            let c = match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some('\u{a0}'),
+                _ => name
+                    .strip_prefix("#x")
+                    .or_else(|| name.strip_prefix("#X"))
+                    .map(|hex| u32::from_str_radix(hex, 16))
+                    .or_else(|| name.strip_prefix('#').map(str::parse::<u32>))
+                    .and_then(Result::ok)
+                    .and_then(char::from_u32),
+            }?;
+            Some((c, end + 1))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &rest[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn finding(ctx: &Ctx<'_>, severity: Severity, needle: &str, message: String) -> Finding {
@@ -137,4 +173,15 @@ fn strip_tags(s: &str) -> String {
         }
     }
     out.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn character_references_are_decoded() {
+        assert_eq!(
+            super::unescape("https://e.org/?a&#x3D;1&amp;b&#61;2 &quot;x&quot; &unknown; & done"),
+            "https://e.org/?a=1&b=2 \"x\" &unknown; & done"
+        );
+    }
 }

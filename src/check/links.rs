@@ -50,7 +50,7 @@ pub fn targets(loaded: &LoadedIssue, html: &str) -> Vec<Target> {
         for (at, _) in html.match_indices(attr) {
             let rest = &html[at + attr.len()..];
             let Some(end) = rest.find('"') else { continue };
-            let url = rest[..end].replace("&amp;", "&");
+            let url = super::html::unescape(&rest[..end]);
             if url.starts_with("http://") || url.starts_with("https://") {
                 *found.entry(url).or_insert(image) &= image;
             }
@@ -58,12 +58,36 @@ pub fn targets(loaded: &LoadedIssue, html: &str) -> Vec<Target> {
     }
     found
         .into_iter()
-        .map(|(url, image)| Target {
-            json_path: path_of(loaded, &url),
-            url,
-            image,
+        .map(|(url, image)| {
+            let mut json_path = path_of(loaded, &url);
+            if json_path.is_empty() && image {
+                // An image made absolute with `images_url`: the issue has its file name.
+                let name = url.rsplit('/').next().unwrap_or(&url);
+                json_path = path_of(loaded, name);
+            }
+            Target {
+                json_path,
+                url,
+                image,
+            }
         })
         .collect()
+}
+
+/// [`check`] on a runtime of its own, for callers that are not async.
+pub fn check_blocking(
+    loaded: &LoadedIssue,
+    theme_file: &Path,
+    targets: Vec<Target>,
+    opts: &LinkOptions,
+    on_done: impl Fn() + Send + Sync + 'static,
+) -> Result<Vec<Finding>, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the link checker: {e}"))?;
+    Ok(runtime.block_on(check(loaded, theme_file, targets, opts, on_done)))
 }
 
 /// Checks every target; `on_done` is called after each one (for a progress bar). A link that
@@ -159,12 +183,19 @@ async fn probe(
     let url = &target.url;
     let head = client.head(url).send().await;
     let response = match head {
-        Ok(r) if r.status().is_success() => r,
-        // Some servers refuse HEAD (405, 501) or answer it wrongly: ask again with GET.
-        Ok(_) => match client.get(url).send().await {
-            Ok(r) => r,
-            Err(e) => return Some((true, unreachable(url, &e, timeout))),
-        },
+        // Some servers refuse HEAD: ask them again with GET.
+        Ok(r)
+            if matches!(
+                r.status(),
+                StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
+            ) =>
+        {
+            match client.get(url).send().await {
+                Ok(r) => r,
+                Err(e) => return Some((true, unreachable(url, &e, timeout))),
+            }
+        }
+        Ok(r) => r,
         Err(e) => return Some((true, unreachable(url, &e, timeout))),
     };
     let status = response.status();

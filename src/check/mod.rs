@@ -6,7 +6,7 @@
 //! other stages' results and changes nothing; it never prints (the command does).
 
 mod contrast;
-mod html;
+pub mod html;
 pub mod links;
 
 use std::fmt;
@@ -45,7 +45,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn error(problem: Problem) -> Self {
+    pub fn error(problem: Problem) -> Self {
         Finding {
             severity: Severity::Error,
             problem,
@@ -94,6 +94,11 @@ impl fmt::Display for Finding {
     }
 }
 
+/// A layout or template problem that stopped the render, as an error finding about the issue.
+pub fn unrendered(issue: &Path, message: &str) -> Finding {
+    Finding::about(Severity::Error, issue, "", message.to_string())
+}
+
 /// Problems that stop an issue from rendering, as error findings.
 pub fn from_problems(problems: Vec<Problem>) -> Vec<Finding> {
     problems.into_iter().map(Finding::error).collect()
@@ -112,7 +117,7 @@ impl MergeValues for NoValues {
 pub fn inspect(loaded: &LoadedIssue, layout: &Layout, rendered: &Rendered) -> Vec<Finding> {
     let mut out = Vec::new();
     let email = rendered.fill(&crate::merge::Values::sample());
-    check_subject(loaded, &mut out);
+    check_subject(loaded, &email.subject, &mut out);
     check_placeholders(loaded, &mut out);
     check_markdown(loaded, &mut out);
     check_labels(loaded, &mut out);
@@ -147,9 +152,9 @@ fn layout_file(layout: &Layout, name: &str) -> PathBuf {
     }
 }
 
-fn check_subject(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
+/// `subject` as a reader sees it (merge fields filled with sample values).
+fn check_subject(loaded: &LoadedIssue, subject: &str, out: &mut Vec<Finding>) {
     let issue = &loaded.issue;
-    let subject = issue.title.as_str();
     let chars = subject.chars().count();
     if chars > SUBJECT_CHARS {
         out.push(Finding::warning(loaded.problem(
@@ -178,7 +183,7 @@ fn check_subject(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
         .is_none_or(|p| p.as_str().trim().is_empty())
     {
         out.push(Finding::warning(loaded.problem(
-            "title",
+            "",
             "no preheader: inboxes will show the first words of the email after the subject; \
              add \"preheader\" with one sentence",
         )));
@@ -442,12 +447,20 @@ fn check_size(loaded: &LoadedIssue, bytes: usize, out: &mut Vec<Finding>) {
     }
 }
 
-/// The JSON path of the first string in the issue that contains `needle`, or "".
+/// The JSON path of the string in the issue that is `needle`, else of the first that contains
+/// it (a URL inside Markdown), or "" when the issue does not have it (the layout does).
 fn path_of(loaded: &LoadedIssue, needle: &str) -> String {
-    texts(loaded)
-        .into_iter()
-        .find(|(_, text)| text.contains(needle))
-        .map(|(p, _)| p)
+    let texts = texts(loaded);
+    let exact = texts.iter().find(|(_, text)| text == needle);
+    let within = || {
+        texts.iter().find(|(path, text)| {
+            // A base URL (images_url, web_url) is not where a longer URL comes from.
+            text.contains(needle) && !path.ends_with("_url")
+        })
+    };
+    exact
+        .or_else(within)
+        .map(|(p, _)| p.clone())
         .unwrap_or_default()
 }
 

@@ -53,6 +53,9 @@ pub enum Error {
     /// The command line itself is wrong (exit 2).
     #[error("{0}")]
     Usage(String),
+    /// Something outside the user's input went wrong (exit 1).
+    #[error("{0}")]
+    Other(String),
     /// The command has reported what failed (a check found errors): exit 1, nothing more to say.
     #[error("")]
     Failed,
@@ -103,6 +106,11 @@ fn say(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
+}
+
+/// A line on stderr for people, beside data on stdout; a closed stderr is not an error.
+fn note(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{}", text.trim_end());
 }
 
 /// A warning on stderr.

@@ -213,7 +213,7 @@ pub struct Image {
     /// An absolute URL, or a path relative to the issue file.
     pub src: String,
     /// What the image shows, for people who cannot see it. Required.
-    pub alt: String,
+    pub alt: MergeText,
     /// Where a click on the image goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<Link>,
@@ -234,7 +234,7 @@ pub struct Item {
     pub title: Option<MergeText>,
     /// A short tag shown above the title, e.g. "Project" or "Members only".
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
+    pub tag: Option<MergeText>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<Image>,
     /// Text in Markdown.
@@ -261,10 +261,10 @@ pub struct Item {
     pub online: bool,
     /// Venue of an event in a place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub venue: Option<String>,
+    pub venue: Option<MergeText>,
     /// City of an event in a place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub city: Option<String>,
+    pub city: Option<MergeText>,
     /// Registration page of an event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration: Option<Link>,
@@ -281,10 +281,10 @@ pub struct Item {
     pub until: Option<NaiveDate>,
     /// Type of agenda entry: Webconference, Webinar, Meeting, Conference…
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    pub kind: Option<MergeText>,
     /// Where an agenda entry takes place, e.g. "Nice, France".
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub place: Option<String>,
+    pub place: Option<MergeText>,
     /// An "Information" page for an agenda entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub info: Option<Link>,
@@ -449,7 +449,7 @@ fn resolve_body(
 }
 
 fn check_image(loaded: &LoadedIssue, path: &str, image: &Image, out: &mut Vec<Problem>) {
-    if image.alt.trim().is_empty() {
+    if image.alt.as_str().trim().is_empty() {
         out.push(loaded.problem(
             &format!("{path}.alt"),
             "the image has empty alt text; describe what it shows for people who cannot see it",

@@ -208,12 +208,18 @@ async fn serve_under(root: Option<PathBuf>, rel: &str) -> Response {
 }
 
 /// `root/rel` if it is a file inside `root` once every link is followed: no `..`, no
-/// absolute path, no symlink that leads out, no folder.
+/// absolute path, no symlink that leads out, no folder, and nothing hidden (`.env`, `.git/`:
+/// an issue folder may be a whole project).
 pub fn contained(root: &Path, rel: &str) -> Option<PathBuf> {
     let rel = Path::new(rel);
-    if rel.components().any(|c| {
-        !matches!(c, Component::Normal(_)) || c.as_os_str().to_string_lossy().contains('\0')
-    }) {
+    let refused = |c: Component<'_>| match c {
+        Component::Normal(name) => {
+            let name = name.to_string_lossy();
+            name.starts_with('.') || name.contains('\0')
+        }
+        _ => true,
+    };
+    if rel.components().any(refused) {
         return None;
     }
     let root = root.canonicalize().ok()?;
@@ -261,6 +267,11 @@ mod tests {
         assert!(
             contained(&root, "images").is_none(),
             "folders are not listed"
+        );
+        std::fs::write(root.join(".env"), b"SECRET=1").unwrap();
+        assert!(
+            contained(&root, ".env").is_none(),
+            "hidden files are not served"
         );
         #[cfg(unix)]
         {

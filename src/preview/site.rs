@@ -78,6 +78,9 @@ pub struct Site {
     entries: Mutex<BTreeMap<String, Entry>>,
     changes: broadcast::Sender<Change>,
     reporter: OnceLock<Reporter>,
+    /// One render at a time: a render started by the watcher and one started by a page must
+    /// not finish in the wrong order and put an older reading of the files on show.
+    rendering: Mutex<()>,
 }
 
 /// An issue file listed on the index page.
@@ -100,6 +103,7 @@ impl Site {
             entries: Mutex::new(BTreeMap::new()),
             changes,
             reporter: OnceLock::new(),
+            rendering: Mutex::new(()),
         }
     }
 
@@ -144,17 +148,27 @@ impl Site {
     pub fn state(&self, slug: &str) -> Option<State> {
         if !self.entries().contains_key(slug) {
             let path = self.path_for(slug)?;
-            self.entries().entry(slug.to_string()).or_insert(Entry {
-                folders: Folders {
-                    issue: parent_of(&path),
-                    layout: self.layout.clone(),
+            let mut entries = self.entries();
+            if entries.contains_key(slug) {
+                // Another request registered it meanwhile.
+                drop(entries);
+                return self.state(slug);
+            }
+            entries.insert(
+                slug.to_string(),
+                Entry {
+                    folders: Folders {
+                        issue: parent_of(&path),
+                        layout: self.layout.clone(),
+                    },
+                    path,
+                    good: None,
+                    good_version: 0,
+                    error: None,
+                    version: 0,
                 },
-                path,
-                good: None,
-                good_version: 0,
-                error: None,
-                version: 0,
-            });
+            );
+            drop(entries);
             self.render(slug);
         }
         let entries = self.entries();
@@ -184,6 +198,7 @@ impl Site {
     /// Renders one issue, keeps the result (or the error beside the last good result), and
     /// only then tells the pages.
     fn render(&self, slug: &str) {
+        let _one_at_a_time = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
         let Some(path) = self.entries().get(slug).map(|e| e.path.clone()) else {
             return;
         };

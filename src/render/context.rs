@@ -124,12 +124,12 @@ pub fn build(
     layout: &Layout,
     assets: &AssetBase,
     fields: &mut FieldTable,
-) -> Context {
+) -> Result<Context, String> {
     let issue = &loaded.issue;
     let primary = issue.language.primary();
     let region = issue.language.region();
     let labels = layout.labels(&primary, issue.language.as_str());
-    let dates = Dates::new(&labels, &primary, region.as_deref());
+    let dates = Dates::new(&labels, &primary, region.as_deref())?;
     let mut b = Builder {
         fields,
         styles: Styles::from_theme(layout.theme()),
@@ -147,7 +147,7 @@ pub fn build(
     let theme = b.marked_json(layout.theme());
     let labels = b.marked_json(&b.labels.clone());
     let logo = layout_logo(layout, assets);
-    Context {
+    Ok(Context {
         issue: IssueView {
             title: b.fields.mark(issue.title.as_str()),
             preheader: issue.preheader.as_ref().map(|p| b.fields.mark(p.as_str())),
@@ -164,7 +164,7 @@ pub fn build(
         logo,
         sections,
         unsubscribe_url: b.fields.mark("{{unsubscribe_url}}"),
-    }
+    })
 }
 
 impl Builder<'_> {
@@ -238,30 +238,31 @@ impl Builder<'_> {
         let location = if i.online {
             Some(self.label("online", "Online"))
         } else {
-            let parts: Vec<&str> = [i.venue.as_deref(), i.city.as_deref()]
+            let parts: Vec<String> = [&i.venue, &i.city]
                 .into_iter()
                 .flatten()
+                .map(|p| self.mark(p.as_str()))
                 .collect();
             (!parts.is_empty()).then(|| parts.join(", "))
         };
         ItemView {
             title: self.mark_opt(i.title.as_ref().map(|t| t.as_str())),
-            tag: i.tag.clone(),
+            tag: self.mark_opt(i.tag.as_ref().map(|t| t.as_str())),
             image: i.image.as_ref().map(|img| self.image(img)),
             body_html: body.as_ref().map(|b| b.html.clone()),
             body_text: body.map(|b| b.text),
             link: i.link.as_ref().map(|a| self.action(a)),
             when,
             online: i.online,
-            venue: i.venue.clone(),
-            city: i.city.clone(),
+            venue: self.mark_opt(i.venue.as_ref().map(|t| t.as_str())),
+            city: self.mark_opt(i.city.as_ref().map(|t| t.as_str())),
             location,
             registration: i.registration.as_ref().map(|u| self.mark(u.as_str())),
             note: self.mark_opt(i.note.as_ref().map(|n| n.as_str())),
             date: i.date.map(|d| self.dates.range(d, i.until)),
             date_iso: i.date.map(|d| d.to_string()),
-            kind: i.kind.clone(),
-            place: i.place.clone(),
+            kind: self.mark_opt(i.kind.as_ref().map(|t| t.as_str())),
+            place: self.mark_opt(i.place.as_ref().map(|t| t.as_str())),
             info: i.info.as_ref().map(|u| self.mark(u.as_str())),
         }
     }
@@ -276,7 +277,7 @@ impl Builder<'_> {
         };
         ImageView {
             src,
-            alt: img.alt.clone(),
+            alt: self.mark(img.alt.as_str()),
             link: img.link.as_ref().map(|l| self.mark(l.as_str())),
             width: img.width,
         }

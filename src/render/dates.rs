@@ -40,27 +40,35 @@ pub struct When {
 impl Dates {
     /// Patterns from the labels (`date_long`, `date_short`, `date_day`, `date_day_month`,
     /// `time`, `locale`), with English defaults.
-    pub fn new(labels: &toml::Table, primary: &str, region: Option<&str>) -> Self {
-        let get = |key: &str, default: &str| {
-            labels
-                .get(key)
-                .and_then(|v| v.as_str())
-                .unwrap_or(default)
-                .to_string()
+    /// A pattern that chrono cannot read is refused here, with the label's name: formatting
+    /// with it later would fail in the middle of a render.
+    pub fn new(labels: &toml::Table, primary: &str, region: Option<&str>) -> Result<Self, String> {
+        let get = |key: &str, default: &str| -> Result<String, String> {
+            let pattern = labels.get(key).and_then(|v| v.as_str()).unwrap_or(default);
+            let broken = chrono::format::StrftimeItems::new(pattern)
+                .any(|item| matches!(item, chrono::format::Item::Error));
+            if broken {
+                Err(format!(
+                    "labels.{primary}.{key}: \"{pattern}\" is not a date pattern; use chrono's codes, \
+                     e.g. \"%A %-d %B %Y\" (%A weekday, %-d day, %B month, %Y year, %H:%M time)"
+                ))
+            } else {
+                Ok(pattern.to_string())
+            }
         };
         let locale = labels
             .get("locale")
             .and_then(|v| v.as_str())
             .and_then(|l| Locale::try_from(l).ok())
             .unwrap_or_else(|| locale_for(primary, region));
-        Dates {
+        Ok(Dates {
             locale,
-            long: get("date_long", "%A %-d %B %Y"),
-            short: get("date_short", "%-d %B %Y"),
-            day: get("date_day", "%-d"),
-            day_month: get("date_day_month", "%-d %B"),
-            time: get("time", "%H:%M"),
-        }
+            long: get("date_long", "%A %-d %B %Y")?,
+            short: get("date_short", "%-d %B %Y")?,
+            day: get("date_day", "%-d")?,
+            day_month: get("date_day_month", "%-d %B")?,
+            time: get("time", "%H:%M")?,
+        })
     }
 
     fn date(&self, date: NaiveDate, pattern: &str) -> String {
@@ -171,7 +179,7 @@ mod tests {
     use chrono::TimeZone;
 
     fn en() -> Dates {
-        Dates::new(&toml::Table::new(), "en", None)
+        Dates::new(&toml::Table::new(), "en", None).unwrap()
     }
 
     #[test]
@@ -214,8 +222,18 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_pattern_is_refused_not_a_panic() {
+        let labels: toml::Table = "date_short = \"%Q\"".parse().unwrap();
+        let err = Dates::new(&labels, "en", None).unwrap_err();
+        assert!(
+            err.starts_with("labels.en.date_short: \"%Q\" is not a date pattern"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn french_names_days_and_months_in_french() {
-        let fr = Dates::new(&toml::Table::new(), "fr", None);
+        let fr = Dates::new(&toml::Table::new(), "fr", None).unwrap();
         let paris: Tz = "Europe/Paris".parse().unwrap();
         let t = paris.with_ymd_and_hms(2020, 6, 4, 10, 0, 0).unwrap();
         assert_eq!(fr.event(t, None).text, "jeudi 4 juin 2020, 10:00 CEST");

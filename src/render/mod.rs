@@ -83,6 +83,9 @@ pub enum RenderError {
         column: Option<usize>,
         message: String,
     },
+    /// A value of the layout's theme that cannot be used.
+    #[error("theme.toml: {message}")]
+    Theme { message: String },
     #[error(
         "the layout produced invalid MJML at line {line}:{column} of the generated document: {message}{}\n  hint: {hint}",
         if excerpt.is_empty() { String::new() } else { format!("\n  | {excerpt}") }
@@ -114,7 +117,8 @@ pub fn render(
 ) -> Result<Rendered, RenderError> {
     check_kinds(loaded, layout)?;
     let mut fields = FieldTable::default();
-    let context = context::build(loaded, layout, &opts.assets, &mut fields);
+    let context = context::build(loaded, layout, &opts.assets, &mut fields)
+        .map_err(|message| RenderError::Theme { message })?;
     let data = serde_json::to_value(&context).unwrap_or(Value::Null);
 
     let mjml = Templates::new(layout, Part::Mjml, &mut fields)?.render(&data)?;

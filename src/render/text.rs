@@ -7,9 +7,21 @@ use handlebars::{Handlebars, handlebars_helper};
 /// Where text lines are wrapped.
 pub const WIDTH: usize = 72;
 
-handlebars_helper!(upper: |s: str| s.to_uppercase());
+// Both take any value (a missing one is empty), so that a layout need not guard each call.
+// Merge-field markers keep their case: they are filled later.
+handlebars_helper!(upper: |s: Json| crate::merge::map_outside_fields(&as_text(s), str::to_uppercase));
 // An underline never runs past the wrap width, even under a title that wraps.
-handlebars_helper!(underline: |s: str, c: str| c.repeat(s.chars().count().min(WIDTH)));
+handlebars_helper!(underline: |s: Json, c: Json| {
+    as_text(c).repeat(as_text(s).chars().count().min(WIDTH))
+});
+
+fn as_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
 
 /// Helpers for both registries: `upper` and `underline` (a line of `c` as wide as `s`).
 pub fn register_helpers(registry: &mut Handlebars<'_>) {

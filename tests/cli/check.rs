@@ -215,6 +215,15 @@ fn subject_findings() {
             .stdout()
             .starts_with("no problems")
     );
+    // Merge fields count as the reader sees them, not as written.
+    let merged = with_title(
+        "{{subscriber.first_name | default: \\\"friend\\\"}}, your June news from the network",
+    );
+    assert!(
+        merged.stdout().starts_with("no problems"),
+        "{}",
+        merged.stdout()
+    );
 }
 
 #[test]
@@ -225,7 +234,7 @@ fn missing_preheader_is_a_warning() {
     ));
     assert!(
         run.stdout()
-            .contains("no preheader: inboxes will show the first words"),
+            .contains("warning: issue.json:1:1: no preheader: inboxes will show the first words"),
         "{}",
         run.stdout()
     );
@@ -336,6 +345,23 @@ fn headings_that_skip_a_level_are_warnings() {
 }
 
 #[test]
+fn a_template_error_is_a_finding_with_its_file_and_line() {
+    let run = check_with(
+        &clean_issue(PLAIN),
+        &[(
+            "layout/sections/text.mjml.hbs",
+            "<mj-section>\n{{#if body_html}}\n",
+        )],
+        &["--offline", "--layout", "layout", "--json"],
+    );
+    assert_eq!(run.code(), 1);
+    let finding: serde_json::Value = serde_json::from_str(run.stdout().trim()).unwrap();
+    assert_eq!(finding["file"], "layout/sections/text.mjml.hbs");
+    assert!(finding["line"].is_number());
+    assert!(run.stderr().contains("1 error, 0 warnings"));
+}
+
+#[test]
 fn strict_makes_warnings_fail_and_json_prints_one_object_per_finding() {
     let issue = clean_issue(PLAIN).replace("Network news, June 2020", "NEWS!!!");
     let run = check_with(&issue, &[], &["--offline", "--strict"]);
@@ -386,7 +412,8 @@ impl Site {
                     let mut parts = request.split_whitespace();
                     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
                     log.lock().unwrap().push(format!("{method} {path}"));
-                    let response = match (method, path) {
+                    let route = path.split('?').next().unwrap_or("");
+                    let response = match (method, route) {
                         (_, "/ok") => "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_string(),
                         (_, "/moved") => "HTTP/1.1 301 Moved Permanently\r\nLocation: /ok\r\nContent-Length: 0\r\n\r\n".to_string(),
                         (_, "/missing") => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string(),
@@ -414,6 +441,7 @@ impl Site {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// How many requests were exactly `request` ("HEAD /ok?a=b").
     fn hits(&self, request: &str) -> usize {
         self.hits
             .lock()
@@ -430,18 +458,19 @@ fn links_are_checked_against_a_real_server() {
     let body = format!(
         "[The programme]({ok}), [the report]({moved}), [the page]({missing}), \
          [the form]({nohead}), [the slow page]({slow}) and [the programme again]({ok}).",
-        ok = site.url("/ok"),
+        ok = site.url("/ok?lang=en&year=2020"),
         moved = site.url("/moved"),
         missing = site.url("/missing"),
         nohead = site.url("/nohead"),
         slow = site.url("/slow"),
     );
     let issue = clean_issue(&format!(
-        r#"{{"kind": "text", "body": "{body}"}},
+        r#"{{"kind": "text", "body": "{body}", "cta": {{"label": "Join us", "url": "{join}"}}}},
     {{"kind": "news", "items": [{{"title": "Pictures", "image": {{"src": "{big}", "alt": "A large photo"}}}},
                                 {{"title": "More", "image": {{"src": "{small}", "alt": "A small photo"}}}}]}}"#,
         big = site.url("/big.png"),
         small = site.url("/small.png"),
+        join = site.url("/missing?form=join"),
     ));
     let run = check_with(&issue, NO_SOCIAL, &["--timeout", "1", "--layout", "layout"]);
     let out = run.stdout();
@@ -467,26 +496,36 @@ fn links_are_checked_against_a_real_server() {
         )),
         "{out}"
     );
-    for fine in ["/ok", "/moved", "/nohead", "/small.png"] {
+    // A query string reaches the server as written (Handlebars writes `=` as `&#x3D;`).
+    assert!(
+        out.contains(&format!(
+            "sections[0].cta.url: {} answers 404 Not Found",
+            site.url("/missing?form=join")
+        )),
+        "{out}"
+    );
+    for fine in ["/ok?lang=en&year=2020", "/moved", "/nohead", "/small.png"] {
         assert!(
             !out.contains(&format!("{} ", site.url(fine))),
             "{fine} reported: {out}"
         );
     }
     assert!(
-        out.ends_with("2 errors, 1 warning (7 links checked)\n"),
+        out.ends_with("3 errors, 1 warning (8 links checked)\n"),
         "{out}"
     );
     // Each URL is asked once, and GET only where HEAD is refused.
-    assert_eq!(
-        site.hits("HEAD /ok"),
-        2,
-        "once for /ok, once for /moved's redirect"
-    );
+    assert_eq!(site.hits("HEAD /ok?lang=en&year=2020"), 1);
+    assert_eq!(site.hits("HEAD /ok"), 1, "the redirect of /moved");
     assert_eq!(site.hits("GET /ok"), 0);
     assert_eq!(site.hits("HEAD /nohead"), 1);
     assert_eq!(site.hits("GET /nohead"), 1);
     assert_eq!(site.hits("HEAD /missing"), 1);
+    assert_eq!(
+        site.hits("GET /missing"),
+        0,
+        "a dead link is not asked twice"
+    );
 }
 
 #[test]

@@ -120,6 +120,7 @@ fn raw_get_as(port: u16, path: &str, host: &str) -> (u16, String) {
 fn files_outside_the_issue_and_layout_folders_are_not_served() {
     let ws = Workspace::with_sample();
     ws.write("secret.txt", "not for the web");
+    ws.write("issues/.env", "not for the web either");
     std::fs::create_dir_all(ws.path().join("issues/empty")).unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(
@@ -145,7 +146,8 @@ fn files_outside_the_issue_and_layout_folders_are_not_served() {
         "/files/%2e%2e/%2e%2e/secret.txt",
         "/files/%2E%2E%2F%2E%2E%2Fsecret.txt",
         "/files/images/..%2f..%2f..%2fsecret.txt",
-        "/files/..%5c..%5csecret.txt",
+        "/files/.env",
+        "/files/%2eenv",
         "/files/%2fetc%2fpasswd",
         "/files/link.txt",
         "/files/empty",

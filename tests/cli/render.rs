@@ -550,3 +550,40 @@ fn snapshot_of_the_sample_text() {
     let (_, text) = render_sample(&[]);
     insta::assert_snapshot!("sample_text", text);
 }
+
+#[test]
+fn merge_fields_work_in_short_fields_and_survive_upper_case_headings() {
+    let ws = Workspace::empty();
+    ws.write(
+        "issue.json",
+        &issue_with(
+            r#"{"kind": "events", "heading": "For {{subscriber.first_name}}", "items": [
+                 {"start": "2020-06-04 10:00 Europe/Paris", "venue": "Town hall of {{subscriber.city | default: \"your city\"}}", "tag": "For {{subscriber.first_name}}"}]}"#,
+        ),
+    );
+    ws.run(&["render", "issue.json", "--subscriber", "first_name=Ana"])
+        .ok();
+    let text = ws.read("out/issue.txt");
+    assert!(text.contains("FOR Ana\n"), "{text}");
+    assert!(text.contains("Town hall of your city"), "{text}");
+    let html = ws.read("out/issue.html");
+    assert!(html.contains(">For Ana</p>"), "tag not filled");
+    assert!(!html.contains("{{"), "a merge field left as written");
+}
+
+#[test]
+fn a_broken_date_pattern_in_a_theme_is_an_error_not_a_crash() {
+    let ws = Workspace::empty();
+    ws.write(
+        "issue.json",
+        &issue_with(r#"{"kind": "text", "body": "Hi"}"#),
+    );
+    ws.write("layout/theme.toml", "[labels.en]\ndate_short = \"%Q\"\n");
+    let err = ws
+        .run(&["render", "issue.json", "--layout", "layout"])
+        .bad_input();
+    assert!(
+        err.contains("error: theme.toml: labels.en.date_short: \"%Q\" is not a date pattern"),
+        "{err}"
+    );
+}

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::check::{self, Finding, links};
-use crate::cli::{Error, say};
-use crate::issue::{self, IssueError};
+use crate::cli::{Error, note, say};
+use crate::issue::{self, IssueError, Problem};
 use crate::layout::{self, Layout};
 use crate::render::{self, RenderError, RenderOptions};
 
@@ -44,19 +44,16 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(Error::Usage(
-            "--timeout takes a number of seconds above 0".into(),
-        ));
-    }
-    let (findings, links_checked) = match find(&args) {
-        Ok(found) => found,
-        Err(Found::Findings(findings)) => (findings, None),
-        Err(Found::Fatal(e)) => return Err(e),
-    };
-    let mut findings = findings;
+    let timeout = Duration::try_from_secs_f64(args.timeout)
+        .ok()
+        .filter(|t| !t.is_zero() && t.as_secs() <= 3600)
+        .ok_or_else(|| {
+            Error::Usage("--timeout takes a number of seconds from above 0 to 3600".into())
+        })?;
+    let (mut findings, links_checked) = find(&args, timeout)?;
     findings.sort_by_key(|f| (f.severity, f.problem.position.unwrap_or((usize::MAX, 0))));
     let (errors, warnings) = check::counts(&findings);
+    let summary = summary(errors, warnings, links_checked);
     let mut out = String::new();
     for f in &findings {
         if args.json {
@@ -66,12 +63,11 @@ pub fn run(args: Args) -> Result<(), Error> {
         }
         out.push('\n');
     }
-    if !args.json {
-        out.push_str(&summary(errors, warnings, links_checked));
-    }
-    say(&out);
     if args.json {
-        eprintln!("{}", summary(errors, warnings, links_checked).trim_end());
+        say(&out);
+        note(&summary);
+    } else {
+        say(&(out + &summary));
     }
     if errors > 0 || (args.strict && warnings > 0) {
         return Err(Error::Failed);
@@ -79,29 +75,38 @@ pub fn run(args: Args) -> Result<(), Error> {
     Ok(())
 }
 
-/// Why `find` stopped early: the issue did not render (its problems are the findings), or
-/// something that is not about the issue went wrong.
-enum Found {
-    Findings(Vec<Finding>),
-    Fatal(Error),
-}
-
-fn find(args: &Args) -> Result<(Vec<Finding>, Option<usize>), Found> {
+/// Everything found, and how many links were checked (none with --offline). An issue that
+/// does not render is reported like any other finding; only what is not about the issue
+/// (an unreadable file) stops the check.
+fn find(args: &Args, timeout: Duration) -> Result<(Vec<Finding>, Option<usize>), Error> {
     let loaded = match issue::load(&args.issue) {
         Ok(l) => l,
-        Err(IssueError::Invalid(problems)) => {
-            return Err(Found::Findings(check::from_problems(problems)));
-        }
-        Err(e) => return Err(Found::Fatal(e.into())),
+        Err(IssueError::Invalid(problems)) => return Ok((check::from_problems(problems), None)),
+        Err(e) => return Err(e.into()),
     };
     let layout_dir = layout::folder_for(args.layout.as_deref(), &loaded);
-    let layout = Layout::load(layout_dir.as_deref()).map_err(|e| Found::Fatal(e.into()))?;
+    let layout = match Layout::load(layout_dir.as_deref()) {
+        Ok(l) => l,
+        Err(e) => return Ok((vec![check::unrendered(&loaded.path, &e.to_string())], None)),
+    };
     let rendered = match render::render(&loaded, &layout, &RenderOptions::default()) {
         Ok(r) => r,
-        Err(RenderError::Issue(problems)) => {
-            return Err(Found::Findings(check::from_problems(problems)));
+        Err(RenderError::Issue(problems)) => return Ok((check::from_problems(problems), None)),
+        Err(RenderError::Template {
+            file,
+            line,
+            column,
+            message,
+        }) => {
+            let problem = Problem {
+                file: file.into(),
+                position: line.zip(column),
+                json_path: String::new(),
+                message: format!("template error: {message}"),
+            };
+            return Ok((vec![Finding::error(problem)], None));
         }
-        Err(e) => return Err(Found::Fatal(e.into())),
+        Err(e) => return Ok((vec![check::unrendered(&loaded.path, &e.to_string())], None)),
     };
     let mut findings = check::inspect(&loaded, &layout, &rendered);
     if args.offline {
@@ -112,21 +117,14 @@ fn find(args: &Args) -> Result<(Vec<Finding>, Option<usize>), Found> {
     let bar = progress_bar(count as u64, args.json);
     let tick = bar.clone();
     let opts = links::LinkOptions {
-        timeout: Duration::from_secs_f64(args.timeout),
+        timeout,
         ..Default::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Found::Fatal(Error::Usage(format!("cannot start the link checker: {e}"))))?;
     let theme = check::theme_file(&layout);
-    let link_findings =
-        runtime.block_on(links::check(&loaded, &theme, targets, &opts, move || {
-            tick.inc(1)
-        }));
+    let found = links::check_blocking(&loaded, &theme, targets, &opts, move || tick.inc(1))
+        .map_err(Error::Other)?;
     bar.finish_and_clear();
-    findings.extend(link_findings);
+    findings.extend(found);
     Ok((findings, Some(count)))
 }
 

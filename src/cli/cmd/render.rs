@@ -141,7 +141,10 @@ fn relative_url(from: &Path, to: &Path) -> String {
     };
     let mut url: String = rel
         .components()
-        .map(|c| c.as_os_str().to_string_lossy().replace(' ', "%20"))
+        .map(|c| {
+            let part = c.as_os_str().to_string_lossy();
+            percent_encoding::utf8_percent_encode(&part, PATH_PART).to_string()
+        })
         .collect::<Vec<_>>()
         .join("/");
     if !url.is_empty() {
@@ -149,6 +152,19 @@ fn relative_url(from: &Path, to: &Path) -> String {
     }
     url
 }
+
+/// What a folder name may keep as it is in a relative URL.
+const PATH_PART: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
 
 /// Removes `.` and resolves `..` lexically, so that `issues/../layouts/efus` compares well.
 fn normalize(p: &Path) -> PathBuf {
