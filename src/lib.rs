@@ -6,11 +6,12 @@
 //! [`render`] fills the layout's MJML and text templates with Handlebars and compiles the MJML
 //! with mrml — once per issue — into [`merge::Prepared`] templates whose merge fields are
 //! filled per recipient. [`preview`] serves renders to a browser and follows the files.
-//! [`cli`] parses arguments, calls the stages and is the only part that
-//! prints.
+//! [`clock`] is the one reader of the date. [`cli`] parses arguments, calls the stages and
+//! is the only part that prints.
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod clock;
 pub mod diag;
 pub mod issue;
 pub mod layout;
