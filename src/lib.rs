@@ -6,8 +6,8 @@
 //! [`render`] fills the layout's MJML and text templates with Handlebars and compiles the MJML
 //! with mrml — once per issue — into [`merge::Prepared`] templates whose merge fields are
 //! filled per recipient. [`preview`] serves renders to a browser and follows the files.
-//! [`clock`] is the one reader of the date. [`cli`] parses arguments, calls the stages and
-//! is the only part that prints.
+//! [`workspace`] creates the folder a newsletter is written in. [`clock`] is the one reader
+//! of the date. [`cli`] parses arguments, calls the stages and is the only part that prints.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -19,3 +19,4 @@ pub mod merge;
 pub mod output;
 pub mod preview;
 pub mod render;
+pub mod workspace;

@@ -15,6 +15,7 @@ use crate::layout::LayoutError;
 use crate::output::WriteError;
 use crate::preview::PreviewError;
 use crate::render::RenderError;
+use crate::workspace::WorkspaceError;
 
 /// Compose, preview, check and send a newsletter issue.
 ///
@@ -23,7 +24,7 @@ use crate::render::RenderError;
 /// a responsive HTML email and its plain-text part.
 #[derive(Debug, Parser)]
 #[command(name = "bulletin", version, propagate_version = true)]
-#[command(after_help = "Start with: bulletin render issues/2020-06.json")]
+#[command(after_help = "Start with: bulletin init news && cd news && bulletin preview")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,6 +32,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Init(cmd::init::Args),
     Render(cmd::render::Args),
     Preview(cmd::preview::Args),
     Schema(cmd::schema::Args),
@@ -49,6 +51,8 @@ pub enum Error {
     Write(#[from] WriteError),
     #[error(transparent)]
     Preview(#[from] PreviewError),
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
     /// The command line itself is wrong (exit 2).
     #[error("{0}")]
     Usage(String),
@@ -74,6 +78,7 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Init(args) => cmd::init::run(args),
         Command::Render(args) => cmd::render::run(args),
         Command::Preview(args) => cmd::preview::run(args),
         Command::Schema(args) => cmd::schema::run(args),
@@ -98,6 +103,11 @@ fn say(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
+}
+
+/// A message for people on stderr (a summary, the next step): not data, so not on stdout.
+fn tell(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 /// A warning on stderr.

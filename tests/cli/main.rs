@@ -4,6 +4,7 @@
 
 mod common;
 mod errors;
+mod init;
 mod preview;
 mod render;
 mod schema;
