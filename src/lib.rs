@@ -6,8 +6,9 @@
 //! [`render`] fills the layout's MJML and text templates with Handlebars and compiles the MJML
 //! with mrml — once per issue — into [`merge::Prepared`] templates whose merge fields are
 //! filled per recipient. [`preview`] serves renders to a browser and follows the files.
-//! [`workspace`] creates the folder a newsletter is written in. [`clock`] is the one reader
-//! of the date. [`cli`] parses arguments, calls the stages and is the only part that prints.
+//! [`workspace`] creates the folder a newsletter is written in, and [`issue::next`] derives
+//! the next issue from the last one. [`clock`] is the one reader of the date. [`cli`] parses
+//! arguments, calls the stages and is the only part that prints.
 #![forbid(unsafe_code)]
 
 pub mod cli;

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::issue::IssueError;
+use crate::issue::next::NextError;
 use crate::layout::LayoutError;
 use crate::output::WriteError;
 use crate::preview::PreviewError;
@@ -33,6 +34,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Init(cmd::init::Args),
+    New(cmd::new::Args),
     Render(cmd::render::Args),
     Preview(cmd::preview::Args),
     Schema(cmd::schema::Args),
@@ -53,6 +55,8 @@ pub enum Error {
     Preview(#[from] PreviewError),
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Next(#[from] NextError),
     /// The command line itself is wrong (exit 2).
     #[error("{0}")]
     Usage(String),
@@ -79,6 +83,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Init(args) => cmd::init::run(args),
+        Command::New(args) => cmd::new::run(args),
         Command::Render(args) => cmd::render::run(args),
         Command::Preview(args) => cmd::preview::run(args),
         Command::Schema(args) => cmd::schema::run(args),

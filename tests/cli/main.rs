@@ -5,6 +5,7 @@
 mod common;
 mod errors;
 mod init;
+mod new;
 mod preview;
 mod render;
 mod schema;
