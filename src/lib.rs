@@ -6,14 +6,16 @@
 //! [`render`] fills the layout's MJML and text templates with Handlebars and compiles the MJML
 //! with mrml — once per issue — into [`merge::Prepared`] templates whose merge fields are
 //! filled per recipient. [`check`] finds what would embarrass an issue before it goes out.
-//! [`preview`] serves renders to a browser and follows the files.
-//! [`cli`] parses arguments, calls the stages and is the only part that
-//! prints.
+//! [`preview`] serves renders to a browser and follows the files. [`workspace`] creates the
+//! folder a newsletter is written in, and [`issue::next`] derives the next issue from the last
+//! one. [`clock`] is the one reader of the date. [`cli`] parses arguments, calls the stages and
+//! is the only part that prints.
 #![forbid(unsafe_code)]
 
 pub mod audience;
 pub mod check;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod diag;
 pub mod issue;
@@ -22,3 +24,4 @@ pub mod merge;
 pub mod output;
 pub mod preview;
 pub mod render;
+pub mod workspace;

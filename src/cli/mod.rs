@@ -11,10 +11,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::issue::IssueError;
+use crate::issue::next::NextError;
 use crate::layout::LayoutError;
 use crate::output::WriteError;
 use crate::preview::PreviewError;
 use crate::render::RenderError;
+use crate::workspace::WorkspaceError;
 
 /// Compose, preview, check and send a newsletter issue.
 ///
@@ -23,7 +25,7 @@ use crate::render::RenderError;
 /// a responsive HTML email and its plain-text part.
 #[derive(Debug, Parser)]
 #[command(name = "bulletin", version, propagate_version = true)]
-#[command(after_help = "Start with: bulletin render issues/2020-06.json")]
+#[command(after_help = "Start with: bulletin init news && cd news && bulletin preview")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,6 +33,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Init(cmd::init::Args),
+    New(cmd::new::Args),
     Render(cmd::render::Args),
     Preview(cmd::preview::Args),
     Check(cmd::check::Args),
@@ -50,6 +54,10 @@ pub enum Error {
     Write(#[from] WriteError),
     #[error(transparent)]
     Preview(#[from] PreviewError),
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Next(#[from] NextError),
     /// The command line itself is wrong (exit 2).
     #[error("{0}")]
     Usage(String),
@@ -81,6 +89,8 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Init(args) => cmd::init::run(args),
+        Command::New(args) => cmd::new::run(args),
         Command::Render(args) => cmd::render::run(args),
         Command::Preview(args) => cmd::preview::run(args),
         Command::Check(args) => cmd::check::run(args),

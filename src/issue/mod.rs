@@ -7,6 +7,7 @@
 
 mod error;
 mod locate;
+pub mod next;
 mod time;
 
 use std::path::{Path, PathBuf};
@@ -166,8 +167,10 @@ pub struct Section {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heading: Option<MergeText>,
     /// Number of columns for items (1 or 2). Columns stack into one on phones.
-    #[serde(default = "one_column")]
-    #[schemars(range(min = 1, max = 2))]
+    // Written only when it is not the default, so that `bulletin new` writes what a person
+    // would; the schema still documents the default.
+    #[serde(default = "one_column", skip_serializing_if = "is_one_column")]
+    #[schemars(range(min = 1, max = 2), extend("default" = 1))]
     pub columns: u8,
     // body, body_file and body_text stand in both Section and Item rather than in a shared
     // struct: serde's `flatten` would lose `deny_unknown_fields` and the error positions.
@@ -194,6 +197,10 @@ pub struct Section {
 
 fn one_column() -> u8 {
     1
+}
+
+fn is_one_column(columns: &u8) -> bool {
+    *columns == 1
 }
 
 /// A labelled link: a button or a "read more".
@@ -226,7 +233,7 @@ pub struct Image {
 /// One item of a section. Every field is optional here; the section kind's partial uses the
 /// ones it needs (a news story a title, image and body; an event a start, a place and a
 /// registration link; an agenda entry a date, a type and a title).
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Item {
     /// Title of the story, event or entry.

@@ -35,6 +35,10 @@ impl EventStart {
     pub fn zone(&self) -> Tz {
         self.zone
     }
+    /// The day the event starts, as written (local to its zone).
+    pub fn local_date(&self) -> chrono::NaiveDate {
+        self.local.date()
+    }
 }
 
 impl TryFrom<String> for EventStart {

@@ -25,6 +25,20 @@ pub const EMAIL_TEXT: &str = "email.txt.hbs";
 /// The theme file.
 pub const THEME: &str = "theme.toml";
 
+/// Every file of the built-in default layout, by its path in the layout
+/// (`sections/news.mjml.hbs`), with its bytes, sorted by path: what `bulletin init
+/// --layout-copy` writes out for editing.
+pub fn builtin_files() -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = DefaultLayout::iter()
+        .filter_map(|name| {
+            let file = DefaultLayout::get(&name)?;
+            Some((name.to_string(), file.data.into_owned()))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 /// A template file of a layout: its name in the layout (`sections/news.mjml.hbs`), its text,
 /// and where it came from (for error messages).
 #[derive(Debug, Clone)]
@@ -360,6 +374,20 @@ mod tests {
             layout.kinds(),
             ["about", "agenda", "events", "news", "text"]
         );
+    }
+
+    #[test]
+    fn builtin_files_are_the_default_layout_folder() {
+        let files = builtin_files();
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        for name in [EMAIL_MJML, EMAIL_TEXT, THEME, "sections/news.mjml.hbs"] {
+            assert!(names.contains(&name), "{name} missing from {names:?}");
+        }
+        let disk = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("layouts/default/theme.toml"),
+        )
+        .unwrap();
+        assert!(files.iter().any(|(n, bytes)| n == THEME && *bytes == disk));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 mod check;
 mod common;
 mod errors;
+mod init;
+mod new;
 mod preview;
 mod render;
 mod schema;

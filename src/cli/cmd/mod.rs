@@ -1,6 +1,8 @@
 //! One module per command, each with its clap `Args` and a `run` that calls the library.
 
 pub mod check;
+pub mod init;
+pub mod new;
 pub mod preview;
 pub mod render;
 pub mod schema;

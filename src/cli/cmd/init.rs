@@ -1,0 +1,73 @@
+//! `bulletin init`: a new workspace, from nothing to a previewed issue in two commands.
+//!
+//! Glue only: what a workspace holds and how it is created is [`crate::workspace`]'s.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Error, note, say};
+use crate::clock;
+use crate::workspace::{self, Options};
+
+/// Create a newsletter workspace.
+///
+/// Writes bulletin.toml (who sends, how readers unsubscribe, how mail is sent; every setting
+/// explained), a starter issue for this month in issues/ that shows every section kind, its
+/// placeholder image, schema/issue.schema.json (so that editors complete the issue's
+/// fields), subscribers.example.csv and a .gitignore. DIR is created if missing. Nothing is
+/// ever replaced: if one of these files exists, nothing is written.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  bulletin init news && cd news && bulletin preview\n  bulletin init --layout-copy"
+)]
+pub struct Args {
+    /// The workspace folder (default: the current folder).
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Also copy the default layout into DIR/layouts/default/ to change its templates and
+    /// theme there; render and preview use it from then on.
+    #[arg(long)]
+    pub layout_copy: bool,
+}
+
+pub fn run(args: Args) -> Result<(), Error> {
+    let today = clock::today();
+    let written = workspace::create(&Options {
+        dir: args.dir.clone(),
+        today,
+        layout_copy: args.layout_copy,
+    })?;
+    let mut list = String::new();
+    for path in &written {
+        list.push_str(&format!(
+            "{}\n",
+            workspace::shown(&args.dir, path).display()
+        ));
+    }
+    say(&list);
+    let issue = workspace::issue_path(today);
+    let preview = format!("bulletin preview {}", issue.display());
+    let next = if workspace::is_current_folder(&args.dir) {
+        preview
+    } else {
+        format!("cd {} && {preview}", shell_word(&args.dir))
+    };
+    note(&format!(
+        "\nNext: {next}\nThen write your issue in {} and your settings in {}.",
+        issue.display(),
+        workspace::CONFIG
+    ));
+    Ok(())
+}
+
+/// A path as one shell word: quoted when it holds spaces or shell characters.
+fn shell_word(path: &Path) -> String {
+    let s = path.display().to_string();
+    let plain = s
+        .chars()
+        .all(|c| c.is_alphanumeric() || "/._-~+,:@".contains(c));
+    if plain {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}

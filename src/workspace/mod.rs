@@ -1,0 +1,275 @@
+//! A workspace: the folder a newsletter is written in (`bulletin init`).
+//!
+//! This module owns what a new workspace contains — `bulletin.toml`, a starter issue that
+//! uses every section kind of the default layout, its placeholder image, the issue schema,
+//! an example subscriber list, a `.gitignore` and, on request, a copy of the default layout —
+//! and creating one without ever replacing a file. The starter files live in `starter/` and
+//! are compiled in. It never prints, never renders and never reads the clock: the caller
+//! passes today's date.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{Days, NaiveDate};
+
+use crate::output::{WriteError, write_atomic};
+
+const BULLETIN_TOML: &str = include_str!("starter/bulletin.toml");
+const ISSUE_JSON: &str = include_str!("starter/issue.json");
+const PLACEHOLDER_PNG: &[u8] = include_bytes!("starter/placeholder.png");
+const SUBSCRIBERS_CSV: &str = include_str!("starter/subscribers.example.csv");
+const GITIGNORE: &str = include_str!("starter/gitignore");
+
+/// The settings file at the root of a workspace.
+pub const CONFIG: &str = "bulletin.toml";
+/// Where `--layout-copy` puts the default layout; render and preview find it there.
+pub const LAYOUT_COPY: &str = "layouts/default";
+/// The file in a copied layout that records the bulletin version it was copied from.
+pub const LAYOUT_VERSION: &str = "VERSION";
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The workspace folder; created if missing.
+    pub dir: PathBuf,
+    /// Today: names the starter issue and dates it.
+    pub today: NaiveDate,
+    /// Also copy the default layout into `layouts/default/` for editing.
+    pub layout_copy: bool,
+}
+
+/// A file of a new workspace: its path relative to the workspace folder, and its bytes.
+#[derive(Debug, Clone)]
+pub struct File {
+    pub path: PathBuf,
+    pub contents: Vec<u8>,
+}
+
+/// Why a workspace could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    /// Files that would have been replaced; nothing was written.
+    #[error(
+        "{}\n  nothing was written: bulletin init never replaces a file; start the workspace in another folder, e.g. bulletin init {suggestion}",
+        existing.iter().map(|p| format!("{} already exists", p.display())).collect::<Vec<_>>().join("\n")
+    )]
+    Exists {
+        existing: Vec<PathBuf>,
+        /// A folder name to offer instead.
+        suggestion: String,
+    },
+    #[error("{} is a file, not a folder; name a new or existing folder", dir.display())]
+    NotAFolder { dir: PathBuf },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// The starter issue's path in a workspace: `issues/YYYY-MM.json` for today's month.
+pub fn issue_path(today: NaiveDate) -> PathBuf {
+    Path::new("issues").join(format!("{}.json", today.format("%Y-%m")))
+}
+
+/// Every file of a new workspace, in the order they are written.
+pub fn files(today: NaiveDate, layout_copy: bool) -> Vec<File> {
+    let mut files = vec![
+        file(CONFIG, BULLETIN_TOML.as_bytes()),
+        File {
+            path: issue_path(today),
+            contents: starter_issue(today).into_bytes(),
+        },
+        file("issues/images/placeholder.png", PLACEHOLDER_PNG),
+        file(
+            crate::issue::SCHEMA_PATH,
+            crate::issue::json_schema().as_bytes(),
+        ),
+        file("subscribers.example.csv", SUBSCRIBERS_CSV.as_bytes()),
+        file(".gitignore", GITIGNORE.as_bytes()),
+    ];
+    if layout_copy {
+        let layout = Path::new(LAYOUT_COPY);
+        for (name, bytes) in crate::layout::builtin_files() {
+            files.push(File {
+                path: layout.join(name),
+                contents: bytes,
+            });
+        }
+        files.push(File {
+            path: layout.join(LAYOUT_VERSION),
+            contents: format!("{}\n", env!("CARGO_PKG_VERSION")).into_bytes(),
+        });
+    }
+    files
+}
+
+/// `rel` as the user names it from where they ran the command: under `dir`, or alone when
+/// `dir` is the current folder.
+pub fn shown(dir: &Path, rel: &Path) -> PathBuf {
+    if is_current_folder(dir) {
+        rel.to_path_buf()
+    } else {
+        dir.join(rel)
+    }
+}
+
+/// True for `.` (and the empty path): the folder the command runs in.
+pub fn is_current_folder(dir: &Path) -> bool {
+    dir.as_os_str().is_empty() || dir == Path::new(".")
+}
+
+/// Creates the workspace and returns the files written, relative to it. If any of them
+/// already exists, writes nothing and says which.
+pub fn create(options: &Options) -> Result<Vec<PathBuf>, WorkspaceError> {
+    let dir = &options.dir;
+    if dir.exists() && !dir.is_dir() {
+        return Err(WorkspaceError::NotAFolder { dir: dir.clone() });
+    }
+    let files = files(options.today, options.layout_copy);
+    // `symlink_metadata` also sees a dangling link, which a write would follow.
+    let existing: Vec<PathBuf> = files
+        .iter()
+        .map(|f| shown(dir, &f.path))
+        .filter(|p| p.symlink_metadata().is_ok())
+        .collect();
+    if !existing.is_empty() {
+        let suggestion = if is_current_folder(dir) {
+            "news".to_string()
+        } else {
+            format!("{}-2", dir.display())
+        };
+        return Err(WorkspaceError::Exists {
+            existing,
+            suggestion,
+        });
+    }
+    let mut written = Vec::with_capacity(files.len());
+    for f in files {
+        write_atomic(&dir.join(&f.path), &f.contents)?;
+        written.push(f.path);
+    }
+    Ok(written)
+}
+
+fn file(path: &str, contents: &[u8]) -> File {
+    File {
+        path: PathBuf::from(path),
+        contents: contents.to_vec(),
+    }
+}
+
+/// The starter issue for `today`: dated today, with events two and three weeks ahead and a
+/// conference five weeks ahead, so that `bulletin new` keeps them for a while.
+fn starter_issue(today: NaiveDate) -> String {
+    let ahead = |days: u64| {
+        today
+            .checked_add_days(Days::new(days))
+            .unwrap_or(today)
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    ISSUE_JSON
+        .replace("__MONTH__", &today.format("%B %Y").to_string())
+        .replace("__SLUG__", &today.format("%Y-%m").to_string())
+        .replace("__DATE__", &today.format("%Y-%m-%d").to_string())
+        .replace("__EVENT_DAY__", &ahead(14))
+        .replace("__EVENT2_DAY__", &ahead(21))
+        .replace("__RANGE_FROM__", &ahead(35))
+        .replace("__RANGE_UNTIL__", &ahead(37))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn the_starter_issue_is_dated_and_uses_every_section_kind() {
+        let text = starter_issue(day("2026-11-20"));
+        assert!(!text.contains("__"), "a placeholder is left:\n{text}");
+        assert!(!text.contains("TODO"));
+        let issue: crate::issue::Issue = serde_json::from_str(&text).unwrap();
+        assert_eq!(issue.date, day("2026-11-20"));
+        assert_eq!(
+            issue.title.as_str(),
+            "Your Organisation newsletter — November 2026"
+        );
+        assert_eq!(
+            issue.web_url.as_ref().unwrap().as_str(),
+            "https://example.org/newsletter/2026-11"
+        );
+        let kinds: Vec<&str> = issue.sections.iter().map(|s| s.kind.as_str()).collect();
+        assert_eq!(kinds, ["text", "news", "events", "agenda", "about"]);
+        assert_eq!(
+            issue.sections[2].items[0]
+                .start
+                .as_ref()
+                .unwrap()
+                .local_date(),
+            day("2026-12-04")
+        );
+        let agenda = &issue.sections[3].items;
+        assert_eq!(agenda[1].until, Some(day("2026-12-27")));
+        assert!(agenda[2].date.is_none());
+    }
+
+    #[test]
+    fn the_starter_links_only_to_example_org() {
+        let text = starter_issue(day("2026-11-20"));
+        for (i, _) in text.match_indices("://") {
+            let start = text[..i]
+                .rfind(|c: char| !c.is_ascii_alphabetic())
+                .map_or(0, |p| p + 1);
+            let url = &text[start..];
+            assert!(
+                url.starts_with("https://example.org"),
+                "{}",
+                &url[..url.len().min(60)]
+            );
+        }
+    }
+
+    #[test]
+    fn the_config_has_the_documented_keys() {
+        let config: toml::Table = BULLETIN_TOML.parse().unwrap();
+        assert_eq!(
+            config["sender"]["from"].as_str(),
+            Some("Your Organisation <newsletter@example.org>")
+        );
+        assert_eq!(
+            config["unsubscribe"]["secret_env"].as_str(),
+            Some("BULLETIN_UNSUBSCRIBE_SECRET")
+        );
+        let smtp = &config["profiles"]["default"];
+        assert_eq!(smtp["port"].as_integer(), Some(587));
+        assert_eq!(smtp["pool"].as_integer(), Some(4));
+        assert_eq!(smtp["rate"].as_str(), Some("10/s"));
+        assert_eq!(
+            smtp["password_env"].as_str(),
+            Some("BULLETIN_SMTP_PASSWORD")
+        );
+    }
+
+    #[test]
+    fn the_layout_copy_is_stamped_with_the_version() {
+        let copied = files(day("2026-11-20"), true);
+        let version = copied
+            .iter()
+            .find(|f| f.path == Path::new("layouts/default/VERSION"))
+            .unwrap();
+        assert_eq!(
+            version.contents,
+            format!("{}\n", env!("CARGO_PKG_VERSION")).as_bytes()
+        );
+        assert!(
+            copied
+                .iter()
+                .any(|f| f.path == Path::new("layouts/default/sections/news.mjml.hbs"))
+        );
+        assert!(
+            !files(day("2026-11-20"), false)
+                .iter()
+                .any(|f| f.path.starts_with("layouts"))
+        );
+    }
+}
