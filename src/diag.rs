@@ -43,3 +43,12 @@ pub fn error_lines(message: &str) -> String {
     }
     out
 }
+
+/// A size as people read it: "850 B", "54.2 KB".
+pub fn kilobytes(bytes: usize) -> String {
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else {
+        format!("{:.1} KB", bytes as f64 / 1024.0)
+    }
+}

@@ -469,6 +469,13 @@ fn push_escaped(out: &mut String, value: &str, escape: Escape) {
     }
 }
 
+/// Text made safe for HTML, in element content and in quoted attributes alike.
+pub fn escape_html(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    push_html_escaped(&mut out, value);
+    out
+}
+
 fn push_html_escaped(out: &mut String, value: &str) {
     for c in value.chars() {
         match c {

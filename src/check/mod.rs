@@ -422,7 +422,7 @@ fn check_dates(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
 }
 
 fn check_size(loaded: &LoadedIssue, bytes: usize, out: &mut Vec<Finding>) {
-    let kb = |n: usize| format!("{:.1} KB", n as f64 / 1024.0);
+    let kb = crate::diag::kilobytes;
     if bytes > CLIP_BYTES {
         out.push(Finding::about(
             Severity::Error,

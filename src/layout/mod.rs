@@ -138,6 +138,14 @@ impl Layout {
         })
     }
 
+    /// The layout an issue is drawn with (see [`folder_for`]), loaded.
+    pub fn for_issue(
+        asked: Option<&Path>,
+        issue: &crate::issue::LoadedIssue,
+    ) -> Result<Self, LayoutError> {
+        Self::load(folder_for(asked, issue).as_deref())
+    }
+
     /// The default layout with the files of `dir` laid over it.
     pub fn load(dir: Option<&Path>) -> Result<Self, LayoutError> {
         let mut layout = Self::builtin()?;

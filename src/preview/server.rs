@@ -17,6 +17,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::site::{Folders, Site};
+use crate::merge::escape_html;
 
 const PAGE: &str = include_str!("page.html");
 
@@ -83,9 +84,9 @@ async fn index(Shared(site): Shared<Arc<Site>>) -> Response {
             format!(
                 "<li><a href=\"/issue/{}/\"><span class=\"date\">{}</span> <strong>{}</strong> <span class=\"slug\">{}.json</span></a></li>\n",
                 encode(&l.slug),
-                escape(&l.date),
-                escape(if l.title.is_empty() { "(no title)" } else { &l.title }),
-                escape(&l.slug)
+                escape_html(&l.date),
+                escape_html(if l.title.is_empty() { "(no title)" } else { &l.title }),
+                escape_html(&l.slug)
             )
         })
         .collect();
@@ -113,8 +114,8 @@ async fn page(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -
         return not_found().await;
     };
     let html = PAGE
-        .replace("__SLUG__", &escape(&slug))
-        .replace("__FILE__", &escape(&state.path.display().to_string()));
+        .replace("__SLUG__", &escape_html(&slug))
+        .replace("__FILE__", &escape_html(&state.path.display().to_string()));
     no_store(Html(html).into_response())
 }
 
@@ -234,13 +235,6 @@ fn no_store(mut response: Response) -> Response {
         header::HeaderValue::from_static("no-store"),
     );
     response
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn encode(s: &str) -> String {

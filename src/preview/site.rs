@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 use crate::issue;
-use crate::layout::{self, Layout};
+use crate::layout::Layout;
 use crate::merge::Values;
 use crate::render::{self, AssetBase, RenderOptions};
 
@@ -243,8 +243,7 @@ impl Site {
     fn render_file(&self, path: &Path) -> Result<(Shown, Folders), String> {
         let show = |e: &dyn std::fmt::Display| crate::diag::error_lines(&e.to_string());
         let loaded = issue::load(path).map_err(|e| show(&e))?;
-        let layout_dir = layout::folder_for(self.layout.as_deref(), &loaded);
-        let layout = Layout::load(layout_dir.as_deref()).map_err(|e| show(&e))?;
+        let layout = Layout::for_issue(self.layout.as_deref(), &loaded).map_err(|e| show(&e))?;
         let opts = RenderOptions {
             // Relative to the page that shows the email: /issue/<slug>/email.html.
             assets: AssetBase {
@@ -263,7 +262,7 @@ impl Site {
             },
             Folders {
                 issue: loaded.dir.clone(),
-                layout: layout_dir,
+                layout: layout.dir().map(Path::to_path_buf),
             },
         ))
     }

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
+use crate::merge::escape_html;
+
 /// Inline styles per HTML element, from the theme's `[markdown]` table.
 #[derive(Debug, Clone, Default)]
 pub struct Styles(BTreeMap<String, String>);
@@ -26,7 +28,7 @@ impl Styles {
 
     fn open(&self, tag: &str, attrs: &str) -> String {
         match self.0.get(tag) {
-            Some(style) => format!("<{tag}{attrs} style=\"{}\">", escape_attr(style)),
+            Some(style) => format!("<{tag}{attrs} style=\"{}\">", escape_html(style)),
             None => format!("<{tag}{attrs}>"),
         }
     }
@@ -67,9 +69,9 @@ fn style_event<'a>(event: Event<'a>, styles: &Styles) -> Event<'a> {
         Event::Start(Tag::Link {
             dest_url, title, ..
         }) => {
-            let mut attrs = format!(" href=\"{}\"", escape_attr(&dest_url));
+            let mut attrs = format!(" href=\"{}\"", escape_html(&dest_url));
             if !title.is_empty() {
-                attrs.push_str(&format!(" title=\"{}\"", escape_attr(&title)));
+                attrs.push_str(&format!(" title=\"{}\"", escape_html(&title)));
             }
             open("a", &attrs)
         }
@@ -104,20 +106,6 @@ fn heading_tag(level: HeadingLevel) -> &'static str {
         HeadingLevel::H4 => "h5",
         _ => "h6",
     }
-}
-
-fn escape_attr(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 /// Markdown to plain text: paragraphs separated by a blank line, lists with "- " or "1. ",

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::check::{self, Finding, links};
 use crate::cli::{Error, note, say};
 use crate::issue::{self, IssueError, Problem};
-use crate::layout::{self, Layout};
+use crate::layout::Layout;
 use crate::render::{self, RenderError, RenderOptions};
 
 /// Check an issue before it goes out.
@@ -84,8 +84,7 @@ fn find(args: &Args, timeout: Duration) -> Result<(Vec<Finding>, Option<usize>),
         Err(IssueError::Invalid(problems)) => return Ok((check::from_problems(problems), None)),
         Err(e) => return Err(e.into()),
     };
-    let layout_dir = layout::folder_for(args.layout.as_deref(), &loaded);
-    let layout = match Layout::load(layout_dir.as_deref()) {
+    let layout = match Layout::for_issue(args.layout.as_deref(), &loaded) {
         Ok(l) => l,
         Err(e) => return Ok((vec![check::unrendered(&loaded.path, &e.to_string())], None)),
     };

@@ -3,14 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Error, say, warn};
+use crate::diag::kilobytes;
 use crate::issue;
-use crate::layout::{self, Layout};
+use crate::layout::Layout;
 use crate::merge::Values;
 use crate::output::write_atomic;
 use crate::render::{self, AssetBase, RenderOptions};
-
-/// Gmail clips messages whose HTML is larger than this.
-pub const GMAIL_CLIP_BYTES: usize = 102 * 1024;
 
 /// Render an issue to HTML email and plain text.
 ///
@@ -51,12 +49,11 @@ fn parse_field(s: &str) -> Result<(String, String), String> {
 
 pub fn run(args: Args) -> Result<(), Error> {
     let loaded = issue::load(&args.issue)?;
-    let layout_dir = layout::folder_for(args.layout.as_deref(), &loaded);
-    let layout = Layout::load(layout_dir.as_deref())?;
+    let layout = Layout::for_issue(args.layout.as_deref(), &loaded)?;
     let assets = AssetBase {
         issue: relative_url(&args.out, &loaded.dir),
-        layout: layout_dir
-            .as_deref()
+        layout: layout
+            .dir()
             .map(|d| relative_url(&args.out, d))
             .unwrap_or_default(),
     };
@@ -96,9 +93,9 @@ pub fn run(args: Args) -> Result<(), Error> {
     let mut report = format!(
         "{}  {}\n{}  {}\n",
         html_path.display(),
-        size(email.html.len()),
+        kilobytes(email.html.len()),
         text_path.display(),
-        size(email.text.len())
+        kilobytes(email.text.len())
     );
     if args.mjml {
         let mjml_path = args.out.join(format!("{}.mjml", loaded.slug));
@@ -106,14 +103,14 @@ pub fn run(args: Args) -> Result<(), Error> {
         report.push_str(&format!(
             "{}  {}\n",
             mjml_path.display(),
-            size(rendered.mjml.len())
+            kilobytes(rendered.mjml.len())
         ));
     }
     say(&report);
-    if email.html.len() > GMAIL_CLIP_BYTES {
+    if email.html.len() > crate::check::CLIP_BYTES {
         warn(&format!(
             "the HTML is {}, over Gmail's 102 KB limit: Gmail will clip it",
-            size(email.html.len())
+            kilobytes(email.html.len())
         ));
     }
     Ok(())
@@ -179,13 +176,4 @@ fn normalize(p: &Path) -> PathBuf {
         }
     }
     out
-}
-
-/// "54.2 KB"
-fn size(bytes: usize) -> String {
-    if bytes < 1024 {
-        format!("{bytes} B")
-    } else {
-        format!("{:.1} KB", bytes as f64 / 1024.0)
-    }
 }
