@@ -20,6 +20,7 @@ pub mod config;
 pub mod diag;
 pub mod issue;
 pub mod layout;
+pub mod ledger;
 pub mod merge;
 pub mod output;
 pub mod preview;
