@@ -25,4 +25,5 @@ pub mod merge;
 pub mod output;
 pub mod preview;
 pub mod render;
+pub mod send;
 pub mod workspace;

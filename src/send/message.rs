@@ -1,0 +1,514 @@
+//! One recipient's email, as bytes ready for any transport.
+//!
+//! A [`Composer`] is made once per issue from the rendered issue and the workspace settings;
+//! [`Composer::compose`] then fills the prepared templates for one subscriber (a cheap
+//! substitution) and builds the MIME message with lettre: From, Reply-To, To, Subject
+//! (RFC 2047 where needed), Date, a Message-ID that is the same for the same issue and
+//! recipient (a retry is recognisable), multipart/alternative with the text part first, both
+//! UTF-8 with a transfer encoding that keeps lines short, List-Unsubscribe (the reader's own
+//! https link and the mailto), List-Unsubscribe-Post (RFC 8058 one-click), List-Id, and a DKIM
+//! signature when configured, covering the List-Unsubscribe headers.
+//!
+//! Data never becomes a header it was not meant to be: a CR or LF in any value that lands in
+//! a header (a subject filled with a name, a name in To) is an error.
+
+use std::time::SystemTime;
+
+use hmac::{KeyInit, Mac};
+use lettre::message::dkim::{DkimCanonicalization, DkimCanonicalizationType, DkimConfig};
+use lettre::message::header::{ContentTransferEncoding, Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::{Address, Message};
+use sha2::{Digest, Sha256};
+
+use crate::audience::Subscriber;
+use crate::config::Secret;
+use crate::merge::{FieldKey, MergeValues};
+use crate::render::Rendered;
+
+/// How readers unsubscribe, with the secret that signs their tokens.
+#[derive(Clone)]
+pub struct Unsubscribe {
+    /// An https URL with `{token}` and optionally `{email}`.
+    pub url: String,
+    pub mailto: Address,
+    pub secret: Secret,
+}
+
+impl Unsubscribe {
+    /// The reader's token: an HMAC-SHA256 of their lower-case address, so that nobody can
+    /// make a working link for someone else.
+    pub fn token(&self, address: &Address) -> String {
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(self.secret.expose().as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(address.to_string().to_lowercase().as_bytes());
+        hex(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// The reader's unsubscribe link.
+    pub fn url_for(&self, address: &Address) -> String {
+        let email = percent_encoding::utf8_percent_encode(
+            address.as_ref(),
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string();
+        self.url
+            .replace("{token}", &self.token(address))
+            .replace("{email}", &email)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Everything about the message that is the same for every reader of an issue.
+pub struct Composer {
+    pub rendered: Rendered,
+    /// The issue's slug: part of each Message-ID.
+    pub issue: String,
+    pub from: Mailbox,
+    pub reply_to: Option<Mailbox>,
+    /// "Efus newsletter <newsletter.efus.eu>"
+    pub list_id: String,
+    pub unsubscribe: Unsubscribe,
+    /// Prefix the subject with "[TEST] " (a test send).
+    pub test: bool,
+    pub dkim: Option<DkimConfig>,
+}
+
+/// One reader's message.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub from: Address,
+    pub to: Address,
+    pub message_id: String,
+    /// The whole message, CRLF line endings, as it goes on the wire.
+    pub bytes: Vec<u8>,
+}
+
+/// Why a message could not be built for a reader.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ComposeError {
+    #[error(
+        "{field} for {to} has a line break in it; a header cannot hold one (check the subscriber list and the title)"
+    )]
+    LineBreak { field: &'static str, to: String },
+    #[error("cannot build the message for {to}: {reason}")]
+    Build { to: String, reason: String },
+}
+
+/// Merge values for one reader: their columns, and their own unsubscribe link.
+struct Reader<'a> {
+    subscriber: &'a Subscriber,
+    unsubscribe_url: String,
+}
+
+impl MergeValues for Reader<'_> {
+    fn value(&self, key: &FieldKey) -> Option<&str> {
+        match key {
+            FieldKey::UnsubscribeUrl => Some(&self.unsubscribe_url),
+            other => self.subscriber.value(other),
+        }
+    }
+}
+
+macro_rules! text_header {
+    ($name:ident, $header:literal) => {
+        #[derive(Debug, Clone)]
+        struct $name(String);
+
+        impl Header for $name {
+            fn name() -> HeaderName {
+                HeaderName::new_from_ascii_str($header)
+            }
+            fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+                Ok($name(s.to_string()))
+            }
+            fn display(&self) -> HeaderValue {
+                HeaderValue::new(Self::name(), self.0.clone())
+            }
+        }
+    };
+}
+
+text_header!(ListUnsubscribe, "List-Unsubscribe");
+text_header!(ListUnsubscribePost, "List-Unsubscribe-Post");
+text_header!(ListId, "List-Id");
+
+/// Headers that must be signed for receivers to honour one-click unsubscribe (RFC 8058).
+pub fn dkim_config(
+    selector: &str,
+    domain: &str,
+    key: lettre::message::dkim::DkimSigningKey,
+) -> DkimConfig {
+    let headers = [
+        "From",
+        "To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "Reply-To",
+        "List-Id",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+        "MIME-Version",
+        "Content-Type",
+    ]
+    .into_iter()
+    .map(HeaderName::new_from_ascii_str)
+    .collect();
+    DkimConfig::new(
+        selector.to_string(),
+        domain.to_string(),
+        key,
+        headers,
+        DkimCanonicalization {
+            header: DkimCanonicalizationType::Relaxed,
+            body: DkimCanonicalizationType::Relaxed,
+        },
+    )
+}
+
+impl Composer {
+    /// A Message-ID that is the same for the same issue and reader, on the sender's domain.
+    pub fn message_id(&self, to: &Address) -> String {
+        let mut h = Sha256::new();
+        h.update(self.issue.as_bytes());
+        h.update([0]);
+        h.update(to.to_string().to_lowercase().as_bytes());
+        let digest = h.finalize();
+        let test = if self.test { ".test" } else { "" };
+        format!(
+            "<{}.{}{test}@{}>",
+            self.issue,
+            hex(&digest[..12]),
+            self.from.email.domain()
+        )
+    }
+
+    /// The message for one reader, dated `date`.
+    pub fn compose(
+        &self,
+        subscriber: &Subscriber,
+        date: SystemTime,
+    ) -> Result<Outgoing, ComposeError> {
+        let to_text = subscriber.address.to_string();
+        let unsubscribe_url = self.unsubscribe.url_for(&subscriber.address);
+        let reader = Reader {
+            subscriber,
+            unsubscribe_url: unsubscribe_url.clone(),
+        };
+        let email = self.rendered.fill(&reader);
+        let subject = if self.test {
+            format!("[TEST] {}", email.subject)
+        } else {
+            email.subject
+        };
+        let line_break = |field| ComposeError::LineBreak {
+            field,
+            to: to_text.clone(),
+        };
+        if subject.contains(['\r', '\n']) {
+            return Err(line_break("the subject"));
+        }
+        let name = subscriber
+            .fields
+            .get("name")
+            .filter(|n| !n.trim().is_empty())
+            .cloned();
+        if name.as_deref().is_some_and(|n| n.contains(['\r', '\n'])) {
+            return Err(line_break("the name"));
+        }
+        let message_id = self.message_id(&subscriber.address);
+        let list_unsubscribe = format!(
+            "<{unsubscribe_url}>, <mailto:{}?subject=unsubscribe>",
+            self.unsubscribe.mailto
+        );
+        if list_unsubscribe.contains(['\r', '\n']) {
+            return Err(line_break("the unsubscribe link"));
+        }
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .to(Mailbox::new(name, subscriber.address.clone()))
+            .subject(subject)
+            .date(date)
+            .message_id(Some(message_id.clone()))
+            .header(ListId(self.list_id.clone()))
+            .header(ListUnsubscribe(list_unsubscribe))
+            .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));
+        if let Some(reply_to) = &self.reply_to {
+            builder = builder.reply_to(reply_to.clone());
+        }
+        // Quoted-printable keeps lines under 78 characters and the text readable in source.
+        let part = |content_type: lettre::message::header::ContentType, body: String| {
+            SinglePart::builder()
+                .header(content_type)
+                .header(ContentTransferEncoding::QuotedPrintable)
+                .body(body)
+        };
+        let body = MultiPart::alternative()
+            .singlepart(part(
+                lettre::message::header::ContentType::TEXT_PLAIN,
+                email.text,
+            ))
+            .singlepart(part(
+                lettre::message::header::ContentType::TEXT_HTML,
+                email.html,
+            ));
+        let mut message = builder.multipart(body).map_err(|e| ComposeError::Build {
+            to: to_text.clone(),
+            reason: e.to_string(),
+        })?;
+        if let Some(dkim) = &self.dkim {
+            message.sign(dkim);
+        }
+        Ok(Outgoing {
+            from: self.from.email.clone(),
+            to: subscriber.address.clone(),
+            message_id,
+            bytes: message.formatted(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::str::FromStr;
+
+    use mail_parser::MessageParser;
+
+    use super::*;
+    use crate::layout::Layout;
+    use crate::render::{self, RenderOptions};
+
+    fn composer(test: bool) -> Composer {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let source = std::fs::read_to_string(root.join("issues/2020-06.json"))
+            .unwrap()
+            .replace(
+                "Efus newsletter — June 2020",
+                "Efus newsletter — Düsseldorf, {{subscriber.first_name}}",
+            );
+        let loaded = crate::issue::parse(&root.join("issues/2020-06.json"), source).unwrap();
+        let layout = Layout::load(Some(&root.join("layouts/efus"))).unwrap();
+        let rendered = render::render(&loaded, &layout, &RenderOptions::default()).unwrap();
+        Composer {
+            rendered,
+            issue: "2020-06".into(),
+            from: Mailbox::from_str("Efus <newsletter@example.org>").unwrap(),
+            reply_to: Some(Mailbox::from_str("contact@example.org").unwrap()),
+            list_id: "Efus newsletter <newsletter.example.org>".into(),
+            unsubscribe: Unsubscribe {
+                url: "https://example.org/unsubscribe?email={email}&token={token}".into(),
+                mailto: Address::from_str("unsubscribe@example.org").unwrap(),
+                secret: Secret::from_env("PATH").unwrap(),
+            },
+            test,
+            dkim: None,
+        }
+    }
+
+    fn subscriber(email: &str, first: &str, name: &str) -> Subscriber {
+        let mut fields = BTreeMap::new();
+        fields.insert("email".to_string(), email.to_string());
+        fields.insert("first_name".to_string(), first.to_string());
+        fields.insert("name".to_string(), name.to_string());
+        Subscriber {
+            address: Address::from_str(email).unwrap(),
+            fields,
+            line: 2,
+        }
+    }
+
+    #[test]
+    fn a_reader_gets_a_well_formed_personal_message() {
+        let c = composer(false);
+        let out = c
+            .compose(
+                &subscriber("mariusz@example.pl", "Mariusz", "Mariusz Czepczyński"),
+                SystemTime::UNIX_EPOCH,
+            )
+            .unwrap();
+        let raw = String::from_utf8(out.bytes.clone()).unwrap();
+        for line in raw.split("\r\n") {
+            assert!(line.len() <= 998, "line too long for SMTP");
+        }
+        let msg = MessageParser::default().parse(&out.bytes).unwrap();
+        assert_eq!(
+            msg.subject(),
+            Some("Efus newsletter — Düsseldorf, Mariusz: weekly webconferences and events")
+        );
+        // On the wire the subject is ASCII, its other words encoded (RFC 2047).
+        let subject_line = raw.lines().find(|l| l.starts_with("Subject:")).unwrap();
+        assert!(
+            subject_line.is_ascii() && subject_line.contains("=?utf-8?b?"),
+            "{subject_line}"
+        );
+        let to = msg.to().unwrap().first().unwrap();
+        assert_eq!(to.name(), Some("Mariusz Czepczyński"));
+        assert_eq!(
+            msg.message_id(),
+            Some(c.message_id(&out.to).trim_matches(['<', '>']))
+        );
+        let text = msg.body_text(0).unwrap();
+        let html = msg.body_html(0).unwrap();
+        assert!(text.contains("Dear Mariusz,"));
+        assert!(html.contains("Dear Mariusz,"));
+        // Text part first, then HTML, in one multipart/alternative.
+        assert!(
+            raw.find("Content-Type: text/plain").unwrap()
+                < raw.find("Content-Type: text/html").unwrap()
+        );
+        assert!(raw.contains("multipart/alternative"));
+        // The reader's own unsubscribe link, in the footer and in the headers.
+        let token = c.unsubscribe.token(&out.to);
+        assert_eq!(token.len(), 32);
+        let link =
+            format!("https://example.org/unsubscribe?email=mariusz%40example%2Epl&token={token}");
+        assert!(text.contains(&link), "{text}");
+        let header = msg.header_raw("List-Unsubscribe").unwrap();
+        assert!(header.contains(&link) && header.contains("mailto:unsubscribe@example.org"));
+        assert_eq!(
+            msg.header_raw("List-Unsubscribe-Post").map(str::trim),
+            Some("List-Unsubscribe=One-Click")
+        );
+        assert!(
+            msg.header_raw("List-Id")
+                .unwrap()
+                .contains("<newsletter.example.org>")
+        );
+        // The same reader always gets the same Message-ID; another reader another one.
+        let again = c
+            .compose(
+                &subscriber("mariusz@example.pl", "M", "M"),
+                SystemTime::UNIX_EPOCH,
+            )
+            .unwrap();
+        assert_eq!(again.message_id, out.message_id);
+        let other = c
+            .compose(
+                &subscriber("ana@example.org", "Ana", "Ana"),
+                SystemTime::UNIX_EPOCH,
+            )
+            .unwrap();
+        assert_ne!(other.message_id, out.message_id);
+        assert!(out.message_id.ends_with("@example.org>"));
+    }
+
+    #[test]
+    fn data_never_becomes_a_header() {
+        let c = composer(false);
+        let err = c
+            .compose(
+                &subscriber("x@example.org", "X\r\nBcc: victim@example.org", "X"),
+                SystemTime::UNIX_EPOCH,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ComposeError::LineBreak {
+                    field: "the subject",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = c
+            .compose(
+                &subscriber("x@example.org", "X", "X\nBcc: victim@example.org"),
+                SystemTime::UNIX_EPOCH,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ComposeError::LineBreak {
+                    field: "the name",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // HTML in a name is text in the HTML part.
+        let out = c
+            .compose(
+                &subscriber("x@example.org", "<b>Bold</b>", "X"),
+                SystemTime::UNIX_EPOCH,
+            )
+            .unwrap();
+        let msg = MessageParser::default().parse(&out.bytes).unwrap();
+        assert!(
+            msg.body_html(0)
+                .unwrap()
+                .contains("Dear &lt;b&gt;Bold&lt;/b&gt;,")
+        );
+        assert!(msg.body_text(0).unwrap().contains("Dear <b>Bold</b>,"));
+    }
+
+    #[test]
+    fn dkim_signs_the_one_click_headers() {
+        use lettre::message::dkim::{DkimSigningAlgorithm, DkimSigningKey};
+        let mut c = composer(false);
+        // Any 32 bytes are an Ed25519 key; a test needs no secret one.
+        let key = DkimSigningKey::new(
+            "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=",
+            DkimSigningAlgorithm::Ed25519,
+        )
+        .unwrap();
+        c.dkim = Some(dkim_config("news", "example.org", key));
+        let out = c
+            .compose(
+                &subscriber("ana@example.org", "Ana", "Ana"),
+                SystemTime::UNIX_EPOCH,
+            )
+            .unwrap();
+        let raw = String::from_utf8(out.bytes).unwrap();
+        let start = raw.find("DKIM-Signature:").expect("signed");
+        let signature: String = raw[start..]
+            .split("\r\n")
+            .take_while(|l| !l.is_empty())
+            .take(8)
+            .collect();
+        let signed = signature
+            .split("h=")
+            .nth(1)
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_lowercase();
+        for header in [
+            "list-unsubscribe",
+            "list-unsubscribe-post",
+            "from",
+            "subject",
+        ] {
+            assert!(
+                signed.split(':').any(|h| h.trim() == header),
+                "{header} not signed: {signed}"
+            );
+        }
+        assert!(signature.contains("d=example.org") && signature.contains("s=news"));
+    }
+
+    #[test]
+    fn a_test_send_says_so_in_the_subject() {
+        let c = composer(true);
+        let out = c
+            .compose(
+                &subscriber("me@example.org", "Me", ""),
+                SystemTime::UNIX_EPOCH,
+            )
+            .unwrap();
+        let msg = MessageParser::default().parse(&out.bytes).unwrap();
+        assert!(msg.subject().unwrap().starts_with("[TEST] Efus newsletter"));
+        assert!(
+            out.message_id.contains(".test@"),
+            "a test send is not taken for the real one"
+        );
+    }
+}
