@@ -12,3 +12,9 @@ use chrono::NaiveDate;
 pub fn today() -> NaiveDate {
     chrono::Local::now().date_naive()
 }
+
+/// This moment, for timestamps (the ledger, a message's Date).
+#[allow(clippy::disallowed_methods)] // the one permitted reader of the clock
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}

@@ -26,4 +26,5 @@ pub mod output;
 pub mod preview;
 pub mod render;
 pub mod send;
+pub mod transport;
 pub mod workspace;

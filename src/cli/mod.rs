@@ -38,6 +38,8 @@ enum Command {
     Render(cmd::render::Args),
     Preview(cmd::preview::Args),
     Check(cmd::check::Args),
+    Send(cmd::send::Args),
+    Status(cmd::status::Args),
     Schema(cmd::schema::Args),
 }
 
@@ -94,6 +96,8 @@ pub fn main() -> ExitCode {
         Command::Render(args) => cmd::render::run(args),
         Command::Preview(args) => cmd::preview::run(args),
         Command::Check(args) => cmd::check::run(args),
+        Command::Send(args) => cmd::send::run(args),
+        Command::Status(args) => cmd::status::run(args),
         Command::Schema(args) => cmd::schema::run(args),
     };
     match result {

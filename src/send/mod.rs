@@ -5,3 +5,4 @@
 //! record through the ledger's API, and it knows nothing of SMTP or HTTP details itself.
 
 pub mod message;
+pub mod run;

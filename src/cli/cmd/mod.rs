@@ -6,3 +6,5 @@ pub mod new;
 pub mod preview;
 pub mod render;
 pub mod schema;
+pub mod send;
+pub mod status;

@@ -1,0 +1,457 @@
+//! `bulletin send`: a test send to a few addresses, or the real send to a subscriber list,
+//! recorded in the workspace's ledger so that it can be resumed.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use crate::audience::{self, Fingerprints, Row, Subscriber};
+use crate::cli::{Error, note, say};
+use crate::config::{self, Config, Profile, Secret};
+use crate::issue::{self, LoadedIssue};
+use crate::layout::Layout;
+use crate::ledger::Ledger;
+use crate::merge::{FieldKey, MergeValues};
+use crate::render::{self, AssetBase, RenderOptions, Rendered};
+use crate::send::message::{Composer, Unsubscribe, dkim_config};
+use crate::send::run::{self, Options, Stopped, Tally};
+use crate::transport::Transport;
+use crate::transport::file::FileTransport;
+use crate::transport::smtp::SmtpTransport;
+
+/// Send an issue: a test to a few addresses, or to a subscriber list.
+///
+/// With --to, sends a test copy ("[TEST]" in the subject) to those addresses only; nothing is
+/// recorded. With --list, shows what will happen and asks for confirmation, then sends to
+/// every subscribed address of the list, recording each outcome in .bulletin/ledger.sqlite.
+/// Running the same command again continues where a run stopped: nobody gets a second copy.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  bulletin send issues/2020-06.json --to me@example.org\n  bulletin send issues/2020-06.json --list subscribers.csv\n  bulletin send issues/2020-06.json --list subscribers.csv --dry-run out/eml\n  bulletin send issues/2020-06.json --list subscribers.csv --only-failed"
+)]
+pub struct Args {
+    /// The issue file (JSON).
+    pub issue: PathBuf,
+    /// The subscriber list (CSV with an "email" column).
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "to",
+        conflicts_with = "to"
+    )]
+    pub list: Option<PathBuf>,
+    /// Send a test copy to this address (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    pub to: Vec<String>,
+    /// The transport profile of bulletin.toml to use.
+    #[arg(long, default_value = "default")]
+    pub profile: String,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Write every message as an .eml file into DIR and send nothing.
+    #[arg(long, value_name = "DIR")]
+    pub dry_run: Option<PathBuf>,
+    /// Send only to the recipients the ledger records as failed.
+    #[arg(long)]
+    pub only_failed: bool,
+    /// Continue even though the issue changed since it was first sent.
+    #[arg(long)]
+    pub force: bool,
+    /// A file of addresses (one a line) never to send to.
+    #[arg(long, value_name = "FILE")]
+    pub suppress: Option<PathBuf>,
+}
+
+/// The workspace root: the nearest folder with a bulletin.toml, from the current one up.
+pub fn workspace_root() -> Result<PathBuf, Error> {
+    let here = std::env::current_dir().map_err(|e| Error::Other(e.to_string()))?;
+    here.ancestors()
+        .find(|d| d.join(config::FILE_NAME).is_file())
+        .map(|d| {
+            d.strip_prefix(&here)
+                .map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() })
+                .unwrap_or_else(|_| d.to_path_buf())
+        })
+        .ok_or_else(|| {
+            Error::Usage("no bulletin.toml here or in a folder above: run bulletin init, or go to your workspace".into())
+        })
+}
+
+/// The ledger of a workspace.
+pub fn ledger_path(root: &Path) -> PathBuf {
+    root.join(".bulletin").join("ledger.sqlite")
+}
+
+pub fn run(args: Args) -> Result<(), Error> {
+    let root = workspace_root()?;
+    let config =
+        config::load(&root.join(config::FILE_NAME)).map_err(|e| Error::Other(e.to_string()))?;
+    let loaded = issue::load(&args.issue)?;
+    if loaded.issue.images_url.is_none() && has_local_images(&loaded) {
+        return Err(Error::Other(format!(
+            "{}: the issue has images next to it, which readers cannot see in an email; publish them and set \"images_url\" to where they are",
+            loaded.path.display()
+        )));
+    }
+    let layout = Layout::for_issue(None, &loaded)?;
+    let rendered = render::render(
+        &loaded,
+        &layout,
+        &RenderOptions {
+            assets: AssetBase::default(),
+        },
+    )?;
+    if !rendered.has_unsubscribe_link() {
+        return Err(Error::Other(
+            "the layout has no {{unsubscribe_url}}: run bulletin check".into(),
+        ));
+    }
+    let secret = Secret::from_env(&config.unsubscribe.secret_env).map_err(Error::Other)?;
+    let composer = composer(
+        &config,
+        &loaded,
+        rendered,
+        secret,
+        !args.to.is_empty(),
+        &root,
+        &args.profile,
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(e.to_string()))?;
+    match &args.dry_run {
+        Some(dir) => {
+            let transport = Arc::new(FileTransport { dir: dir.clone() });
+            runtime.block_on(dispatch(&args, &loaded, composer, transport, &root, 1))
+        }
+        None => {
+            let Some(Profile::Smtp(smtp)) = config.profiles.get(&args.profile) else {
+                return Err(Error::Usage(format!(
+                    "bulletin.toml has no profile \"{}\"; name one of: {}",
+                    args.profile,
+                    config
+                        .profiles
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            };
+            let password = match &smtp.password_env {
+                Some(var) => Some(Secret::from_env(var).map_err(Error::Other)?),
+                None => None,
+            };
+            let pool = smtp.pool as usize;
+            let transport = runtime.block_on(async { SmtpTransport::new(smtp, password, &root) });
+            let transport = Arc::new(transport.map_err(Error::Other)?);
+            runtime.block_on(dispatch(&args, &loaded, composer, transport, &root, pool))
+        }
+    }
+}
+
+fn has_local_images(loaded: &LoadedIssue) -> bool {
+    loaded
+        .issue
+        .sections
+        .iter()
+        .flat_map(|s| &s.items)
+        .filter_map(|i| i.image.as_ref())
+        .any(|img| issue::is_relative_reference(&img.src))
+}
+
+fn composer(
+    config: &Config,
+    loaded: &LoadedIssue,
+    rendered: Rendered,
+    secret: Secret,
+    test: bool,
+    root: &Path,
+    profile: &str,
+) -> Result<Composer, Error> {
+    let dkim = match config.profiles.get(profile) {
+        Some(Profile::Smtp(smtp)) => match &smtp.dkim {
+            Some(d) => {
+                let path = root.join(&d.private_key_file);
+                let pem = std::fs::read_to_string(&path).map_err(|e| {
+                    Error::Other(format!(
+                        "cannot read the DKIM key {}: {}",
+                        path.display(),
+                        crate::diag::io_reason(&e)
+                    ))
+                })?;
+                let key = lettre::message::dkim::DkimSigningKey::new(
+                    &pem,
+                    lettre::message::dkim::DkimSigningAlgorithm::Rsa,
+                )
+                .map_err(|e| {
+                    Error::Other(format!(
+                        "the DKIM key {} is not an RSA private key: {e}",
+                        path.display()
+                    ))
+                })?;
+                Some(dkim_config(&d.selector, &d.domain, key))
+            }
+            None => None,
+        },
+        None => None,
+    };
+    Ok(Composer {
+        rendered,
+        issue: loaded.slug.clone(),
+        from: config.sender.from.clone(),
+        reply_to: config.sender.reply_to.clone(),
+        list_id: config.sender.list_id.clone(),
+        unsubscribe: Unsubscribe {
+            url: config.unsubscribe.url.clone(),
+            mailto: config.unsubscribe.mailto.clone(),
+            secret,
+        },
+        test,
+        dkim,
+    })
+}
+
+async fn dispatch<T: Transport>(
+    args: &Args,
+    loaded: &LoadedIssue,
+    composer: Composer,
+    transport: Arc<T>,
+    root: &Path,
+    pool: usize,
+) -> Result<(), Error> {
+    if !args.to.is_empty() {
+        return test_send(&args.to, &composer, transport.as_ref()).await;
+    }
+    let Some(list) = &args.list else {
+        return Err(Error::Usage(
+            "name a subscriber list with --list, or test addresses with --to".into(),
+        ));
+    };
+    let suppressed = || -> Result<Fingerprints, Error> {
+        match &args.suppress {
+            Some(f) => audience::read_suppressions(f).map_err(|e| Error::Other(e.to_string())),
+            None => Ok(Fingerprints::default()),
+        }
+    };
+    // A first pass counts, so that the person sending sees what will happen before it does.
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    let mut recipients = 0u64;
+    for row in audience::open(list, suppressed()?).map_err(|e| Error::Other(e.to_string()))? {
+        match row.map_err(|e| Error::Other(e.to_string()))? {
+            Row::Send(_) => recipients += 1,
+            Row::Skipped { why, .. } => {
+                let key = match why {
+                    audience::Skip::Invalid(_) => "invalid".into(),
+                    other => other.to_string(),
+                };
+                *counts.entry(key).or_default() += 1;
+            }
+        }
+    }
+    let subject = composer.rendered.subject.fill(&NoReader);
+    let mut plan = format!(
+        "Issue:      {}\nSubject:    {subject}\nRecipients: {recipients}\n",
+        loaded.path.display()
+    );
+    for (why, n) in &counts {
+        plan.push_str(&format!("Skipped:    {n} {why}\n"));
+    }
+    plan.push_str(&format!("Transport:  {}\n", transport.describe()));
+    say(&plan);
+    if args.dry_run.is_none() && !args.yes && !confirm(recipients)? {
+        note("Nothing sent.");
+        return Ok(());
+    }
+
+    let mut ledger = match &args.dry_run {
+        Some(dir) => Ledger::open(&dir.join(".dry-run-ledger.sqlite")),
+        None => Ledger::open(&ledger_path(root)),
+    }
+    .map_err(|e| Error::Other(e.to_string()))?;
+    let holder = format!(
+        "{}, pid {}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "this machine".into()),
+        std::process::id()
+    );
+    let start = ledger
+        .start_run(
+            &loaded.slug,
+            &content_hash(&composer.rendered),
+            &subject,
+            &holder,
+            args.force,
+            crate::clock::now(),
+        )
+        .map_err(|e| Error::Other(e.to_string()))?;
+    if start.recovered > 0 {
+        note(&format!(
+            "{} recipients were in flight when an earlier run stopped; they are sent again (a few may get two copies)",
+            start.recovered
+        ));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+    let bar = progress_bar(recipients);
+    let tick = bar.clone();
+    let opts = Options {
+        concurrency: pool,
+        only_failed: args.only_failed,
+        ..Options::default()
+    };
+    let rows = audience::open(list, suppressed()?).map_err(|e| Error::Other(e.to_string()))?;
+    let tally = run::deliver(
+        Arc::new(composer),
+        rows,
+        &mut ledger,
+        &loaded.slug,
+        start.run,
+        transport,
+        &opts,
+        &stop,
+        move |p| {
+            tick.set_position(p.done);
+            tick.set_message(format!("{} sent, {} failed", p.sent, p.failed));
+        },
+    )
+    .await
+    .map_err(|e| Error::Other(e.to_string()))?;
+    bar.finish_and_clear();
+    let _ = ledger.finish_run(start.run, crate::clock::now());
+    say(&report(&tally));
+    if let Some(stopped) = &tally.stopped {
+        let why = match stopped {
+            Stopped::Interrupted => "stopped by Ctrl-C".to_string(),
+            Stopped::Unreachable(reply) => format!("stopped: the relay keeps failing ({reply})"),
+            Stopped::Auth(reply) => format!(
+                "stopped: the relay refused the credentials ({reply}); check the password's environment variable"
+            ),
+        };
+        note(&format!(
+            "{why}\nTo continue where it stopped, run the same command again."
+        ));
+        return Err(Error::Failed);
+    }
+    if !tally.failed_permanent.is_empty() || !tally.failed_temporary.is_empty() {
+        return Err(Error::Failed);
+    }
+    Ok(())
+}
+
+struct NoReader;
+
+impl MergeValues for NoReader {
+    fn value(&self, _: &FieldKey) -> Option<&str> {
+        None
+    }
+}
+
+/// What the readers get, as a fingerprint: a change to the issue or the layout changes it.
+fn content_hash(rendered: &Rendered) -> String {
+    let mut h = Sha256::new();
+    h.update(rendered.subject.fill(&NoReader).as_bytes());
+    h.update(rendered.html.fill(&NoReader).as_bytes());
+    h.update(rendered.text.fill(&NoReader).as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn confirm(recipients: u64) -> Result<bool, Error> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(
+            "add --yes to send without being asked (no terminal to ask on)".into(),
+        ));
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "Send to {recipients} recipients? Type yes to send: ");
+    let _ = err.flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::Other(e.to_string()))?;
+    Ok(answer.trim().eq_ignore_ascii_case("yes"))
+}
+
+async fn test_send<T: Transport>(
+    to: &[String],
+    composer: &Composer,
+    transport: &T,
+) -> Result<(), Error> {
+    let mut failed = false;
+    for address in to {
+        let address = lettre::Address::from_str(address)
+            .map_err(|_| Error::Usage(format!("\"{address}\" is not an email address")))?;
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert("email".to_string(), address.to_string());
+        let subscriber = Subscriber {
+            address: address.clone(),
+            fields,
+            line: 0,
+        };
+        let message = composer
+            .compose(
+                &subscriber,
+                std::time::SystemTime::from(crate::clock::now()),
+            )
+            .map_err(|e| Error::Other(e.to_string()))?;
+        match transport.send(&message).await {
+            Ok(a) => say(&format!("test sent to {address}: {}\n", a.reply)),
+            Err(f) => {
+                failed = true;
+                say(&format!("test NOT sent to {address}: {}\n", f.reply));
+            }
+        }
+    }
+    if failed { Err(Error::Failed) } else { Ok(()) }
+}
+
+fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "sending {bar:30} {pos}/{len} {per_sec} eta {eta} {wide_msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// The end-of-run report.
+pub fn report(t: &Tally) -> String {
+    let mut out = format!("Sent: {}\n", t.sent);
+    if t.already_sent > 0 {
+        out.push_str(&format!("Already sent before: {}\n", t.already_sent));
+    }
+    for (why, n) in &t.skipped {
+        out.push_str(&format!("Skipped ({why}): {n}\n"));
+    }
+    for (line, why) in &t.invalid {
+        out.push_str(&format!("  line {line}: {why}\n"));
+    }
+    out.push_str(&format!(
+        "Failed: {}\n",
+        t.failed_permanent.len() + t.failed_temporary.len()
+    ));
+    for (who, reply) in &t.failed_permanent {
+        out.push_str(&format!("  {who}: {reply} (permanent)\n"));
+    }
+    for (who, reply) in &t.failed_temporary {
+        out.push_str(&format!(
+            "  {who}: {reply} (temporary: a new run retries it)\n"
+        ));
+    }
+    out
+}

@@ -1,0 +1,42 @@
+//! The file transport: each message written as `<folder>/<recipient>.eml`, atomically, for
+//! `--dry-run` (read them, open them in a mail program) and for tests.
+
+use std::path::PathBuf;
+
+use super::{Accepted, Failure, Kind, Transport};
+use crate::send::message::Outgoing;
+
+/// Writes messages into a folder.
+pub struct FileTransport {
+    pub dir: PathBuf,
+}
+
+impl Transport for FileTransport {
+    async fn send(&self, message: &Outgoing) -> Result<Accepted, Failure> {
+        // An address is a safe file name once its few special characters are replaced.
+        let name: String = message
+            .to
+            .to_string()
+            .chars()
+            .map(|c| {
+                if c.is_alphanumeric() || "@.-_+".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = self.dir.join(format!("{name}.eml"));
+        crate::output::write_atomic(&path, &message.bytes).map_err(|e| Failure {
+            kind: Kind::Unreachable,
+            reply: e.to_string(),
+        })?;
+        Ok(Accepted {
+            reply: format!("written to {}", path.display()),
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("dry run: .eml files in {}", self.dir.display())
+    }
+}
