@@ -452,7 +452,7 @@ fn html_context(html: &str, pos: usize) -> Escape {
 
 /// What a value inside a URL keeps as it is: RFC 3986's unreserved characters. A space is
 /// `%20`, which reads right in a path, a query and a `mailto:` alike.
-const URL_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+pub const URL_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')

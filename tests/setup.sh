@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need besides cargo: Debian's chromium and chromium-driver, which
-# the preview test drives headless. Safe to run again: it installs only what is missing.
+# the preview test drives headless, and Python's aiosmtpd, the SMTP server the send tests
+# deliver to. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 missing=()
@@ -17,4 +18,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" fonts-dejavu-core >/dev/null
+fi
+
+if ! python3 -c "import aiosmtpd" 2>/dev/null; then
+  echo "tests/setup.sh: installing aiosmtpd (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
 fi

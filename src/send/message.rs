@@ -47,11 +47,9 @@ impl Unsubscribe {
 
     /// The reader's unsubscribe link.
     pub fn url_for(&self, address: &Address) -> String {
-        let email = percent_encoding::utf8_percent_encode(
-            address.as_ref(),
-            percent_encoding::NON_ALPHANUMERIC,
-        )
-        .to_string();
+        let email =
+            percent_encoding::utf8_percent_encode(address.as_ref(), crate::merge::URL_COMPONENT)
+                .to_string();
         self.url
             .replace("{token}", &self.token(address))
             .replace("{email}", &email)
@@ -367,7 +365,7 @@ mod tests {
         let token = c.unsubscribe.token(&out.to);
         assert_eq!(token.len(), 32);
         let link =
-            format!("https://example.org/unsubscribe?email=mariusz%40example%2Epl&token={token}");
+            format!("https://example.org/unsubscribe?email=mariusz%40example.pl&token={token}");
         assert!(text.contains(&link), "{text}");
         let header = msg.header_raw("List-Unsubscribe").unwrap();
         assert!(header.contains(&link) && header.contains("mailto:unsubscribe@example.org"));

@@ -50,10 +50,17 @@ impl Workspace {
 
     /// Runs `bulletin ARGS` in the workspace.
     pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[])
+    }
+
+    /// Runs `bulletin ARGS` in the workspace with these environment variables set.
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let output = Command::new(env!("CARGO_BIN_EXE_bulletin"))
             .args(args)
             .current_dir(self.path())
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
             .output()
             .expect("run bulletin");
         Run(output)

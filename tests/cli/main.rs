@@ -10,3 +10,4 @@ mod new;
 mod preview;
 mod render;
 mod schema;
+mod send;

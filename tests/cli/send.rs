@@ -1,0 +1,327 @@
+//! `bulletin send` and `bulletin status` against a real SMTP server (aiosmtpd, started by the
+//! test on 127.0.0.1 and stopped by PID), with the received messages parsed by an independent
+//! MIME parser (mail-parser).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use mail_parser::MessageParser;
+
+use crate::common::{Run, Workspace, repo};
+
+const SECRET: (&str, &str) = (
+    "BULLETIN_UNSUBSCRIBE_SECRET",
+    "test-secret-not-for-production",
+);
+
+/// aiosmtpd keeping what it accepts in a folder; stopped when dropped.
+struct SmtpServer {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl SmtpServer {
+    fn start(dir: &Path, extra: &[&str]) -> SmtpServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("python3")
+            .arg(repo().join("tests/servers/smtp_server.py"))
+            .args(["--port", &port.to_string(), "--dir"])
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 with aiosmtpd: run `bash tests/setup.sh`");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(
+            line.trim(),
+            "READY",
+            "the SMTP server did not start (is aiosmtpd installed?)"
+        );
+        SmtpServer {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Every message received, as (recipient, raw bytes), in order of arrival.
+    fn received(&self) -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|p| {
+                let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+                let rcpt = name.split_once('-').unwrap().1.to_string();
+                (rcpt, std::fs::read(&p).unwrap())
+            })
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A workspace with the sample, its images published (images_url), a profile for the test
+/// server, and a subscriber list as Excel writes it (BOM, semicolons, CRLF).
+fn workspace(port: u16) -> Workspace {
+    let ws = Workspace::with_sample();
+    let sample = ws.read("issues/2020-06.json").replacen(
+        "\"language\": \"en\",",
+        "\"language\": \"en\",\n  \"images_url\": \"https://example.org/newsletter/2020-06/\",",
+        1,
+    );
+    ws.write("issues/2020-06.json", &sample);
+    let config = std::fs::read_to_string(repo().join("bulletin.toml")).unwrap()
+        + &format!(
+            "\n[profiles.test]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\npool = 2\n"
+        );
+    ws.write("bulletin.toml", &config);
+    ws.write(
+        "subscribers.csv",
+        "\u{feff}email;first_name;name;status\r\n\
+         ana@example.org;Ana;Ana Martin;subscribed\r\n\
+         bo@example.org;Bo;Bo Berg;unsubscribed\r\n\
+         not-an-address;X;X;\r\n\
+         ANA@example.org;Ana;Ana again;\r\n\
+         mariusz@example.pl;Mariusz;Mariusz Czepczyński;\r\n\
+         tom@example.org;<b>Tom</b> & Jerry;Tom;\r\n",
+    );
+    ws
+}
+
+fn send(ws: &Workspace, extra: &[&str]) -> Run {
+    let mut args = vec!["send", "issues/2020-06.json", "--profile", "test"];
+    args.extend_from_slice(extra);
+    ws.run_with(&args, &[SECRET])
+}
+
+#[test]
+fn a_list_is_sent_once_to_each_subscribed_address_with_correct_messages() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &[]);
+    let ws = workspace(server.port);
+    let out = send(&ws, &["--list", "subscribers.csv", "--yes"]).ok();
+    assert!(out.contains("Recipients: 3"), "{out}");
+    assert!(
+        out.contains("Skipped:    1 duplicate") && out.contains("Skipped:    1 unsubscribed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 4: \"not-an-address\" is not an email address"),
+        "{out}"
+    );
+    assert!(out.contains("Sent: 3\n"), "{out}");
+
+    let got = server.received();
+    let mut rcpts: Vec<&str> = got.iter().map(|(r, _)| r.as_str()).collect();
+    rcpts.sort();
+    assert_eq!(
+        rcpts,
+        ["ana@example.org", "mariusz@example.pl", "tom@example.org"]
+    );
+
+    let parser = MessageParser::default();
+    for (rcpt, raw) in &got {
+        let msg = parser.parse(raw).unwrap();
+        assert_eq!(
+            msg.subject(),
+            Some("Efus newsletter — June 2020: weekly webconferences and events")
+        );
+        assert_eq!(
+            msg.from().unwrap().first().unwrap().address(),
+            Some("newsletter@example.org")
+        );
+        assert!(msg.message_id().unwrap().ends_with("@example.org"));
+        let text = msg.body_text(0).unwrap();
+        let html = msg.body_html(0).unwrap();
+        let unsubscribe = msg.header_raw("List-Unsubscribe").unwrap();
+        assert!(
+            unsubscribe.contains("https://example.org/unsubscribe?email=")
+                && unsubscribe.contains("mailto:")
+        );
+        assert_eq!(
+            msg.header_raw("List-Unsubscribe-Post").map(str::trim),
+            Some("List-Unsubscribe=One-Click")
+        );
+        // The reader's own link is in the footer too, and differs per reader.
+        let link = unsubscribe
+            .split('<')
+            .nth(1)
+            .unwrap()
+            .split('>')
+            .next()
+            .unwrap();
+        assert!(text.contains(link), "{rcpt}: text footer lacks {link}");
+        assert!(
+            html.contains(&link.replace('&', "&amp;")),
+            "{rcpt}: HTML footer lacks {link}"
+        );
+        assert!(html.contains("src=\"https://example.org/newsletter/2020-06/images/"));
+        // Body lines stay under 78 characters on the wire (headers are folded where they
+        // can be; a long URL cannot be, and may go to SMTP's limit of 998).
+        let wire = String::from_utf8_lossy(raw);
+        let (headers, body) = wire.split_once("\r\n\r\n").unwrap();
+        assert!(
+            body.split("\r\n").all(|l| l.len() <= 78),
+            "{rcpt}: long body line"
+        );
+        assert!(
+            headers.split("\r\n").all(|l| l.len() <= 998),
+            "{rcpt}: header line over 998"
+        );
+        match rcpt.as_str() {
+            "mariusz@example.pl" => {
+                assert_eq!(
+                    msg.to().unwrap().first().unwrap().name(),
+                    Some("Mariusz Czepczyński")
+                );
+                assert!(text.contains("Dear Mariusz,") && html.contains("Dear Mariusz,"));
+            }
+            "tom@example.org" => {
+                assert!(
+                    html.contains("Dear &lt;b&gt;Tom&lt;/b&gt; &amp; Jerry,"),
+                    "HTML in a name is escaped"
+                );
+                assert!(text.contains("Dear <b>Tom</b> & Jerry,"));
+            }
+            _ => assert!(text.contains("Dear Ana,")),
+        }
+    }
+
+    // The ledger knows; a second run sends nobody a second copy.
+    let status = ws.run(&["status", "issues/2020-06.json"]).ok();
+    assert!(status.contains("Sent: 3\n"), "{status}");
+    let again = send(&ws, &["--list", "subscribers.csv", "--yes"]).ok();
+    assert!(again.contains("Sent: 0\nAlready sent before: 3"), "{again}");
+    assert_eq!(server.received().len(), 3);
+}
+
+#[test]
+fn a_rejected_recipient_fails_alone_and_a_flaky_relay_is_retried() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(
+        received.path(),
+        &["--reject", "mariusz@example.pl", "--flaky", "2"],
+    );
+    let ws = workspace(server.port);
+    let run = send(&ws, &["--list", "subscribers.csv", "--yes"]);
+    let out = run.stdout();
+    assert_eq!(run.code(), 1, "{out}");
+    assert!(out.contains("Sent: 2\n"), "{out}");
+    assert!(
+        out.contains("mariusz@example.pl: permanent error (550)"),
+        "{out}"
+    );
+    assert_eq!(
+        server.received().len(),
+        2,
+        "the 451s were retried, nobody got two copies"
+    );
+    let csv = ws
+        .run(&["status", "issues/2020-06.json", "--failed", "--csv"])
+        .ok();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "email,state,attempts,reply");
+    assert!(
+        lines[1].starts_with("mariusz@example.pl,failed (permanent),1,"),
+        "{csv}"
+    );
+    assert_eq!(lines.len(), 2, "{csv}");
+}
+
+#[test]
+fn dry_run_writes_eml_files_and_sends_nothing() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &[]);
+    let ws = workspace(server.port);
+    let out = send(&ws, &["--list", "subscribers.csv", "--dry-run", "eml"]).ok();
+    assert!(out.contains("Sent: 3"), "{out}");
+    let files: Vec<String> = std::fs::read_dir(ws.path().join("eml"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".eml"))
+        .collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(server.received().is_empty());
+    assert!(
+        ws.run(&["status", "issues/2020-06.json"])
+            .ok()
+            .contains("nothing sent yet")
+    );
+}
+
+#[test]
+fn a_test_send_goes_only_to_the_given_addresses_and_is_not_recorded() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &[]);
+    let ws = workspace(server.port);
+    let out = send(&ws, &["--to", "me@example.org"]).ok();
+    assert!(out.starts_with("test sent to me@example.org: 250"), "{out}");
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    let msg = MessageParser::default().parse(&got[0].1).unwrap();
+    assert!(msg.subject().unwrap().starts_with("[TEST] Efus newsletter"));
+    assert!(
+        ws.run(&["status", "issues/2020-06.json"])
+            .ok()
+            .contains("nothing sent yet")
+    );
+}
+
+#[test]
+fn refusals_that_protect_readers() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &[]);
+    let ws = workspace(server.port);
+    // No secret for the unsubscribe tokens: nothing is sent.
+    let err = ws
+        .run(&[
+            "send",
+            "issues/2020-06.json",
+            "--profile",
+            "test",
+            "--list",
+            "subscribers.csv",
+            "--yes",
+        ])
+        .bad_input();
+    assert!(
+        err.contains("the environment variable BULLETIN_UNSUBSCRIBE_SECRET is not set"),
+        "{err}"
+    );
+    // No terminal to confirm on, and no --yes: nothing is sent.
+    let run = send(&ws, &["--list", "subscribers.csv"]);
+    assert_eq!(run.code(), 2);
+    assert!(
+        run.stderr()
+            .contains("add --yes to send without being asked")
+    );
+    // Local images nobody could see in an inbox.
+    let with_local = ws.read("issues/2020-06.json").replace(
+        "  \"images_url\": \"https://example.org/newsletter/2020-06/\",\n",
+        "",
+    );
+    ws.write("issues/2020-06.json", &with_local);
+    let err = send(&ws, &["--list", "subscribers.csv", "--yes"]).bad_input();
+    assert!(err.contains("set \"images_url\""), "{err}");
+    assert!(server.received().is_empty());
+}
