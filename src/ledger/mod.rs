@@ -35,6 +35,8 @@ CREATE TABLE runs (
     id           INTEGER PRIMARY KEY,
     issue        TEXT NOT NULL,
     holder       TEXT NOT NULL,
+    host         TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
     started_at   TEXT NOT NULL,
     heartbeat_at TEXT NOT NULL,
     finished_at  TEXT
@@ -122,6 +124,19 @@ pub enum Outcome {
 /// A run that holds an issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunId(i64);
+
+/// Who runs a send: for telling people, and for noticing a run whose process is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub host: String,
+    pub pid: u32,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}, pid {}", self.host, self.pid)
+    }
+}
 
 /// What a run starts with.
 #[derive(Debug, Clone)]
@@ -211,38 +226,48 @@ impl Ledger {
         }
     }
 
-    /// Takes hold of `issue` for a run by `holder` ("host, pid 123"). Refused while another
-    /// live run holds it, or when the issue changed since it was first sent (unless `force`).
-    /// Deliveries a crashed run left in flight go back to pending, marked uncertain.
+    /// Takes hold of `issue` for a run by `holder`. Refused while another live run holds it,
+    /// or when the issue changed since it was first sent (unless `force`). A run is live while
+    /// it beats (see [`STALE_AFTER`]) and `alive` says its process still exists (a run killed
+    /// on this machine is noticed at once). Deliveries a crashed run left in flight go back to
+    /// pending, marked uncertain.
+    #[allow(clippy::too_many_arguments)]
     pub fn start_run(
         &mut self,
         issue: &str,
         content_hash: &str,
         subject: &str,
-        holder: &str,
+        holder: &Holder,
         force: bool,
         now: DateTime<Utc>,
+        alive: impl Fn(&Holder) -> bool,
     ) -> Result<RunStart, LedgerError> {
         let stale_before = stamp(now - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default());
         let result = (|| {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let live: Option<(String, String)> = tx
+            let live: Option<(String, String, i64, String)> = tx
                 .query_row(
-                    "SELECT holder, started_at FROM runs
+                    "SELECT host, started_at, pid, holder FROM runs
                      WHERE issue = ?1 AND finished_at IS NULL AND heartbeat_at >= ?2
                      ORDER BY id LIMIT 1",
                     params![issue, stale_before],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()?;
-            if let Some((holder, since)) = live {
-                return Ok(Err(LedgerError::Held {
-                    issue: issue.to_string(),
-                    holder,
-                    since,
-                }));
+            if let Some((host, since, pid, shown)) = live {
+                let other = Holder {
+                    host,
+                    pid: u32::try_from(pid).unwrap_or(0),
+                };
+                if alive(&other) {
+                    return Ok(Err(LedgerError::Held {
+                        issue: issue.to_string(),
+                        holder: shown,
+                        since,
+                    }));
+                }
             }
             let known: Option<(String, String)> = tx
                 .query_row(
@@ -284,8 +309,15 @@ impl Ledger {
                 params![issue, stamp(now)],
             )? as u64;
             tx.execute(
-                "INSERT INTO runs (issue, holder, started_at, heartbeat_at) VALUES (?1, ?2, ?3, ?3)",
-                params![issue, holder, stamp(now)],
+                "INSERT INTO runs (issue, holder, host, pid, started_at, heartbeat_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![
+                    issue,
+                    holder.to_string(),
+                    holder.host,
+                    holder.pid,
+                    stamp(now)
+                ],
             )?;
             let run = RunId(tx.last_insert_rowid());
             tx.commit()?;
@@ -467,6 +499,17 @@ mod tests {
         DateTime::from_timestamp(1_591_000_000 + seconds, 0).unwrap()
     }
 
+    fn me(pid: u32) -> Holder {
+        Holder {
+            host: "laptop".into(),
+            pid,
+        }
+    }
+
+    fn alive(_: &Holder) -> bool {
+        true
+    }
+
     fn people(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("p{i}@example.org")).collect()
     }
@@ -483,7 +526,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut l = Ledger::open(&dir.path().join(".bulletin/ledger.sqlite")).unwrap();
         let run = l
-            .start_run("2020-06", "h1", "June", "test", false, at(0))
+            .start_run("2020-06", "h1", "June", &me(1), false, at(0), alive)
             .unwrap()
             .run;
         let everyone = people(3);
@@ -536,7 +579,7 @@ mod tests {
         {
             let mut l = Ledger::open(&path).unwrap();
             let run = l
-                .start_run("i", "h", "s", "first", false, at(0))
+                .start_run("i", "h", "s", &me(1), false, at(0), alive)
                 .unwrap()
                 .run;
             l.claim("i", run, &people(5), false, at(1)).unwrap();
@@ -546,7 +589,7 @@ mod tests {
         }
         let mut l = Ledger::open(&path).unwrap();
         let start = l
-            .start_run("i", "h", "s", "second", false, at(600))
+            .start_run("i", "h", "s", &me(1), false, at(600), alive)
             .unwrap();
         assert_eq!(start.recovered, 4);
         let report = l.report("i").unwrap();
@@ -562,22 +605,26 @@ mod tests {
         let mut first = Ledger::open(&path).unwrap();
         let mut second = Ledger::open(&path).unwrap();
         let run = first
-            .start_run("i", "h", "s", "laptop, pid 1", false, at(0))
+            .start_run("i", "h", "s", &me(1), false, at(0), alive)
             .unwrap()
             .run;
         first.heartbeat(run, at(30)).unwrap();
         let err = second
-            .start_run("i", "h", "s", "desktop, pid 2", false, at(40))
+            .start_run("i", "h", "s", &me(2), false, at(40), alive)
             .unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("i is being sent by another run (laptop, pid 1, since"),
             "{err}"
         );
-        // Once the first finishes, or stops beating for a minute, the second may go.
+        // A holder whose process is gone holds nothing, heartbeat or not.
+        let gone = |h: &Holder| h.pid != 1;
+        let run = second.start_run("i", "h", "s", &me(2), false, at(41), gone);
+        assert!(run.is_ok());
+        // A run that stops beating for a minute holds nothing either.
         assert!(
-            second
-                .start_run("i", "h", "s", "desktop", false, at(200))
+            first
+                .start_run("i", "h", "s", &me(3), false, at(200), alive)
                 .is_ok()
         );
     }
@@ -586,15 +633,23 @@ mod tests {
     fn a_changed_issue_needs_force_after_a_partial_send() {
         let dir = tempfile::tempdir().unwrap();
         let mut l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
-        let run = l.start_run("i", "v1", "s", "me", false, at(0)).unwrap().run;
+        let run = l
+            .start_run("i", "v1", "s", &me(1), false, at(0), alive)
+            .unwrap()
+            .run;
         l.claim("i", run, &people(2), false, at(1)).unwrap();
         l.record("i", &[(people(1)[0].clone(), sent("x"))], at(2))
             .unwrap();
         l.finish_run(run, at(3)).unwrap();
-        let err = l.start_run("i", "v2", "s", "me", false, at(4)).unwrap_err();
+        let err = l
+            .start_run("i", "v2", "s", &me(1), false, at(4), alive)
+            .unwrap_err();
         assert!(matches!(err, LedgerError::Changed { sent: 1, .. }), "{err}");
         assert!(err.to_string().contains("run with --force"));
-        assert!(l.start_run("i", "v2", "s", "me", true, at(5)).is_ok());
+        assert!(
+            l.start_run("i", "v2", "s", &me(1), true, at(5), alive)
+                .is_ok()
+        );
         let failures = l.failures("i").unwrap();
         assert_eq!(failures.len(), 1);
         assert_eq!(failures[0].recipient, "p1@example.org");

@@ -325,3 +325,147 @@ fn refusals_that_protect_readers() {
     assert!(err.contains("set \"images_url\""), "{err}");
     assert!(server.received().is_empty());
 }
+
+/// A list of `n` readers, r0@example.org…
+fn list_of(ws: &Workspace, n: usize) {
+    let mut list = String::from("email,first_name\n");
+    for i in 0..n {
+        list.push_str(&format!("r{i}@example.org,R{i}\n"));
+    }
+    ws.write("many.csv", &list);
+}
+
+/// `bulletin send` started in the background.
+fn spawn_send(ws: &Workspace, list: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_bulletin"))
+        .args([
+            "send",
+            "issues/2020-06.json",
+            "--profile",
+            "test",
+            "--list",
+            list,
+            "--yes",
+        ])
+        .current_dir(ws.path())
+        .env(SECRET.0, SECRET.1)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited too long for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn two_runs_of_one_issue_never_both_deliver() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &["--delay", "0.05"]);
+    let ws = workspace(server.port);
+    list_of(&ws, 40);
+    let mut first = spawn_send(&ws, "many.csv");
+    wait_until("the first message", || !server.received().is_empty());
+    let second = send(&ws, &["--list", "many.csv", "--yes"]);
+    assert_eq!(second.code(), 1);
+    assert!(
+        second.stderr().contains("is being sent by another run"),
+        "{}",
+        second.stderr()
+    );
+    assert!(first.wait().unwrap().success());
+    let got = server.received();
+    let mut rcpts: Vec<&str> = got.iter().map(|(r, _)| r.as_str()).collect();
+    rcpts.sort();
+    rcpts.dedup();
+    assert_eq!((got.len(), rcpts.len()), (40, 40), "everyone exactly once");
+}
+
+#[test]
+fn a_changed_issue_needs_force_to_continue() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &["--reject", "tom@example.org"]);
+    let ws = workspace(server.port);
+    send(&ws, &["--list", "subscribers.csv", "--yes"]);
+    let changed = ws
+        .read("issues/2020-06.json")
+        .replace("Over 1,000 people", "Over 1,100 people");
+    ws.write("issues/2020-06.json", &changed);
+    let err = send(
+        &ws,
+        &["--list", "subscribers.csv", "--yes", "--only-failed"],
+    )
+    .bad_input();
+    assert!(
+        err.contains("changed since it was first sent") && err.contains("--force"),
+        "{err}"
+    );
+    let run = send(
+        &ws,
+        &[
+            "--list",
+            "subscribers.csv",
+            "--yes",
+            "--only-failed",
+            "--force",
+        ],
+    );
+    assert!(
+        run.stdout().contains("Sent: 0"),
+        "tom is still rejected: {}",
+        run.stdout()
+    );
+    assert_eq!(server.received().len(), 2, "nobody got a second copy");
+}
+
+#[test]
+fn kill_9_in_the_middle_of_a_send_then_resume_delivers_to_everyone() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &[]);
+    let ws = workspace(server.port);
+    // A small issue keeps 5,000 messages quick to write and read.
+    ws.write(
+        "issues/2020-06.json",
+        &crate::common::issue_with(
+            r#"{"kind": "text", "body": "Hello {{subscriber.first_name}}."}"#,
+        ),
+    );
+    list_of(&ws, 5000);
+    let mut first = spawn_send(&ws, "many.csv");
+    wait_until("500 messages", || server.received().len() >= 500);
+    first.kill().unwrap(); // SIGKILL: no chance to record anything more
+    first.wait().unwrap();
+    let before = server.received().len();
+    assert!(before < 5000, "the send finished before it could be killed");
+
+    let out = send(&ws, &["--list", "many.csv", "--yes"]).ok();
+    let status = ws.run(&["status", "issues/2020-06.json"]).ok();
+    assert!(status.contains("Sent: 5000\n"), "{status}\n{out}");
+    let uncertain: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uncertain: "))
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .unwrap_or(0);
+    let got = server.received();
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for (r, _) in &got {
+        *counts.entry(r.as_str()).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 5000, "everyone got it");
+    let twice = counts.values().filter(|&&n| n > 1).count();
+    assert!(counts.values().all(|&n| n <= 2));
+    assert!(
+        twice <= uncertain,
+        "{twice} got two copies, only {uncertain} reported uncertain"
+    );
+    eprintln!("killed after {before} messages; {uncertain} uncertain, {twice} received twice");
+}

@@ -4,10 +4,11 @@
 
 Each accepted message is written to DIR as NNNNNN-<recipient>.eml, exactly as received.
 --reject answers 550 to RCPT for that address; --flaky answers 451 to the first N DATA
-commands, then accepts. Prints "READY" on stdout once it listens; stops on SIGTERM/SIGINT.
+commands, then accepts; --delay waits that many seconds before answering each DATA. Prints "READY" on stdout once it listens; stops on SIGTERM/SIGINT.
 """
 
 import argparse
+import asyncio
 import itertools
 import os
 import signal
@@ -17,10 +18,11 @@ from aiosmtpd.controller import Controller
 
 
 class Keeper:
-    def __init__(self, directory, reject, flaky):
+    def __init__(self, directory, reject, flaky, delay):
         self.directory = directory
         self.reject = {a.lower() for a in reject}
         self.flaky = flaky
+        self.delay = delay
         self.count = itertools.count(1)
         self.lock = threading.Lock()
 
@@ -31,6 +33,8 @@ class Keeper:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self.lock:
             if self.flaky > 0:
                 self.flaky -= 1
@@ -51,10 +55,11 @@ def main():
     p.add_argument("--dir", required=True)
     p.add_argument("--reject", action="append", default=[])
     p.add_argument("--flaky", type=int, default=0)
+    p.add_argument("--delay", type=float, default=0.0)
     args = p.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     controller = Controller(
-        Keeper(args.dir, args.reject, args.flaky), hostname="127.0.0.1", port=args.port
+        Keeper(args.dir, args.reject, args.flaky, args.delay), hostname="127.0.0.1", port=args.port
     )
     controller.start()
     print("READY", flush=True)

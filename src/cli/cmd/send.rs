@@ -14,7 +14,7 @@ use crate::cli::{Error, note, say};
 use crate::config::{self, Config, Profile, Secret};
 use crate::issue::{self, LoadedIssue};
 use crate::layout::Layout;
-use crate::ledger::Ledger;
+use crate::ledger::{Holder, Ledger};
 use crate::merge::{FieldKey, MergeValues};
 use crate::render::{self, AssetBase, RenderOptions, Rendered};
 use crate::send::message::{Composer, Unsubscribe, dkim_config};
@@ -129,7 +129,11 @@ pub fn run(args: Args) -> Result<(), Error> {
     match &args.dry_run {
         Some(dir) => {
             let transport = Arc::new(FileTransport { dir: dir.clone() });
-            runtime.block_on(dispatch(&args, &loaded, composer, transport, &root, 1))
+            let pace = Pacing {
+                concurrency: 1,
+                rate: None,
+            };
+            runtime.block_on(dispatch(&args, &loaded, composer, transport, &root, pace))
         }
         None => {
             let Some(Profile::Smtp(smtp)) = config.profiles.get(&args.profile) else {
@@ -148,12 +152,21 @@ pub fn run(args: Args) -> Result<(), Error> {
                 Some(var) => Some(Secret::from_env(var).map_err(Error::Other)?),
                 None => None,
             };
-            let pool = smtp.pool as usize;
+            let pace = Pacing {
+                concurrency: smtp.pool as usize,
+                rate: smtp.rate.map(|r| (r.messages, r.per)),
+            };
             let transport = runtime.block_on(async { SmtpTransport::new(smtp, password, &root) });
             let transport = Arc::new(transport.map_err(Error::Other)?);
-            runtime.block_on(dispatch(&args, &loaded, composer, transport, &root, pool))
+            runtime.block_on(dispatch(&args, &loaded, composer, transport, &root, pace))
         }
     }
+}
+
+/// How fast a transport may be driven: connections at once, and the relay's rate limit.
+struct Pacing {
+    concurrency: usize,
+    rate: Option<(u32, std::time::Duration)>,
 }
 
 fn has_local_images(loaded: &LoadedIssue) -> bool {
@@ -224,7 +237,7 @@ async fn dispatch<T: Transport>(
     composer: Composer,
     transport: Arc<T>,
     root: &Path,
-    pool: usize,
+    pace: Pacing,
 ) -> Result<(), Error> {
     if !args.to.is_empty() {
         return test_send(&args.to, &composer, transport.as_ref()).await;
@@ -275,11 +288,12 @@ async fn dispatch<T: Transport>(
         None => Ledger::open(&ledger_path(root)),
     }
     .map_err(|e| Error::Other(e.to_string()))?;
-    let holder = format!(
-        "{}, pid {}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "this machine".into()),
-        std::process::id()
-    );
+    let holder = Holder {
+        host: hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "this machine".into()),
+        pid: std::process::id(),
+    };
     let start = ledger
         .start_run(
             &loaded.slug,
@@ -288,6 +302,7 @@ async fn dispatch<T: Transport>(
             &holder,
             args.force,
             crate::clock::now(),
+            |other| process_alive(other, &holder.host),
         )
         .map_err(|e| Error::Other(e.to_string()))?;
     if start.recovered > 0 {
@@ -306,7 +321,8 @@ async fn dispatch<T: Transport>(
     let bar = progress_bar(recipients);
     let tick = bar.clone();
     let opts = Options {
-        concurrency: pool,
+        concurrency: pace.concurrency,
+        rate: pace.rate,
         only_failed: args.only_failed,
         ..Options::default()
     };
@@ -347,6 +363,19 @@ async fn dispatch<T: Transport>(
         return Err(Error::Failed);
     }
     Ok(())
+}
+
+/// Whether the run `other` may still be sending: on another machine we cannot tell (its
+/// heartbeat decides); on this one, its process must exist (`kill -9` is noticed at once).
+fn process_alive(other: &Holder, this_host: &str) -> bool {
+    if other.host != this_host {
+        return true;
+    }
+    let proc = Path::new("/proc");
+    if !proc.is_dir() {
+        return true;
+    }
+    proc.join(other.pid.to_string()).exists()
 }
 
 struct NoReader;
