@@ -83,6 +83,11 @@ impl Drop for SmtpServer {
 /// A workspace with the sample, its images published (images_url), a profile for the test
 /// server, and a subscriber list as Excel writes it (BOM, semicolons, CRLF).
 fn workspace(port: u16) -> Workspace {
+    workspace_with_pool(port, 2)
+}
+
+/// The same, with `pool` SMTP connections.
+fn workspace_with_pool(port: u16, pool: u32) -> Workspace {
     let ws = Workspace::with_sample();
     let sample = ws.read("issues/2020-06.json").replacen(
         "\"language\": \"en\",",
@@ -92,7 +97,7 @@ fn workspace(port: u16) -> Workspace {
     ws.write("issues/2020-06.json", &sample);
     let config = std::fs::read_to_string(repo().join("bulletin.toml")).unwrap()
         + &format!(
-            "\n[profiles.test]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\npool = 2\n"
+            "\n[profiles.test]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\npool = {pool}\n"
         );
     ws.write("bulletin.toml", &config);
     ws.write(
@@ -431,7 +436,9 @@ fn a_changed_issue_needs_force_to_continue() {
 fn kill_9_in_the_middle_of_a_send_then_resume_delivers_to_everyone() {
     let received = tempfile::tempdir().unwrap();
     let server = SmtpServer::start(received.path(), &[]);
-    let ws = workspace(server.port);
+    // lettre does not set TCP_NODELAY, so each connection waits on delayed ACKs (about 40 ms
+    // a message); more connections keep this test short.
+    let ws = workspace_with_pool(server.port, 8);
     // A small issue keeps 5,000 messages quick to write and read.
     ws.write(
         "issues/2020-06.json",
