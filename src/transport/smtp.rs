@@ -97,14 +97,32 @@ fn classify(e: &lettre::transport::smtp::Error) -> Failure {
         Kind::Auth
     } else if e.is_permanent() {
         Kind::Permanent
-    } else if e.is_tls() {
-        // A certificate the relay's name does not match will not get better by retrying.
+    } else if e.is_tls() || refused(e) {
+        // A certificate the relay's name does not match, or a relay that is not there, will
+        // not get better by retrying this message.
         Kind::Unreachable
     } else {
         // 4xx replies, timeouts, refused or dropped connections.
         Kind::Transient
     };
     Failure { kind, reply }
+}
+
+/// True when nothing listens at the relay's address (or its name does not resolve).
+fn refused(e: &lettre::transport::smtp::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::AddrNotAvailable
+                    | std::io::ErrorKind::NotFound
+            );
+        }
+        source = err.source();
+    }
+    false
 }
 
 impl Transport for SmtpTransport {

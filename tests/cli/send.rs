@@ -476,3 +476,49 @@ fn kill_9_in_the_middle_of_a_send_then_resume_delivers_to_everyone() {
     );
     eprintln!("killed after {before} messages; {uncertain} uncertain, {twice} received twice");
 }
+
+#[test]
+fn a_relay_that_is_gone_stops_the_run_with_a_resume_hint() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &[]);
+    let ws = workspace(server.port);
+    drop(server); // nothing listens on its port any more
+    let run = send(&ws, &["--list", "subscribers.csv", "--yes"]);
+    assert_eq!(run.code(), 1);
+    assert!(
+        run.stderr().contains("stopped: the relay keeps failing"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr()
+            .contains("To continue where it stopped, run the same command again.")
+    );
+    let status = ws.run(&["status", "issues/2020-06.json"]).ok();
+    assert!(status.contains("Sent: 0\n"), "{status}");
+    // A relay that is gone is no reason to give up on anyone for good.
+    assert!(status.contains("Failed: 0 permanent"), "{status}");
+
+    // The relay is back: the same command delivers to everyone.
+    let received = tempfile::tempdir().unwrap();
+    let back = SmtpServer::start(received.path(), &[]);
+    let config = ws.read("bulletin.toml");
+    let old_port = config
+        .rsplit("port = ")
+        .next()
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    ws.write(
+        "bulletin.toml",
+        &config.replace(
+            &format!("port = {old_port}"),
+            &format!("port = {}", back.port),
+        ),
+    );
+    let out = send(&ws, &["--list", "subscribers.csv", "--yes"]).ok();
+    assert!(out.contains("Sent: 3\n"), "{out}");
+    assert_eq!(back.received().len(), 3);
+}
