@@ -108,7 +108,8 @@ fn classify(e: &lettre::transport::smtp::Error) -> Failure {
     Failure { kind, reply }
 }
 
-/// True when nothing listens at the relay's address (or its name does not resolve).
+/// True when nothing listens at the relay's address (or its name does not resolve), or the
+/// TLS handshake fails (a certificate that is not trusted): retrying will not help.
 fn refused(e: &lettre::transport::smtp::Error) -> bool {
     let mut source = std::error::Error::source(e);
     while let Some(err) = source {
@@ -118,6 +119,7 @@ fn refused(e: &lettre::transport::smtp::Error) -> bool {
                 std::io::ErrorKind::ConnectionRefused
                     | std::io::ErrorKind::AddrNotAvailable
                     | std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::InvalidData
             );
         }
         source = err.source();

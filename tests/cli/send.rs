@@ -522,3 +522,108 @@ fn a_relay_that_is_gone_stops_the_run_with_a_resume_hint() {
     assert!(out.contains("Sent: 3\n"), "{out}");
     assert_eq!(back.received().len(), 3);
 }
+
+/// A CA and a certificate for "localhost" signed by it, written to `dir`: (ca, cert, key).
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("relay.pem"),
+        dir.join("relay.key"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+/// Sends the sample list through a relay that requires TLS (`security`) and AUTH.
+fn send_over_tls(
+    security: &str,
+    server_flag: &str,
+    trust_ca: bool,
+    password: &str,
+) -> (Run, usize) {
+    let received = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(keys.path());
+    let server = SmtpServer::start(
+        received.path(),
+        &[
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            server_flag,
+            "--auth",
+            "newsletter:right-password",
+        ],
+    );
+    let ws = workspace(server.port);
+    std::fs::copy(&ca, ws.path().join("ca.pem")).unwrap();
+    let ca_line = if trust_ca {
+        "ca_file = \"ca.pem\"\n"
+    } else {
+        ""
+    };
+    let config = ws.read("bulletin.toml")
+        + &format!(
+            "\n[profiles.secure]\ntransport = \"smtp\"\nhost = \"localhost\"\nport = {}\nsecurity = \"{security}\"\n\
+         username = \"newsletter\"\npassword_env = \"TEST_SMTP_PASSWORD\"\n{ca_line}",
+            server.port
+        );
+    ws.write("bulletin.toml", &config);
+    let run = ws.run_with(
+        &[
+            "send",
+            "issues/2020-06.json",
+            "--profile",
+            "secure",
+            "--list",
+            "subscribers.csv",
+            "--yes",
+        ],
+        &[SECRET, ("TEST_SMTP_PASSWORD", password)],
+    );
+    let count = server.received().len();
+    (run, count)
+}
+
+#[test]
+fn starttls_and_implicit_tls_with_a_private_ca_and_auth() {
+    let (run, received) = send_over_tls("starttls", "--starttls", true, "right-password");
+    assert_eq!(run.code(), 0, "{}{}", run.stdout(), run.stderr());
+    assert_eq!(received, 3);
+    let (run, received) = send_over_tls("tls", "--implicit-tls", true, "right-password");
+    assert_eq!(run.code(), 0, "{}{}", run.stdout(), run.stderr());
+    assert_eq!(received, 3);
+    // The password never shows, whatever happens.
+    assert!(!run.stdout().contains("right-password") && !run.stderr().contains("right-password"));
+}
+
+#[test]
+fn an_untrusted_certificate_or_a_wrong_password_stops_the_run() {
+    let (run, received) = send_over_tls("starttls", "--starttls", false, "right-password");
+    assert_eq!((run.code(), received), (1, 0));
+    assert!(
+        run.stderr().contains("stopped: the relay keeps failing"),
+        "{}",
+        run.stderr()
+    );
+    let (run, received) = send_over_tls("starttls", "--starttls", true, "wrong-password");
+    assert_eq!((run.code(), received), (1, 0));
+    assert!(
+        run.stderr().contains("refused the credentials"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!run.stderr().contains("wrong-password"));
+}

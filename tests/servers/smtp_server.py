@@ -4,7 +4,9 @@
 
 Each accepted message is written to DIR as NNNNNN-<recipient>.eml, exactly as received.
 --reject answers 550 to RCPT for that address; --flaky answers 451 to the first N DATA
-commands, then accepts; --delay waits that many seconds before answering each DATA. Prints "READY" on stdout once it listens; stops on SIGTERM/SIGINT.
+commands, then accepts; --delay waits that many seconds before answering each DATA.
+--cert/--key give it a certificate: with --starttls it requires STARTTLS, with --implicit-tls
+it speaks TLS from the first byte. --auth USER:PASSWORD requires AUTH (PLAIN or LOGIN). Prints "READY" on stdout once it listens; stops on SIGTERM/SIGINT.
 """
 
 import argparse
@@ -12,9 +14,11 @@ import asyncio
 import itertools
 import os
 import signal
+import ssl
 import threading
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 class Keeper:
@@ -56,10 +60,42 @@ def main():
     p.add_argument("--reject", action="append", default=[])
     p.add_argument("--flaky", type=int, default=0)
     p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--starttls", action="store_true")
+    p.add_argument("--implicit-tls", action="store_true")
+    p.add_argument("--auth")
     args = p.parse_args()
     os.makedirs(args.dir, exist_ok=True)
+    options = {}
+    context = None
+    if args.cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.cert, args.key)
+    if args.starttls:
+        options.update(tls_context=context, require_starttls=True)
+    if args.implicit_tls:
+        # aiosmtpd only counts STARTTLS as TLS when deciding to offer AUTH; here the whole
+        # connection is TLS from the first byte.
+        options.update(ssl_context=context, auth_require_tls=False)
+    if args.auth:
+        user, password = args.auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = (
+                auth_data.login.decode() == user
+                and auth_data.password.decode() == password
+            )
+            # handled=False: aiosmtpd then answers 535 itself.
+            return AuthResult(success=ok, handled=False)
+
+        options.update(authenticator=authenticator, auth_required=True)
     controller = Controller(
-        Keeper(args.dir, args.reject, args.flaky, args.delay), hostname="127.0.0.1", port=args.port
+        Keeper(args.dir, args.reject, args.flaky, args.delay),
+        hostname="127.0.0.1",
+        port=args.port,
+        server_hostname="localhost",
+        **options
     )
     controller.start()
     print("READY", flush=True)
