@@ -627,3 +627,19 @@ fn an_untrusted_certificate_or_a_wrong_password_stops_the_run() {
     );
     assert!(!run.stderr().contains("wrong-password"));
 }
+
+#[test]
+fn a_connection_dropped_during_data_is_retried_without_a_second_copy() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &["--drop", "2"]);
+    let ws = workspace(server.port);
+    let out = send(&ws, &["--list", "subscribers.csv", "--yes"]).ok();
+    assert!(out.contains("Sent: 3\nSkipped"), "{out}");
+    let got = server.received();
+    let mut rcpts: Vec<&str> = got.iter().map(|(r, _)| r.as_str()).collect();
+    rcpts.sort();
+    assert_eq!(
+        rcpts,
+        ["ana@example.org", "mariusz@example.pl", "tom@example.org"]
+    );
+}

@@ -4,7 +4,8 @@
 
 Each accepted message is written to DIR as NNNNNN-<recipient>.eml, exactly as received.
 --reject answers 550 to RCPT for that address; --flaky answers 451 to the first N DATA
-commands, then accepts; --delay waits that many seconds before answering each DATA.
+commands, then accepts; --drop closes the connection instead of answering the first N DATA
+commands; --delay waits that many seconds before answering each DATA.
 --cert/--key give it a certificate: with --starttls it requires STARTTLS, with --implicit-tls
 it speaks TLS from the first byte. --auth USER:PASSWORD requires AUTH (PLAIN or LOGIN). Prints "READY" on stdout once it listens; stops on SIGTERM/SIGINT.
 """
@@ -22,11 +23,12 @@ from aiosmtpd.smtp import AuthResult
 
 
 class Keeper:
-    def __init__(self, directory, reject, flaky, delay):
+    def __init__(self, directory, reject, flaky, delay, drop):
         self.directory = directory
         self.reject = {a.lower() for a in reject}
         self.flaky = flaky
         self.delay = delay
+        self.drop = drop
         self.count = itertools.count(1)
         self.lock = threading.Lock()
 
@@ -39,6 +41,14 @@ class Keeper:
     async def handle_DATA(self, server, session, envelope):
         if self.delay:
             await asyncio.sleep(self.delay)
+        with self.lock:
+            drop = self.drop > 0
+            if drop:
+                self.drop -= 1
+        if drop:
+            # The connection goes away before the message is accepted.
+            server.transport.close()
+            return "421 4.4.2 Connection dropped"
         with self.lock:
             if self.flaky > 0:
                 self.flaky -= 1
@@ -60,6 +70,7 @@ def main():
     p.add_argument("--reject", action="append", default=[])
     p.add_argument("--flaky", type=int, default=0)
     p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--drop", type=int, default=0)
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--starttls", action="store_true")
@@ -91,7 +102,7 @@ def main():
 
         options.update(authenticator=authenticator, auth_required=True)
     controller = Controller(
-        Keeper(args.dir, args.reject, args.flaky, args.delay),
+        Keeper(args.dir, args.reject, args.flaky, args.delay, args.drop),
         hostname="127.0.0.1",
         port=args.port,
         server_hostname="localhost",
