@@ -42,6 +42,8 @@ pub struct Options {
     pub port: u16,
     /// Poll the files instead of relying on the system's change notifications.
     pub poll: bool,
+    /// A subscriber list: the page can show the issue as one of its readers would see it.
+    pub list: Option<PathBuf>,
 }
 
 /// What can stop a preview from starting.
@@ -85,7 +87,12 @@ pub fn start(opts: Options) -> Result<Running, PreviewError> {
         IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     };
-    let site = Arc::new(Site::new(opts.issues_dir, opts.issue, opts.layout));
+    let site = Arc::new(Site::new(
+        opts.issues_dir,
+        opts.issue,
+        opts.layout,
+        opts.list,
+    ));
     let path = site
         .single_slug()
         .map(|s| format!("issue/{s}/"))

@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path as UrlPath, State as Shared};
+use axum::extract::{Path as UrlPath, Query, State as Shared};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -16,7 +16,7 @@ use axum::routing::get;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::site::{Folders, Site};
+use super::site::{Folders, Shown, Site};
 use crate::merge::escape_html;
 
 const PAGE: &str = include_str!("page.html");
@@ -32,6 +32,7 @@ pub fn routes(site: Arc<Site>, loopback_only: bool) -> Router {
         .route("/issue/{slug}/email.html", get(email_html))
         .route("/issue/{slug}/email.txt", get(email_text))
         .route("/issue/{slug}/state.json", get(state))
+        .route("/issue/{slug}/readers.json", get(readers))
         .route("/issue/{slug}/events", get(events))
         .route("/issue/{slug}/files/{*path}", get(issue_file))
         .route("/issue/{slug}/layout/{*path}", get(layout_file))
@@ -119,20 +120,99 @@ async fn page(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -
     no_store(Html(html).into_response())
 }
 
-async fn email_html(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -> Response {
+/// `?as=N`: show the email as the list's reader number N sees it.
+#[derive(serde::Deserialize)]
+struct As {
+    #[serde(rename = "as")]
+    reader: Option<usize>,
+}
+
+/// The email's HTML and text, for the sample reader or for one picked from the list.
+fn email_for(site: &Site, good: &Shown, reader: Option<usize>) -> (String, String) {
+    let picked = reader.and_then(|n| site.readers().into_iter().nth(n));
+    match picked {
+        Some(subscriber) => {
+            let values = Picked {
+                subscriber,
+                sample: crate::merge::Values::sample(),
+            };
+            let email = good.rendered.fill(&values);
+            (email.html, email.text)
+        }
+        None => (good.html.clone(), good.text.clone()),
+    }
+}
+
+/// A picked reader's values, with the sample unsubscribe link (a real one needs the secret).
+struct Picked {
+    subscriber: crate::audience::Subscriber,
+    sample: crate::merge::Values,
+}
+
+impl crate::merge::MergeValues for Picked {
+    fn value(&self, key: &crate::merge::FieldKey) -> Option<&str> {
+        match key {
+            crate::merge::FieldKey::UnsubscribeUrl => self.sample.value(key),
+            other => self.subscriber.value(other),
+        }
+    }
+}
+
+async fn email_html(
+    Shared(site): Shared<Arc<Site>>,
+    UrlPath(slug): UrlPath<String>,
+    Query(q): Query<As>,
+) -> Response {
     match site.state(&slug) {
         Some(state) => match state.good {
-            Some(good) => no_store(Html(good.html.clone()).into_response()),
+            Some(good) => no_store(Html(email_for(&site, &good, q.reader).0).into_response()),
             None => no_store(Html(String::new()).into_response()),
         },
         None => not_found().await,
     }
 }
 
-async fn email_text(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -> Response {
+async fn readers(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -> Response {
+    if site.state(&slug).is_none() {
+        return not_found().await;
+    }
+    let list: Vec<serde_json::Value> = site
+        .readers()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let name = s
+                .fields
+                .get("name")
+                .or_else(|| s.fields.get("first_name"))
+                .filter(|n| !n.trim().is_empty());
+            let label = match name {
+                Some(n) => format!("{n} <{}>", s.address),
+                None => s.address.to_string(),
+            };
+            serde_json::json!({ "index": i, "label": label })
+        })
+        .collect();
+    no_store(
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::Value::Array(list).to_string(),
+        )
+            .into_response(),
+    )
+}
+
+async fn email_text(
+    Shared(site): Shared<Arc<Site>>,
+    UrlPath(slug): UrlPath<String>,
+    Query(q): Query<As>,
+) -> Response {
     match site.state(&slug) {
         Some(state) => {
-            let text = state.good.map(|g| g.text.clone()).unwrap_or_default();
+            let text = state
+                .good
+                .map(|g| email_for(&site, &g, q.reader).1)
+                .unwrap_or_default();
             no_store(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
         }
         None => not_found().await,

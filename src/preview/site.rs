@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
+use crate::audience::{self, Fingerprints, Row, Subscriber};
 use crate::issue;
 use crate::layout::Layout;
 use crate::merge::Values;
-use crate::render::{self, AssetBase, RenderOptions};
+use crate::render::{self, AssetBase, RenderOptions, Rendered};
 
 /// One issue as the preview shows it.
 #[derive(Debug, Clone)]
@@ -21,6 +22,8 @@ pub struct Shown {
     pub preheader: Option<String>,
     pub html: String,
     pub text: String,
+    /// The render itself, to fill for a reader picked on the page.
+    pub rendered: Arc<Rendered>,
 }
 
 /// A render finished (well or not) and the page should look again.
@@ -67,6 +70,9 @@ pub struct State {
     pub path: PathBuf,
 }
 
+/// How many readers of a list the picker offers.
+pub const READERS_SHOWN: usize = 500;
+
 /// Who hears about renders: the command, which prints them.
 pub type Reporter = Arc<dyn Fn(Outcome) + Send + Sync>;
 
@@ -75,6 +81,8 @@ pub struct Site {
     issues_dir: PathBuf,
     single: Option<PathBuf>,
     layout: Option<PathBuf>,
+    /// A subscriber list whose readers the page can pick.
+    list: Option<PathBuf>,
     entries: Mutex<BTreeMap<String, Entry>>,
     changes: broadcast::Sender<Change>,
     reporter: OnceLock<Reporter>,
@@ -94,12 +102,18 @@ pub struct Listed {
 impl Site {
     /// A site over `issues_dir`, showing `single` when given, with an optional layout folder
     /// that overrides the issues' own.
-    pub fn new(issues_dir: PathBuf, single: Option<PathBuf>, layout: Option<PathBuf>) -> Self {
+    pub fn new(
+        issues_dir: PathBuf,
+        single: Option<PathBuf>,
+        layout: Option<PathBuf>,
+        list: Option<PathBuf>,
+    ) -> Self {
         let (changes, _) = broadcast::channel(64);
         Site {
             issues_dir,
             single,
             layout,
+            list,
             entries: Mutex::new(BTreeMap::new()),
             changes,
             reporter: OnceLock::new(),
@@ -259,12 +273,29 @@ impl Site {
                 preheader: email.preheader,
                 html: email.html,
                 text: email.text,
+                rendered: Arc::new(rendered),
             },
             Folders {
                 issue: loaded.dir.clone(),
                 layout: layout.dir().map(Path::to_path_buf),
             },
         ))
+    }
+
+    /// The first readers of the subscriber list (at most [`READERS_SHOWN`]), for the picker.
+    pub fn readers(&self) -> Vec<Subscriber> {
+        let Some(list) = &self.list else {
+            return Vec::new();
+        };
+        let Ok(rows) = audience::open(list, Fingerprints::default()) else {
+            return Vec::new();
+        };
+        rows.filter_map(|r| match r {
+            Ok(Row::Send(s)) => Some(s),
+            _ => None,
+        })
+        .take(READERS_SHOWN)
+        .collect()
     }
 
     /// The folders to watch: the issues' folders and the layout folders in use.

@@ -341,9 +341,19 @@ fn save_by_rename(ws: &Workspace, rel: &str, contents: &str) {
 #[test]
 fn live_preview_in_headless_chromium() {
     let ws = Workspace::with_sample();
+    ws.write(
+        "subscribers.csv",
+        "email,first_name,name\nana@example.org,Ana,Ana Martin\nbo@example.org,Bo,Bo Berg\n",
+    );
     let preview = Preview::start(
         &ws,
-        &["issues/2020-06.json", "--port", &free_port().to_string()],
+        &[
+            "issues/2020-06.json",
+            "--port",
+            &free_port().to_string(),
+            "--list",
+            "subscribers.csv",
+        ],
     );
     let driver = ChromeDriver::start();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -443,10 +453,23 @@ fn live_preview_in_headless_chromium() {
         .await;
         assert_eq!(dark, json!(["invert(1) hue-rotate(180deg)", true]));
 
+        // A reader picked from the list: the email as Bo sees it.
+        let greeting = "const d = document.getElementById('desktop').contentDocument; \
+                        return d && d.body ? d.body.innerText.includes('Dear Bo,') : false";
+        assert_eq!(eval(&c, greeting).await, json!(false));
+        c.find(Locator::Id("reader"))
+            .await
+            .unwrap()
+            .select_by_value("1")
+            .await
+            .unwrap();
+        wait_until(&c, greeting, json!(true)).await;
+
         // The plain-text tab shows the text part.
         c.find(Locator::Css("button[data-view=text]")).await.unwrap().click().await.unwrap();
         let text = eval(&c, "return document.getElementById('text').textContent").await;
         assert!(text.as_str().unwrap().contains("UPCOMING EVENTS\n==============="));
+        assert!(text.as_str().unwrap().contains("Dear Bo,"), "the text follows the reader");
         c.close().await.unwrap();
     });
     drop(preview);

@@ -38,6 +38,10 @@ pub struct Args {
     /// arrive (network drives, some containers).
     #[arg(long)]
     pub poll: bool,
+    /// A subscriber list (CSV): the page then lets you pick one of its readers and shows the
+    /// issue as they would see it.
+    #[arg(long, value_name = "FILE")]
+    pub list: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
@@ -62,6 +66,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         bind: args.bind,
         port: args.port,
         poll: args.poll,
+        list: args.list,
     })?;
     if let Some(port) = running.asked_port_taken {
         warn(&format!("port {port} is taken; using the next free one"));
