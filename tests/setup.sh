@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need besides cargo: Debian's chromium and chromium-driver, which
-# the preview test drives headless, and Python's aiosmtpd, the SMTP server the send tests
-# deliver to. Safe to run again: it installs only what is missing.
+# the preview test drives headless, Python's aiosmtpd, the SMTP server the send tests
+# deliver to, and dkimpy, which verifies their DKIM signatures. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 missing=()
@@ -20,7 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${missing[@]}" fonts-dejavu-core >/dev/null
 fi
 
-if ! python3 -c "import aiosmtpd" 2>/dev/null; then
-  echo "tests/setup.sh: installing aiosmtpd (pip)"
-  python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
+if ! python3 -c "import aiosmtpd, dkim" 2>/dev/null; then
+  echo "tests/setup.sh: installing aiosmtpd and dkimpy (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check aiosmtpd dkimpy
 fi

@@ -140,6 +140,8 @@ pub fn dkim_config(
     domain: &str,
     key: lettre::message::dkim::DkimSigningKey,
 ) -> DkimConfig {
+    // Not Content-Type: lettre signs it as it was before the multipart boundary was set, so
+    // verifiers (dkimpy) reject the signature.
     let headers = [
         "From",
         "To",
@@ -151,7 +153,6 @@ pub fn dkim_config(
         "List-Unsubscribe",
         "List-Unsubscribe-Post",
         "MIME-Version",
-        "Content-Type",
     ]
     .into_iter()
     .map(HeaderName::new_from_ascii_str)

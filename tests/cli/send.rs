@@ -643,3 +643,71 @@ fn a_connection_dropped_during_data_is_retried_without_a_second_copy() {
         ["ana@example.org", "mariusz@example.pl", "tom@example.org"]
     );
 }
+
+#[test]
+fn dkim_signatures_verify_with_an_independent_verifier() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &[]);
+    let ws = workspace(server.port);
+    // An RSA key made by the test (openssl comes with Debian's ca-certificates).
+    let key = ws.path().join("dkim.key");
+    let made = Command::new("openssl")
+        .args(["genrsa", "-traditional", "-out"])
+        .arg(&key)
+        .arg("2048")
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(made.success());
+    let public = ws.path().join("dkim.pub.der");
+    let exported = Command::new("openssl")
+        .args(["rsa", "-pubout", "-outform", "DER", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&public)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(exported.success());
+    let config = ws.read("bulletin.toml")
+        + "\n[profiles.test.dkim]\ndomain = \"example.org\"\nselector = \"news\"\nprivate_key_file = \"dkim.key\"\n";
+    ws.write("bulletin.toml", &config);
+    send(&ws, &["--list", "subscribers.csv", "--yes"]).ok();
+    let files: Vec<PathBuf> = std::fs::read_dir(received.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    assert_eq!(files.len(), 3);
+    let verified = Command::new("python3")
+        .arg(repo().join("tests/servers/dkim_verify.py"))
+        .arg(&public)
+        .args(&files)
+        .output()
+        .expect("python3 with dkimpy: run `bash tests/setup.sh`");
+    let report = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert_eq!(
+        report.lines().filter(|l| l.starts_with("ok ")).count(),
+        3,
+        "{report}"
+    );
+    // The one-click headers are among those signed.
+    let raw = std::fs::read_to_string(&files[0]).unwrap().to_lowercase();
+    let signed = raw
+        .split("h=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        signed.contains("list-unsubscribe") && signed.contains("list-unsubscribe-post"),
+        "{signed}"
+    );
+}
