@@ -711,3 +711,55 @@ fn dkim_signatures_verify_with_an_independent_verifier() {
         "{signed}"
     );
 }
+
+#[test]
+fn ctrl_c_finishes_what_is_in_flight_records_it_and_says_how_to_resume() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &["--delay", "0.05"]);
+    let ws = workspace(server.port);
+    list_of(&ws, 200);
+    let run = Command::new(env!("CARGO_BIN_EXE_bulletin"))
+        .args([
+            "send",
+            "issues/2020-06.json",
+            "--profile",
+            "test",
+            "--list",
+            "many.csv",
+            "--yes",
+        ])
+        .current_dir(ws.path())
+        .env(SECRET.0, SECRET.1)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the first messages", || server.received().len() >= 5);
+    let interrupted = Command::new("kill")
+        .args(["-INT", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("stopped by Ctrl-C"), "{stderr}");
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+    let delivered = server.received().len();
+    assert!(delivered < 200, "Ctrl-C came too late to test anything");
+    // Everything delivered is recorded: nothing is in flight, nothing is uncertain.
+    let status = ws.run(&["status", "issues/2020-06.json"]).ok();
+    assert!(status.contains(&format!("Sent: {delivered}\n")), "{status}");
+    assert!(
+        status.contains("In flight: 0\n") && !status.contains("Uncertain"),
+        "{status}"
+    );
+    // The same command finishes the job, with nobody twice.
+    send(&ws, &["--list", "many.csv", "--yes"]).ok();
+    let got = server.received();
+    let mut rcpts: Vec<&str> = got.iter().map(|(r, _)| r.as_str()).collect();
+    rcpts.sort();
+    rcpts.dedup();
+    assert_eq!((got.len(), rcpts.len()), (200, 200));
+}
