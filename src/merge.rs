@@ -379,6 +379,16 @@ pub trait MergeValues {
     fn value(&self, key: &FieldKey) -> Option<&str>;
 }
 
+/// Values that leave every merge field empty (or at its fallback): what an issue says on its
+/// own, before any reader.
+pub struct NoValues;
+
+impl MergeValues for NoValues {
+    fn value(&self, _: &FieldKey) -> Option<&str> {
+        None
+    }
+}
+
 /// Values held in memory: sample values for `render`, a test's subscriber.
 #[derive(Debug, Clone, Default)]
 pub struct Values {

@@ -57,6 +57,19 @@ pub enum Skip {
     Duplicate,
 }
 
+impl Skip {
+    /// The reason without its details, for counting: "unsubscribed", "invalid"…
+    pub fn label(&self) -> &'static str {
+        match self {
+            Skip::Unsubscribed => "unsubscribed",
+            Skip::Bounced => "bounced",
+            Skip::Suppressed => "suppressed",
+            Skip::Invalid(_) => "invalid",
+            Skip::Duplicate => "duplicate",
+        }
+    }
+}
+
 impl fmt::Display for Skip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

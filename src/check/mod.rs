@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::issue::{Link, LoadedIssue, Problem};
 use crate::layout::Layout;
-use crate::merge::{FieldKey, MergeValues};
+use crate::merge::NoValues;
 use crate::render::Rendered;
 
 /// Gmail clips messages whose HTML is larger than this: an error.
@@ -102,15 +102,6 @@ pub fn unrendered(issue: &Path, message: &str) -> Finding {
 /// Problems that stop an issue from rendering, as error findings.
 pub fn from_problems(problems: Vec<Problem>) -> Vec<Finding> {
     problems.into_iter().map(Finding::error).collect()
-}
-
-/// Values that leave every merge field empty: links built from them are the issue's own.
-struct NoValues;
-
-impl MergeValues for NoValues {
-    fn value(&self, _: &FieldKey) -> Option<&str> {
-        None
-    }
 }
 
 /// Everything that can be found without the network.

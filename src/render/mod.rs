@@ -64,6 +64,17 @@ impl Rendered {
         }
     }
 
+    /// What every reader gets, as a fingerprint (SHA-256, hex): any change to the issue or the
+    /// layout that a reader would see changes it.
+    pub fn content_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [&self.subject, &self.html, &self.text] {
+            h.update(part.fill(&crate::merge::NoValues).as_bytes());
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// True when the email carries a per-recipient unsubscribe link.
     pub fn has_unsubscribe_link(&self) -> bool {
         let key = FieldKey::UnsubscribeUrl;

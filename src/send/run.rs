@@ -166,16 +166,11 @@ pub async fn deliver<T: Transport>(
                         batch.push(s);
                     }
                 }
-                Row::Skipped { line, email, why } => {
-                    if let Skip::Invalid(reason) = &why {
-                        tally.invalid.push((line, reason.clone()));
+                Row::Skipped { line, why, .. } => {
+                    *tally.skipped.entry(why.label().to_string()).or_default() += 1;
+                    if let Skip::Invalid(reason) = why {
+                        tally.invalid.push((line, reason));
                     }
-                    let key = match why {
-                        Skip::Invalid(_) => "invalid".to_string(),
-                        other => other.to_string(),
-                    };
-                    let _ = email;
-                    *tally.skipped.entry(key).or_default() += 1;
                 }
             }
             if batch.len() >= opts.batch {

@@ -113,6 +113,12 @@ fn workspace_with_pool(port: u16, pool: u32) -> Workspace {
     ws
 }
 
+/// The ledger records no delivery of the sample issue.
+fn assert_nothing_recorded(ws: &Workspace) {
+    let status = ws.run(&["status", "issues/2020-06.json"]).ok();
+    assert!(status.contains("nothing sent yet"), "{status}");
+}
+
 fn send(ws: &Workspace, extra: &[&str]) -> Run {
     let mut args = vec!["send", "issues/2020-06.json", "--profile", "test"];
     args.extend_from_slice(extra);
@@ -267,11 +273,7 @@ fn dry_run_writes_eml_files_and_sends_nothing() {
         .collect();
     assert_eq!(files.len(), 3, "{files:?}");
     assert!(server.received().is_empty());
-    assert!(
-        ws.run(&["status", "issues/2020-06.json"])
-            .ok()
-            .contains("nothing sent yet")
-    );
+    assert_nothing_recorded(&ws);
 }
 
 #[test]
@@ -285,11 +287,7 @@ fn a_test_send_goes_only_to_the_given_addresses_and_is_not_recorded() {
     assert_eq!(got.len(), 1);
     let msg = MessageParser::default().parse(&got[0].1).unwrap();
     assert!(msg.subject().unwrap().starts_with("[TEST] Efus newsletter"));
-    assert!(
-        ws.run(&["status", "issues/2020-06.json"])
-            .ok()
-            .contains("nothing sent yet")
-    );
+    assert_nothing_recorded(&ws);
 }
 
 #[test]

@@ -7,15 +7,13 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sha2::{Digest, Sha256};
-
 use crate::audience::{self, Fingerprints, Row, Subscriber};
 use crate::cli::{Error, note, say};
 use crate::config::{self, Config, Profile, Secret};
 use crate::issue::{self, LoadedIssue};
 use crate::layout::Layout;
 use crate::ledger::{Holder, Ledger};
-use crate::merge::{FieldKey, MergeValues};
+use crate::merge::NoValues;
 use crate::render::{self, AssetBase, RenderOptions, Rendered};
 use crate::send::message::{Composer, Unsubscribe, dkim_config};
 use crate::send::run::{self, Options, Stopped, Tally};
@@ -259,16 +257,10 @@ async fn dispatch<T: Transport>(
     for row in audience::open(list, suppressed()?).map_err(|e| Error::Other(e.to_string()))? {
         match row.map_err(|e| Error::Other(e.to_string()))? {
             Row::Send(_) => recipients += 1,
-            Row::Skipped { why, .. } => {
-                let key = match why {
-                    audience::Skip::Invalid(_) => "invalid".into(),
-                    other => other.to_string(),
-                };
-                *counts.entry(key).or_default() += 1;
-            }
+            Row::Skipped { why, .. } => *counts.entry(why.label().to_string()).or_default() += 1,
         }
     }
-    let subject = composer.rendered.subject.fill(&NoReader);
+    let subject = composer.rendered.subject.fill(&NoValues);
     let mut plan = format!(
         "Issue:      {}\nSubject:    {subject}\nRecipients: {recipients}\n",
         loaded.path.display()
@@ -297,7 +289,7 @@ async fn dispatch<T: Transport>(
     let start = ledger
         .start_run(
             &loaded.slug,
-            &content_hash(&composer.rendered),
+            &composer.rendered.content_hash(),
             &subject,
             &holder,
             args.force,
@@ -376,23 +368,6 @@ fn process_alive(other: &Holder, this_host: &str) -> bool {
         return true;
     }
     proc.join(other.pid.to_string()).exists()
-}
-
-struct NoReader;
-
-impl MergeValues for NoReader {
-    fn value(&self, _: &FieldKey) -> Option<&str> {
-        None
-    }
-}
-
-/// What the readers get, as a fingerprint: a change to the issue or the layout changes it.
-fn content_hash(rendered: &Rendered) -> String {
-    let mut h = Sha256::new();
-    h.update(rendered.subject.fill(&NoReader).as_bytes());
-    h.update(rendered.html.fill(&NoReader).as_bytes());
-    h.update(rendered.text.fill(&NoReader).as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn confirm(recipients: u64) -> Result<bool, Error> {
