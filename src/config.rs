@@ -57,6 +57,96 @@ pub struct Unsubscribe {
 #[serde(tag = "transport", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Profile {
     Smtp(Smtp),
+    /// Brevo, transactional email API v3.
+    Brevo(Api),
+    /// Mailjet, Send API v3.1.
+    Mailjet(Api),
+    /// SendGrid, v3 mail send.
+    Sendgrid(Api),
+    /// Postmark, batch endpoint on a broadcast stream.
+    Postmark(Api),
+    /// Mailgun, messages endpoint.
+    Mailgun(Api),
+    /// Amazon SES v2, raw MIME.
+    Ses(Api),
+    /// Resend, batch endpoint.
+    Resend(Api),
+}
+
+impl Profile {
+    /// The provider's name as written in `transport = "…"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Profile::Smtp(_) => "smtp",
+            Profile::Brevo(_) => "brevo",
+            Profile::Mailjet(_) => "mailjet",
+            Profile::Sendgrid(_) => "sendgrid",
+            Profile::Postmark(_) => "postmark",
+            Profile::Mailgun(_) => "mailgun",
+            Profile::Ses(_) => "ses",
+            Profile::Resend(_) => "resend",
+        }
+    }
+
+    /// DKIM signing by bulletin, where the profile has it.
+    pub fn dkim(&self) -> Option<&Dkim> {
+        match self {
+            Profile::Smtp(smtp) => smtp.dkim.as_ref(),
+            other => other.api().and_then(|a| a.dkim.as_ref()),
+        }
+    }
+
+    /// The API settings, for a provider profile.
+    pub fn api(&self) -> Option<&Api> {
+        match self {
+            Profile::Smtp(_) => None,
+            Profile::Brevo(a)
+            | Profile::Mailjet(a)
+            | Profile::Sendgrid(a)
+            | Profile::Postmark(a)
+            | Profile::Mailgun(a)
+            | Profile::Ses(a)
+            | Profile::Resend(a) => Some(a),
+        }
+    }
+}
+
+/// An email service provider's HTTP API. Which fields a provider needs is checked when the
+/// file is read ([`load`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Api {
+    /// The environment variable holding the API key (SES: the access key ID; Postmark: the
+    /// server token).
+    pub api_key_env: String,
+    /// The environment variable holding the second secret, where there is one (Mailjet: the
+    /// secret key; SES: the secret access key).
+    pub secret_env: Option<String>,
+    /// Where the account lives: Mailgun "us" or "eu"; SendGrid "global" or "eu"; SES an AWS
+    /// region such as "eu-west-1".
+    pub region: Option<String>,
+    /// Mailgun: the sending domain.
+    pub domain: Option<String>,
+    /// Postmark: the broadcast message stream ("broadcast" unless named otherwise).
+    pub message_stream: Option<String>,
+    /// SES: a configuration set for the messages.
+    pub configuration_set: Option<String>,
+    /// The API's address instead of the provider's own (a proxy, a test server): https, or
+    /// http on this machine.
+    pub endpoint: Option<url::Url>,
+    /// Requests in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// The most API requests the provider takes (SES: messages).
+    pub rate: Option<Rate>,
+    /// Fewer messages per request than the provider allows.
+    pub batch_size: Option<u32>,
+    /// SES: DKIM signing by bulletin, for a message sent byte for byte as built.
+    pub dkim: Option<Dkim>,
+}
+
+fn default_concurrency() -> u32 {
+    4
 }
 
 /// An SMTP relay.
@@ -202,7 +292,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             "unsubscribe.url must be an https URL with {token} in it, so that each reader's link is their own".into(),
         ));
     }
-    for (name, Profile::Smtp(smtp)) in &config.profiles {
+    for (name, profile) in &config.profiles {
+        let smtp = match profile {
+            Profile::Smtp(smtp) => smtp,
+            other => {
+                check_api(name, other).map_err(rule)?;
+                continue;
+            }
+        };
         if smtp.username.is_some() != smtp.password_env.is_some() {
             return Err(rule(format!(
                 "profiles.{name}: username and password_env go together (the password itself stays in the environment)"
@@ -219,6 +316,101 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         }
     }
     Ok(config)
+}
+
+/// What each provider needs beyond an API key, and what it cannot use.
+fn check_api(name: &str, profile: &Profile) -> Result<(), String> {
+    let Some(api) = profile.api() else {
+        return Ok(());
+    };
+    let kind = profile.kind();
+    let needs = |field: &str, present: bool, example: &str| {
+        if present {
+            Ok(())
+        } else {
+            Err(format!(
+                "profiles.{name}: transport = \"{kind}\" needs {field} (e.g. {field} = {example})"
+            ))
+        }
+    };
+    let unused = |field: &str, present: bool| {
+        if present {
+            Err(format!(
+                "profiles.{name}: {field} means nothing to transport = \"{kind}\"; remove it"
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match profile {
+        Profile::Mailjet(_) => needs(
+            "secret_env",
+            api.secret_env.is_some(),
+            "\"MJ_APIKEY_PRIVATE\"",
+        )?,
+        Profile::Ses(_) => {
+            needs(
+                "secret_env",
+                api.secret_env.is_some(),
+                "\"AWS_SECRET_ACCESS_KEY\"",
+            )?;
+            needs("region", api.region.is_some(), "\"eu-west-1\"")?;
+        }
+        Profile::Mailgun(_) => {
+            needs("domain", api.domain.is_some(), "\"mg.example.org\"")?;
+            if let Some(r) = api.region.as_deref().filter(|r| !["us", "eu"].contains(r)) {
+                return Err(format!(
+                    "profiles.{name}: region = \"{r}\" is not a Mailgun region; write \"us\" or \"eu\""
+                ));
+            }
+        }
+        Profile::Sendgrid(_) => {
+            if let Some(r) = api
+                .region
+                .as_deref()
+                .filter(|r| !["global", "eu"].contains(r))
+            {
+                return Err(format!(
+                    "profiles.{name}: region = \"{r}\" is not a SendGrid region; write \"global\" or \"eu\""
+                ));
+            }
+        }
+        _ => {}
+    }
+    if !matches!(profile, Profile::Mailjet(_) | Profile::Ses(_)) {
+        unused("secret_env", api.secret_env.is_some())?;
+    }
+    if !matches!(
+        profile,
+        Profile::Mailgun(_) | Profile::Sendgrid(_) | Profile::Ses(_)
+    ) {
+        unused("region", api.region.is_some())?;
+    }
+    if !matches!(profile, Profile::Mailgun(_)) {
+        unused("domain", api.domain.is_some())?;
+    }
+    if !matches!(profile, Profile::Postmark(_)) {
+        unused("message_stream", api.message_stream.is_some())?;
+    }
+    if !matches!(profile, Profile::Ses(_)) {
+        unused("configuration_set", api.configuration_set.is_some())?;
+        unused("dkim", api.dkim.is_some())?;
+    }
+    if let Some(url) = &api.endpoint {
+        let local = url.host_str().is_some_and(is_loopback);
+        if url.scheme() != "https" && !(url.scheme() == "http" && local) {
+            return Err(format!(
+                "profiles.{name}: endpoint {url} would send the API key unencrypted; use https (http only for a server on this machine)"
+            ));
+        }
+    }
+    if api.concurrency == 0 {
+        return Err(format!("profiles.{name}: concurrency must be at least 1"));
+    }
+    if api.batch_size == Some(0) {
+        return Err(format!("profiles.{name}: batch_size must be at least 1"));
+    }
+    Ok(())
 }
 
 /// True for `localhost`, 127.0.0.0/8 and ::1.
@@ -243,6 +435,11 @@ impl Secret {
                 "the environment variable {name} is not set; set it to the secret (it is never stored in bulletin.toml)"
             )),
         }
+    }
+
+    /// Stands in for a secret that a dry run does not need.
+    pub fn placeholder() -> Secret {
+        Secret("not-needed-for-a-dry-run".into())
     }
 
     /// The secret itself, for the one place that uses it.
@@ -299,7 +496,9 @@ rate = "10/s"
         let c = load_text(GOOD).unwrap();
         assert_eq!(c.sender.from.email.to_string(), "newsletter@example.org");
         assert_eq!(c.sender.from.name.as_deref(), Some("Efus"));
-        let Profile::Smtp(smtp) = &c.profiles["default"];
+        let Profile::Smtp(smtp) = &c.profiles["default"] else {
+            panic!("an SMTP profile")
+        };
         assert_eq!(smtp.security, Security::Starttls);
         assert_eq!(
             smtp.rate,

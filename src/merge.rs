@@ -343,6 +343,23 @@ impl Prepared {
         out
     }
 
+    /// The document in a provider's template language: each hole written as `token(n)`,
+    /// where `n` numbers a distinct field-and-escaping in `slots` (new ones are added), so
+    /// that the provider fills it with [`Slots::values`] of each recipient.
+    pub fn with_tokens(&self, slots: &mut Slots, token: &impl Fn(usize) -> String) -> String {
+        let mut out = String::with_capacity(self.len_hint());
+        for seg in &self.segments {
+            match seg {
+                Segment::Text(t) => out.push_str(t),
+                Segment::Field { index, escape } => {
+                    let n = slots.number(&self.fields[*index], *escape);
+                    out.push_str(&token(n));
+                }
+            }
+        }
+        out
+    }
+
     /// The distinct merge fields this document uses.
     pub fn fields(&self) -> impl Iterator<Item = &MergeField> {
         let mut used: Vec<usize> = self
@@ -371,6 +388,48 @@ impl Prepared {
                 Segment::Field { .. } => 32,
             })
             .sum()
+    }
+}
+
+/// The holes of documents written with [`Prepared::with_tokens`]: each a merge field and
+/// how its value is escaped where it stands.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Slots(Vec<(MergeField, Escape)>);
+
+impl Slots {
+    fn number(&mut self, field: &MergeField, escape: Escape) -> usize {
+        match self.0.iter().position(|(f, e)| f == field && *e == escape) {
+            Some(n) => n,
+            None => {
+                self.0.push((field.clone(), escape));
+                self.0.len() - 1
+            }
+        }
+    }
+
+    /// One recipient's value for each slot, in slot order, escaped as the slot needs.
+    pub fn values(&self, values: &impl MergeValues) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|(field, escape)| {
+                let value = values
+                    .value(&field.key)
+                    .filter(|v| !v.trim().is_empty())
+                    .or(field.fallback.as_deref())
+                    .unwrap_or("");
+                let mut out = String::with_capacity(value.len());
+                push_escaped(&mut out, value, *escape);
+                out
+            })
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -554,6 +613,29 @@ mod tests {
         );
         assert!(html.contains("?n=Ann%20%3Cb%3E%20%26%20Co\""), "{html}");
         assert!(prepared.fill(&values("  ")).contains("<p>Hi friend</p>"));
+    }
+
+    #[test]
+    fn a_provider_template_filled_with_slot_values_is_the_filled_document() {
+        let mut table = FieldTable::default();
+        let marked = table.mark(
+            "<p>Hi {{subscriber.first_name | default: \"friend\"}}</p>\
+             <a href=\"https://e.org/?n={{subscriber.first_name}}\">y</a>\
+             <p>{{subscriber.first_name | default: \"friend\"}}</p>",
+        );
+        let prepared = Prepared::html(&marked, &table);
+        let mut slots = Slots::default();
+        let template = prepared.with_tokens(&mut slots, &|n| format!("-s{n}-"));
+        // The same field twice in the same context is one slot; in a URL, another.
+        assert_eq!(slots.len(), 2);
+        for first in ["Ann <b> & Co", ""] {
+            let v = values(first);
+            let mut by_provider = template.clone();
+            for (n, value) in slots.values(&v).iter().enumerate() {
+                by_provider = by_provider.replace(&format!("-s{n}-"), value);
+            }
+            assert_eq!(by_provider, prepared.fill(&v));
+        }
     }
 
     #[test]

@@ -73,6 +73,20 @@ pub struct Composer {
     /// Prefix the subject with "[TEST] " (a test send).
     pub test: bool,
     pub dkim: Option<DkimConfig>,
+    /// The holes of [`Composer::template`], numbered once; `Default::default()`.
+    pub slots: std::sync::OnceLock<crate::merge::Slots>,
+}
+
+/// What a transport needs of each message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// The whole MIME message (SMTP; APIs that take raw MIME).
+    Mime,
+    /// The filled subject, HTML and text, and the headers (JSON APIs, one message each).
+    Parts,
+    /// The filled subject and the headers, and the reader's values for the holes of the
+    /// issue's [`Template`] (APIs that fill one template for many recipients).
+    Values,
 }
 
 /// One reader's message.
@@ -81,8 +95,47 @@ pub struct Outgoing {
     pub from: Address,
     pub to: Address,
     pub message_id: String,
-    /// The whole message, CRLF line endings, as it goes on the wire.
+    /// The whole message, CRLF line endings, as it goes on the wire ([`Form::Mime`]; empty
+    /// otherwise).
     pub bytes: Vec<u8>,
+    /// The message's parts ([`Form::Parts`] and [`Form::Values`]).
+    pub parts: Option<Parts>,
+}
+
+/// A reader's message in pieces, for APIs that build the MIME message themselves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parts {
+    /// The reader's name, when the list has one.
+    pub to_name: Option<String>,
+    pub subject: String,
+    /// The filled HTML and text ([`Form::Parts`]; empty for [`Form::Values`]).
+    pub html: String,
+    pub text: String,
+    /// The reader's value for each hole of the issue's [`Template`] ([`Form::Values`]).
+    pub values: Vec<String>,
+    /// List-Unsubscribe, List-Unsubscribe-Post and List-Id, with their values.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// What is the same in every reader's message, for APIs that take it once: the sender and
+/// the issue's slug (a tag or campaign name).
+#[derive(Debug, Clone)]
+pub struct Letterhead {
+    pub from: Mailbox,
+    pub reply_to: Option<Mailbox>,
+    /// The issue's slug: "2020-06".
+    pub tag: String,
+}
+
+/// The issue's HTML, text and subject in a provider's template language, with a hole for each
+/// merge field (see [`crate::merge::Prepared::with_tokens`]); [`Parts::values`] fill them.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+    /// How many holes there are; each reader's `values` has as many.
+    pub holes: usize,
 }
 
 /// Why a message could not be built for a reader.
@@ -186,11 +239,65 @@ impl Composer {
         )
     }
 
-    /// The message for one reader, dated `date`.
+    /// The sender and the issue, as APIs take them once.
+    pub fn letterhead(&self) -> Letterhead {
+        Letterhead {
+            from: self.from.clone(),
+            reply_to: self.reply_to.clone(),
+            tag: self.issue.clone(),
+        }
+    }
+
+    /// The issue in a provider's template language: each hole written as `token(n)`. The
+    /// holes are numbered as [`Form::Values`] messages carry their values.
+    pub fn template(&self, token: impl Fn(usize) -> String) -> Template {
+        let mut slots = crate::merge::Slots::default();
+        let subject = self.rendered.subject.with_tokens(&mut slots, &token);
+        let html = self.rendered.html.with_tokens(&mut slots, &token);
+        let text = self.rendered.text.with_tokens(&mut slots, &token);
+        Template {
+            subject: self.subject_prefix().to_string() + &subject,
+            html,
+            text,
+            holes: slots.len(),
+        }
+    }
+
+    /// The holes of the template, numbered as [`Composer::template`] numbers them (in order of
+    /// appearance, whatever the token).
+    fn slots(&self) -> &crate::merge::Slots {
+        self.slots.get_or_init(|| {
+            let mut slots = crate::merge::Slots::default();
+            for part in [
+                &self.rendered.subject,
+                &self.rendered.html,
+                &self.rendered.text,
+            ] {
+                part.with_tokens(&mut slots, &|_| String::new());
+            }
+            slots
+        })
+    }
+
+    fn subject_prefix(&self) -> &'static str {
+        if self.test { "[TEST] " } else { "" }
+    }
+
+    /// The message for one reader, dated `date`, as MIME bytes.
     pub fn compose(
         &self,
         subscriber: &Subscriber,
         date: SystemTime,
+    ) -> Result<Outgoing, ComposeError> {
+        self.compose_as(subscriber, date, Form::Mime)
+    }
+
+    /// The message for one reader, dated `date`, in the form a transport takes.
+    pub fn compose_as(
+        &self,
+        subscriber: &Subscriber,
+        date: SystemTime,
+        form: Form,
     ) -> Result<Outgoing, ComposeError> {
         let to_text = subscriber.address.to_string();
         let unsubscribe_url = self.unsubscribe.url_for(&subscriber.address);
@@ -198,12 +305,11 @@ impl Composer {
             subscriber,
             unsubscribe_url: unsubscribe_url.clone(),
         };
-        let email = self.rendered.fill(&reader);
-        let subject = if self.test {
-            format!("[TEST] {}", email.subject)
-        } else {
-            email.subject
-        };
+        let subject = format!(
+            "{}{}",
+            self.subject_prefix(),
+            self.rendered.subject.fill(&reader)
+        );
         let line_break = |field| ComposeError::LineBreak {
             field,
             to: to_text.clone(),
@@ -227,6 +333,45 @@ impl Composer {
         if list_unsubscribe.contains(['\r', '\n']) {
             return Err(line_break("the unsubscribe link"));
         }
+        let list_headers = || {
+            vec![
+                ("List-Unsubscribe", list_unsubscribe.clone()),
+                (
+                    "List-Unsubscribe-Post",
+                    "List-Unsubscribe=One-Click".to_string(),
+                ),
+                ("List-Id", self.list_id.clone()),
+            ]
+        };
+        match form {
+            Form::Mime => {}
+            Form::Parts | Form::Values => {
+                let (html, text, values) = if form == Form::Parts {
+                    (
+                        self.rendered.html.fill(&reader),
+                        self.rendered.text.fill(&reader),
+                        Vec::new(),
+                    )
+                } else {
+                    (String::new(), String::new(), self.slots().values(&reader))
+                };
+                return Ok(Outgoing {
+                    from: self.from.email.clone(),
+                    to: subscriber.address.clone(),
+                    message_id,
+                    bytes: Vec::new(),
+                    parts: Some(Parts {
+                        to_name: name,
+                        subject,
+                        html,
+                        text,
+                        values,
+                        headers: list_headers(),
+                    }),
+                });
+            }
+        }
+        let email = self.rendered.fill(&reader);
         let mut builder = Message::builder()
             .from(self.from.clone())
             .to(Mailbox::new(name, subscriber.address.clone()))
@@ -267,6 +412,7 @@ impl Composer {
             to: subscriber.address.clone(),
             message_id,
             bytes: message.formatted(),
+            parts: None,
         })
     }
 }
@@ -307,6 +453,7 @@ mod tests {
             },
             test,
             dkim: None,
+            slots: Default::default(),
         }
     }
 

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, Semaphore};
 
-use super::message::Composer;
+use super::message::{Composer, Outgoing};
 use crate::audience::{AudienceError, Row, Skip, Subscriber};
 use crate::ledger::{Ledger, LedgerError, Outcome, RunId};
-use crate::transport::{Failure, Kind, Transport};
+use crate::transport::{Accepted, Batch, Failure, Kind, Transport};
 
 /// How a run sends.
 #[derive(Debug, Clone)]
@@ -95,18 +95,19 @@ pub enum RunError {
     List(#[from] AudienceError),
 }
 
-/// Paces messages: at most `n` per `per`, spread evenly.
+/// Paces deliveries: at most `n` per `per`, spread evenly; and holds everyone back when a
+/// provider asks us to wait.
 struct Pace {
     gap: Duration,
     next: Mutex<Instant>,
 }
 
 impl Pace {
-    fn new(rate: Option<(u32, Duration)>) -> Option<Pace> {
-        rate.map(|(n, per)| Pace {
-            gap: per / n.max(1),
+    fn new(rate: Option<(u32, Duration)>) -> Pace {
+        Pace {
+            gap: rate.map_or(Duration::ZERO, |(n, per)| per / n.max(1)),
             next: Mutex::new(Instant::now()),
-        })
+        }
     }
 
     async fn wait(&self) {
@@ -117,6 +118,12 @@ impl Pace {
             at
         };
         tokio::time::sleep_until(at.into()).await;
+    }
+
+    /// Nobody sends for `pause`.
+    async fn hold(&self, pause: Duration) {
+        let mut next = self.next.lock().await;
+        *next = (*next).max(Instant::now() + pause);
     }
 }
 
@@ -145,11 +152,14 @@ pub async fn deliver<T: Transport>(
         None
     };
     let mut tally = Tally::default();
-    let pace = Pace::new(opts.rate).map(Arc::new);
+    let pace = Arc::new(Pace::new(opts.rate));
     let slots = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let limit = transport.batch_limit().max(1);
+    // Enough recipients per ledger transaction to keep every connection or request busy.
+    let claim = opts.batch.max(limit * opts.concurrency.max(1));
     let mut failures_in_a_row = 0u32;
     let mut ever_sent = false;
-    let mut batch: Vec<Subscriber> = Vec::with_capacity(opts.batch);
+    let mut batch: Vec<Subscriber> = Vec::with_capacity(claim);
     let mut rows = rows.peekable();
     let mut done = 0u64;
     while rows.peek().is_some() {
@@ -173,7 +183,7 @@ pub async fn deliver<T: Transport>(
                     }
                 }
             }
-            if batch.len() >= opts.batch {
+            if batch.len() >= claim {
                 break;
             }
         }
@@ -189,36 +199,37 @@ pub async fn deliver<T: Transport>(
         let claimed: std::collections::HashSet<String> = claimed.into_iter().collect();
 
         let mut tasks = tokio::task::JoinSet::new();
-        for subscriber in batch.drain(..) {
-            let key = subscriber.address.to_string().to_lowercase();
-            if !claimed.contains(&key) {
-                continue;
-            }
+        let mut mine: Vec<Subscriber> = batch
+            .drain(..)
+            .filter(|s| claimed.contains(&s.address.to_string().to_lowercase()))
+            .collect();
+        while !mine.is_empty() {
+            let rest = mine.split_off(limit.min(mine.len()));
+            let chunk = std::mem::replace(&mut mine, rest);
             let (composer, transport, slots, pace) = (
                 Arc::clone(&composer),
                 Arc::clone(&transport),
                 Arc::clone(&slots),
-                pace.clone(),
+                Arc::clone(&pace),
             );
-            let (max_attempts, backoff) = (opts.max_attempts.max(1), opts.backoff);
+            let tries = Tries {
+                max_attempts: opts.max_attempts.max(1),
+                backoff: opts.backoff,
+            };
             tasks.spawn(async move {
                 let _slot = slots.acquire_owned().await;
-                let outcome = send_one(
-                    &composer,
-                    &subscriber,
-                    transport.as_ref(),
-                    pace.as_deref(),
-                    max_attempts,
-                    backoff,
-                )
-                .await;
-                (key, outcome)
+                send_chunk(&composer, chunk, transport.as_ref(), &pace, tries).await
             });
         }
         let mut outcomes = Vec::new();
         let mut stop_for: Option<Stopped> = None;
+        let mut finished = Vec::new();
         while let Some(joined) = tasks.join_next().await {
-            let Ok((key, outcome)) = joined else { continue };
+            if let Ok(chunk) = joined {
+                finished.extend(chunk);
+            }
+        }
+        for (key, outcome) in finished {
             done += 1;
             match &outcome {
                 Ok(message_id_reply) => {
@@ -247,7 +258,7 @@ pub async fn deliver<T: Transport>(
                                 .failed_temporary
                                 .push((key.clone(), failure.reply.clone()));
                         }
-                        Kind::Transient | Kind::Unreachable => {
+                        Kind::Transient | Kind::Throttled(_) | Kind::Unreachable => {
                             failures_in_a_row += 1;
                             tally
                                 .failed_temporary
@@ -285,36 +296,115 @@ pub async fn deliver<T: Transport>(
     Ok(tally)
 }
 
-/// One message: composed, then sent with retries for temporary failures. Returns the
-/// Message-ID and the server's reply.
-async fn send_one<T: Transport>(
-    composer: &Composer,
-    subscriber: &Subscriber,
-    transport: &T,
-    pace: Option<&Pace>,
+/// How often, and how patiently, temporary failures are retried.
+#[derive(Debug, Clone, Copy)]
+struct Tries {
     max_attempts: u32,
     backoff: Duration,
-) -> Result<(String, String), Failure> {
-    let message = composer
-        .compose(subscriber, std::time::SystemTime::from(crate::clock::now()))
-        .map_err(|e| Failure {
-            kind: Kind::Permanent,
-            reply: e.to_string(),
-        })?;
-    let mut wait = backoff;
-    let mut attempt = 1;
-    loop {
-        if let Some(pace) = pace {
-            pace.wait().await;
+}
+
+/// What became of one recipient: the Message-ID and the server's reply, or why not.
+type Delivered = (String, Result<(String, String), Failure>);
+
+/// Throttling answers (429) waited out per chunk before giving up for this run.
+const MAX_THROTTLES: u32 = 8;
+
+/// One delivery's worth of recipients (one message for SMTP, a provider's batch for an API):
+/// composed, sent, and what failed for a reason that may pass sent again, after a backoff
+/// (or as long as the provider asked), a bounded number of times.
+async fn send_chunk<T: Transport>(
+    composer: &Composer,
+    chunk: Vec<Subscriber>,
+    transport: &T,
+    pace: &Pace,
+    tries: Tries,
+) -> Vec<Delivered> {
+    let form = transport.form();
+    let now = std::time::SystemTime::from(crate::clock::now());
+    let mut done: Vec<Delivered> = Vec::with_capacity(chunk.len());
+    let mut pending = Vec::with_capacity(chunk.len());
+    for subscriber in &chunk {
+        let key = subscriber.address.to_string().to_lowercase();
+        match composer.compose_as(subscriber, now, form) {
+            Ok(message) => pending.push((key, message)),
+            Err(e) => done.push((
+                key,
+                Err(Failure {
+                    kind: Kind::Permanent,
+                    reply: e.to_string(),
+                }),
+            )),
         }
-        match transport.send(&message).await {
-            Ok(accepted) => return Ok((message.message_id.clone(), accepted.reply)),
-            Err(f) if f.kind == Kind::Transient && attempt < max_attempts => {
+    }
+    let mut wait = tries.backoff;
+    let (mut attempt, mut throttles) = (1, 0);
+    while !pending.is_empty() {
+        pace.wait().await;
+        let (keys, messages): (Vec<String>, Vec<_>) = pending.drain(..).unzip();
+        let batch = Batch {
+            key: batch_key(&composer.issue, &keys),
+            messages,
+        };
+        let outcomes: Vec<Result<Accepted, Failure>> = match transport.send_batch(&batch).await {
+            Ok(outcomes) => outcomes,
+            Err(failure) => batch
+                .messages
+                .iter()
+                .map(|_| Err(failure.clone()))
+                .collect(),
+        };
+        let mut pause = None;
+        let mut again: Vec<(String, Outgoing, Failure)> = Vec::new();
+        for ((key, message), outcome) in keys.into_iter().zip(batch.messages).zip(outcomes) {
+            match outcome {
+                Ok(accepted) => done.push((key, Ok((message.message_id, accepted.reply)))),
+                Err(f) if f.kind.is_retryable() => {
+                    if let Kind::Throttled(d) = f.kind {
+                        pause = Some(pause.unwrap_or(d).max(d));
+                    }
+                    again.push((key, message, f));
+                }
+                Err(f) => done.push((key, Err(f))),
+            }
+        }
+        let give_up = match pause {
+            Some(_) => throttles >= MAX_THROTTLES,
+            None => attempt >= tries.max_attempts,
+        };
+        if again.is_empty() {
+            break;
+        }
+        if give_up {
+            done.extend(again.into_iter().map(|(key, _, f)| (key, Err(f))));
+            break;
+        }
+        match pause {
+            Some(d) => {
+                throttles += 1;
+                pace.hold(d).await;
+            }
+            None => {
                 tokio::time::sleep(wait).await;
                 wait *= 2;
                 attempt += 1;
             }
-            Err(f) => return Err(f),
         }
+        pending.extend(again.into_iter().map(|(key, message, _)| (key, message)));
     }
+    done
+}
+
+/// The same for the same issue and recipients, whatever the run: an idempotency key.
+fn batch_key(issue: &str, recipients: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(issue.as_bytes());
+    for r in recipients {
+        h.update([0]);
+        h.update(r.as_bytes());
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -18,6 +18,7 @@ use crate::render::{self, AssetBase, RenderOptions, Rendered};
 use crate::send::message::{Composer, Unsubscribe, dkim_config};
 use crate::send::run::{self, Options, Stopped, Tally};
 use crate::transport::Transport;
+use crate::transport::api;
 use crate::transport::file::FileTransport;
 use crate::transport::smtp::SmtpTransport;
 
@@ -124,8 +125,35 @@ pub fn run(args: Args) -> Result<(), Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Other(e.to_string()))?;
-    match &args.dry_run {
-        Some(dir) => {
+    let profile = config.profiles.get(&args.profile);
+    let api = |dry_run: bool| -> Result<Box<dyn api::Provider>, Error> {
+        let Some(profile) = profile else {
+            return Err(no_profile(&config, &args.profile));
+        };
+        let settings = profile
+            .api()
+            .ok_or_else(|| Error::Other("not an API profile".into()))?;
+        api::provider(
+            profile,
+            &api::Setup {
+                api: settings,
+                composer: &composer,
+                dry_run,
+            },
+        )
+        .map_err(|e| Error::Other(format!("profiles.{}: {e}", args.profile)))
+    };
+    let is_api = profile.is_some_and(|p| p.api().is_some());
+    match (&args.dry_run, profile) {
+        (Some(dir), _) if is_api => {
+            let transport = Arc::new(api::DryRun::new(api(true)?, dir.clone()));
+            let pace = Pacing {
+                concurrency: 1,
+                rate: None,
+            };
+            runtime.block_on(dispatch(&args, &loaded, composer, transport, &root, pace))
+        }
+        (Some(dir), _) => {
             let transport = Arc::new(FileTransport { dir: dir.clone() });
             let pace = Pacing {
                 concurrency: 1,
@@ -133,19 +161,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             };
             runtime.block_on(dispatch(&args, &loaded, composer, transport, &root, pace))
         }
-        None => {
-            let Some(Profile::Smtp(smtp)) = config.profiles.get(&args.profile) else {
-                return Err(Error::Usage(format!(
-                    "bulletin.toml has no profile \"{}\"; name one of: {}",
-                    args.profile,
-                    config
-                        .profiles
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            };
+        (None, Some(Profile::Smtp(smtp))) => {
             let password = match &smtp.password_env {
                 Some(var) => Some(Secret::from_env(var).map_err(Error::Other)?),
                 None => None,
@@ -158,7 +174,41 @@ pub fn run(args: Args) -> Result<(), Error> {
             let transport = Arc::new(transport.map_err(Error::Other)?);
             runtime.block_on(dispatch(&args, &loaded, composer, transport, &root, pace))
         }
+        (None, Some(profile)) => {
+            let settings = profile
+                .api()
+                .ok_or_else(|| Error::Other("not an API profile".into()))?;
+            let pace = Pacing {
+                concurrency: settings.concurrency as usize,
+                rate: settings.rate.map(|r| (r.messages, r.per)),
+            };
+            let provider = api(false)?;
+            let transport = runtime
+                .block_on(async { api::ApiTransport::new(provider) })
+                .map_err(Error::Other)?;
+            runtime.block_on(dispatch(
+                &args,
+                &loaded,
+                composer,
+                Arc::new(transport),
+                &root,
+                pace,
+            ))
+        }
+        (None, None) => Err(no_profile(&config, &args.profile)),
     }
+}
+
+fn no_profile(config: &Config, name: &str) -> Error {
+    Error::Usage(format!(
+        "bulletin.toml has no profile \"{name}\"; name one of: {}",
+        config
+            .profiles
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 /// How fast a transport may be driven: connections at once, and the relay's rate limit.
@@ -187,7 +237,7 @@ fn composer(
     profile: &str,
 ) -> Result<Composer, Error> {
     let dkim = match config.profiles.get(profile) {
-        Some(Profile::Smtp(smtp)) => match &smtp.dkim {
+        Some(p) => match p.dkim() {
             Some(d) => {
                 let path = root.join(&d.private_key_file);
                 let pem = std::fs::read_to_string(&path).map_err(|e| {
@@ -226,6 +276,7 @@ fn composer(
         },
         test,
         dkim,
+        slots: Default::default(),
     })
 }
 

@@ -1,0 +1,519 @@
+//! Email service providers' HTTP APIs, behind one [`Provider`] interface: a provider module
+//! says how a batch of messages becomes one request (URL, headers, body) and how the answer
+//! becomes each message's outcome; [`ApiTransport`] does the rest, the same for all: the
+//! HTTP client, credentials, timeouts, and the rules every provider shares (429 → wait as
+//! told, 5xx and timeouts → retry, other 4xx → permanent, 401/403 → stop and name the
+//! environment variable). Adding a provider is one small module.
+//!
+//! [`DryRun`] writes the requests a send would make, credentials redacted, and sends nothing.
+//!
+//! Providers know nothing of the ledger, the subscriber list or the send loop.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+
+pub mod postmark;
+
+use super::{Accepted, Batch, BatchResult, Failure, Kind, Transport};
+use crate::config::{Api, Profile, Secret};
+use crate::send::message::{Composer, Form, Outgoing};
+
+/// How long one request may take, from connecting to the last byte of the answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long to wait after a 429 that does not say.
+pub const DEFAULT_THROTTLE: Duration = Duration::from_secs(5);
+
+/// What a provider is made from: its profile, the issue's sender, and (for providers that
+/// fill one template for many recipients) the composer that makes the template.
+pub struct Setup<'a> {
+    pub api: &'a Api,
+    pub composer: &'a Composer,
+    /// A dry run reads no secrets: credentials that are not set are left out.
+    pub dry_run: bool,
+}
+
+impl Setup<'_> {
+    /// The secret in the environment variable `var`.
+    pub fn secret(&self, var: &str) -> Result<Secret, String> {
+        match Secret::from_env(var) {
+            Err(_) if self.dry_run => Ok(Secret::placeholder()),
+            other => other,
+        }
+    }
+
+    /// The API key.
+    pub fn api_key(&self) -> Result<Secret, String> {
+        self.secret(&self.api.api_key_env)
+    }
+
+    /// The profile's `endpoint`, or the provider's own address; no trailing slash.
+    pub fn endpoint(&self, default: &str) -> String {
+        self.api
+            .endpoint
+            .as_ref()
+            .map_or(default, |u| u.as_str())
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// The batch size: the provider's limit, or fewer if the profile says so.
+    pub fn batch_limit(&self, documented: usize) -> usize {
+        self.api
+            .batch_size
+            .map_or(documented, |n| (n as usize).min(documented))
+            .max(1)
+    }
+}
+
+/// The provider a profile names, ready to send.
+pub fn provider(profile: &Profile, setup: &Setup) -> Result<Box<dyn Provider>, String> {
+    Ok(match profile {
+        Profile::Postmark(_) => Box::new(postmark::Postmark::new(setup)?),
+        other => {
+            return Err(format!(
+                "transport = \"{}\" is not supported by this build",
+                other.kind()
+            ));
+        }
+    })
+}
+
+/// One provider's API: how batches become requests and answers become outcomes.
+pub trait Provider: Send + Sync + 'static {
+    /// "Postmark".
+    fn name(&self) -> &'static str;
+
+    /// The most messages one request carries: the provider's documented limit.
+    fn batch_limit(&self) -> usize;
+
+    /// What each message must carry.
+    fn form(&self) -> Form;
+
+    /// The request that delivers `batch` (at most `batch_limit` messages).
+    fn request(&self, batch: &Batch) -> Result<Request, String>;
+
+    /// Each message's outcome, when the answer says (a 2xx, or an error answer that lists
+    /// messages). `None` leaves the answer to the rules all providers share.
+    fn outcomes(&self, batch: &Batch, answer: &Answer) -> Option<Vec<Result<Accepted, Failure>>>;
+
+    /// Signs a request that is otherwise complete (Amazon SES: AWS Signature V4).
+    fn sign(&self, _request: &mut reqwest::Request) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// How long the provider asks us to wait, from a 429 answer.
+    fn retry_after(&self, answer: &Answer) -> Option<Duration> {
+        retry_after_header(&answer.headers)
+    }
+
+    /// The provider's explanation in an error answer.
+    fn error_message(&self, answer: &Answer) -> String {
+        error_message(&answer.body)
+    }
+
+    /// The environment variables that hold the credentials, to name when they are refused.
+    fn credentials(&self) -> String;
+
+    /// Where requests go: "https://api.postmarkapp.com".
+    fn endpoint(&self) -> String;
+}
+
+/// An HTTP request, credentials apart.
+#[derive(Debug)]
+pub struct Request {
+    pub url: String,
+    /// Headers other than the credentials.
+    pub headers: Vec<(String, String)>,
+    pub auth: Auth,
+    pub body: Body,
+}
+
+/// A request's body.
+#[derive(Debug)]
+pub enum Body {
+    /// `application/json`.
+    Json(serde_json::Value),
+    /// `application/x-www-form-urlencoded`, a field may repeat.
+    Form(Vec<(String, String)>),
+}
+
+/// How a request carries credentials.
+#[derive(Debug)]
+pub enum Auth {
+    /// `Authorization: Bearer KEY`.
+    Bearer(Secret),
+    /// `Authorization: Basic base64(user:password)`.
+    Basic { user: String, password: Secret },
+    /// A header of the provider's own: `X-Postmark-Server-Token: KEY`.
+    Header { name: &'static str, value: Secret },
+    /// Added by [`Provider::sign`].
+    Signed,
+}
+
+/// A provider's answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as JSON, if it is.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Every message of `batch` accepted with the same reply (a provider that accepts or refuses
+/// a request whole, and gives one ID for it).
+pub fn accept_all(batch: &Batch, reply: &str) -> Vec<Result<Accepted, Failure>> {
+    batch
+        .messages
+        .iter()
+        .map(|_| {
+            Ok(Accepted {
+                reply: reply.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The `Retry-After` header, in seconds (or an HTTP date, which we treat as "a minute").
+pub fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("retry-after")?.to_str().ok()?.trim();
+    match value.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s.min(3600.0))),
+        _ => Some(Duration::from_secs(60)),
+    }
+}
+
+/// The message in a JSON error answer (`message`, `Message`, `error`, `errors[0].message`…),
+/// or the start of the body.
+pub fn error_message(body: &[u8]) -> String {
+    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) {
+        for key in ["message", "Message", "ErrorMessage", "error", "detail"] {
+            if let Some(text) = json.get(key).and_then(|v| v.as_str()) {
+                return text.to_string();
+            }
+        }
+        if let Some(text) = json
+            .pointer("/errors/0/message")
+            .or_else(|| json.pointer("/error/message"))
+            .and_then(|v| v.as_str())
+        {
+            return text.to_string();
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let mut end = text.len().min(300);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+/// A provider's API as a [`Transport`].
+pub struct ApiTransport {
+    provider: Box<dyn Provider>,
+    client: reqwest::Client,
+}
+
+impl ApiTransport {
+    pub fn new(provider: Box<dyn Provider>) -> Result<ApiTransport, String> {
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(20))
+            .user_agent(concat!("bulletin/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot start the HTTP client: {e}"))?;
+        Ok(ApiTransport { provider, client })
+    }
+
+    fn build(&self, request: Request) -> Result<reqwest::Request, String> {
+        let mut builder = self.client.post(&request.url);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        builder = match &request.auth {
+            Auth::Bearer(key) => builder.bearer_auth(key.expose()),
+            Auth::Basic { user, password } => builder.basic_auth(user, Some(password.expose())),
+            Auth::Header { name, value } => builder.header(*name, value.expose()),
+            Auth::Signed => builder,
+        };
+        builder = match &request.body {
+            Body::Json(json) => builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::ACCEPT, "application/json")
+                .body(serde_json::to_vec(json).map_err(|e| e.to_string())?),
+            Body::Form(fields) => builder.form(fields),
+        };
+        let mut built = builder
+            .build()
+            .map_err(|e| format!("cannot build the request to {}: {e}", request.url))?;
+        self.provider.sign(&mut built)?;
+        Ok(built)
+    }
+
+    /// The outcome of an answer the provider left to the shared rules.
+    fn judge(&self, batch: &Batch, answer: &Answer) -> BatchResult {
+        let name = self.provider.name();
+        let status = answer.status;
+        if (200..300).contains(&status) {
+            return Ok(accept_all(
+                batch,
+                &format!("accepted by {name} (HTTP {status})"),
+            ));
+        }
+        let message = self.provider.error_message(answer);
+        let reply = format!("{name} answered HTTP {status}: {message}");
+        let kind = match status {
+            401 | 403 => {
+                return Err(Failure {
+                    kind: Kind::Auth,
+                    reply: format!(
+                        "{reply}; check {} (the key may be wrong, revoked, or lack the right to send)",
+                        self.provider.credentials()
+                    ),
+                });
+            }
+            429 => Kind::Throttled(
+                self.provider
+                    .retry_after(answer)
+                    .unwrap_or(DEFAULT_THROTTLE),
+            ),
+            408 | 500..=599 => Kind::Transient,
+            _ => Kind::Permanent,
+        };
+        Err(Failure { kind, reply })
+    }
+}
+
+impl Transport for ApiTransport {
+    async fn send(&self, message: &Outgoing) -> Result<Accepted, Failure> {
+        let batch = Batch {
+            key: message.message_id.clone(),
+            messages: vec![message.clone()],
+        };
+        let mut outcomes = self.send_batch(&batch).await?;
+        outcomes.pop().unwrap_or_else(|| {
+            Err(Failure {
+                kind: Kind::Transient,
+                reply: format!("{} said nothing about the message", self.provider.name()),
+            })
+        })
+    }
+
+    async fn send_batch(&self, batch: &Batch) -> BatchResult {
+        let permanent = |reply: String| Failure {
+            kind: Kind::Permanent,
+            reply,
+        };
+        let request = self.provider.request(batch).map_err(permanent)?;
+        let request = self.build(request).map_err(permanent)?;
+        let response = match self.client.execute(request).await {
+            Ok(r) => r,
+            Err(e) => return Err(network_failure(self.provider.name(), &e)),
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = match response.bytes().await {
+            Ok(b) => b.to_vec(),
+            Err(e) => return Err(network_failure(self.provider.name(), &e)),
+        };
+        let answer = Answer {
+            status,
+            headers,
+            body,
+        };
+        match self.provider.outcomes(batch, &answer) {
+            Some(outcomes) if outcomes.len() == batch.messages.len() => Ok(outcomes),
+            Some(_) => Err(Failure {
+                // Not knowing which message went is not knowing whether any did: retry the
+                // whole batch, which the idempotency key (where there is one) makes safe.
+                kind: Kind::Transient,
+                reply: format!(
+                    "{} answered HTTP {status} for a different number of messages than were sent",
+                    self.provider.name()
+                ),
+            }),
+            None => self.judge(batch, &answer),
+        }
+    }
+
+    fn batch_limit(&self) -> usize {
+        self.provider.batch_limit()
+    }
+
+    fn form(&self) -> Form {
+        self.provider.form()
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} API {} ({} messages per request)",
+            self.provider.name(),
+            self.provider.endpoint(),
+            self.provider.batch_limit()
+        )
+    }
+}
+
+/// A request that got no answer: the provider cannot be reached (a wrong endpoint, no
+/// network), or the answer did not arrive in time (worth another try).
+fn network_failure(name: &str, e: &reqwest::Error) -> Failure {
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        reason = format!("{reason}: {s}");
+        source = s.source();
+    }
+    if e.is_connect() && !e.is_timeout() {
+        Failure {
+            kind: Kind::Unreachable,
+            reply: format!("cannot reach {name}: {reason}"),
+        }
+    } else {
+        Failure {
+            kind: Kind::Transient,
+            reply: format!("no complete answer from {name}: {reason}"),
+        }
+    }
+}
+
+/// Writes each request a send would make into a folder, credentials redacted, and sends
+/// nothing.
+pub struct DryRun {
+    provider: Box<dyn Provider>,
+    dir: PathBuf,
+    count: AtomicUsize,
+}
+
+impl DryRun {
+    pub fn new(provider: Box<dyn Provider>, dir: PathBuf) -> DryRun {
+        DryRun {
+            provider,
+            dir,
+            count: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// A request as a person reads it: method, URL, headers with the credentials redacted, body.
+pub fn redacted(request: &Request) -> serde_json::Value {
+    let mut headers = serde_json::Map::new();
+    for (name, value) in &request.headers {
+        headers.insert(name.clone(), value.clone().into());
+    }
+    let auth = match &request.auth {
+        Auth::Bearer(_) => Some(("Authorization", "Bearer [redacted]")),
+        Auth::Basic { .. } => Some(("Authorization", "Basic [redacted]")),
+        Auth::Header { name, .. } => Some((*name, "[redacted]")),
+        Auth::Signed => Some(("Authorization", "AWS4-HMAC-SHA256 [redacted]")),
+    };
+    if let Some((name, value)) = auth {
+        headers.insert(name.to_string(), value.into());
+    }
+    let body = match &request.body {
+        Body::Json(json) => json.clone(),
+        Body::Form(fields) => fields
+            .iter()
+            .map(|(k, v)| serde_json::json!([k, v]))
+            .collect::<Vec<_>>()
+            .into(),
+    };
+    serde_json::json!({
+        "method": "POST",
+        "url": request.url,
+        "headers": headers,
+        "body": body,
+    })
+}
+
+impl Transport for DryRun {
+    async fn send(&self, message: &Outgoing) -> Result<Accepted, Failure> {
+        let batch = Batch {
+            key: message.message_id.clone(),
+            messages: vec![message.clone()],
+        };
+        let mut outcomes = self.send_batch(&batch).await?;
+        outcomes
+            .pop()
+            .unwrap_or_else(|| unreachable!("one message, one outcome"))
+    }
+
+    async fn send_batch(&self, batch: &Batch) -> BatchResult {
+        let failure = |kind, reply| Failure { kind, reply };
+        let request = self
+            .provider
+            .request(batch)
+            .map_err(|r| failure(Kind::Permanent, r))?;
+        let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
+        let path = self.dir.join(format!("request-{n:05}.json"));
+        let text = serde_json::to_vec_pretty(&redacted(&request))
+            .map_err(|e| failure(Kind::Permanent, e.to_string()))?;
+        crate::output::write_atomic(&path, &text)
+            .map_err(|e| failure(Kind::Unreachable, e.to_string()))?;
+        Ok(accept_all(
+            batch,
+            &format!("dry run: written to {}", path.display()),
+        ))
+    }
+
+    fn batch_limit(&self) -> usize {
+        self.provider.batch_limit()
+    }
+
+    fn form(&self) -> Form {
+        self.provider.form()
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "dry run: {} API requests written to {}",
+            self.provider.name(),
+            self.dir.display()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_retry_after_in_seconds() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after_header(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            "retry-after",
+            "Wed, 21 Oct 2026 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after_header(&h), Some(Duration::from_secs(60)));
+        assert_eq!(retry_after_header(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn finds_the_message_in_error_answers() {
+        assert_eq!(
+            error_message(br#"{"ErrorCode":10,"Message":"Bad key"}"#),
+            "Bad key"
+        );
+        assert_eq!(
+            error_message(br#"{"errors":[{"message":"bad from","field":"from"}]}"#),
+            "bad from"
+        );
+        assert_eq!(error_message(b"  Forbidden \n"), "Forbidden");
+    }
+}

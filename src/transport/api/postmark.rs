@@ -1,0 +1,142 @@
+//! Postmark: the batch endpoint, up to 500 messages a request, each message whole (its own
+//! subject, HTML, text and List-Unsubscribe headers), on a broadcast message stream:
+//! Postmark requires newsletters to go through a broadcast stream, never the transactional one.
+//!
+//! API reference: <https://postmarkapp.com/developer/api/email-api#send-batch-emails>;
+//! answers and error codes: <https://postmarkapp.com/developer/api/overview#response-codes>.
+//! Postmark has no idempotency key.
+
+use serde_json::{Value, json};
+
+use super::{Answer, Auth, Body, Provider, Request, Setup};
+use crate::config::Secret;
+use crate::send::message::{Form, Letterhead};
+use crate::transport::{Accepted, Batch, Failure, Kind};
+
+/// Postmark's own address.
+pub const ENDPOINT: &str = "https://api.postmarkapp.com";
+
+/// "Up to 500 messages" per batch call (and 50 MB, which 500 newsletters stay well under).
+pub const BATCH_LIMIT: usize = 500;
+
+/// The stream newsletters go through unless the profile names another broadcast stream.
+pub const DEFAULT_STREAM: &str = "broadcast";
+
+pub struct Postmark {
+    endpoint: String,
+    token: Secret,
+    token_env: String,
+    stream: String,
+    letterhead: Letterhead,
+    limit: usize,
+}
+
+impl Postmark {
+    pub fn new(setup: &Setup) -> Result<Postmark, String> {
+        Ok(Postmark {
+            endpoint: setup.endpoint(ENDPOINT),
+            token: setup.api_key()?,
+            token_env: setup.api.api_key_env.clone(),
+            stream: setup
+                .api
+                .message_stream
+                .clone()
+                .unwrap_or_else(|| DEFAULT_STREAM.to_string()),
+            letterhead: setup.composer.letterhead(),
+            limit: setup.batch_limit(BATCH_LIMIT),
+        })
+    }
+
+    fn message(&self, m: &crate::send::message::Outgoing) -> Value {
+        let parts = m.parts.as_ref();
+        let to = lettre::message::Mailbox::new(parts.and_then(|p| p.to_name.clone()), m.to.clone());
+        let headers: Vec<Value> = parts
+            .map(|p| {
+                p.headers
+                    .iter()
+                    .map(|(name, value)| json!({"Name": name, "Value": value}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut message = json!({
+            "From": self.letterhead.from.to_string(),
+            "To": to.to_string(),
+            "Subject": parts.map(|p| p.subject.as_str()).unwrap_or_default(),
+            "HtmlBody": parts.map(|p| p.html.as_str()).unwrap_or_default(),
+            "TextBody": parts.map(|p| p.text.as_str()).unwrap_or_default(),
+            "Headers": headers,
+            "Tag": self.letterhead.tag,
+            "MessageStream": self.stream,
+            "Metadata": {"bulletin-message-id": m.message_id},
+        });
+        if let Some(reply_to) = &self.letterhead.reply_to {
+            message["ReplyTo"] = reply_to.to_string().into();
+        }
+        message
+    }
+}
+
+impl Provider for Postmark {
+    fn name(&self) -> &'static str {
+        "Postmark"
+    }
+
+    fn batch_limit(&self) -> usize {
+        self.limit
+    }
+
+    fn form(&self) -> Form {
+        Form::Parts
+    }
+
+    fn request(&self, batch: &Batch) -> Result<Request, String> {
+        Ok(Request {
+            url: format!("{}/email/batch", self.endpoint),
+            headers: Vec::new(),
+            auth: Auth::Header {
+                name: "X-Postmark-Server-Token",
+                value: self.token.clone(),
+            },
+            body: Body::Json(batch.messages.iter().map(|m| self.message(m)).collect()),
+        })
+    }
+
+    /// A 200 answer is an array with one result per message, in order: `ErrorCode` 0 and a
+    /// `MessageID` for each accepted one, another code (406 inactive recipient, 300 invalid
+    /// address…) and a `Message` for each refused one.
+    fn outcomes(&self, batch: &Batch, answer: &Answer) -> Option<Vec<Result<Accepted, Failure>>> {
+        if answer.status != 200 {
+            return None;
+        }
+        let results = answer.json()?.as_array()?.clone();
+        if results.len() != batch.messages.len() {
+            return Some(Vec::new());
+        }
+        Some(results.iter().map(result).collect())
+    }
+
+    fn credentials(&self) -> String {
+        format!("the server token in {}", self.token_env)
+    }
+
+    fn endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+}
+
+fn result(r: &Value) -> Result<Accepted, Failure> {
+    let code = r.get("ErrorCode").and_then(Value::as_i64).unwrap_or(-1);
+    let message = r.get("Message").and_then(Value::as_str).unwrap_or("");
+    if code == 0 {
+        let id = r.get("MessageID").and_then(Value::as_str).unwrap_or("");
+        return Ok(Accepted {
+            reply: format!("accepted by Postmark, MessageID {id}"),
+        });
+    }
+    Err(Failure {
+        // Refusals in a batch answer concern the recipient or the message (an inactive
+        // recipient, an invalid address): sending again will not change them.
+        kind: Kind::Permanent,
+        reply: format!("Postmark error {code}: {message}"),
+    })
+}
