@@ -119,6 +119,8 @@ pub enum Outcome {
     Sent { message_id: String, reply: String },
     /// Not accepted; `permanent` failures are not retried.
     Failed { permanent: bool, reply: String },
+    /// Claimed but not tried (the run stopped first): pending again, attempts unchanged.
+    Released,
 }
 
 /// A run that holds an issue.
@@ -409,8 +411,16 @@ impl Ledger {
                          attempts = attempts + 1, updated_at = ?6
                      WHERE issue = ?1 AND recipient = ?2",
                 )?;
+                let mut release = tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'pending', updated_at = ?3
+                     WHERE issue = ?1 AND recipient = ?2 AND state = 'in_flight'",
+                )?;
                 for (recipient, outcome) in outcomes {
                     let (state, message_id, reply) = match outcome {
+                        Outcome::Released => {
+                            release.execute(params![issue, recipient, stamp(now)])?;
+                            continue;
+                        }
                         Outcome::Sent { message_id, reply } => {
                             (State::Sent, Some(message_id.as_str()), reply.as_str())
                         }

@@ -75,6 +75,8 @@ pub struct Tally {
     /// Invalid rows, with their line and why.
     pub invalid: Vec<(u64, String)>,
     pub already_sent: u64,
+    /// Recipients claimed but not tried because the run stopped; a new run sends to them.
+    pub not_tried: u64,
     pub stopped: Option<Stopped>,
 }
 
@@ -157,6 +159,8 @@ pub async fn deliver<T: Transport>(
     let limit = transport.batch_limit().max(1);
     // Enough recipients per ledger transaction to keep every connection or request busy.
     let claim = opts.batch.max(limit * opts.concurrency.max(1));
+    // Set when nothing more should start: Ctrl-C, refused credentials, a relay gone.
+    let halt = Arc::new(AtomicBool::new(false));
     let mut failures_in_a_row = 0u32;
     let mut ever_sent = false;
     let mut batch: Vec<Subscriber> = Vec::with_capacity(claim);
@@ -216,68 +220,68 @@ pub async fn deliver<T: Transport>(
                 max_attempts: opts.max_attempts.max(1),
                 backoff: opts.backoff,
             };
+            let halt = Arc::clone(&halt);
             tasks.spawn(async move {
                 let _slot = slots.acquire_owned().await;
-                send_chunk(&composer, chunk, transport.as_ref(), &pace, tries).await
+                if halt.load(Ordering::SeqCst) {
+                    return not_tried(chunk);
+                }
+                send_chunk(&composer, chunk, transport.as_ref(), &pace, tries, &halt).await
             });
         }
         let mut outcomes = Vec::new();
         let mut stop_for: Option<Stopped> = None;
-        let mut finished = Vec::new();
         while let Some(joined) = tasks.join_next().await {
-            if let Ok(chunk) = joined {
-                finished.extend(chunk);
-            }
-        }
-        for (key, outcome) in finished {
-            done += 1;
-            match &outcome {
-                Ok(message_id_reply) => {
-                    tally.sent += 1;
-                    ever_sent = true;
-                    failures_in_a_row = 0;
-                    outcomes.push((
-                        key,
-                        Outcome::Sent {
-                            message_id: message_id_reply.0.clone(),
-                            reply: message_id_reply.1.clone(),
-                        },
-                    ));
-                }
-                Err(failure) => {
-                    match failure.kind {
-                        Kind::Permanent => {
-                            failures_in_a_row = 0;
-                            tally
-                                .failed_permanent
-                                .push((key.clone(), failure.reply.clone()));
-                        }
-                        Kind::Auth => {
-                            stop_for = Some(Stopped::Auth(failure.reply.clone()));
-                            tally
-                                .failed_temporary
-                                .push((key.clone(), failure.reply.clone()));
-                        }
-                        Kind::Transient | Kind::Throttled(_) | Kind::Unreachable => {
-                            failures_in_a_row += 1;
-                            tally
-                                .failed_temporary
-                                .push((key.clone(), failure.reply.clone()));
-                            let gone = failure.kind == Kind::Unreachable
-                                || (!ever_sent && failures_in_a_row >= opts.unreachable_after);
-                            if gone && stop_for.is_none() {
-                                stop_for = Some(Stopped::Unreachable(failure.reply.clone()));
+            let Ok(chunk) = joined else { continue };
+            for (key, fate) in chunk {
+                let outcome = match fate {
+                    Fate::Sent { message_id, reply } => {
+                        tally.sent += 1;
+                        ever_sent = true;
+                        failures_in_a_row = 0;
+                        Outcome::Sent { message_id, reply }
+                    }
+                    Fate::NotTried => {
+                        tally.not_tried += 1;
+                        Outcome::Released
+                    }
+                    Fate::Failed(failure) => {
+                        match failure.kind {
+                            Kind::Permanent => {
+                                failures_in_a_row = 0;
+                                tally
+                                    .failed_permanent
+                                    .push((key.clone(), failure.reply.clone()));
+                            }
+                            Kind::Auth => {
+                                stop_for = Some(Stopped::Auth(failure.reply.clone()));
+                                tally
+                                    .failed_temporary
+                                    .push((key.clone(), failure.reply.clone()));
+                            }
+                            Kind::Transient | Kind::Throttled(_) | Kind::Unreachable => {
+                                failures_in_a_row += 1;
+                                tally
+                                    .failed_temporary
+                                    .push((key.clone(), failure.reply.clone()));
+                                let gone = failure.kind == Kind::Unreachable
+                                    || (!ever_sent && failures_in_a_row >= opts.unreachable_after);
+                                if gone && stop_for.is_none() {
+                                    stop_for = Some(Stopped::Unreachable(failure.reply.clone()));
+                                }
                             }
                         }
-                    }
-                    outcomes.push((
-                        key,
                         Outcome::Failed {
                             permanent: failure.kind == Kind::Permanent,
-                            reply: failure.reply.clone(),
-                        },
-                    ));
-                }
+                            reply: failure.reply,
+                        }
+                    }
+                };
+                done += 1;
+                outcomes.push((key, outcome));
+            }
+            if stop.load(Ordering::SeqCst) || stop_for.is_some() {
+                halt.store(true, Ordering::SeqCst);
             }
             progress(Progress {
                 done,
@@ -292,6 +296,10 @@ pub async fn deliver<T: Transport>(
             tally.stopped = Some(reason);
             break;
         }
+        if halt.load(Ordering::SeqCst) {
+            tally.stopped = Some(Stopped::Interrupted);
+            break;
+        }
     }
     Ok(tally)
 }
@@ -303,8 +311,27 @@ struct Tries {
     backoff: Duration,
 }
 
-/// What became of one recipient: the Message-ID and the server's reply, or why not.
-type Delivered = (String, Result<(String, String), Failure>);
+/// What became of one recipient.
+enum Fate {
+    /// Accepted: our Message-ID and the server's reply.
+    Sent {
+        message_id: String,
+        reply: String,
+    },
+    Failed(Failure),
+    /// Not sent because the run stopped first.
+    NotTried,
+}
+
+/// A recipient, by lower-case address, and what became of them.
+type Delivered = (String, Fate);
+
+fn not_tried(chunk: Vec<Subscriber>) -> Vec<Delivered> {
+    chunk
+        .into_iter()
+        .map(|s| (s.address.to_string().to_lowercase(), Fate::NotTried))
+        .collect()
+}
 
 /// Throttling answers (429) waited out per chunk before giving up for this run.
 const MAX_THROTTLES: u32 = 8;
@@ -318,6 +345,7 @@ async fn send_chunk<T: Transport>(
     transport: &T,
     pace: &Pace,
     tries: Tries,
+    halt: &AtomicBool,
 ) -> Vec<Delivered> {
     let form = transport.form();
     let now = std::time::SystemTime::from(crate::clock::now());
@@ -329,7 +357,7 @@ async fn send_chunk<T: Transport>(
             Ok(message) => pending.push((key, message)),
             Err(e) => done.push((
                 key,
-                Err(Failure {
+                Fate::Failed(Failure {
                     kind: Kind::Permanent,
                     reply: e.to_string(),
                 }),
@@ -357,14 +385,25 @@ async fn send_chunk<T: Transport>(
         let mut again: Vec<(String, Outgoing, Failure)> = Vec::new();
         for ((key, message), outcome) in keys.into_iter().zip(batch.messages).zip(outcomes) {
             match outcome {
-                Ok(accepted) => done.push((key, Ok((message.message_id, accepted.reply)))),
+                Ok(accepted) => done.push((
+                    key,
+                    Fate::Sent {
+                        message_id: message.message_id,
+                        reply: accepted.reply,
+                    },
+                )),
                 Err(f) if f.kind.is_retryable() => {
                     if let Kind::Throttled(d) = f.kind {
                         pause = Some(pause.unwrap_or(d).max(d));
                     }
                     again.push((key, message, f));
                 }
-                Err(f) => done.push((key, Err(f))),
+                Err(f) => {
+                    if matches!(f.kind, Kind::Auth | Kind::Unreachable) {
+                        halt.store(true, Ordering::SeqCst);
+                    }
+                    done.push((key, Fate::Failed(f)));
+                }
             }
         }
         let give_up = match pause {
@@ -375,7 +414,12 @@ async fn send_chunk<T: Transport>(
             break;
         }
         if give_up {
-            done.extend(again.into_iter().map(|(key, _, f)| (key, Err(f))));
+            done.extend(again.into_iter().map(|(key, _, f)| (key, Fate::Failed(f))));
+            break;
+        }
+        if halt.load(Ordering::SeqCst) {
+            // The run is stopping: these were not delivered, and a new run sends them.
+            done.extend(again.into_iter().map(|(key, _, _)| (key, Fate::NotTried)));
             break;
         }
         match pause {

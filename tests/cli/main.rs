@@ -8,6 +8,7 @@ mod errors;
 mod init;
 mod new;
 mod preview;
+mod providers;
 mod render;
 mod schema;
 mod send;

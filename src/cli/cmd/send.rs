@@ -496,6 +496,12 @@ pub fn report(t: &Tally) -> String {
     for (line, why) in &t.invalid {
         out.push_str(&format!("  line {line}: {why}\n"));
     }
+    if t.not_tried > 0 {
+        out.push_str(&format!(
+            "Not tried (the run stopped first): {}\n",
+            t.not_tried
+        ));
+    }
     out.push_str(&format!(
         "Failed: {}\n",
         t.failed_permanent.len() + t.failed_temporary.len()

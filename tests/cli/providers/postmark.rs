@@ -1,0 +1,292 @@
+//! Postmark's batch endpoint, as documented at
+//! <https://postmarkapp.com/developer/api/email-api#send-batch-emails> (request: a JSON array
+//! of messages with From, To, Subject, HtmlBody, TextBody, Headers [{Name, Value}], Tag,
+//! MessageStream; `X-Postmark-Server-Token` header; answer: HTTP 200 with an array holding
+//! `ErrorCode`, `Message`, `MessageID` for each message in order, refused ones included) and
+//! <https://postmarkapp.com/developer/api/overview#response-codes> (401 for a bad token, 422
+//! with `{ErrorCode, Message}`, 429, 500).
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, Request, ResponseTemplate};
+
+use super::{Fake, answer, ledger, send, unsubscribe_url, workspace};
+
+const TOKEN: (&str, &str) = ("POSTMARK_SERVER_TOKEN", "pm-test-token-0000");
+
+/// Postmark's answer to a well-formed batch: each message accepted, or refused when its
+/// recipient is in `inactive` (ErrorCode 406, as Postmark answers for a suppressed address).
+fn postmark(inactive: &'static [&'static str]) -> impl wiremock::Respond {
+    answer(move |r: &Request| {
+        if r.headers
+            .get("X-Postmark-Server-Token")
+            .and_then(|v| v.to_str().ok())
+            != Some(TOKEN.1)
+        {
+            return ResponseTemplate::new(401).set_body_json(
+                json!({"ErrorCode": 10, "Message": "The Server Token you provided in the X-Postmark-Server-Token request header was invalid."}),
+            );
+        }
+        let Ok(Value::Array(messages)) = serde_json::from_slice::<Value>(&r.body) else {
+            return ResponseTemplate::new(422)
+                .set_body_json(json!({"ErrorCode": 402, "Message": "Invalid JSON"}));
+        };
+        let results: Vec<Value> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let to = m["To"].as_str().unwrap_or("");
+                if inactive.iter().any(|a| to.contains(a)) {
+                    json!({"ErrorCode": 406, "Message": "You tried to send to recipient(s) that have been marked as inactive.", "To": to})
+                } else {
+                    json!({"ErrorCode": 0, "Message": "OK", "MessageID": format!("pm-{i}-{}", to.len()), "SubmittedAt": "2026-11-25T10:00:00Z", "To": to})
+                }
+            })
+            .collect();
+        ResponseTemplate::new(200).set_body_json(Value::Array(results))
+    })
+}
+
+fn profile(fake: &Fake, extra: &str, n: usize) -> crate::common::Workspace {
+    workspace(
+        "postmark",
+        &fake.uri(),
+        &format!("api_key_env = \"{}\"\n{extra}", TOKEN.0),
+        n,
+    )
+}
+
+#[test]
+fn batches_carry_each_readers_own_message_on_the_broadcast_stream() {
+    let fake = Fake::start();
+    fake.mount(
+        Mock::given(method("POST"))
+            .and(path("/email/batch"))
+            .respond_with(postmark(&[])),
+    );
+    let ws = profile(&fake, "batch_size = 2", 3);
+    let out = send(&ws, &[TOKEN], &[]);
+    let stdout = out.ok();
+    assert!(stdout.contains("Sent: 3"), "{stdout}");
+    assert!(stdout.contains("Postmark API"), "{stdout}");
+
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2, "3 readers, 2 per request");
+    for r in &requests {
+        assert_eq!(r.method.as_str(), "POST");
+        assert_eq!(
+            r.headers.get("content-type").unwrap().to_str().unwrap(),
+            "application/json"
+        );
+        assert_eq!(
+            r.headers.get("accept").unwrap().to_str().unwrap(),
+            "application/json"
+        );
+    }
+    let messages: Vec<Value> = fake
+        .json_bodies()
+        .into_iter()
+        .flat_map(|b| b.as_array().unwrap().clone())
+        .collect();
+    assert_eq!(messages.len(), 3);
+    let first = messages
+        .iter()
+        .find(|m| m["To"].as_str().unwrap().contains("reader0@example.org"))
+        .unwrap();
+    assert_eq!(first["To"], "Mariusz Czepczyński <reader0@example.org>");
+    assert_eq!(first["From"], "Efus <newsletter@example.org>");
+    assert_eq!(first["ReplyTo"], "contact@example.org");
+    assert_eq!(first["MessageStream"], "broadcast");
+    assert_eq!(first["Tag"], "2020-06");
+    assert!(
+        first["Subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("Efus newsletter")
+    );
+    // The reader's name is escaped in the HTML, as written in the text.
+    let html = first["HtmlBody"].as_str().unwrap();
+    let text = first["TextBody"].as_str().unwrap();
+    assert!(
+        html.contains("Czepczyński &lt;b&gt;&amp;&lt;/b&gt;"),
+        "the name in the HTML"
+    );
+    assert!(
+        text.contains("Czepczyński <b>&</b>"),
+        "the name in the text"
+    );
+    let headers: Vec<(String, String)> = first["Headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["Name"].as_str().unwrap().to_string(),
+                h["Value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name} header in {headers:?}"))
+    };
+    assert!(header("List-Unsubscribe").contains(&unsubscribe_url("reader0@example.org")));
+    assert!(header("List-Unsubscribe").contains("mailto:unsubscribe@example.org"));
+    assert_eq!(
+        header("List-Unsubscribe-Post"),
+        "List-Unsubscribe=One-Click"
+    );
+    assert!(header("List-Id").contains("newsletter.example.org"));
+
+    let held = ledger(ws.path());
+    assert_eq!(held.len(), 3);
+    for (who, (state, reply)) in &held {
+        assert_eq!(state, "sent", "{who}");
+        assert!(reply.contains("MessageID pm-"), "{who}: {reply}");
+    }
+    // A second run sends nothing: everybody has it.
+    let again = send(&ws, &[TOKEN], &[]).ok();
+    assert!(again.contains("Already sent before: 3"), "{again}");
+    assert_eq!(fake.requests().len(), 2);
+}
+
+#[test]
+fn a_refused_recipient_is_a_permanent_failure_and_the_others_are_sent() {
+    let fake = Fake::start();
+    fake.mount(
+        Mock::given(method("POST"))
+            .and(path("/email/batch"))
+            .respond_with(postmark(&["reader1@example.org"])),
+    );
+    let ws = profile(&fake, "", 3);
+    let out = send(&ws, &[TOKEN], &[]);
+    assert_eq!(out.code(), 1, "a failed recipient fails the run");
+    let stdout = out.stdout();
+    assert!(
+        stdout.contains("Sent: 2") && stdout.contains("Failed: 1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Postmark error 406"), "{stdout}");
+    let held = ledger(ws.path());
+    assert_eq!(held["reader1@example.org"].0, "failed_permanent");
+    assert!(held["reader1@example.org"].1.contains("inactive"));
+    assert_eq!(held["reader0@example.org"].0, "sent");
+    assert_eq!(fake.requests().len(), 1, "one request for three readers");
+}
+
+#[test]
+fn throttled_and_failing_servers_are_waited_out_and_nobody_gets_two() {
+    for first in [
+        ResponseTemplate::new(429)
+            .insert_header("Retry-After", "1")
+            .set_body_json(json!({"ErrorCode": 429, "Message": "Rate limit exceeded"})),
+        ResponseTemplate::new(503).set_body_string("Service Unavailable"),
+    ] {
+        let fake = Fake::start();
+        let status = first.clone();
+        // The first answer goes wrong; the next ones are Postmark's usual.
+        let ok = postmark(&[]);
+        let seen = std::sync::atomic::AtomicUsize::new(0);
+        fake.mount(
+            Mock::given(method("POST"))
+                .and(path("/email/batch"))
+                .respond_with(answer(move |r: &Request| {
+                    if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                        status.clone()
+                    } else {
+                        wiremock::Respond::respond(&ok, r)
+                    }
+                })),
+        );
+        let ws = profile(&fake, "", 3);
+        let started = std::time::Instant::now();
+        let out = send(&ws, &[TOKEN], &[]).ok();
+        assert!(out.contains("Sent: 3"), "{out}");
+        let requests = fake.requests();
+        assert_eq!(
+            requests.len(),
+            2,
+            "the refused request, then the same again"
+        );
+        assert_eq!(
+            requests[0].body, requests[1].body,
+            "the same batch is retried"
+        );
+        assert!(ledger(ws.path()).values().all(|(state, _)| state == "sent"));
+        assert!(
+            started.elapsed() >= std::time::Duration::from_secs(1),
+            "the retry waited (Retry-After: 1; a 5xx backs off 2 s)"
+        );
+    }
+}
+
+#[test]
+fn a_refused_token_stops_at_once_and_names_the_variable() {
+    let fake = Fake::start();
+    fake.mount(
+        Mock::given(method("POST"))
+            .and(path("/email/batch"))
+            .respond_with(postmark(&[])),
+    );
+    let ws = profile(&fake, "batch_size = 1\nconcurrency = 1", 5);
+    let wrong = (TOKEN.0, "wrong-token-1234");
+    let out = send(&ws, &[wrong], &[]);
+    assert_eq!(out.code(), 1);
+    let all = format!("{}{}", out.stdout(), out.stderr());
+    assert!(all.contains("POSTMARK_SERVER_TOKEN"), "{all}");
+    assert!(all.contains("HTTP 401"), "{all}");
+    assert!(
+        !all.contains("wrong-token-1234"),
+        "the token is never printed"
+    );
+    assert!(all.contains("run the same command again"), "{all}");
+    assert_eq!(fake.requests().len(), 1, "no more requests after a 401");
+    assert!(
+        all.contains("Not tried (the run stopped first): 4"),
+        "{all}"
+    );
+    assert!(
+        ledger(ws.path()).values().all(|(state, _)| state != "sent"),
+        "nothing recorded as sent"
+    );
+}
+
+#[test]
+fn a_dry_run_writes_the_requests_with_the_token_redacted() {
+    let fake = Fake::start();
+    let ws = profile(&fake, "batch_size = 2", 3);
+    let out = send(&ws, &[TOKEN], &["--dry-run", "out"]).ok();
+    assert!(out.contains("dry run"), "{out}");
+    assert!(fake.requests().is_empty(), "a dry run sends nothing");
+    let mut files: Vec<_> = std::fs::read_dir(ws.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2);
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(!text.contains(TOKEN.1), "the token is redacted");
+    let request: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(request["url"], format!("{}/email/batch", fake.uri()));
+    assert_eq!(request["headers"]["X-Postmark-Server-Token"], "[redacted]");
+    let sizes: Vec<usize> = files
+        .iter()
+        .map(|f| {
+            let r: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+            r["body"].as_array().unwrap().len()
+        })
+        .collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 3, "{sizes:?}");
+    assert!(sizes.iter().all(|n| *n <= 2), "{sizes:?}");
+    // Without the token in the environment, a dry run still works.
+    let ws2 = profile(&fake, "", 1);
+    assert!(
+        send(&ws2, &[], &["--dry-run", "out"])
+            .ok()
+            .contains("Sent: 1")
+    );
+}
