@@ -64,6 +64,10 @@ pub struct Args {
     /// A file of addresses (one a line) never to send to.
     #[arg(long, value_name = "FILE")]
     pub suppress: Option<PathBuf>,
+    /// Print the report as JSON on standard output (for scripts; the plan goes to standard
+    /// error).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The workspace root: the nearest folder with a bulletin.toml, from the current one up.
@@ -289,7 +293,7 @@ async fn dispatch<T: Transport>(
     pace: Pacing,
 ) -> Result<(), Error> {
     if !args.to.is_empty() {
-        return test_send(&args.to, &composer, transport.as_ref()).await;
+        return test_send(&args.to, &composer, transport.as_ref(), args.json).await;
     }
     let Some(list) = &args.list else {
         return Err(Error::Usage(
@@ -320,7 +324,11 @@ async fn dispatch<T: Transport>(
         plan.push_str(&format!("Skipped:    {n} {why}\n"));
     }
     plan.push_str(&format!("Transport:  {}\n", transport.describe()));
-    say(&plan);
+    if args.json {
+        note(plan.trim_end());
+    } else {
+        say(&plan);
+    }
     if args.dry_run.is_none() && !args.yes && !confirm(recipients)? {
         note("Nothing sent.");
         return Ok(());
@@ -388,7 +396,11 @@ async fn dispatch<T: Transport>(
     .map_err(|e| Error::Other(e.to_string()))?;
     bar.finish_and_clear();
     let _ = ledger.finish_run(start.run, crate::clock::now());
-    say(&report(&tally));
+    if args.json {
+        say(&format!("{}\n", report_json(&loaded.slug, &tally)));
+    } else {
+        say(&report(&tally));
+    }
     if let Some(stopped) = &tally.stopped {
         let why = match stopped {
             Stopped::Interrupted => "stopped by Ctrl-C".to_string(),
@@ -442,8 +454,10 @@ async fn test_send<T: Transport>(
     to: &[String],
     composer: &Composer,
     transport: &T,
+    json: bool,
 ) -> Result<(), Error> {
     let mut failed = false;
+    let mut results = Vec::new();
     for address in to {
         let address = lettre::Address::from_str(address)
             .map_err(|_| Error::Usage(format!("\"{address}\" is not an email address")))?;
@@ -460,13 +474,23 @@ async fn test_send<T: Transport>(
                 std::time::SystemTime::from(crate::clock::now()),
             )
             .map_err(|e| Error::Other(e.to_string()))?;
-        match transport.send(&message).await {
-            Ok(a) => say(&format!("test sent to {address}: {}\n", a.reply)),
-            Err(f) => {
-                failed = true;
-                say(&format!("test NOT sent to {address}: {}\n", f.reply));
-            }
+        let (sent, reply) = match transport.send(&message).await {
+            Ok(a) => (true, a.reply),
+            Err(f) => (false, f.reply),
+        };
+        failed |= !sent;
+        if json {
+            results.push(
+                serde_json::json!({"email": address.to_string(), "sent": sent, "reply": reply}),
+            );
+        } else if sent {
+            say(&format!("test sent to {address}: {reply}\n"));
+        } else {
+            say(&format!("test NOT sent to {address}: {reply}\n"));
         }
+    }
+    if json {
+        say(&format!("{}\n", serde_json::json!({ "test": results })));
     }
     if failed { Err(Error::Failed) } else { Ok(()) }
 }
@@ -482,6 +506,32 @@ fn progress_bar(len: u64) -> indicatif::ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+/// The end-of-run report for scripts.
+pub fn report_json(issue: &str, t: &Tally) -> serde_json::Value {
+    let failed = |list: &[(String, String)], permanent: bool| -> Vec<serde_json::Value> {
+        list.iter()
+            .map(|(who, reply)| serde_json::json!({"email": who, "reply": reply, "permanent": permanent}))
+            .collect()
+    };
+    let mut failures = failed(&t.failed_permanent, true);
+    failures.extend(failed(&t.failed_temporary, false));
+    let stopped = t.stopped.as_ref().map(|s| match s {
+        Stopped::Interrupted => serde_json::json!({"why": "interrupted"}),
+        Stopped::Unreachable(reply) => serde_json::json!({"why": "unreachable", "reply": reply}),
+        Stopped::Auth(reply) => serde_json::json!({"why": "credentials refused", "reply": reply}),
+    });
+    serde_json::json!({
+        "issue": issue,
+        "sent": t.sent,
+        "already_sent": t.already_sent,
+        "not_tried": t.not_tried,
+        "skipped": t.skipped,
+        "invalid": t.invalid.iter().map(|(line, why)| serde_json::json!({"line": line, "reason": why})).collect::<Vec<_>>(),
+        "failed": failures,
+        "stopped": stopped,
+    })
 }
 
 /// The end-of-run report.

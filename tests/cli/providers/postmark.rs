@@ -290,3 +290,27 @@ fn a_dry_run_writes_the_requests_with_the_token_redacted() {
             .contains("Sent: 1")
     );
 }
+
+#[test]
+fn the_report_is_json_for_scripts() {
+    let fake = Fake::start();
+    fake.mount(
+        Mock::given(method("POST"))
+            .and(path("/email/batch"))
+            .respond_with(postmark(&["reader1@example.org"])),
+    );
+    let ws = profile(&fake, "", 3);
+    let out = send(&ws, &[TOKEN], &["--json"]);
+    assert_eq!(out.code(), 1);
+    // Standard output is the JSON report alone; the plan went to standard error.
+    let report: Value = serde_json::from_str(&out.stdout()).expect("JSON on stdout");
+    assert!(out.stderr().contains("Recipients: 3"), "{}", out.stderr());
+    assert_eq!(report["sent"], 2);
+    assert_eq!(report["failed"][0]["email"], "reader1@example.org");
+    assert_eq!(report["failed"][0]["permanent"], true);
+    assert!(report["stopped"].is_null());
+    let status = ws.run(&["status", "issues/2020-06.json", "--json"]);
+    let status: Value = serde_json::from_str(&status.stdout()).expect("JSON status");
+    assert_eq!(status["sent"], 2);
+    assert_eq!(status["failed_permanent"], 1);
+}
