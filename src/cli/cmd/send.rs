@@ -469,9 +469,10 @@ async fn test_send<T: Transport>(
             line: 0,
         };
         let message = composer
-            .compose(
+            .compose_as(
                 &subscriber,
                 std::time::SystemTime::from(crate::clock::now()),
+                transport.form(),
             )
             .map_err(|e| Error::Other(e.to_string()))?;
         let (sent, reply) = match transport.send(&message).await {

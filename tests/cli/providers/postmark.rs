@@ -314,3 +314,38 @@ fn the_report_is_json_for_scripts() {
     assert_eq!(status["sent"], 2);
     assert_eq!(status["failed_permanent"], 1);
 }
+
+#[test]
+fn a_test_send_goes_through_the_api_whole_and_is_not_recorded() {
+    let fake = Fake::start();
+    fake.mount(
+        Mock::given(method("POST"))
+            .and(path("/email/batch"))
+            .respond_with(postmark(&[])),
+    );
+    let ws = profile(&fake, "", 0);
+    let out = ws.run_with(
+        &[
+            "send",
+            "issues/2020-06.json",
+            "--profile",
+            "api",
+            "--to",
+            "me@example.org",
+        ],
+        &[TOKEN, super::SECRET],
+    );
+    assert!(out.ok().contains("test sent to me@example.org"));
+    let bodies = fake.json_bodies();
+    assert_eq!(bodies.len(), 1);
+    let m = &bodies[0][0];
+    assert!(
+        m["Subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("[TEST] Efus newsletter")
+    );
+    assert!(m["HtmlBody"].as_str().unwrap().contains("<html"));
+    assert!(!m["TextBody"].as_str().unwrap().is_empty());
+    assert!(!ws.path().join(".bulletin/ledger.sqlite").exists());
+}
