@@ -6,6 +6,7 @@
 
 mod postmark;
 mod resend;
+mod ses;
 
 use std::collections::BTreeMap;
 use std::path::Path;
