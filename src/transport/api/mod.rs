@@ -16,6 +16,8 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 
 pub mod postmark;
+pub mod resend;
+pub mod ses;
 
 use super::{Accepted, Batch, BatchResult, Failure, Kind, Transport};
 use crate::config::{Api, Profile, Secret};
@@ -73,6 +75,8 @@ impl Setup<'_> {
 pub fn provider(profile: &Profile, setup: &Setup) -> Result<Box<dyn Provider>, String> {
     Ok(match profile {
         Profile::Postmark(_) => Box::new(postmark::Postmark::new(setup)?),
+        Profile::Resend(_) => Box::new(resend::Resend::new(setup)?),
+        Profile::Ses(_) => Box::new(ses::Ses::new(setup)?),
         other => {
             return Err(format!(
                 "transport = \"{}\" is not supported by this build",

@@ -5,7 +5,9 @@
 //! After each run the test reads the ledger (a real SQLite file) to see what it holds.
 
 mod postmark;
+mod resend;
 mod resume;
+mod ses;
 
 use std::collections::BTreeMap;
 use std::path::Path;

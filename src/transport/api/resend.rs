@@ -1,0 +1,198 @@
+//! Resend: the batch endpoint, up to 100 emails a request, each email whole (its own subject,
+//! HTML, text and List-Unsubscribe headers), with an `Idempotency-Key`: a batch retried after a
+//! timeout, a 5xx or a crash, within Resend's 24 hours, is answered with the first answer and
+//! not delivered again.
+//!
+//! API reference: <https://resend.com/docs/api-reference/emails/send-batch-emails>;
+//! idempotency: <https://resend.com/docs/dashboard/emails/idempotency-keys>;
+//! errors: <https://resend.com/docs/api-reference/errors>;
+//! rate limits: <https://resend.com/docs/api-reference/rate-limit>;
+//! tags: <https://resend.com/docs/dashboard/emails/tags>.
+
+use serde_json::{Value, json};
+
+use super::{Answer, Auth, Body, Provider, Request, Setup};
+use crate::config::Secret;
+use crate::send::message::{Form, Letterhead, Outgoing};
+use crate::transport::{Accepted, Batch, Failure, Kind};
+
+/// Resend's own address.
+pub const ENDPOINT: &str = "https://api.resend.com";
+
+/// "Trigger up to 100 batch emails at once."
+pub const BATCH_LIMIT: usize = 100;
+
+pub struct Resend {
+    endpoint: String,
+    key: Secret,
+    key_env: String,
+    letterhead: Letterhead,
+    limit: usize,
+}
+
+impl Resend {
+    pub fn new(setup: &Setup) -> Result<Resend, String> {
+        Ok(Resend {
+            endpoint: setup.endpoint(ENDPOINT),
+            key: setup.api_key()?,
+            key_env: setup.api.api_key_env.clone(),
+            letterhead: setup.composer.letterhead(),
+            limit: setup.batch_limit(BATCH_LIMIT),
+        })
+    }
+
+    fn email(&self, m: &Outgoing) -> Value {
+        let parts = m.parts.as_ref();
+        let to = lettre::message::Mailbox::new(parts.and_then(|p| p.to_name.clone()), m.to.clone());
+        // Header values must be strings, which ours are.
+        let headers: serde_json::Map<String, Value> = parts
+            .map(|p| {
+                p.headers
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), Value::from(value.as_str())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut email = json!({
+            "from": self.letterhead.from.to_string(),
+            "to": [to.to_string()],
+            "subject": parts.map(|p| p.subject.as_str()).unwrap_or_default(),
+            "html": parts.map(|p| p.html.as_str()).unwrap_or_default(),
+            "text": parts.map(|p| p.text.as_str()).unwrap_or_default(),
+            "headers": headers,
+            "tags": [{"name": "issue", "value": tag_value(&self.letterhead.tag)}],
+        });
+        if let Some(reply_to) = &self.letterhead.reply_to {
+            email["reply_to"] = reply_to.to_string().into();
+        }
+        email
+    }
+}
+
+impl Provider for Resend {
+    fn name(&self) -> &'static str {
+        "Resend"
+    }
+
+    fn batch_limit(&self) -> usize {
+        self.limit
+    }
+
+    fn form(&self) -> Form {
+        Form::Parts
+    }
+
+    fn request(&self, batch: &Batch) -> Result<Request, String> {
+        Ok(Request {
+            url: format!("{}/emails/batch", self.endpoint),
+            // The same key for the same issue and readers: a retry (this run's or the next
+            // one's) of a batch Resend already took is not delivered twice.
+            headers: vec![("Idempotency-Key".to_string(), batch.key.clone())],
+            auth: Auth::Bearer(self.key.clone()),
+            body: Body::Json(batch.messages.iter().map(|m| self.email(m)).collect()),
+        })
+    }
+
+    /// A 200 answer holds `{"data": [{"id"}…]}`, one per email in the request's order. Errors
+    /// whose meaning the shared rules would get wrong are judged here (see [`error`]).
+    fn outcomes(&self, batch: &Batch, answer: &Answer) -> Option<Vec<Result<Accepted, Failure>>> {
+        if answer.status != 200 {
+            return error(answer).map(|f| batch.messages.iter().map(|_| Err(f.clone())).collect());
+        }
+        let ids = answer.json()?.get("data")?.as_array()?.clone();
+        Some(
+            ids.iter()
+                .map(|d| {
+                    let id = d.get("id").and_then(Value::as_str).unwrap_or("");
+                    Ok(Accepted {
+                        reply: format!("accepted by Resend, id {id}"),
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    fn credentials(&self) -> String {
+        format!("the API key in {}", self.key_env)
+    }
+
+    fn endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+}
+
+/// The errors Resend names whose HTTP status alone would mislead the shared rules; `None`
+/// for the others (429 `rate_limit_exceeded` waits `retry-after`, 401 stops the run, 422
+/// fails the batch…).
+fn error(answer: &Answer) -> Option<Failure> {
+    let body = answer.json()?;
+    let name = body.get("name").and_then(Value::as_str)?;
+    let message = body.get("message").and_then(Value::as_str).unwrap_or("");
+    let reply = |advice: &str| {
+        format!(
+            "Resend answered HTTP {} {name}: {message}{advice}",
+            answer.status
+        )
+    };
+    let failure = match name {
+        // Waiting seconds does not bring the quota back, and every other batch would be
+        // refused the same way: stop the run; those not sent are sent by the next run, once
+        // the quota allows (or the plan is changed).
+        "daily_quota_exceeded" | "monthly_quota_exceeded" | "email_above_quota" => Failure {
+            kind: Kind::Unreachable,
+            reply: reply(
+                "; the account's sending quota is used up: run the same command again when it is renewed",
+            ),
+        },
+        // The first request with this key is still being handled: ask again, same key.
+        "concurrent_idempotent_requests" => Failure {
+            kind: Kind::Transient,
+            reply: reply(""),
+        },
+        // The same issue and readers were sent with this key in the last 24 hours with
+        // different content (the issue changed after an attempt whose answer was lost).
+        // Resend may have delivered that first version: sending again could give them two.
+        "invalid_idempotent_request" => Failure {
+            kind: Kind::Permanent,
+            reply: reply(
+                "; an earlier attempt for these readers (in the last 24 hours, before the issue changed) may have been delivered, so they are not sent again",
+            ),
+        },
+        _ => return None,
+    };
+    Some(failure)
+}
+
+/// A tag value as Resend (and Amazon SES) take it: ASCII letters, digits, `_` and `-`, at most
+/// 256 characters; anything else becomes `_` ("2020-06" stays as it is).
+pub fn tag_value(text: &str) -> String {
+    let value: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(256)
+        .collect();
+    if value.is_empty() {
+        "_".to_string()
+    } else {
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_values_keep_to_the_allowed_characters() {
+        assert_eq!(tag_value("2020-06"), "2020-06");
+        assert_eq!(tag_value("été 2026/n°3"), "_t__2026_n_3");
+        assert_eq!(tag_value(""), "_");
+        assert_eq!(tag_value(&"x".repeat(300)).len(), 256);
+    }
+}
