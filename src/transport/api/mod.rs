@@ -16,6 +16,7 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 
 pub mod postmark;
+pub mod sendgrid;
 
 use super::{Accepted, Batch, BatchResult, Failure, Kind, Transport};
 use crate::config::{Api, Profile, Secret};
@@ -73,6 +74,7 @@ impl Setup<'_> {
 pub fn provider(profile: &Profile, setup: &Setup) -> Result<Box<dyn Provider>, String> {
     Ok(match profile {
         Profile::Postmark(_) => Box::new(postmark::Postmark::new(setup)?),
+        Profile::Sendgrid(_) => Box::new(sendgrid::SendGrid::new(setup)?),
         other => {
             return Err(format!(
                 "transport = \"{}\" is not supported by this build",

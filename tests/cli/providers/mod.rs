@@ -5,6 +5,7 @@
 //! After each run the test reads the ledger (a real SQLite file) to see what it holds.
 
 mod postmark;
+mod sendgrid;
 
 use std::collections::BTreeMap;
 use std::path::Path;
