@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 
+pub mod mailgun;
 pub mod postmark;
 pub mod sendgrid;
 
@@ -74,6 +75,7 @@ impl Setup<'_> {
 pub fn provider(profile: &Profile, setup: &Setup) -> Result<Box<dyn Provider>, String> {
     Ok(match profile {
         Profile::Postmark(_) => Box::new(postmark::Postmark::new(setup)?),
+        Profile::Mailgun(_) => Box::new(mailgun::Mailgun::new(setup)?),
         Profile::Sendgrid(_) => Box::new(sendgrid::SendGrid::new(setup)?),
         other => {
             return Err(format!(
