@@ -15,8 +15,10 @@ use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 
+pub mod mailgun;
 pub mod postmark;
 pub mod resend;
+pub mod sendgrid;
 pub mod ses;
 
 use super::{Accepted, Batch, BatchResult, Failure, Kind, Transport};
@@ -75,7 +77,9 @@ impl Setup<'_> {
 pub fn provider(profile: &Profile, setup: &Setup) -> Result<Box<dyn Provider>, String> {
     Ok(match profile {
         Profile::Postmark(_) => Box::new(postmark::Postmark::new(setup)?),
+        Profile::Mailgun(_) => Box::new(mailgun::Mailgun::new(setup)?),
         Profile::Resend(_) => Box::new(resend::Resend::new(setup)?),
+        Profile::Sendgrid(_) => Box::new(sendgrid::SendGrid::new(setup)?),
         Profile::Ses(_) => Box::new(ses::Ses::new(setup)?),
         other => {
             return Err(format!(

@@ -4,9 +4,11 @@
 //! documents: success, a partial failure, 429 with Retry-After, 5xx then success, 401.
 //! After each run the test reads the ledger (a real SQLite file) to see what it holds.
 
+mod mailgun;
 mod postmark;
 mod resend;
 mod resume;
+mod sendgrid;
 mod ses;
 
 use std::collections::BTreeMap;
