@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 
+pub mod brevo;
 pub mod postmark;
 
 use super::{Accepted, Batch, BatchResult, Failure, Kind, Transport};
@@ -72,6 +73,7 @@ impl Setup<'_> {
 /// The provider a profile names, ready to send.
 pub fn provider(profile: &Profile, setup: &Setup) -> Result<Box<dyn Provider>, String> {
     Ok(match profile {
+        Profile::Brevo(_) => Box::new(brevo::Brevo::new(setup)?),
         Profile::Postmark(_) => Box::new(postmark::Postmark::new(setup)?),
         other => {
             return Err(format!(
