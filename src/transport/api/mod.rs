@@ -16,6 +16,7 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 
 pub mod brevo;
+pub mod mailjet;
 pub mod postmark;
 
 use super::{Accepted, Batch, BatchResult, Failure, Kind, Transport};
@@ -74,6 +75,7 @@ impl Setup<'_> {
 pub fn provider(profile: &Profile, setup: &Setup) -> Result<Box<dyn Provider>, String> {
     Ok(match profile {
         Profile::Brevo(_) => Box::new(brevo::Brevo::new(setup)?),
+        Profile::Mailjet(_) => Box::new(mailjet::Mailjet::new(setup)?),
         Profile::Postmark(_) => Box::new(postmark::Postmark::new(setup)?),
         other => {
             return Err(format!(

@@ -5,6 +5,7 @@
 //! After each run the test reads the ledger (a real SQLite file) to see what it holds.
 
 mod brevo;
+mod mailjet;
 mod postmark;
 
 use std::collections::BTreeMap;
