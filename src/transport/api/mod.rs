@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 
+pub mod brevo;
 pub mod mailgun;
+pub mod mailjet;
 pub mod postmark;
 pub mod resend;
 pub mod sendgrid;
@@ -76,17 +78,14 @@ impl Setup<'_> {
 /// The provider a profile names, ready to send.
 pub fn provider(profile: &Profile, setup: &Setup) -> Result<Box<dyn Provider>, String> {
     Ok(match profile {
+        Profile::Brevo(_) => Box::new(brevo::Brevo::new(setup)?),
+        Profile::Mailjet(_) => Box::new(mailjet::Mailjet::new(setup)?),
         Profile::Postmark(_) => Box::new(postmark::Postmark::new(setup)?),
         Profile::Mailgun(_) => Box::new(mailgun::Mailgun::new(setup)?),
         Profile::Resend(_) => Box::new(resend::Resend::new(setup)?),
         Profile::Sendgrid(_) => Box::new(sendgrid::SendGrid::new(setup)?),
         Profile::Ses(_) => Box::new(ses::Ses::new(setup)?),
-        other => {
-            return Err(format!(
-                "transport = \"{}\" is not supported by this build",
-                other.kind()
-            ));
-        }
+        Profile::Smtp(_) => return Err("an SMTP profile is not an API".into()),
     })
 }
 

@@ -4,7 +4,9 @@
 //! documents: success, a partial failure, 429 with Retry-After, 5xx then success, 401.
 //! After each run the test reads the ledger (a real SQLite file) to see what it holds.
 
+mod brevo;
 mod mailgun;
+mod mailjet;
 mod postmark;
 mod resend;
 mod resume;

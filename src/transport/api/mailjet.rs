@@ -1,0 +1,255 @@
+//! Mailjet: Send API v3.1, up to 50 messages a request, each message whole (its own subject,
+//! HTML, text and List-Unsubscribe headers), grouped in a campaign named after the issue.
+//! A request may succeed for some messages and fail for others; Mailjet then answers HTTP 400
+//! with a result for each message, in order.
+//!
+//! API reference: <https://dev.mailjet.com/email/guides/send-api-v31/> and
+//! <https://dev.mailjet.com/reference/email/send-emails/>; answers:
+//! <https://dev.mailjet.com/docs/email-api/email_api_overview/status_codes>. Mailjet has no
+//! idempotency key.
+
+use serde_json::{Map, Value, json};
+
+use super::{Answer, Auth, Body, Provider, Request, Setup};
+use crate::config::Secret;
+use crate::send::message::{Form, Letterhead, Outgoing};
+use crate::transport::{Accepted, Batch, Failure, Kind};
+
+/// Mailjet's own address.
+pub const ENDPOINT: &str = "https://api.mailjet.com";
+
+/// "v3.1, where the limit is 50 messages per call".
+pub const BATCH_LIMIT: usize = 50;
+
+pub struct Mailjet {
+    endpoint: String,
+    key: Secret,
+    key_env: String,
+    secret: Secret,
+    secret_env: String,
+    letterhead: Letterhead,
+    limit: usize,
+}
+
+impl Mailjet {
+    pub fn new(setup: &Setup) -> Result<Mailjet, String> {
+        let secret_env = setup.api.secret_env.clone().ok_or_else(|| {
+            "transport = \"mailjet\" needs secret_env, the variable holding the secret key"
+                .to_string()
+        })?;
+        Ok(Mailjet {
+            endpoint: setup.endpoint(ENDPOINT),
+            key: setup.api_key()?,
+            key_env: setup.api.api_key_env.clone(),
+            secret: setup.secret(&secret_env)?,
+            secret_env,
+            letterhead: setup.composer.letterhead(),
+            limit: setup.batch_limit(BATCH_LIMIT),
+        })
+    }
+
+    fn message(&self, m: &Outgoing) -> Value {
+        let parts = m.parts.as_ref();
+        let to = address(&m.to, parts.and_then(|p| p.to_name.as_deref()));
+        // List-Id is on Mailjet's list of forbidden headers (error send-0011 for the message):
+        // Mailjet sets it itself. List-Unsubscribe and List-Unsubscribe-Post are allowed.
+        let headers: Map<String, Value> = parts
+            .map(|p| {
+                p.headers
+                    .iter()
+                    .filter(|(name, _)| *name != "List-Id")
+                    .map(|(name, value)| (name.to_string(), value.clone().into()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let from = &self.letterhead.from;
+        let mut message = json!({
+            "From": address(&from.email, from.name.as_deref()),
+            "To": [to],
+            "Subject": parts.map(|p| p.subject.as_str()).unwrap_or_default(),
+            "TextPart": parts.map(|p| p.text.as_str()).unwrap_or_default(),
+            "HTMLPart": parts.map(|p| p.html.as_str()).unwrap_or_default(),
+            "Headers": headers,
+            "CustomCampaign": self.letterhead.tag,
+            // Echoed in Mailjet's events, to match them with the ledger.
+            "CustomID": m.message_id,
+        });
+        if let Some(reply_to) = &self.letterhead.reply_to {
+            message["ReplyTo"] = address(&reply_to.email, reply_to.name.as_deref());
+        }
+        message
+    }
+}
+
+/// `{"Email", "Name"}`, the name left out when there is none.
+fn address(email: &lettre::Address, name: Option<&str>) -> Value {
+    let mut a = json!({"Email": email.to_string()});
+    if let Some(name) = name.filter(|n| !n.is_empty()) {
+        a["Name"] = name.into();
+    }
+    a
+}
+
+impl Provider for Mailjet {
+    fn name(&self) -> &'static str {
+        "Mailjet"
+    }
+
+    fn batch_limit(&self) -> usize {
+        self.limit
+    }
+
+    fn form(&self) -> Form {
+        Form::Parts
+    }
+
+    fn request(&self, batch: &Batch) -> Result<Request, String> {
+        let messages: Vec<Value> = batch.messages.iter().map(|m| self.message(m)).collect();
+        Ok(Request {
+            url: format!("{}/v3.1/send", self.endpoint),
+            headers: Vec::new(),
+            auth: Auth::Basic {
+                user: self.key.expose().to_string(),
+                password: self.secret.clone(),
+            },
+            body: Body::Json(json!({ "Messages": messages })),
+        })
+    }
+
+    /// An answer with `Messages` has a result for each message, in order ("the messages'
+    /// order is preserved"): `Status` "success" with `To[0].MessageUUID` and `MessageID`, or
+    /// "error" with `Errors`. All successes come with HTTP 200; any error makes it HTTP 400
+    /// with the others' successes in it, so a 400 is read message by message too. An answer
+    /// without `Messages` (401, 429, a malformed request) is left to the shared rules.
+    fn outcomes(&self, batch: &Batch, answer: &Answer) -> Option<Vec<Result<Accepted, Failure>>> {
+        let success = (200..300).contains(&answer.status);
+        if !success && answer.status != 400 {
+            return None;
+        }
+        let json = answer.json();
+        let Some(results) = json
+            .as_ref()
+            .and_then(|j| j.get("Messages"))
+            .and_then(Value::as_array)
+        else {
+            // A 2xx that does not say which message went: the shared rule retries it.
+            return success.then(Vec::new);
+        };
+        if results.len() != batch.messages.len() {
+            return if success { Some(Vec::new()) } else { None };
+        }
+        Some(results.iter().map(result).collect())
+    }
+
+    /// Mailjet's errors are `{"ErrorCode": "mj-0002", "ErrorMessage": "Malformed JSON…"}`.
+    fn error_message(&self, answer: &Answer) -> String {
+        let message = super::error_message(&answer.body);
+        match answer
+            .json()
+            .as_ref()
+            .and_then(|j| j.get("ErrorCode"))
+            .and_then(Value::as_str)
+        {
+            Some(code) => format!("{code}: {message}"),
+            None => message,
+        }
+    }
+
+    fn credentials(&self) -> String {
+        format!(
+            "the API key in {} and the secret key in {}",
+            self.key_env, self.secret_env
+        )
+    }
+
+    fn endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+}
+
+fn result(r: &Value) -> Result<Accepted, Failure> {
+    if r.get("Status").and_then(Value::as_str) == Some("success") {
+        let to = r.pointer("/To/0");
+        let uuid = to
+            .and_then(|t| t.get("MessageUUID"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        // A 64-bit integer, beyond what a double holds exactly: written as it came.
+        let id = to
+            .and_then(|t| t.get("MessageID"))
+            .map(Value::to_string)
+            .unwrap_or_default();
+        return Ok(Accepted {
+            reply: format!("accepted by Mailjet, MessageUUID {uuid}, MessageID {id}"),
+        });
+    }
+    let errors: Vec<&Value> = r
+        .get("Errors")
+        .and_then(Value::as_array)
+        .map(|e| e.iter().collect())
+        .unwrap_or_default();
+    let describe = |e: &Value| {
+        let code = e.get("ErrorCode").and_then(Value::as_str).unwrap_or("?");
+        let message = e.get("ErrorMessage").and_then(Value::as_str).unwrap_or("");
+        let related = match e.get("ErrorRelatedTo") {
+            Some(Value::Array(fields)) => fields
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+            Some(Value::String(field)) => field.clone(),
+            _ => String::new(),
+        };
+        if related.is_empty() {
+            format!("Mailjet error {code}: {message}")
+        } else {
+            format!("Mailjet error {code}: {message} ({related})")
+        }
+    };
+    let reply = if errors.is_empty() {
+        "Mailjet refused the message without saying why".to_string()
+    } else {
+        errors
+            .iter()
+            .map(|e| describe(e))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    // A message's errors concern the message (an invalid address, a forbidden header, a
+    // sender not validated): sending it again will not change them, unless Mailjet itself
+    // failed (a 5xx for that message).
+    let server = errors
+        .iter()
+        .any(|e| e.get("StatusCode").and_then(Value::as_u64).unwrap_or(0) >= 500);
+    Err(Failure {
+        kind: if server {
+            Kind::Transient
+        } else {
+            Kind::Permanent
+        },
+        reply,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_each_message_of_a_mixed_answer() {
+        let ok = json!({"Status": "success", "CustomID": "", "To": [{"Email": "a@example.org", "MessageUUID": "1ab2", "MessageID": 70650219165027410u64, "MessageHref": "https://api.mailjet.com/v3/REST/message/70650219165027410"}]});
+        assert_eq!(
+            result(&ok).unwrap().reply,
+            "accepted by Mailjet, MessageUUID 1ab2, MessageID 70650219165027410"
+        );
+        let refused = json!({"Status": "error", "Errors": [{"ErrorIdentifier": "88b5", "ErrorCode": "send-0011", "StatusCode": 400, "ErrorMessage": "Header is forbidden.", "ErrorRelatedTo": ["Headers[\"List-Id\"]"]}]});
+        let f = result(&refused).unwrap_err();
+        assert_eq!(f.kind, Kind::Permanent);
+        assert_eq!(
+            f.reply,
+            "Mailjet error send-0011: Header is forbidden. (Headers[\"List-Id\"])"
+        );
+        let failed = json!({"Status": "error", "Errors": [{"ErrorCode": "mj-0004", "StatusCode": 500, "ErrorMessage": "Internal error", "ErrorRelatedTo": "Messages"}]});
+        assert_eq!(result(&failed).unwrap_err().kind, Kind::Transient);
+    }
+}

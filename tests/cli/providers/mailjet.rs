@@ -1,0 +1,403 @@
+//! Mailjet's Send API v3.1, as documented at <https://dev.mailjet.com/email/guides/send-api-v31/>
+//! (request: `POST /v3.1/send` with HTTP Basic auth, API key and secret key, and a JSON body
+//! `{"Messages": [...]}` of at most 50 messages, each with From {Email, Name}, To
+//! [{Email, Name}], ReplyTo, Subject, TextPart, HTMLPart, Headers, CustomCampaign, CustomID;
+//! List-Id among the forbidden headers; answer: a result for each message in order, `Status`
+//! "success" with `To[].MessageUUID/MessageID` or "error" with `Errors`, HTTP 400 when any
+//! message failed) and <https://dev.mailjet.com/docs/email-api/email_api_overview/status_codes>
+//! (401 for bad credentials, 429, 500).
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, Request, ResponseTemplate};
+
+use super::{Fake, answer, ledger, send, unsubscribe_url, workspace};
+
+const KEY: (&str, &str) = ("MJ_APIKEY_PUBLIC", "mj-test-key-0000");
+const SECRET_KEY: (&str, &str) = ("MJ_APIKEY_PRIVATE", "mj-test-secret-1111");
+/// `Basic base64("mj-test-key-0000:mj-test-secret-1111")`.
+const BASIC: &str = "Basic bWotdGVzdC1rZXktMDAwMDptai10ZXN0LXNlY3JldC0xMTEx";
+
+/// Headers a message may not set (the guide's list, in part: those we could be tempted to).
+const FORBIDDEN: [&str; 8] = [
+    "from",
+    "sender",
+    "subject",
+    "to",
+    "cc",
+    "bcc",
+    "list-id",
+    "message-id",
+];
+
+fn global_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({
+        "ErrorIdentifier": "06df1144-c6f3-4ca7-8885-7ec5d4344113",
+        "ErrorCode": code,
+        "StatusCode": status,
+        "ErrorMessage": message,
+    }))
+}
+
+fn message_error(code: &str, message: &str, related: &str) -> Value {
+    json!({"Status": "error", "Errors": [{
+        "ErrorIdentifier": "88b5ca9f-5f1f-42e7-a45e-9ecbad0c285e",
+        "ErrorCode": code,
+        "StatusCode": 400,
+        "ErrorMessage": message,
+        "ErrorRelatedTo": [related],
+    }]})
+}
+
+/// Mailjet's answer: 401 without the right credentials; a global 400 for a body it cannot
+/// read; else a result for each message: an error for a malformed message, a forbidden
+/// header or a recipient in `refused`, success for the others; HTTP 400 if any failed.
+fn mailjet(refused: &'static [&'static str]) -> impl wiremock::Respond {
+    answer(move |r: &Request| {
+        if r.headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(BASIC) {
+            return global_error(
+                401,
+                "mj-0015",
+                "API key authentication/authorization failure. You may be unauthorized to access the API or your API key may be expired. Visit API keys management section to check your keys.",
+            );
+        }
+        if r.headers.get("content-type").and_then(|v| v.to_str().ok()) != Some("application/json") {
+            return global_error(
+                400,
+                "mj-0002",
+                "Malformed JSON, please review the syntax and properties types.",
+            );
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(&r.body) else {
+            return global_error(
+                400,
+                "mj-0002",
+                "Malformed JSON, please review the syntax and properties types.",
+            );
+        };
+        let Some(messages) = body["Messages"].as_array().filter(|m| !m.is_empty()) else {
+            return global_error(400, "mj-0007", "Array must not be empty: Messages");
+        };
+        if messages.len() > 50 {
+            return global_error(400, "mj-0008", "Too many elements: Messages");
+        }
+        let mut failed = false;
+        let results: Vec<Value> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let to = m["To"].as_array().cloned().unwrap_or_default();
+                let email = to.first().and_then(|t| t["Email"].as_str()).unwrap_or("");
+                let error = if m["From"]["Email"].as_str().is_none() {
+                    Some(message_error(
+                        "mj-0003",
+                        "Missing mandatory property.",
+                        "From.Email",
+                    ))
+                } else if to.is_empty() || to.len() > 50 {
+                    Some(message_error(
+                        "send-0015",
+                        "Too many or no recipients.",
+                        "To",
+                    ))
+                } else if m["TextPart"].as_str().is_none() && m["HTMLPart"].as_str().is_none() {
+                    Some(message_error(
+                        "send-0003",
+                        "At least \"HTMLPart\", \"TextPart\" or \"TemplateID\" must be provided.",
+                        "HTMLPart",
+                    ))
+                } else if let Some(name) = m["Headers"].as_object().and_then(|h| {
+                    h.keys()
+                        .find(|k| FORBIDDEN.contains(&k.to_lowercase().as_str()))
+                }) {
+                    Some(message_error(
+                        "send-0011",
+                        "Header is forbidden.",
+                        &format!("Headers[\"{name}\"]"),
+                    ))
+                } else if refused.contains(&email) {
+                    Some(message_error(
+                        "mj-0013",
+                        &format!("\"{email}\" is an invalid email address."),
+                        "To[0].Email",
+                    ))
+                } else {
+                    None
+                };
+                failed |= error.is_some();
+                error.unwrap_or_else(|| {
+                    json!({"Status": "success", "CustomID": m["CustomID"], "To": [{
+                        "Email": email,
+                        "MessageUUID": format!("uuid-{i}-{email}"),
+                        "MessageID": 576460752303423487u64 - i as u64,
+                        "MessageHref": "https://api.mailjet.com/v3/REST/message/576460752303423487",
+                    }], "Cc": [], "Bcc": []})
+                })
+            })
+            .collect();
+        ResponseTemplate::new(if failed { 400 } else { 200 })
+            .set_body_json(json!({"Messages": results}))
+    })
+}
+
+fn profile(fake: &Fake, extra: &str, n: usize) -> crate::common::Workspace {
+    workspace(
+        "mailjet",
+        &fake.uri(),
+        &format!(
+            "api_key_env = \"{}\"\nsecret_env = \"{}\"\n{extra}",
+            KEY.0, SECRET_KEY.0
+        ),
+        n,
+    )
+}
+
+fn mount(fake: &Fake, responder: impl wiremock::Respond + 'static) {
+    fake.mount(
+        Mock::given(method("POST"))
+            .and(path("/v3.1/send"))
+            .respond_with(responder),
+    );
+}
+
+#[test]
+fn messages_carry_each_readers_own_message_without_list_id() {
+    let fake = Fake::start();
+    mount(&fake, mailjet(&[]));
+    let ws = profile(&fake, "batch_size = 2", 3);
+    let stdout = send(&ws, &[KEY, SECRET_KEY], &[]).ok();
+    assert!(stdout.contains("Sent: 3"), "{stdout}");
+    assert!(stdout.contains("Mailjet API"), "{stdout}");
+
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2, "3 readers, 2 per request");
+    for r in &requests {
+        assert_eq!(r.method.as_str(), "POST");
+        assert_eq!(r.headers.get("accept").unwrap(), "application/json");
+    }
+    let messages: Vec<Value> = fake
+        .json_bodies()
+        .into_iter()
+        .flat_map(|b| b["Messages"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(messages.len(), 3);
+    let first = messages
+        .iter()
+        .find(|m| m["To"][0]["Email"] == "reader0@example.org")
+        .unwrap();
+    assert_eq!(
+        first["To"],
+        json!([{"Email": "reader0@example.org", "Name": "Mariusz Czepczyński"}])
+    );
+    assert_eq!(
+        first["From"],
+        json!({"Email": "newsletter@example.org", "Name": "Efus"})
+    );
+    assert_eq!(first["ReplyTo"], json!({"Email": "contact@example.org"}));
+    assert_eq!(first["CustomCampaign"], "2020-06");
+    let custom_id = first["CustomID"].as_str().unwrap();
+    assert!(
+        custom_id.starts_with("<2020-06.") && custom_id.ends_with("@example.org>"),
+        "our Message-ID: {custom_id}"
+    );
+    assert!(
+        first["Subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("Efus newsletter")
+    );
+    let html = first["HTMLPart"].as_str().unwrap();
+    let text = first["TextPart"].as_str().unwrap();
+    assert!(
+        html.contains("Czepczyński &lt;b&gt;&amp;&lt;/b&gt;"),
+        "the name in the HTML"
+    );
+    assert!(
+        text.contains("Czepczyński <b>&</b>"),
+        "the name in the text"
+    );
+    let headers = first["Headers"].as_object().unwrap();
+    let link = headers["List-Unsubscribe"].as_str().unwrap();
+    assert!(
+        link.contains(&unsubscribe_url("reader0@example.org")),
+        "{link}"
+    );
+    assert!(link.contains("mailto:unsubscribe@example.org"), "{link}");
+    assert_eq!(
+        headers["List-Unsubscribe-Post"],
+        "List-Unsubscribe=One-Click"
+    );
+    assert!(
+        !headers.contains_key("List-Id"),
+        "Mailjet forbids List-Id: {headers:?}"
+    );
+    let second = messages
+        .iter()
+        .find(|m| m["To"][0]["Email"] == "reader1@example.org")
+        .unwrap();
+    assert!(
+        second["Headers"]["List-Unsubscribe"]
+            .as_str()
+            .unwrap()
+            .contains(&unsubscribe_url("reader1@example.org"))
+    );
+
+    let held = ledger(ws.path());
+    assert_eq!(held.len(), 3);
+    for (who, (state, reply)) in &held {
+        assert_eq!(state, "sent", "{who}");
+        assert!(
+            reply.contains(&format!("-{who}")) && reply.contains("MessageID 5764607523034234"),
+            "{who}: {reply}"
+        );
+    }
+    // A second run sends nothing: everybody has it.
+    let again = send(&ws, &[KEY, SECRET_KEY], &[]).ok();
+    assert!(again.contains("Already sent before: 3"), "{again}");
+    assert_eq!(fake.requests().len(), 2);
+}
+
+#[test]
+fn a_refused_message_in_a_400_answer_fails_alone_and_the_others_are_sent() {
+    let fake = Fake::start();
+    mount(&fake, mailjet(&["reader1@example.org"]));
+    let ws = profile(&fake, "", 3);
+    let out = send(&ws, &[KEY, SECRET_KEY], &[]);
+    assert_eq!(out.code(), 1, "a failed recipient fails the run");
+    let stdout = out.stdout();
+    assert!(
+        stdout.contains("Sent: 2") && stdout.contains("Failed: 1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Mailjet error mj-0013"), "{stdout}");
+    let held = ledger(ws.path());
+    assert_eq!(held["reader1@example.org"].0, "failed_permanent");
+    assert!(
+        held["reader1@example.org"]
+            .1
+            .contains("is an invalid email address"),
+        "{:?}",
+        held["reader1@example.org"]
+    );
+    assert_eq!(held["reader0@example.org"].0, "sent");
+    assert!(
+        held["reader2@example.org"]
+            .1
+            .contains("MessageUUID uuid-2-")
+    );
+    assert_eq!(fake.requests().len(), 1, "one request for three readers");
+}
+
+#[test]
+fn throttled_and_failing_servers_are_waited_out_and_nobody_gets_two() {
+    for first in [
+        ResponseTemplate::new(429)
+            .insert_header("Retry-After", "1")
+            .set_body_json(json!({"ErrorMessage": "Too many requests", "StatusCode": 429})),
+        global_error(500, "mj-0004", "Internal Server Error"),
+    ] {
+        let fake = Fake::start();
+        let status = first.clone();
+        let ok = mailjet(&[]);
+        let seen = std::sync::atomic::AtomicUsize::new(0);
+        mount(
+            &fake,
+            answer(move |r: &Request| {
+                if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    status.clone()
+                } else {
+                    wiremock::Respond::respond(&ok, r)
+                }
+            }),
+        );
+        let ws = profile(&fake, "", 3);
+        let started = std::time::Instant::now();
+        let out = send(&ws, &[KEY, SECRET_KEY], &[]).ok();
+        assert!(out.contains("Sent: 3"), "{out}");
+        let requests = fake.requests();
+        assert_eq!(
+            requests.len(),
+            2,
+            "the refused request, then the same again"
+        );
+        assert_eq!(
+            requests[0].body, requests[1].body,
+            "the same batch is retried"
+        );
+        assert!(ledger(ws.path()).values().all(|(state, _)| state == "sent"));
+        assert!(
+            started.elapsed() >= std::time::Duration::from_secs(1),
+            "the retry waited (Retry-After: 1; a 5xx backs off 2 s)"
+        );
+    }
+}
+
+#[test]
+fn refused_credentials_stop_at_once_and_name_both_variables() {
+    let fake = Fake::start();
+    mount(&fake, mailjet(&[]));
+    let ws = profile(&fake, "batch_size = 1\nconcurrency = 1", 5);
+    let wrong = (SECRET_KEY.0, "mj-wrong-secret-1234");
+    let out = send(&ws, &[KEY, wrong], &[]);
+    assert_eq!(out.code(), 1);
+    let all = format!("{}{}", out.stdout(), out.stderr());
+    assert!(
+        all.contains("MJ_APIKEY_PUBLIC") && all.contains("MJ_APIKEY_PRIVATE"),
+        "{all}"
+    );
+    assert!(all.contains("HTTP 401") && all.contains("mj-0015"), "{all}");
+    assert!(
+        !all.contains("mj-wrong-secret-1234") && !all.contains(KEY.1),
+        "neither the key nor the secret is printed"
+    );
+    assert!(all.contains("run the same command again"), "{all}");
+    assert_eq!(fake.requests().len(), 1, "no more requests after a 401");
+    assert!(
+        all.contains("Not tried (the run stopped first): 4"),
+        "{all}"
+    );
+    assert!(
+        ledger(ws.path()).values().all(|(state, _)| state != "sent"),
+        "nothing recorded as sent"
+    );
+}
+
+#[test]
+fn a_dry_run_writes_the_requests_with_the_credentials_redacted() {
+    let fake = Fake::start();
+    let ws = profile(&fake, "batch_size = 2", 3);
+    let out = send(&ws, &[KEY, SECRET_KEY], &["--dry-run", "out"]).ok();
+    assert!(out.contains("dry run"), "{out}");
+    assert!(fake.requests().is_empty(), "a dry run sends nothing");
+    let mut files: Vec<_> = std::fs::read_dir(ws.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2);
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        !text.contains(KEY.1) && !text.contains(SECRET_KEY.1) && !text.contains(&BASIC[6..]),
+        "the credentials are redacted"
+    );
+    let request: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(request["url"], format!("{}/v3.1/send", fake.uri()));
+    assert_eq!(request["headers"]["Authorization"], "Basic [redacted]");
+    let sizes: Vec<usize> = files
+        .iter()
+        .map(|f| {
+            let r: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+            r["body"]["Messages"].as_array().unwrap().len()
+        })
+        .collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 3, "{sizes:?}");
+    assert!(sizes.iter().all(|n| *n <= 2), "{sizes:?}");
+    // Without the credentials in the environment, a dry run still works.
+    let ws2 = profile(&fake, "", 1);
+    assert!(
+        send(&ws2, &[], &["--dry-run", "out"])
+            .ok()
+            .contains("Sent: 1")
+    );
+}
