@@ -544,6 +544,42 @@ rate = "10/s"
     }
 
     #[test]
+    fn provider_profiles_say_what_they_miss_and_what_they_cannot_use() {
+        let with = |profile: &str| load_text(&format!("{GOOD}\n[profiles.api]\n{profile}\n"));
+        let c = with("transport = \"postmark\"\napi_key_env = \"POSTMARK_SERVER_TOKEN\"").unwrap();
+        assert_eq!(c.profiles["api"].kind(), "postmark");
+        assert_eq!(c.profiles["api"].api().unwrap().concurrency, 4);
+        let err = with("transport = \"mailgun\"\napi_key_env = \"K\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("transport = \"mailgun\" needs domain"),
+            "{err}"
+        );
+        let err = with("transport = \"ses\"\napi_key_env = \"K\"\nsecret_env = \"S\"").unwrap_err();
+        assert!(err.to_string().contains("needs region"), "{err}");
+        let err =
+            with("transport = \"postmark\"\napi_key_env = \"K\"\nregion = \"eu\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("region means nothing to transport = \"postmark\""),
+            "{err}"
+        );
+        let err = with(
+            "transport = \"resend\"\napi_key_env = \"K\"\nendpoint = \"http://api.example.org\"",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unencrypted"), "{err}");
+        assert!(
+            with(
+                "transport = \"resend\"\napi_key_env = \"K\"\nendpoint = \"http://127.0.0.1:8080\""
+            )
+            .is_ok()
+        );
+        let err = with("transport = \"sparkpost\"\napi_key_env = \"K\"").unwrap_err();
+        assert!(err.to_string().contains("sparkpost"), "{err}");
+    }
+
+    #[test]
     fn secrets_never_print() {
         // PATH is set wherever tests run; its value must not come out.
         let s = Secret::from_env("PATH").unwrap();

@@ -28,6 +28,9 @@ use crate::transport::smtp::SmtpTransport;
 /// recorded. With --list, shows what will happen and asks for confirmation, then sends to
 /// every subscribed address of the list, recording each outcome in .bulletin/ledger.sqlite.
 /// Running the same command again continues where a run stopped: nobody gets a second copy.
+///
+/// The profile (--profile, from bulletin.toml) says how messages leave: an SMTP relay, or a
+/// provider's API (brevo, mailjet, sendgrid, postmark, mailgun, ses, resend).
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  bulletin send issues/2020-06.json --to me@example.org\n  bulletin send issues/2020-06.json --list subscribers.csv\n  bulletin send issues/2020-06.json --list subscribers.csv --dry-run out/eml\n  bulletin send issues/2020-06.json --list subscribers.csv --only-failed"
@@ -52,7 +55,8 @@ pub struct Args {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,
-    /// Write every message as an .eml file into DIR and send nothing.
+    /// Send nothing: write every message as an .eml file into DIR (SMTP), or every request
+    /// the provider would get, credentials redacted (API profiles).
     #[arg(long, value_name = "DIR")]
     pub dry_run: Option<PathBuf>,
     /// Send only to the recipients the ledger records as failed.
