@@ -13,10 +13,10 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Answer, Auth, Body, Provider, Request, Setup};
+use super::{Answer, Auth, Body, Provider, Request, Setup, header_object};
 use crate::config::Secret;
 use crate::send::message::{Form, Letterhead, Outgoing};
 use crate::transport::{Accepted, Batch, Failure};
@@ -74,15 +74,12 @@ impl Brevo {
     /// The idempotency key, and the headers that are the same for every reader (List-Id,
     /// List-Unsubscribe-Post).
     fn shared_headers(&self, batch: &Batch) -> Value {
-        let mut headers = Map::new();
+        let mut headers = batch
+            .messages
+            .first()
+            .map(|m| header_object(m, |name| name != "List-Unsubscribe"))
+            .unwrap_or_default();
         headers.insert("idempotencyKey".into(), idempotency_key(batch).into());
-        if let Some(parts) = batch.messages.first().and_then(|m| m.parts.as_ref()) {
-            for (name, value) in &parts.headers {
-                if *name != "List-Unsubscribe" {
-                    headers.insert(name.to_string(), value.clone().into());
-                }
-            }
-        }
         Value::Object(headers)
     }
 }
@@ -106,15 +103,7 @@ fn version(m: &Outgoing) -> Value {
     // `headers` in a version is not in Brevo's reference nor its SDKs; django-anymail sends
     // it (merge_headers) and Brevo accepts it. It is the only way to give each reader their
     // own List-Unsubscribe in one request.
-    let headers: Map<String, Value> = parts
-        .map(|p| {
-            p.headers
-                .iter()
-                .filter(|(name, _)| *name == "List-Unsubscribe")
-                .map(|(name, value)| (name.to_string(), value.clone().into()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let headers = header_object(m, |name| name == "List-Unsubscribe");
     json!({
         "to": [to],
         "subject": parts.map(|p| p.subject.as_str()).unwrap_or_default(),

@@ -20,7 +20,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{Answer, Auth, Body, Provider, Request, Setup};
+use super::{Answer, Auth, Body, Provider, Request, Setup, recipient};
 use crate::config::Secret;
 use crate::send::message::{Form, Letterhead, Outgoing, Parts, Template};
 use crate::transport::{Accepted, Batch, Failure, Kind};
@@ -172,8 +172,7 @@ impl Provider for Mailgun {
         let mut fields = vec![("from".to_string(), self.letterhead.from.to_string())];
         let mut variables = Map::new();
         for m in &batch.messages {
-            let to = lettre::message::Mailbox::new(parts(m)?.to_name.clone(), m.to.clone());
-            fields.push(("to".into(), to.to_string()));
+            fields.push(("to".into(), recipient(m).to_string()));
             variables.insert(m.to.to_string(), self.variables(m, &own)?);
         }
         fields.push(("subject".into(), self.template.subject.clone()));

@@ -8,9 +8,9 @@
 //! <https://dev.mailjet.com/docs/email-api/email_api_overview/status_codes>. Mailjet has no
 //! idempotency key.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::{Answer, Auth, Body, Provider, Request, Setup};
+use super::{Answer, Auth, Body, Provider, Request, Setup, header_object};
 use crate::config::Secret;
 use crate::send::message::{Form, Letterhead, Outgoing};
 use crate::transport::{Accepted, Batch, Failure, Kind};
@@ -53,15 +53,7 @@ impl Mailjet {
         let to = address(&m.to, parts.and_then(|p| p.to_name.as_deref()));
         // List-Id is on Mailjet's list of forbidden headers (error send-0011 for the message):
         // Mailjet sets it itself. List-Unsubscribe and List-Unsubscribe-Post are allowed.
-        let headers: Map<String, Value> = parts
-            .map(|p| {
-                p.headers
-                    .iter()
-                    .filter(|(name, _)| *name != "List-Id")
-                    .map(|(name, value)| (name.to_string(), value.clone().into()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = header_object(m, |name| name != "List-Id");
         let from = &self.letterhead.from;
         let mut message = json!({
             "From": address(&from.email, from.name.as_deref()),

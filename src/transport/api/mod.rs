@@ -195,6 +195,28 @@ pub fn accept_all(batch: &Batch, reply: &str) -> Vec<Result<Accepted, Failure>> 
         .collect()
 }
 
+/// The reader's mailbox, "Name <address>": their address, with their name from the list
+/// when it has one.
+pub fn recipient(m: &Outgoing) -> lettre::message::Mailbox {
+    let name = m.parts.as_ref().and_then(|p| p.to_name.clone());
+    lettre::message::Mailbox::new(name, m.to.clone())
+}
+
+/// A message's headers (List-Unsubscribe, List-Unsubscribe-Post, List-Id) that `keep`
+/// accepts, as a JSON object `{name: value}`, for the providers that take headers so;
+/// empty for a message without its parts.
+pub fn header_object(
+    m: &Outgoing,
+    keep: impl Fn(&str) -> bool,
+) -> serde_json::Map<String, serde_json::Value> {
+    m.parts
+        .iter()
+        .flat_map(|p| &p.headers)
+        .filter(|(name, _)| keep(name))
+        .map(|(name, value)| (name.to_string(), value.as_str().into()))
+        .collect()
+}
+
 /// The `Retry-After` header, in seconds (or an HTTP date, which we treat as "a minute").
 pub fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get("retry-after")?.to_str().ok()?.trim();
@@ -522,5 +544,42 @@ mod tests {
             "bad from"
         );
         assert_eq!(error_message(b"  Forbidden \n"), "Forbidden");
+    }
+
+    fn to_ann(parts: Option<crate::send::message::Parts>) -> Outgoing {
+        Outgoing {
+            from: "news@example.org".parse().unwrap(),
+            to: "ann@example.org".parse().unwrap(),
+            message_id: "<1@example.org>".into(),
+            bytes: Vec::new(),
+            parts,
+        }
+    }
+
+    #[test]
+    fn the_recipient_and_headers_come_from_the_parts_when_there_are_some() {
+        let bare = to_ann(None);
+        assert_eq!(recipient(&bare).to_string(), "ann@example.org");
+        assert!(header_object(&bare, |_| true).is_empty());
+        let full = to_ann(Some(crate::send::message::Parts {
+            to_name: Some("Ann Example".into()),
+            subject: "Hello".into(),
+            html: String::new(),
+            text: String::new(),
+            values: Vec::new(),
+            headers: vec![
+                ("List-Unsubscribe", "<mailto:u@example.org>".into()),
+                ("List-Id", "<news.example.org>".into()),
+            ],
+        }));
+        assert_eq!(
+            recipient(&full).to_string(),
+            "Ann Example <ann@example.org>"
+        );
+        let kept = header_object(&full, |name| name != "List-Id");
+        assert_eq!(
+            serde_json::Value::Object(kept),
+            serde_json::json!({"List-Unsubscribe": "<mailto:u@example.org>"})
+        );
     }
 }

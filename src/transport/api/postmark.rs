@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Answer, Auth, Body, Provider, Request, Setup};
+use super::{Answer, Auth, Body, Provider, Request, Setup, recipient};
 use crate::config::Secret;
 use crate::send::message::{Form, Letterhead};
 use crate::transport::{Accepted, Batch, Failure, Kind};
@@ -49,7 +49,7 @@ impl Postmark {
 
     fn message(&self, m: &crate::send::message::Outgoing) -> Value {
         let parts = m.parts.as_ref();
-        let to = lettre::message::Mailbox::new(parts.and_then(|p| p.to_name.clone()), m.to.clone());
+        let to = recipient(m);
         let headers: Vec<Value> = parts
             .map(|p| {
                 p.headers

@@ -11,7 +11,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Answer, Auth, Body, Provider, Request, Setup};
+use super::{Answer, Auth, Body, Provider, Request, Setup, header_object, recipient};
 use crate::config::Secret;
 use crate::send::message::{Form, Letterhead, Outgoing};
 use crate::transport::{Accepted, Batch, Failure, Kind};
@@ -43,16 +43,9 @@ impl Resend {
 
     fn email(&self, m: &Outgoing) -> Value {
         let parts = m.parts.as_ref();
-        let to = lettre::message::Mailbox::new(parts.and_then(|p| p.to_name.clone()), m.to.clone());
+        let to = recipient(m);
         // Header values must be strings, which ours are.
-        let headers: serde_json::Map<String, Value> = parts
-            .map(|p| {
-                p.headers
-                    .iter()
-                    .map(|(name, value)| (name.to_string(), Value::from(value.as_str())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = header_object(m, |_| true);
         let mut email = json!({
             "from": self.letterhead.from.to_string(),
             "to": [to.to_string()],

@@ -10,12 +10,18 @@
 //! it as Brevo does for django-anymail.
 
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, Request, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
 
-use super::{Fake, answer, ledger, send, unsubscribe_url, workspace};
+use super::{
+    Fake, answer, assert_all_sent_and_not_again, assert_dry_run, assert_first_readers_message,
+    assert_list_headers, assert_only_refused_failed, assert_refused_key_stops_at_once,
+    assert_retried_once_and_all_sent, dry_run_without_credentials, first_then, send,
+    unsubscribe_url, workspace,
+};
 
 const KEY: (&str, &str) = ("BREVO_API_KEY", "xkeysib-test-key-0000");
+
+const PATH: &str = "/v3/smtp/email";
 
 fn invalid(message: &str) -> ResponseTemplate {
     ResponseTemplate::new(400)
@@ -98,11 +104,7 @@ fn profile(fake: &Fake, extra: &str, n: usize) -> crate::common::Workspace {
 }
 
 fn mount(fake: &Fake, responder: impl wiremock::Respond + 'static) {
-    fake.mount(
-        Mock::given(method("POST"))
-            .and(path("/v3/smtp/email"))
-            .respond_with(responder),
-    );
+    fake.on_post(PATH, responder);
 }
 
 /// The version of `address` among all requests' versions, with the request's body.
@@ -148,16 +150,6 @@ fn versions_carry_each_readers_own_message_and_unsubscribe_link() {
     );
     assert_eq!(body["replyTo"], json!({"email": "contact@example.org"}));
     assert_eq!(body["tags"], json!(["2020-06"]));
-    assert_eq!(
-        body["headers"]["List-Unsubscribe-Post"],
-        "List-Unsubscribe=One-Click"
-    );
-    assert!(
-        body["headers"]["List-Id"]
-            .as_str()
-            .unwrap()
-            .contains("newsletter.example.org")
-    );
     assert!(
         body["headers"].get("List-Unsubscribe").is_none(),
         "nobody gets another reader's link"
@@ -168,28 +160,18 @@ fn versions_carry_each_readers_own_message_and_unsubscribe_link() {
         first["to"],
         json!([{"email": "reader0@example.org", "name": "Mariusz Czepczyński"}])
     );
-    assert!(
-        first["subject"]
-            .as_str()
-            .unwrap()
-            .starts_with("Efus newsletter")
+    assert_first_readers_message(
+        first["subject"].as_str().unwrap(),
+        first["htmlContent"].as_str().unwrap(),
+        first["textContent"].as_str().unwrap(),
     );
-    let html = first["htmlContent"].as_str().unwrap();
-    let text = first["textContent"].as_str().unwrap();
-    assert!(
-        html.contains("Czepczyński &lt;b&gt;&amp;&lt;/b&gt;"),
-        "the name in the HTML"
+    // The reader's own List-Unsubscribe in their version; the others shared in the body.
+    assert_list_headers(
+        first["headers"]["List-Unsubscribe"].as_str().unwrap(),
+        body["headers"]["List-Unsubscribe-Post"].as_str().unwrap(),
+        body["headers"]["List-Id"].as_str().unwrap(),
+        "reader0@example.org",
     );
-    assert!(
-        text.contains("Czepczyński <b>&</b>"),
-        "the name in the text"
-    );
-    let link = first["headers"]["List-Unsubscribe"].as_str().unwrap();
-    assert!(
-        link.contains(&unsubscribe_url("reader0@example.org")),
-        "{link}"
-    );
-    assert!(link.contains("mailto:unsubscribe@example.org"), "{link}");
     let (_, second) = version_of(&bodies, "reader1@example.org");
     assert!(
         second["headers"]["List-Unsubscribe"]
@@ -210,19 +192,9 @@ fn versions_carry_each_readers_own_message_and_unsubscribe_link() {
     );
     assert_ne!(keys[0], keys[1]);
 
-    let held = ledger(ws.path());
-    assert_eq!(held.len(), 3);
-    for (who, (state, reply)) in &held {
-        assert_eq!(state, "sent", "{who}");
-        assert!(
-            reply.contains(&format!("messageId <brevo.{who}@")),
-            "{who}: {reply}"
-        );
-    }
-    // A second run sends nothing: everybody has it.
-    let again = send(&ws, &[KEY], &[]).ok();
-    assert!(again.contains("Already sent before: 3"), "{again}");
-    assert_eq!(fake.requests().len(), 2);
+    assert_all_sent_and_not_again(&fake, &ws, &[KEY], 3, |who, reply| {
+        reply.contains(&format!("messageId <brevo.{who}@"))
+    });
 }
 
 #[test]
@@ -238,30 +210,24 @@ fn a_refused_request_fails_its_readers_and_the_other_requests_are_sent() {
     // with them, and only they.
     let bodies = fake.json_bodies();
     assert_eq!(bodies.len(), 2);
-    let held = ledger(ws.path());
-    assert_eq!(held.len(), 4);
-    for body in &bodies {
-        let readers: Vec<&str> = body["messageVersions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["to"][0]["email"].as_str().unwrap())
-            .collect();
-        let refused = readers.contains(&"reader1@example.org");
-        for r in readers {
-            let (state, reply) = &held[r];
-            if refused {
-                assert_eq!(state, "failed_permanent", "{r}");
-                assert!(
-                    reply.contains("HTTP 400")
-                        && reply.contains("invalid_parameter: email is not valid in to"),
-                    "{r}: {reply}"
-                );
-            } else {
-                assert_eq!(state, "sent", "{r}");
-            }
-        }
-    }
+    let refused: Vec<&str> = bodies
+        .iter()
+        .map(|body| {
+            body["messageVersions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["to"][0]["email"].as_str().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .find(|readers| readers.contains(&"reader1@example.org"))
+        .unwrap();
+    assert_only_refused_failed(
+        &ws,
+        4,
+        &refused,
+        &["HTTP 400", "invalid_parameter: email is not valid in to"],
+    );
     assert!(
         stdout.contains("Sent: 2") && stdout.contains("Failed: 2"),
         "{stdout}"
@@ -283,38 +249,10 @@ fn throttled_and_failing_servers_are_waited_out_and_nobody_gets_two() {
         ResponseTemplate::new(502).set_body_string("Bad Gateway"),
     ] {
         let fake = Fake::start();
-        let status = first.clone();
-        let ok = brevo(&[]);
-        let seen = std::sync::atomic::AtomicUsize::new(0);
-        mount(
-            &fake,
-            answer(move |r: &Request| {
-                if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                    status.clone()
-                } else {
-                    wiremock::Respond::respond(&ok, r)
-                }
-            }),
-        );
+        mount(&fake, first_then(first, brevo(&[])));
         let ws = profile(&fake, "", 3);
-        let started = std::time::Instant::now();
-        let out = send(&ws, &[KEY], &[]).ok();
-        assert!(out.contains("Sent: 3"), "{out}");
-        let requests = fake.requests();
-        assert_eq!(
-            requests.len(),
-            2,
-            "the refused request, then the same again"
-        );
-        assert_eq!(
-            requests[0].body, requests[1].body,
-            "the same batch, with the same idempotency key, is retried"
-        );
-        assert!(ledger(ws.path()).values().all(|(state, _)| state == "sent"));
-        assert!(
-            started.elapsed() >= std::time::Duration::from_secs(1),
-            "the retry waited (the reset header: 1 s; a 5xx backs off 2 s)"
-        );
+        // The same batch, with the same idempotency key (in the body), is retried.
+        assert_retried_once_and_all_sent(&fake, &ws, &[KEY], 3, 2);
     }
 }
 
@@ -325,26 +263,17 @@ fn a_refused_key_stops_at_once_and_names_the_variable() {
     let ws = profile(&fake, "batch_size = 1\nconcurrency = 1", 5);
     let wrong = (KEY.0, "xkeysib-wrong-key-1234");
     let out = send(&ws, &[wrong], &[]);
-    assert_eq!(out.code(), 1);
-    let all = format!("{}{}", out.stdout(), out.stderr());
-    assert!(all.contains("BREVO_API_KEY"), "{all}");
-    assert!(
-        all.contains("HTTP 401") && all.contains("Key not found"),
-        "{all}"
+    assert_refused_key_stops_at_once(
+        &out,
+        &fake,
+        &ws,
+        &["BREVO_API_KEY"],
+        "xkeysib-wrong-key-1234",
+        "HTTP 401",
     );
     assert!(
-        !all.contains("xkeysib-wrong-key-1234"),
-        "the key is never printed"
-    );
-    assert!(all.contains("run the same command again"), "{all}");
-    assert_eq!(fake.requests().len(), 1, "no more requests after a 401");
-    assert!(
-        all.contains("Not tried (the run stopped first): 4"),
-        "{all}"
-    );
-    assert!(
-        ledger(ws.path()).values().all(|(state, _)| state != "sent"),
-        "nothing recorded as sent"
+        format!("{}{}", out.stdout(), out.stderr()).contains("Key not found"),
+        "Brevo's message is shown"
     );
 }
 
@@ -352,35 +281,13 @@ fn a_refused_key_stops_at_once_and_names_the_variable() {
 fn a_dry_run_writes_the_requests_with_the_key_redacted() {
     let fake = Fake::start();
     let ws = profile(&fake, "batch_size = 2", 3);
-    let out = send(&ws, &[KEY], &["--dry-run", "out"]).ok();
-    assert!(out.contains("dry run"), "{out}");
-    assert!(fake.requests().is_empty(), "a dry run sends nothing");
-    let mut files: Vec<_> = std::fs::read_dir(ws.path().join("out"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 2);
-    let text = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(!text.contains(KEY.1), "the key is redacted");
-    let request: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(request["url"], format!("{}/v3/smtp/email", fake.uri()));
-    assert_eq!(request["headers"]["api-key"], "[redacted]");
-    let sizes: Vec<usize> = files
-        .iter()
-        .map(|f| {
-            let r: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
-            r["body"]["messageVersions"].as_array().unwrap().len()
-        })
-        .collect();
-    assert_eq!(sizes.iter().sum::<usize>(), 3, "{sizes:?}");
-    assert!(sizes.iter().all(|n| *n <= 2), "{sizes:?}");
+    let files = assert_dry_run(&fake, &ws, &[KEY], 3, 2, |body| {
+        body["messageVersions"].as_array().unwrap().len()
+    });
+    for (_, request) in &files {
+        assert_eq!(request["url"], format!("{}{PATH}", fake.uri()));
+        assert_eq!(request["headers"]["api-key"], "[redacted]");
+    }
     // Without the key in the environment, a dry run still works.
-    let ws2 = profile(&fake, "", 1);
-    assert!(
-        send(&ws2, &[], &["--dry-run", "out"])
-            .ok()
-            .contains("Sent: 1")
-    );
+    dry_run_without_credentials(&profile(&fake, "", 1));
 }

@@ -12,10 +12,14 @@
 //! documents it for the body and subject only).
 
 use serde_json::{Map, Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, Request, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
 
-use super::{Fake, answer, ledger, send, unsubscribe_url, workspace};
+use super::{
+    Fake, answer, assert_all_sent_and_not_again, assert_dry_run, assert_first_readers_message,
+    assert_list_headers, assert_only_refused_failed, assert_refused_key_stops_at_once,
+    assert_retried_once_and_all_sent, dry_run_without_credentials, first_then, ledger, send,
+    unsubscribe_url, workspace,
+};
 
 const KEY: (&str, &str) = ("MAILGUN_API_KEY", "mg-test-key-0000");
 
@@ -164,11 +168,7 @@ fn profile(fake: &Fake, extra: &str, n: usize) -> crate::common::Workspace {
 }
 
 fn mount(fake: &Fake, responder: impl wiremock::Respond + 'static) {
-    fake.mount(
-        Mock::given(method("POST"))
-            .and(path(PATH))
-            .respond_with(responder),
-    );
+    fake.on_post(PATH, responder);
 }
 
 #[test]
@@ -207,11 +207,6 @@ fn one_template_for_the_batch_and_each_readers_own_variables() {
         "%recipient.h:List-Unsubscribe%",
         "each reader's own, from their variables (django-anymail's way)"
     );
-    assert_eq!(
-        one(first, "h:List-Unsubscribe-Post"),
-        "List-Unsubscribe=One-Click"
-    );
-    assert!(one(first, "h:List-Id").contains("newsletter.example.org"));
 
     let delivered: Map<String, Value> = forms.iter().flat_map(|f| messages(f)).collect();
     assert_eq!(delivered.len(), 3, "every reader in one request or another");
@@ -220,28 +215,19 @@ fn one_template_for_the_batch_and_each_readers_own_variables() {
     // HTML, as written in the text, their own unsubscribe link in both and in the header.
     let html = reader0["html"].as_str().unwrap();
     let text = reader0["text"].as_str().unwrap();
-    assert!(
-        html.contains("Czepczyński &lt;b&gt;&amp;&lt;/b&gt;"),
-        "the name in the HTML"
-    );
-    assert!(
-        text.contains("Czepczyński <b>&</b>"),
-        "the name in the text"
-    );
+    assert_first_readers_message(reader0["subject"].as_str().unwrap(), html, text);
     let link = unsubscribe_url("reader0@example.org");
     assert!(text.contains(&link), "the unsubscribe link in the text");
     assert!(
         html.contains(&link.replace('&', "&amp;")),
         "and in the HTML"
     );
-    let unsubscribe = reader0["h:List-Unsubscribe"].as_str().unwrap();
-    assert!(unsubscribe.contains(&link), "{unsubscribe}");
-    assert!(unsubscribe.contains("mailto:unsubscribe@example.org"));
-    assert!(
-        reader0["subject"]
-            .as_str()
-            .unwrap()
-            .starts_with("Efus newsletter")
+    // Their own List-Unsubscribe; the others the same for the whole batch.
+    assert_list_headers(
+        reader0["h:List-Unsubscribe"].as_str().unwrap(),
+        one(first, "h:List-Unsubscribe-Post"),
+        one(first, "h:List-Id"),
+        "reader0@example.org",
     );
     let id = reader0["v:bulletin-message-id"].as_str().unwrap();
     assert!(
@@ -257,15 +243,9 @@ fn one_template_for_the_batch_and_each_readers_own_variables() {
             .contains(&unsubscribe_url("reader1@example.org"))
     );
 
-    let held = ledger(ws.path());
-    assert_eq!(held.len(), 3);
-    for (who, (state, reply)) in &held {
-        assert_eq!(state, "sent", "{who}");
-        assert!(reply.contains("id <20261125."), "{who}: {reply}");
-    }
-    let again = send(&ws, &[KEY], &[]).ok();
-    assert!(again.contains("Already sent before: 3"), "{again}");
-    assert_eq!(fake.requests().len(), 2, "the second run sends nothing");
+    assert_all_sent_and_not_again(&fake, &ws, &[KEY], 3, |_, reply| {
+        reply.contains("id <20261125.")
+    });
 }
 
 #[test]
@@ -288,17 +268,13 @@ fn a_refused_request_fails_its_readers_and_the_other_requests_go() {
         })
         .find(|to| to.contains(&"reader1@example.org".to_string()))
         .unwrap();
-    for (who, (state, reply)) in &ledger(ws.path()) {
-        if refused.contains(who) {
-            assert_eq!(state, "failed_permanent", "{who}");
-            assert!(
-                reply.contains("Mailgun answered HTTP 400: 'to' parameter is not a valid address"),
-                "{who}: {reply}"
-            );
-        } else {
-            assert_eq!(state, "sent", "{who}");
-        }
-    }
+    let refused: Vec<&str> = refused.iter().map(String::as_str).collect();
+    assert_only_refused_failed(
+        &ws,
+        3,
+        &refused,
+        &["Mailgun answered HTTP 400: 'to' parameter is not a valid address"],
+    );
     assert_eq!(
         fake.requests().len(),
         2,
@@ -338,37 +314,9 @@ fn throttled_and_failing_servers_are_waited_out_and_nobody_gets_two() {
         ResponseTemplate::new(500).set_body_string("Internal Server Error"),
     ] {
         let fake = Fake::start();
-        let ok = mailgun(&[]);
-        let seen = std::sync::atomic::AtomicUsize::new(0);
-        mount(
-            &fake,
-            answer(move |r: &Request| {
-                if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                    first.clone()
-                } else {
-                    wiremock::Respond::respond(&ok, r)
-                }
-            }),
-        );
+        mount(&fake, first_then(first, mailgun(&[])));
         let ws = profile(&fake, "", 3);
-        let started = std::time::Instant::now();
-        let out = send(&ws, &[KEY], &[]).ok();
-        assert!(out.contains("Sent: 3"), "{out}");
-        let requests = fake.requests();
-        assert_eq!(
-            requests.len(),
-            2,
-            "the refused request, then the same again"
-        );
-        assert_eq!(
-            requests[0].body, requests[1].body,
-            "the same batch is retried"
-        );
-        assert!(ledger(ws.path()).values().all(|(state, _)| state == "sent"));
-        assert!(
-            started.elapsed() >= std::time::Duration::from_secs(1),
-            "the retry waited (Retry-After: 1; a 5xx backs off 2 s)"
-        );
+        assert_retried_once_and_all_sent(&fake, &ws, &[KEY], 3, 2);
     }
 }
 
@@ -379,51 +327,32 @@ fn a_refused_key_stops_at_once_and_names_the_variable() {
     let ws = profile(&fake, "batch_size = 1\nconcurrency = 1", 5);
     let wrong = (KEY.0, "mg-wrong-key-1234");
     let out = send(&ws, &[wrong], &[]);
-    assert_eq!(out.code(), 1);
-    let all = format!("{}{}", out.stdout(), out.stderr());
-    assert!(all.contains("MAILGUN_API_KEY"), "{all}");
-    assert!(all.contains("HTTP 401: unauthorized"), "{all}");
-    assert!(
-        !all.contains("mg-wrong-key-1234"),
-        "the key is never printed"
+    assert_refused_key_stops_at_once(
+        &out,
+        &fake,
+        &ws,
+        &["MAILGUN_API_KEY"],
+        "mg-wrong-key-1234",
+        "HTTP 401: unauthorized",
     );
-    assert_eq!(fake.requests().len(), 1, "no more requests after a 401");
-    assert!(
-        all.contains("Not tried (the run stopped first): 4"),
-        "{all}"
-    );
-    assert!(ledger(ws.path()).values().all(|(state, _)| state != "sent"));
 }
 
 #[test]
 fn a_dry_run_writes_the_requests_with_the_key_redacted() {
     let fake = Fake::start();
     let ws = profile(&fake, "batch_size = 2", 3);
-    let out = send(&ws, &[KEY], &["--dry-run", "out"]).ok();
-    assert!(out.contains("dry run"), "{out}");
-    assert!(fake.requests().is_empty(), "a dry run sends nothing");
-    let mut files: Vec<_> = std::fs::read_dir(ws.path().join("out"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 2);
-    let mut readers = 0;
-    for file in &files {
-        let text = std::fs::read_to_string(file).unwrap();
-        assert!(!text.contains(KEY.1), "the key is redacted");
-        let request: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(request["url"], format!("{}{PATH}", fake.uri()));
-        assert_eq!(request["headers"]["Authorization"], "Basic [redacted]");
-        readers += request["body"]
-            .as_array()
+    let files = assert_dry_run(&fake, &ws, &[KEY], 3, 2, |body| {
+        // The form's fields as [name, value] pairs: a `to` for each reader.
+        body.as_array()
             .unwrap()
             .iter()
             .filter(|field| field[0] == "to")
-            .count();
+            .count()
+    });
+    for (_, request) in &files {
+        assert_eq!(request["url"], format!("{}{PATH}", fake.uri()));
+        assert_eq!(request["headers"]["Authorization"], "Basic [redacted]");
     }
-    assert_eq!(readers, 3);
 
     // A domain in the EU region goes to Mailgun's EU host; no key is needed for a dry run.
     let ws2 = profile(&fake, "region = \"eu\"", 1);
@@ -434,13 +363,7 @@ fn a_dry_run_writes_the_requests_with_the_key_redacted() {
         .map(|l| format!("{l}\n"))
         .collect();
     ws2.write("bulletin.toml", &config);
-    assert!(
-        send(&ws2, &[], &["--dry-run", "out"])
-            .ok()
-            .contains("Sent: 1")
-    );
-    let written = std::fs::read_to_string(ws2.path().join("out/request-00001.json")).unwrap();
-    let request: Value = serde_json::from_str(&written).unwrap();
+    let request = dry_run_without_credentials(&ws2);
     assert_eq!(
         request["url"],
         "https://api.eu.mailgun.net/v3/mg.example.org/messages"

@@ -8,10 +8,15 @@
 //! (401 for bad credentials, 429, 500).
 
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, Request, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
 
-use super::{Fake, answer, ledger, send, unsubscribe_url, workspace};
+use super::{
+    Fake, answer, assert_all_sent_and_not_again, assert_dry_run, assert_first_readers_message,
+    assert_own_unsubscribe, assert_refused_key_stops_at_once, assert_retried_once_and_all_sent,
+    dry_run_without_credentials, first_then, ledger, send, unsubscribe_url, workspace,
+};
+
+const PATH: &str = "/v3.1/send";
 
 const KEY: (&str, &str) = ("MJ_APIKEY_PUBLIC", "mj-test-key-0000");
 const SECRET_KEY: (&str, &str) = ("MJ_APIKEY_PRIVATE", "mj-test-secret-1111");
@@ -153,11 +158,7 @@ fn profile(fake: &Fake, extra: &str, n: usize) -> crate::common::Workspace {
 }
 
 fn mount(fake: &Fake, responder: impl wiremock::Respond + 'static) {
-    fake.mount(
-        Mock::given(method("POST"))
-            .and(path("/v3.1/send"))
-            .respond_with(responder),
-    );
+    fake.on_post(PATH, responder);
 }
 
 #[test]
@@ -200,29 +201,16 @@ fn messages_carry_each_readers_own_message_without_list_id() {
         custom_id.starts_with("<2020-06.") && custom_id.ends_with("@example.org>"),
         "our Message-ID: {custom_id}"
     );
-    assert!(
-        first["Subject"]
-            .as_str()
-            .unwrap()
-            .starts_with("Efus newsletter")
-    );
-    let html = first["HTMLPart"].as_str().unwrap();
-    let text = first["TextPart"].as_str().unwrap();
-    assert!(
-        html.contains("Czepczyński &lt;b&gt;&amp;&lt;/b&gt;"),
-        "the name in the HTML"
-    );
-    assert!(
-        text.contains("Czepczyński <b>&</b>"),
-        "the name in the text"
+    assert_first_readers_message(
+        first["Subject"].as_str().unwrap(),
+        first["HTMLPart"].as_str().unwrap(),
+        first["TextPart"].as_str().unwrap(),
     );
     let headers = first["Headers"].as_object().unwrap();
-    let link = headers["List-Unsubscribe"].as_str().unwrap();
-    assert!(
-        link.contains(&unsubscribe_url("reader0@example.org")),
-        "{link}"
+    assert_own_unsubscribe(
+        headers["List-Unsubscribe"].as_str().unwrap(),
+        "reader0@example.org",
     );
-    assert!(link.contains("mailto:unsubscribe@example.org"), "{link}");
     assert_eq!(
         headers["List-Unsubscribe-Post"],
         "List-Unsubscribe=One-Click"
@@ -242,19 +230,9 @@ fn messages_carry_each_readers_own_message_without_list_id() {
             .contains(&unsubscribe_url("reader1@example.org"))
     );
 
-    let held = ledger(ws.path());
-    assert_eq!(held.len(), 3);
-    for (who, (state, reply)) in &held {
-        assert_eq!(state, "sent", "{who}");
-        assert!(
-            reply.contains(&format!("-{who}")) && reply.contains("MessageID 5764607523034234"),
-            "{who}: {reply}"
-        );
-    }
-    // A second run sends nothing: everybody has it.
-    let again = send(&ws, &[KEY, SECRET_KEY], &[]).ok();
-    assert!(again.contains("Already sent before: 3"), "{again}");
-    assert_eq!(fake.requests().len(), 2);
+    assert_all_sent_and_not_again(&fake, &ws, &[KEY, SECRET_KEY], 3, |who, reply| {
+        reply.contains(&format!("-{who}")) && reply.contains("MessageID 5764607523034234")
+    });
 }
 
 #[test]
@@ -297,38 +275,9 @@ fn throttled_and_failing_servers_are_waited_out_and_nobody_gets_two() {
         global_error(500, "mj-0004", "Internal Server Error"),
     ] {
         let fake = Fake::start();
-        let status = first.clone();
-        let ok = mailjet(&[]);
-        let seen = std::sync::atomic::AtomicUsize::new(0);
-        mount(
-            &fake,
-            answer(move |r: &Request| {
-                if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                    status.clone()
-                } else {
-                    wiremock::Respond::respond(&ok, r)
-                }
-            }),
-        );
+        mount(&fake, first_then(first, mailjet(&[])));
         let ws = profile(&fake, "", 3);
-        let started = std::time::Instant::now();
-        let out = send(&ws, &[KEY, SECRET_KEY], &[]).ok();
-        assert!(out.contains("Sent: 3"), "{out}");
-        let requests = fake.requests();
-        assert_eq!(
-            requests.len(),
-            2,
-            "the refused request, then the same again"
-        );
-        assert_eq!(
-            requests[0].body, requests[1].body,
-            "the same batch is retried"
-        );
-        assert!(ledger(ws.path()).values().all(|(state, _)| state == "sent"));
-        assert!(
-            started.elapsed() >= std::time::Duration::from_secs(1),
-            "the retry waited (Retry-After: 1; a 5xx backs off 2 s)"
-        );
+        assert_retried_once_and_all_sent(&fake, &ws, &[KEY, SECRET_KEY], 3, 2);
     }
 }
 
@@ -339,65 +288,31 @@ fn refused_credentials_stop_at_once_and_name_both_variables() {
     let ws = profile(&fake, "batch_size = 1\nconcurrency = 1", 5);
     let wrong = (SECRET_KEY.0, "mj-wrong-secret-1234");
     let out = send(&ws, &[KEY, wrong], &[]);
-    assert_eq!(out.code(), 1);
+    assert_refused_key_stops_at_once(
+        &out,
+        &fake,
+        &ws,
+        &["MJ_APIKEY_PUBLIC", "MJ_APIKEY_PRIVATE"],
+        "mj-wrong-secret-1234",
+        "HTTP 401",
+    );
     let all = format!("{}{}", out.stdout(), out.stderr());
-    assert!(
-        all.contains("MJ_APIKEY_PUBLIC") && all.contains("MJ_APIKEY_PRIVATE"),
-        "{all}"
-    );
-    assert!(all.contains("HTTP 401") && all.contains("mj-0015"), "{all}");
-    assert!(
-        !all.contains("mj-wrong-secret-1234") && !all.contains(KEY.1),
-        "neither the key nor the secret is printed"
-    );
-    assert!(all.contains("run the same command again"), "{all}");
-    assert_eq!(fake.requests().len(), 1, "no more requests after a 401");
-    assert!(
-        all.contains("Not tried (the run stopped first): 4"),
-        "{all}"
-    );
-    assert!(
-        ledger(ws.path()).values().all(|(state, _)| state != "sent"),
-        "nothing recorded as sent"
-    );
+    assert!(all.contains("mj-0015"), "Mailjet's error code: {all}");
+    assert!(!all.contains(KEY.1), "nor is the key printed");
 }
 
 #[test]
 fn a_dry_run_writes_the_requests_with_the_credentials_redacted() {
     let fake = Fake::start();
     let ws = profile(&fake, "batch_size = 2", 3);
-    let out = send(&ws, &[KEY, SECRET_KEY], &["--dry-run", "out"]).ok();
-    assert!(out.contains("dry run"), "{out}");
-    assert!(fake.requests().is_empty(), "a dry run sends nothing");
-    let mut files: Vec<_> = std::fs::read_dir(ws.path().join("out"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 2);
-    let text = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(
-        !text.contains(KEY.1) && !text.contains(SECRET_KEY.1) && !text.contains(&BASIC[6..]),
-        "the credentials are redacted"
-    );
-    let request: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(request["url"], format!("{}/v3.1/send", fake.uri()));
-    assert_eq!(request["headers"]["Authorization"], "Basic [redacted]");
-    let sizes: Vec<usize> = files
-        .iter()
-        .map(|f| {
-            let r: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
-            r["body"]["Messages"].as_array().unwrap().len()
-        })
-        .collect();
-    assert_eq!(sizes.iter().sum::<usize>(), 3, "{sizes:?}");
-    assert!(sizes.iter().all(|n| *n <= 2), "{sizes:?}");
+    let files = assert_dry_run(&fake, &ws, &[KEY, SECRET_KEY], 3, 2, |body| {
+        body["Messages"].as_array().unwrap().len()
+    });
+    for (text, request) in &files {
+        assert!(!text.contains(&BASIC[6..]), "the credentials are redacted");
+        assert_eq!(request["url"], format!("{}{PATH}", fake.uri()));
+        assert_eq!(request["headers"]["Authorization"], "Basic [redacted]");
+    }
     // Without the credentials in the environment, a dry run still works.
-    let ws2 = profile(&fake, "", 1);
-    assert!(
-        send(&ws2, &[], &["--dry-run", "out"])
-            .ok()
-            .contains("Sent: 1")
-    );
+    dry_run_without_credentials(&profile(&fake, "", 1));
 }

@@ -7,12 +7,17 @@
 //! with `{ErrorCode, Message}`, 429, 500).
 
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, Request, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
 
-use super::{Fake, answer, ledger, send, unsubscribe_url, workspace};
+use super::{
+    Fake, answer, assert_all_sent_and_not_again, assert_dry_run, assert_first_readers_message,
+    assert_list_headers, assert_refused_key_stops_at_once, assert_retried_once_and_all_sent,
+    dry_run_without_credentials, first_then, ledger, send, workspace,
+};
 
 const TOKEN: (&str, &str) = ("POSTMARK_SERVER_TOKEN", "pm-test-token-0000");
+
+const PATH: &str = "/email/batch";
 
 /// Postmark's answer to a well-formed batch: each message accepted, or refused when its
 /// recipient is in `inactive` (ErrorCode 406, as Postmark answers for a suppressed address).
@@ -56,14 +61,14 @@ fn profile(fake: &Fake, extra: &str, n: usize) -> crate::common::Workspace {
     )
 }
 
+fn mount(fake: &Fake, responder: impl wiremock::Respond + 'static) {
+    fake.on_post(PATH, responder);
+}
+
 #[test]
 fn batches_carry_each_readers_own_message_on_the_broadcast_stream() {
     let fake = Fake::start();
-    fake.mount(
-        Mock::given(method("POST"))
-            .and(path("/email/batch"))
-            .respond_with(postmark(&[])),
-    );
+    mount(&fake, postmark(&[]));
     let ws = profile(&fake, "batch_size = 2", 3);
     let out = send(&ws, &[TOKEN], &[]);
     let stdout = out.ok();
@@ -98,22 +103,10 @@ fn batches_carry_each_readers_own_message_on_the_broadcast_stream() {
     assert_eq!(first["ReplyTo"], "contact@example.org");
     assert_eq!(first["MessageStream"], "broadcast");
     assert_eq!(first["Tag"], "2020-06");
-    assert!(
-        first["Subject"]
-            .as_str()
-            .unwrap()
-            .starts_with("Efus newsletter")
-    );
-    // The reader's name is escaped in the HTML, as written in the text.
-    let html = first["HtmlBody"].as_str().unwrap();
-    let text = first["TextBody"].as_str().unwrap();
-    assert!(
-        html.contains("Czepczyński &lt;b&gt;&amp;&lt;/b&gt;"),
-        "the name in the HTML"
-    );
-    assert!(
-        text.contains("Czepczyński <b>&</b>"),
-        "the name in the text"
+    assert_first_readers_message(
+        first["Subject"].as_str().unwrap(),
+        first["HtmlBody"].as_str().unwrap(),
+        first["TextBody"].as_str().unwrap(),
     );
     let headers: Vec<(String, String)> = first["Headers"]
         .as_array()
@@ -133,34 +126,22 @@ fn batches_carry_each_readers_own_message_on_the_broadcast_stream() {
             .map(|(_, v)| v.clone())
             .unwrap_or_else(|| panic!("no {name} header in {headers:?}"))
     };
-    assert!(header("List-Unsubscribe").contains(&unsubscribe_url("reader0@example.org")));
-    assert!(header("List-Unsubscribe").contains("mailto:unsubscribe@example.org"));
-    assert_eq!(
-        header("List-Unsubscribe-Post"),
-        "List-Unsubscribe=One-Click"
+    assert_list_headers(
+        &header("List-Unsubscribe"),
+        &header("List-Unsubscribe-Post"),
+        &header("List-Id"),
+        "reader0@example.org",
     );
-    assert!(header("List-Id").contains("newsletter.example.org"));
 
-    let held = ledger(ws.path());
-    assert_eq!(held.len(), 3);
-    for (who, (state, reply)) in &held {
-        assert_eq!(state, "sent", "{who}");
-        assert!(reply.contains("MessageID pm-"), "{who}: {reply}");
-    }
-    // A second run sends nothing: everybody has it.
-    let again = send(&ws, &[TOKEN], &[]).ok();
-    assert!(again.contains("Already sent before: 3"), "{again}");
-    assert_eq!(fake.requests().len(), 2);
+    assert_all_sent_and_not_again(&fake, &ws, &[TOKEN], 3, |_, reply| {
+        reply.contains("MessageID pm-")
+    });
 }
 
 #[test]
 fn a_refused_recipient_is_a_permanent_failure_and_the_others_are_sent() {
     let fake = Fake::start();
-    fake.mount(
-        Mock::given(method("POST"))
-            .and(path("/email/batch"))
-            .respond_with(postmark(&["reader1@example.org"])),
-    );
+    mount(&fake, postmark(&["reader1@example.org"]));
     let ws = profile(&fake, "", 3);
     let out = send(&ws, &[TOKEN], &[]);
     assert_eq!(out.code(), 1, "a failed recipient fails the run");
@@ -186,71 +167,27 @@ fn throttled_and_failing_servers_are_waited_out_and_nobody_gets_two() {
         ResponseTemplate::new(503).set_body_string("Service Unavailable"),
     ] {
         let fake = Fake::start();
-        let status = first.clone();
         // The first answer goes wrong; the next ones are Postmark's usual.
-        let ok = postmark(&[]);
-        let seen = std::sync::atomic::AtomicUsize::new(0);
-        fake.mount(
-            Mock::given(method("POST"))
-                .and(path("/email/batch"))
-                .respond_with(answer(move |r: &Request| {
-                    if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                        status.clone()
-                    } else {
-                        wiremock::Respond::respond(&ok, r)
-                    }
-                })),
-        );
+        mount(&fake, first_then(first, postmark(&[])));
         let ws = profile(&fake, "", 3);
-        let started = std::time::Instant::now();
-        let out = send(&ws, &[TOKEN], &[]).ok();
-        assert!(out.contains("Sent: 3"), "{out}");
-        let requests = fake.requests();
-        assert_eq!(
-            requests.len(),
-            2,
-            "the refused request, then the same again"
-        );
-        assert_eq!(
-            requests[0].body, requests[1].body,
-            "the same batch is retried"
-        );
-        assert!(ledger(ws.path()).values().all(|(state, _)| state == "sent"));
-        assert!(
-            started.elapsed() >= std::time::Duration::from_secs(1),
-            "the retry waited (Retry-After: 1; a 5xx backs off 2 s)"
-        );
+        assert_retried_once_and_all_sent(&fake, &ws, &[TOKEN], 3, 2);
     }
 }
 
 #[test]
 fn a_refused_token_stops_at_once_and_names_the_variable() {
     let fake = Fake::start();
-    fake.mount(
-        Mock::given(method("POST"))
-            .and(path("/email/batch"))
-            .respond_with(postmark(&[])),
-    );
+    mount(&fake, postmark(&[]));
     let ws = profile(&fake, "batch_size = 1\nconcurrency = 1", 5);
     let wrong = (TOKEN.0, "wrong-token-1234");
     let out = send(&ws, &[wrong], &[]);
-    assert_eq!(out.code(), 1);
-    let all = format!("{}{}", out.stdout(), out.stderr());
-    assert!(all.contains("POSTMARK_SERVER_TOKEN"), "{all}");
-    assert!(all.contains("HTTP 401"), "{all}");
-    assert!(
-        !all.contains("wrong-token-1234"),
-        "the token is never printed"
-    );
-    assert!(all.contains("run the same command again"), "{all}");
-    assert_eq!(fake.requests().len(), 1, "no more requests after a 401");
-    assert!(
-        all.contains("Not tried (the run stopped first): 4"),
-        "{all}"
-    );
-    assert!(
-        ledger(ws.path()).values().all(|(state, _)| state != "sent"),
-        "nothing recorded as sent"
+    assert_refused_key_stops_at_once(
+        &out,
+        &fake,
+        &ws,
+        &["POSTMARK_SERVER_TOKEN"],
+        "wrong-token-1234",
+        "HTTP 401",
     );
 }
 
@@ -258,47 +195,21 @@ fn a_refused_token_stops_at_once_and_names_the_variable() {
 fn a_dry_run_writes_the_requests_with_the_token_redacted() {
     let fake = Fake::start();
     let ws = profile(&fake, "batch_size = 2", 3);
-    let out = send(&ws, &[TOKEN], &["--dry-run", "out"]).ok();
-    assert!(out.contains("dry run"), "{out}");
-    assert!(fake.requests().is_empty(), "a dry run sends nothing");
-    let mut files: Vec<_> = std::fs::read_dir(ws.path().join("out"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 2);
-    let text = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(!text.contains(TOKEN.1), "the token is redacted");
-    let request: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(request["url"], format!("{}/email/batch", fake.uri()));
-    assert_eq!(request["headers"]["X-Postmark-Server-Token"], "[redacted]");
-    let sizes: Vec<usize> = files
-        .iter()
-        .map(|f| {
-            let r: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
-            r["body"].as_array().unwrap().len()
-        })
-        .collect();
-    assert_eq!(sizes.iter().sum::<usize>(), 3, "{sizes:?}");
-    assert!(sizes.iter().all(|n| *n <= 2), "{sizes:?}");
+    let files = assert_dry_run(&fake, &ws, &[TOKEN], 3, 2, |body| {
+        body.as_array().unwrap().len()
+    });
+    for (_, request) in &files {
+        assert_eq!(request["url"], format!("{}{PATH}", fake.uri()));
+        assert_eq!(request["headers"]["X-Postmark-Server-Token"], "[redacted]");
+    }
     // Without the token in the environment, a dry run still works.
-    let ws2 = profile(&fake, "", 1);
-    assert!(
-        send(&ws2, &[], &["--dry-run", "out"])
-            .ok()
-            .contains("Sent: 1")
-    );
+    dry_run_without_credentials(&profile(&fake, "", 1));
 }
 
 #[test]
 fn the_report_is_json_for_scripts() {
     let fake = Fake::start();
-    fake.mount(
-        Mock::given(method("POST"))
-            .and(path("/email/batch"))
-            .respond_with(postmark(&["reader1@example.org"])),
-    );
+    mount(&fake, postmark(&["reader1@example.org"]));
     let ws = profile(&fake, "", 3);
     let out = send(&ws, &[TOKEN], &["--json"]);
     assert_eq!(out.code(), 1);
@@ -318,11 +229,7 @@ fn the_report_is_json_for_scripts() {
 #[test]
 fn a_test_send_goes_through_the_api_whole_and_is_not_recorded() {
     let fake = Fake::start();
-    fake.mount(
-        Mock::given(method("POST"))
-            .and(path("/email/batch"))
-            .respond_with(postmark(&[])),
-    );
+    mount(&fake, postmark(&[]));
     let ws = profile(&fake, "", 0);
     let out = ws.run_with(
         &[

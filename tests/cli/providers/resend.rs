@@ -16,12 +16,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, Request, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
 
-use super::{Fake, answer, ledger, send, unsubscribe_url, workspace};
+use super::{
+    Fake, answer, assert_all_sent_and_not_again, assert_dry_run, assert_first_readers_message,
+    assert_list_headers, assert_only_refused_failed, assert_own_unsubscribe,
+    assert_refused_key_stops_at_once, assert_retried_once_and_all_sent,
+    dry_run_without_credentials, first_then, ledger, send, workspace,
+};
 
 const KEY: (&str, &str) = ("RESEND_API_KEY", "re_test_key_0000");
+
+const PATH: &str = "/emails/batch";
 
 /// A fake Resend account: it checks each request against the documented API, remembers
 /// idempotency keys as Resend does (the same key and body → the first answer again, nothing
@@ -152,13 +158,14 @@ impl Account {
     }
 }
 
-fn mount(fake: &Fake, account: &Arc<Account>) {
+/// The account's answers, as a responder.
+fn answers(account: &Arc<Account>) -> impl wiremock::Respond + use<> {
     let account = Arc::clone(account);
-    fake.mount(
-        Mock::given(method("POST"))
-            .and(path("/emails/batch"))
-            .respond_with(answer(move |r: &Request| account.answer(r))),
-    );
+    answer(move |r: &Request| account.answer(r))
+}
+
+fn mount(fake: &Fake, responder: impl wiremock::Respond + 'static) {
+    fake.on_post(PATH, responder);
 }
 
 fn profile(fake: &Fake, extra: &str, n: usize) -> crate::common::Workspace {
@@ -174,7 +181,7 @@ fn profile(fake: &Fake, extra: &str, n: usize) -> crate::common::Workspace {
 fn batches_carry_each_readers_own_email_with_an_idempotency_key() {
     let fake = Fake::start();
     let account = Account::new(None);
-    mount(&fake, &account);
+    mount(&fake, answers(&account));
     let ws = profile(&fake, "batch_size = 2", 3);
     let stdout = send(&ws, &[KEY], &[]).ok();
     assert!(stdout.contains("Sent: 3"), "{stdout}");
@@ -214,57 +221,29 @@ fn batches_carry_each_readers_own_email_with_an_idempotency_key() {
         first["tags"],
         json!([{"name": "issue", "value": "2020-06"}])
     );
-    assert!(
-        first["subject"]
-            .as_str()
-            .unwrap()
-            .starts_with("Efus newsletter")
-    );
-    let html = first["html"].as_str().unwrap();
-    let text = first["text"].as_str().unwrap();
-    assert!(
-        html.contains("Czepczyński &lt;b&gt;&amp;&lt;/b&gt;"),
-        "the name in the HTML"
-    );
-    assert!(
-        text.contains("Czepczyński <b>&</b>"),
-        "the name in the text"
+    assert_first_readers_message(
+        first["subject"].as_str().unwrap(),
+        first["html"].as_str().unwrap(),
+        first["text"].as_str().unwrap(),
     );
     let headers = &first["headers"];
-    let unsubscribe = headers["List-Unsubscribe"].as_str().unwrap();
-    assert!(unsubscribe.contains(&unsubscribe_url("reader0@example.org")));
-    assert!(unsubscribe.contains("mailto:unsubscribe@example.org"));
-    assert_eq!(
-        headers["List-Unsubscribe-Post"],
-        "List-Unsubscribe=One-Click"
-    );
-    assert!(
-        headers["List-Id"]
-            .as_str()
-            .unwrap()
-            .contains("newsletter.example.org")
+    assert_list_headers(
+        headers["List-Unsubscribe"].as_str().unwrap(),
+        headers["List-Unsubscribe-Post"].as_str().unwrap(),
+        headers["List-Id"].as_str().unwrap(),
+        "reader0@example.org",
     );
     // Each reader's own link, not the first reader's.
     let other = emails
         .iter()
         .find(|e| e["to"][0].as_str().unwrap().contains("reader2@example.org"))
         .unwrap();
-    assert!(
-        other["headers"]["List-Unsubscribe"]
-            .as_str()
-            .unwrap()
-            .contains(&unsubscribe_url("reader2@example.org"))
+    assert_own_unsubscribe(
+        other["headers"]["List-Unsubscribe"].as_str().unwrap(),
+        "reader2@example.org",
     );
 
-    let held = ledger(ws.path());
-    assert_eq!(held.len(), 3);
-    for (who, (state, reply)) in &held {
-        assert_eq!(state, "sent", "{who}");
-        assert!(reply.contains("id re-"), "{who}: {reply}");
-    }
-    let again = send(&ws, &[KEY], &[]).ok();
-    assert!(again.contains("Already sent before: 3"), "{again}");
-    assert_eq!(fake.requests().len(), 2);
+    assert_all_sent_and_not_again(&fake, &ws, &[KEY], 3, |_, reply| reply.contains("id re-"));
 }
 
 #[test]
@@ -273,7 +252,7 @@ fn a_refused_batch_is_a_permanent_failure_and_the_other_batches_are_sent() {
     // the batch it is in, with a 422.
     let fake = Fake::start();
     let account = Account::new(Some("reader2@example.org"));
-    mount(&fake, &account);
+    mount(&fake, answers(&account));
     let ws = profile(&fake, "batch_size = 2", 4);
     let out = send(&ws, &[KEY], &[]);
     assert_eq!(out.code(), 1, "failed recipients fail the run");
@@ -282,18 +261,12 @@ fn a_refused_batch_is_a_permanent_failure_and_the_other_batches_are_sent() {
         stdout.contains("Sent: 2") && stdout.contains("Failed: 2"),
         "{stdout}"
     );
-    let held = ledger(ws.path());
-    for who in ["reader2@example.org", "reader3@example.org"] {
-        assert_eq!(held[who].0, "failed_permanent", "{who}");
-        assert!(held[who].1.contains("HTTP 422"), "{:?}", held[who]);
-        assert!(
-            held[who]
-                .1
-                .contains("reader2@example.org is not a valid address")
-        );
-    }
-    assert_eq!(held["reader0@example.org"].0, "sent");
-    assert_eq!(held["reader1@example.org"].0, "sent");
+    assert_only_refused_failed(
+        &ws,
+        4,
+        &["reader2@example.org", "reader3@example.org"],
+        &["HTTP 422", "reader2@example.org is not a valid address"],
+    );
     assert_eq!(fake.requests().len(), 2, "a 422 is not retried");
 }
 
@@ -305,48 +278,33 @@ fn throttled_and_lost_answers_are_retried_with_the_same_key_and_nobody_gets_two(
     for lost in [false, true] {
         let fake = Fake::start();
         let account = Account::new(None);
-        let seen = AtomicUsize::new(0);
         let inner = Arc::clone(&account);
-        fake.mount(
-            Mock::given(method("POST"))
-                .and(path("/emails/batch"))
-                .respond_with(answer(move |r: &Request| {
-                    if seen.fetch_add(1, Ordering::SeqCst) > 0 {
-                        return inner.answer(r);
-                    }
-                    if lost {
-                        inner.answer(r);
-                        ResponseTemplate::new(503).set_body_string("upstream timed out")
-                    } else {
-                        error(
-                            429,
-                            "rate_limit_exceeded",
-                            "Too many requests. You can only make 2 requests per second.",
-                        )
-                        .insert_header("retry-after", "1")
-                        .insert_header("ratelimit-limit", "2")
-                        .insert_header("ratelimit-remaining", "0")
-                        .insert_header("ratelimit-reset", "1")
-                    }
-                })),
-        );
+        let first = answer(move |r: &Request| {
+            if lost {
+                inner.answer(r);
+                ResponseTemplate::new(503).set_body_string("upstream timed out")
+            } else {
+                error(
+                    429,
+                    "rate_limit_exceeded",
+                    "Too many requests. You can only make 2 requests per second.",
+                )
+                .insert_header("retry-after", "1")
+                .insert_header("ratelimit-limit", "2")
+                .insert_header("ratelimit-remaining", "0")
+                .insert_header("ratelimit-reset", "1")
+            }
+        });
+        mount(&fake, first_then(first, answers(&account)));
         let ws = profile(&fake, "", 3);
-        let started = std::time::Instant::now();
-        let out = send(&ws, &[KEY], &[]).ok();
-        assert!(out.contains("Sent: 3"), "{out}");
-        let requests = fake.requests();
-        assert_eq!(requests.len(), 2, "the first request, then the same again");
-        assert_eq!(requests[0].body, requests[1].body, "the same batch");
+        let requests = assert_retried_once_and_all_sent(&fake, &ws, &[KEY], 3, 2);
         assert_eq!(
             requests[0].headers.get("idempotency-key"),
             requests[1].headers.get("idempotency-key"),
             "with the same key"
         );
-        let mut delivered = account.delivered.lock().unwrap().clone();
-        delivered.sort();
+        let delivered = account.delivered.lock().unwrap().clone();
         assert_eq!(delivered.len(), 3, "nobody twice: {delivered:?}");
-        assert!(ledger(ws.path()).values().all(|(state, _)| state == "sent"));
-        assert!(started.elapsed() >= std::time::Duration::from_secs(1));
     }
 }
 
@@ -356,20 +314,19 @@ fn a_used_up_quota_stops_the_run_and_a_later_run_sends_the_rest() {
     let account = Account::new(None);
     let quota_left = Arc::new(AtomicUsize::new(1));
     let (inner, left) = (Arc::clone(&account), Arc::clone(&quota_left));
-    fake.mount(
-        Mock::given(method("POST"))
-            .and(path("/emails/batch"))
-            .respond_with(answer(move |r: &Request| {
-                if left.load(Ordering::SeqCst) == 0 {
-                    return error(
-                        429,
-                        "daily_quota_exceeded",
-                        "You have reached your daily email sending quota.",
-                    );
-                }
-                left.fetch_sub(1, Ordering::SeqCst);
-                inner.answer(r)
-            })),
+    mount(
+        &fake,
+        answer(move |r: &Request| {
+            if left.load(Ordering::SeqCst) == 0 {
+                return error(
+                    429,
+                    "daily_quota_exceeded",
+                    "You have reached your daily email sending quota.",
+                );
+            }
+            left.fetch_sub(1, Ordering::SeqCst);
+            inner.answer(r)
+        }),
     );
     let ws = profile(&fake, "batch_size = 1\nconcurrency = 1", 4);
     let out = send(&ws, &[KEY], &[]);
@@ -397,65 +354,37 @@ fn a_used_up_quota_stops_the_run_and_a_later_run_sends_the_rest() {
 fn a_refused_key_stops_at_once_and_names_the_variable() {
     let fake = Fake::start();
     let account = Account::new(None);
-    mount(&fake, &account);
+    mount(&fake, answers(&account));
     let ws = profile(&fake, "batch_size = 1\nconcurrency = 1", 5);
     let wrong = (KEY.0, "re_wrong_key_1234");
     let out = send(&ws, &[wrong], &[]);
-    assert_eq!(out.code(), 1);
-    let all = format!("{}{}", out.stdout(), out.stderr());
-    assert!(all.contains("RESEND_API_KEY"), "{all}");
-    assert!(all.contains("HTTP 401"), "{all}");
-    assert!(
-        !all.contains("re_wrong_key_1234"),
-        "the key is never printed"
+    assert_refused_key_stops_at_once(
+        &out,
+        &fake,
+        &ws,
+        &["RESEND_API_KEY"],
+        "re_wrong_key_1234",
+        "HTTP 401",
     );
-    assert!(all.contains("run the same command again"), "{all}");
-    assert_eq!(fake.requests().len(), 1, "no more requests after a 401");
-    assert!(
-        all.contains("Not tried (the run stopped first): 4"),
-        "{all}"
-    );
-    assert!(ledger(ws.path()).values().all(|(state, _)| state != "sent"));
 }
 
 #[test]
 fn a_dry_run_writes_the_requests_with_the_key_redacted() {
     let fake = Fake::start();
     let ws = profile(&fake, "batch_size = 2", 3);
-    let out = send(&ws, &[KEY], &["--dry-run", "out"]).ok();
-    assert!(out.contains("dry run"), "{out}");
-    assert!(fake.requests().is_empty(), "a dry run sends nothing");
-    let mut files: Vec<_> = std::fs::read_dir(ws.path().join("out"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 2);
-    let text = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(!text.contains(KEY.1), "the key is redacted");
-    let request: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(request["url"], format!("{}/emails/batch", fake.uri()));
-    assert_eq!(request["headers"]["Authorization"], "Bearer [redacted]");
-    assert_eq!(
-        request["headers"]["Idempotency-Key"]
-            .as_str()
-            .unwrap()
-            .len(),
-        32
-    );
-    let sizes: Vec<usize> = files
-        .iter()
-        .map(|f| {
-            let r: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
-            r["body"].as_array().unwrap().len()
-        })
-        .collect();
-    assert_eq!(sizes.iter().sum::<usize>(), 3, "{sizes:?}");
-    let ws2 = profile(&fake, "", 1);
-    assert!(
-        send(&ws2, &[], &["--dry-run", "out"])
-            .ok()
-            .contains("Sent: 1")
-    );
+    let files = assert_dry_run(&fake, &ws, &[KEY], 3, 2, |body| {
+        body.as_array().unwrap().len()
+    });
+    for (_, request) in &files {
+        assert_eq!(request["url"], format!("{}{PATH}", fake.uri()));
+        assert_eq!(request["headers"]["Authorization"], "Bearer [redacted]");
+        assert_eq!(
+            request["headers"]["Idempotency-Key"]
+                .as_str()
+                .unwrap()
+                .len(),
+            32
+        );
+    }
+    dry_run_without_credentials(&profile(&fake, "", 1));
 }

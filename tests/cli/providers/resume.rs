@@ -8,28 +8,26 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, Request, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
 
 use super::{Fake, SECRET, answer, workspace};
 
 #[test]
 fn kill_9_in_the_middle_of_a_provider_send_then_resume() {
     let fake = Fake::start();
-    fake.mount(
-        Mock::given(method("POST"))
-            .and(path("/email/batch"))
-            .respond_with(answer(|r: &Request| {
-                let messages: Vec<Value> = serde_json::from_slice(&r.body).unwrap_or_default();
-                let results: Vec<Value> = messages
-                    .iter()
-                    .map(|m| json!({"ErrorCode": 0, "Message": "OK", "MessageID": "x", "To": m["To"]}))
-                    .collect();
-                // A provider takes a moment to answer: long enough to kill a run mid-way.
-                ResponseTemplate::new(200)
-                    .set_body_json(Value::Array(results))
-                    .set_delay(Duration::from_millis(60))
-            })),
+    fake.on_post(
+        "/email/batch",
+        answer(|r: &Request| {
+            let messages: Vec<Value> = serde_json::from_slice(&r.body).unwrap_or_default();
+            let results: Vec<Value> = messages
+                .iter()
+                .map(|m| json!({"ErrorCode": 0, "Message": "OK", "MessageID": "x", "To": m["To"]}))
+                .collect();
+            // A provider takes a moment to answer: long enough to kill a run mid-way.
+            ResponseTemplate::new(200)
+                .set_body_json(Value::Array(results))
+                .set_delay(Duration::from_millis(60))
+        }),
     );
     let ws = workspace(
         "postmark",

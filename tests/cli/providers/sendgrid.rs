@@ -13,12 +13,18 @@
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, Request, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
 
-use super::{Fake, answer, ledger, send, unsubscribe_url, workspace};
+use super::{
+    Fake, answer, assert_all_sent_and_not_again, assert_dry_run, assert_first_readers_message,
+    assert_list_headers, assert_only_refused_failed, assert_own_unsubscribe,
+    assert_refused_key_stops_at_once, assert_retried_once_and_all_sent,
+    dry_run_without_credentials, first_then, ledger, send, unsubscribe_url, workspace,
+};
 
 const KEY: (&str, &str) = ("SENDGRID_API_KEY", "SG.test-key-0000");
+
+const PATH: &str = "/v3/mail/send";
 
 fn error(status: u16, message: &str, field: Option<&str>) -> ResponseTemplate {
     ResponseTemplate::new(status)
@@ -109,11 +115,7 @@ fn profile(fake: &Fake, extra: &str, n: usize) -> crate::common::Workspace {
 }
 
 fn mount(fake: &Fake, responder: impl wiremock::Respond + 'static) {
-    fake.mount(
-        Mock::given(method("POST"))
-            .and(path("/v3/mail/send"))
-            .respond_with(responder),
-    );
+    fake.on_post(PATH, responder);
 }
 
 /// The addresses a request is for.
@@ -191,24 +193,11 @@ fn one_template_and_a_personalization_for_each_reader() {
         first["to"],
         json!([{"email": "reader0@example.org", "name": "Mariusz Czepczyński"}])
     );
-    assert!(
-        first["subject"]
-            .as_str()
-            .unwrap()
-            .starts_with("Efus newsletter")
-    );
     // Filled by SendGrid, the template is the reader's own message: the name escaped in
     // the HTML, as written in the text, their own unsubscribe link in both.
     let own_html = substituted(html, first);
     let own_text = substituted(text, first);
-    assert!(
-        own_html.contains("Czepczyński &lt;b&gt;&amp;&lt;/b&gt;"),
-        "the name in the HTML"
-    );
-    assert!(
-        own_text.contains("Czepczyński <b>&</b>"),
-        "the name in the text"
-    );
+    assert_first_readers_message(first["subject"].as_str().unwrap(), &own_html, &own_text);
     let link = unsubscribe_url("reader0@example.org");
     assert!(own_text.contains(&link), "the unsubscribe link in the text");
     assert!(
@@ -217,18 +206,11 @@ fn one_template_and_a_personalization_for_each_reader() {
     );
     assert!(!own_html.contains("-bltn") && !own_text.contains("-bltn"));
     let headers = &first["headers"];
-    let unsubscribe = headers["List-Unsubscribe"].as_str().unwrap();
-    assert!(unsubscribe.contains(&link), "{unsubscribe}");
-    assert!(unsubscribe.contains("mailto:unsubscribe@example.org"));
-    assert_eq!(
-        headers["List-Unsubscribe-Post"],
-        "List-Unsubscribe=One-Click"
-    );
-    assert!(
-        headers["List-Id"]
-            .as_str()
-            .unwrap()
-            .contains("newsletter.example.org")
+    assert_list_headers(
+        headers["List-Unsubscribe"].as_str().unwrap(),
+        headers["List-Unsubscribe-Post"].as_str().unwrap(),
+        headers["List-Id"].as_str().unwrap(),
+        "reader0@example.org",
     );
     let id = first["custom_args"]["bulletin_message_id"]
         .as_str()
@@ -242,23 +224,15 @@ fn one_template_and_a_personalization_for_each_reader() {
         .iter()
         .find(|p| p["to"][0]["email"] == "reader1@example.org")
         .unwrap();
-    assert!(
-        other["headers"]["List-Unsubscribe"]
-            .as_str()
-            .unwrap()
-            .contains(&unsubscribe_url("reader1@example.org"))
+    assert_own_unsubscribe(
+        other["headers"]["List-Unsubscribe"].as_str().unwrap(),
+        "reader1@example.org",
     );
     assert!(substituted(text, other).contains("Reader1"));
 
-    let held = ledger(ws.path());
-    assert_eq!(held.len(), 3);
-    for (who, (state, reply)) in &held {
-        assert_eq!(state, "sent", "{who}");
-        assert!(reply.contains("X-Message-Id sg-batch-"), "{who}: {reply}");
-    }
-    let again = send(&ws, &[KEY], &[]).ok();
-    assert!(again.contains("Already sent before: 3"), "{again}");
-    assert_eq!(fake.requests().len(), 2, "the second run sends nothing");
+    assert_all_sent_and_not_again(&fake, &ws, &[KEY], 3, |_, reply| {
+        reply.contains("X-Message-Id sg-batch-")
+    });
 }
 
 #[test]
@@ -279,21 +253,16 @@ fn a_refused_request_fails_its_readers_and_the_other_requests_go() {
         .map(recipients)
         .find(|r| r.contains(&"reader1@example.org".to_string()))
         .unwrap();
-    let held = ledger(ws.path());
-    for (who, (state, reply)) in &held {
-        if refused.contains(who) {
-            assert_eq!(state, "failed_permanent", "{who}");
-            assert!(
-                reply.contains("HTTP 400")
-                    && reply.contains(
-                        "Does not contain a valid address. (personalizations.0.to.0.email)"
-                    ),
-                "{who}: {reply}"
-            );
-        } else {
-            assert_eq!(state, "sent", "{who}");
-        }
-    }
+    let refused: Vec<&str> = refused.iter().map(String::as_str).collect();
+    assert_only_refused_failed(
+        &ws,
+        3,
+        &refused,
+        &[
+            "HTTP 400",
+            "Does not contain a valid address. (personalizations.0.to.0.email)",
+        ],
+    );
     assert_eq!(
         fake.requests().len(),
         2,
@@ -356,38 +325,11 @@ fn throttled_and_failing_servers_are_waited_out_and_nobody_gets_two() {
         ),
     ] {
         let fake = Fake::start();
-        let ok = sendgrid(&[]);
-        let seen = std::sync::atomic::AtomicUsize::new(0);
-        mount(
-            &fake,
-            answer(move |r: &Request| {
-                if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                    first.clone()
-                } else {
-                    wiremock::Respond::respond(&ok, r)
-                }
-            }),
-        );
+        mount(&fake, first_then(first, sendgrid(&[])));
         let ws = profile(&fake, "", 3);
         let started = std::time::Instant::now();
-        let out = send(&ws, &[KEY], &[]).ok();
-        assert!(out.contains("Sent: 3"), "{out}");
-        let requests = fake.requests();
-        assert_eq!(
-            requests.len(),
-            2,
-            "the refused request, then the same again"
-        );
-        assert_eq!(
-            requests[0].body, requests[1].body,
-            "the same batch is retried"
-        );
-        assert!(ledger(ws.path()).values().all(|(state, _)| state == "sent"));
+        assert_retried_once_and_all_sent(&fake, &ws, &[KEY], 3, 2);
         let took = started.elapsed();
-        assert!(
-            took >= std::time::Duration::from_secs(1),
-            "the retry waited"
-        );
         assert!(
             took < std::time::Duration::from_secs(within),
             "waited as told: {took:?}"
@@ -402,47 +344,25 @@ fn a_refused_key_stops_at_once_and_names_the_variable() {
     let ws = profile(&fake, "batch_size = 1\nconcurrency = 1", 5);
     let wrong = (KEY.0, "SG.wrong-key-1234");
     let out = send(&ws, &[wrong], &[]);
-    assert_eq!(out.code(), 1);
-    let all = format!("{}{}", out.stdout(), out.stderr());
-    assert!(all.contains("SENDGRID_API_KEY"), "{all}");
-    assert!(all.contains("HTTP 401"), "{all}");
-    assert!(
-        !all.contains("SG.wrong-key-1234"),
-        "the key is never printed"
+    assert_refused_key_stops_at_once(
+        &out,
+        &fake,
+        &ws,
+        &["SENDGRID_API_KEY"],
+        "SG.wrong-key-1234",
+        "HTTP 401",
     );
-    assert_eq!(fake.requests().len(), 1, "no more requests after a 401");
-    assert!(
-        all.contains("Not tried (the run stopped first): 4"),
-        "{all}"
-    );
-    assert!(ledger(ws.path()).values().all(|(state, _)| state != "sent"));
 }
 
 #[test]
 fn a_dry_run_writes_the_requests_with_the_key_redacted() {
     let fake = Fake::start();
     let ws = profile(&fake, "batch_size = 2", 3);
-    let out = send(&ws, &[KEY], &["--dry-run", "out"]).ok();
-    assert!(out.contains("dry run"), "{out}");
-    assert!(fake.requests().is_empty(), "a dry run sends nothing");
-    let mut files: Vec<_> = std::fs::read_dir(ws.path().join("out"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 2);
-    let requests: Vec<Value> = files
-        .iter()
-        .map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap())
-        .collect();
-    for (file, request) in files.iter().zip(&requests) {
-        assert!(!std::fs::read_to_string(file).unwrap().contains(KEY.1));
-        assert_eq!(request["url"], format!("{}/v3/mail/send", fake.uri()));
+    let files = assert_dry_run(&fake, &ws, &[KEY], 3, 2, |body| recipients(body).len());
+    for (_, request) in &files {
+        assert_eq!(request["url"], format!("{}{PATH}", fake.uri()));
         assert_eq!(request["headers"]["Authorization"], "Bearer [redacted]");
     }
-    let readers: usize = requests.iter().map(|r| recipients(&r["body"]).len()).sum();
-    assert_eq!(readers, 3);
 
     // An EU account goes to SendGrid's EU host; no key is needed for a dry run.
     let ws2 = profile(&fake, "region = \"eu\"", 1);
@@ -453,12 +373,6 @@ fn a_dry_run_writes_the_requests_with_the_key_redacted() {
         .map(|l| format!("{l}\n"))
         .collect();
     ws2.write("bulletin.toml", &config);
-    assert!(
-        send(&ws2, &[], &["--dry-run", "out"])
-            .ok()
-            .contains("Sent: 1")
-    );
-    let written = std::fs::read_to_string(ws2.path().join("out/request-00001.json")).unwrap();
-    let request: Value = serde_json::from_str(&written).unwrap();
+    let request = dry_run_without_credentials(&ws2);
     assert_eq!(request["url"], "https://api.eu.sendgrid.com/v3/mail/send");
 }

@@ -10,17 +10,22 @@
 //! computes the signature itself, from the canonical request and the test's secret key,
 //! without the signing crate bulletin uses, and answers 403 when it differs, as SES does.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, Request, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
 
-use super::{Fake, answer, ledger, send, unsubscribe_url, workspace};
+use super::{
+    Fake, answer, assert_all_sent_and_not_again, assert_dry_run, assert_first_readers_message,
+    assert_list_headers, assert_refused_key_stops_at_once, assert_retried_once_and_all_sent,
+    dry_run_without_credentials, first_then, ledger, send, workspace,
+};
+
+const PATH: &str = "/v2/email/outbound-emails";
 
 const ACCESS_KEY: (&str, &str) = ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE");
 const SECRET_KEY: (&str, &str) = (
@@ -195,13 +200,14 @@ impl Account {
     }
 }
 
-fn mount(fake: &Fake, account: &Arc<Account>) {
+/// The account's answers, as a responder.
+fn answers(account: &Arc<Account>) -> impl wiremock::Respond + use<> {
     let account = Arc::clone(account);
-    fake.mount(
-        Mock::given(method("POST"))
-            .and(path("/v2/email/outbound-emails"))
-            .respond_with(answer(move |r: &Request| account.answer(r))),
-    );
+    answer(move |r: &Request| account.answer(r))
+}
+
+fn mount(fake: &Fake, responder: impl wiremock::Respond + 'static) {
+    fake.on_post(PATH, responder);
 }
 
 fn profile(fake: &Fake, extra: &str, n: usize) -> crate::common::Workspace {
@@ -222,7 +228,7 @@ const KEYS: [(&str, &str); 2] = [ACCESS_KEY, SECRET_KEY];
 fn each_reader_gets_their_own_signed_raw_message() {
     let fake = Fake::start();
     let account = Account::new(None);
-    mount(&fake, &account);
+    mount(&fake, answers(&account));
     let ws = profile(&fake, "configuration_set = \"newsletter\"", 3);
     let stdout = send(&ws, &KEYS, &[]).ok();
     assert!(stdout.contains("Sent: 3"), "{stdout}");
@@ -265,40 +271,21 @@ fn each_reader_gets_their_own_signed_raw_message() {
         first.from().unwrap().first().unwrap().address(),
         Some("newsletter@example.org")
     );
-    let unsubscribe = first.header_raw("List-Unsubscribe").unwrap();
-    assert!(unsubscribe.contains(&unsubscribe_url("reader0@example.org")));
-    assert!(unsubscribe.contains("mailto:unsubscribe@example.org"));
-    assert_eq!(
+    assert_list_headers(
+        first.header_raw("List-Unsubscribe").unwrap(),
         first.header_raw("List-Unsubscribe-Post").unwrap().trim(),
-        "List-Unsubscribe=One-Click"
+        first.header_raw("List-Id").unwrap(),
+        "reader0@example.org",
     );
-    assert!(
-        first
-            .header_raw("List-Id")
-            .unwrap()
-            .contains("newsletter.example.org")
-    );
-    assert!(
-        first
-            .body_html(0)
-            .unwrap()
-            .contains("Czepczyński &lt;b&gt;&amp;&lt;/b&gt;"),
-        "the name escaped in the HTML"
-    );
-    assert!(
-        first.body_text(0).unwrap().contains("Czepczyński <b>&</b>"),
-        "the name as written in the text"
+    assert_first_readers_message(
+        first.subject().unwrap(),
+        &first.body_html(0).unwrap(),
+        &first.body_text(0).unwrap(),
     );
 
-    let held = ledger(ws.path());
-    assert_eq!(held.len(), 3);
-    for (who, (state, reply)) in &held {
-        assert_eq!(state, "sent", "{who}");
-        assert!(reply.contains("MessageId 0102-fake-"), "{who}: {reply}");
-    }
-    let again = send(&ws, &KEYS, &[]).ok();
-    assert!(again.contains("Already sent before: 3"), "{again}");
-    assert_eq!(fake.requests().len(), 3);
+    assert_all_sent_and_not_again(&fake, &ws, &KEYS, 3, |_, reply| {
+        reply.contains("MessageId 0102-fake-")
+    });
 }
 
 #[test]
@@ -307,7 +294,7 @@ fn bulletins_dkim_signature_reaches_ses_intact() {
     // verifies on what SES received (dkimpy, against the test's public key).
     let fake = Fake::start();
     let account = Account::new(None);
-    mount(&fake, &account);
+    mount(&fake, answers(&account));
     let ws = profile(
         &fake,
         "[profiles.api.dkim]\ndomain = \"example.org\"\nselector = \"news\"\nprivate_key_file = \"dkim.key\"",
@@ -378,7 +365,7 @@ fn bulletins_dkim_signature_reaches_ses_intact() {
 fn a_rejected_message_is_a_permanent_failure_and_the_others_are_sent() {
     let fake = Fake::start();
     let account = Account::new(Some("reader1@example.org"));
-    mount(&fake, &account);
+    mount(&fake, answers(&account));
     let ws = profile(&fake, "", 3);
     let out = send(&ws, &KEYS, &[]);
     assert_eq!(out.code(), 1, "a failed recipient fails the run");
@@ -418,36 +405,11 @@ fn throttled_and_failing_servers_are_waited_out_and_nobody_gets_two() {
     ] {
         let fake = Fake::start();
         let account = Account::new(None);
-        let inner = Arc::clone(&account);
-        let seen = AtomicUsize::new(0);
-        fake.mount(
-            Mock::given(method("POST"))
-                .and(path("/v2/email/outbound-emails"))
-                .respond_with(answer(move |r: &Request| {
-                    if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-                        first.clone()
-                    } else {
-                        inner.answer(r)
-                    }
-                })),
-        );
+        mount(&fake, first_then(first, answers(&account)));
         let ws = profile(&fake, "concurrency = 1", 2);
-        let started = std::time::Instant::now();
-        let out = send(&ws, &KEYS, &[]).ok();
-        assert!(out.contains("Sent: 2"), "{out}");
-        let bodies = fake.json_bodies();
-        assert_eq!(
-            bodies.len(),
-            3,
-            "the refused request, the same again, the other"
-        );
-        assert_eq!(bodies[0], bodies[1], "the same message is retried");
+        // The refused request, the same again, the other.
+        assert_retried_once_and_all_sent(&fake, &ws, &KEYS, 2, 3);
         assert_eq!(account.sent.lock().unwrap().len(), 2, "nobody twice");
-        assert!(ledger(ws.path()).values().all(|(state, _)| state == "sent"));
-        assert!(
-            started.elapsed() >= std::time::Duration::from_secs(1),
-            "the retry waited"
-        );
     }
 }
 
@@ -455,30 +417,21 @@ fn throttled_and_failing_servers_are_waited_out_and_nobody_gets_two() {
 fn a_wrong_secret_fails_the_signature_and_stops_at_once_naming_both_variables() {
     let fake = Fake::start();
     let account = Account::new(None);
-    mount(&fake, &account);
+    mount(&fake, answers(&account));
     let ws = profile(&fake, "concurrency = 1", 5);
     let wrong = (SECRET_KEY.0, "wrong/secret/key/1234567890");
     let out = send(&ws, &[ACCESS_KEY, wrong], &[]);
-    assert_eq!(out.code(), 1);
+    assert_refused_key_stops_at_once(
+        &out,
+        &fake,
+        &ws,
+        &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+        "wrong/secret/key/1234567890",
+        "HTTP 403",
+    );
     let all = format!("{}{}", out.stdout(), out.stderr());
-    assert!(all.contains("HTTP 403"), "{all}");
     assert!(all.contains("SignatureDoesNotMatch"), "{all}");
-    assert!(
-        all.contains("AWS_ACCESS_KEY_ID") && all.contains("AWS_SECRET_ACCESS_KEY"),
-        "{all}"
-    );
-    assert!(
-        !all.contains("wrong/secret/key/1234567890"),
-        "the secret is never printed"
-    );
-    assert!(all.contains("run the same command again"), "{all}");
-    assert_eq!(fake.requests().len(), 1, "no more requests after a 403");
-    assert!(
-        all.contains("Not tried (the run stopped first): 4"),
-        "{all}"
-    );
     assert!(account.sent.lock().unwrap().is_empty());
-    assert!(ledger(ws.path()).values().all(|(state, _)| state != "sent"));
 }
 
 #[test]
@@ -489,23 +442,22 @@ fn paused_sending_stops_the_run_and_a_later_run_sends_the_rest() {
     // The account is paused after its first message (a reputation review), once.
     let review = AtomicBool::new(true);
     let (inner, pause) = (Arc::clone(&account), Arc::clone(&paused));
-    fake.mount(
-        Mock::given(method("POST"))
-            .and(path("/v2/email/outbound-emails"))
-            .respond_with(answer(move |r: &Request| {
-                if pause.load(Ordering::SeqCst) {
-                    return error(
-                        400,
-                        "SendingPausedException",
-                        "Email sending is disabled for your account.",
-                    );
-                }
-                let answer = inner.answer(r);
-                if review.swap(false, Ordering::SeqCst) {
-                    pause.store(true, Ordering::SeqCst);
-                }
-                answer
-            })),
+    mount(
+        &fake,
+        answer(move |r: &Request| {
+            if pause.load(Ordering::SeqCst) {
+                return error(
+                    400,
+                    "SendingPausedException",
+                    "Email sending is disabled for your account.",
+                );
+            }
+            let answer = inner.answer(r);
+            if review.swap(false, Ordering::SeqCst) {
+                pause.store(true, Ordering::SeqCst);
+            }
+            answer
+        }),
     );
     let ws = profile(&fake, "concurrency = 1", 4);
     let out = send(&ws, &KEYS, &[]);
@@ -533,37 +485,20 @@ fn paused_sending_stops_the_run_and_a_later_run_sends_the_rest() {
 fn a_dry_run_writes_the_requests_with_the_signature_redacted() {
     let fake = Fake::start();
     let ws = profile(&fake, "", 2);
-    let out = send(&ws, &KEYS, &["--dry-run", "out"]).ok();
-    assert!(out.contains("dry run"), "{out}");
-    assert!(fake.requests().is_empty(), "a dry run sends nothing");
-    let mut files: Vec<_> = std::fs::read_dir(ws.path().join("out"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 2, "one request a message");
-    let text = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(!text.contains(SECRET_KEY.1) && !text.contains(ACCESS_KEY.1));
-    let request: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(
-        request["url"],
-        format!("{}/v2/email/outbound-emails", fake.uri())
-    );
-    assert_eq!(
-        request["headers"]["Authorization"],
-        "AWS4-HMAC-SHA256 [redacted]"
-    );
-    let message = raw(&request["body"]);
-    assert!(
-        String::from_utf8_lossy(&message)
-            .contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
-    );
+    // One request a message.
+    let files = assert_dry_run(&fake, &ws, &KEYS, 2, 1, |_| 1);
+    for (_, request) in &files {
+        assert_eq!(request["url"], format!("{}{PATH}", fake.uri()));
+        assert_eq!(
+            request["headers"]["Authorization"],
+            "AWS4-HMAC-SHA256 [redacted]"
+        );
+        let message = raw(&request["body"]);
+        assert!(
+            String::from_utf8_lossy(&message)
+                .contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+        );
+    }
     // Without the keys in the environment, a dry run still works.
-    let ws2 = profile(&fake, "", 1);
-    assert!(
-        send(&ws2, &[], &["--dry-run", "out"])
-            .ok()
-            .contains("Sent: 1")
-    );
+    dry_run_without_credentials(&profile(&fake, "", 1));
 }
