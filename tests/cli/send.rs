@@ -71,6 +71,20 @@ impl SmtpServer {
             })
             .collect()
     }
+
+    /// How many SMTP sessions (connections) the server has seen.
+    fn sessions(&self) -> usize {
+        std::fs::read_dir(&self.dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("session-")
+            })
+            .count()
+    }
 }
 
 impl Drop for SmtpServer {
@@ -260,6 +274,24 @@ fn a_rejected_recipient_fails_alone_and_a_flaky_relay_is_retried() {
 }
 
 #[test]
+fn a_connection_is_renewed_after_messages_per_connection() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &[]);
+    let ws = workspace_with_pool(server.port, 1);
+    let config = ws.read("bulletin.toml") + "messages_per_connection = 3\n";
+    ws.write("bulletin.toml", &config);
+    list_of(&ws, 7);
+    let out = send(&ws, &["--list", "many.csv", "--yes"]).ok();
+    assert!(out.contains("Sent: 7\n"), "{out}");
+    assert_eq!(server.received().len(), 7);
+    assert_eq!(
+        server.sessions(),
+        3,
+        "3 + 3 + 1 messages, one connection at a time"
+    );
+}
+
+#[test]
 fn dry_run_writes_eml_files_and_sends_nothing() {
     let received = tempfile::tempdir().unwrap();
     let server = SmtpServer::start(received.path(), &[]);
@@ -434,8 +466,7 @@ fn a_changed_issue_needs_force_to_continue() {
 fn kill_9_in_the_middle_of_a_send_then_resume_delivers_to_everyone() {
     let received = tempfile::tempdir().unwrap();
     let server = SmtpServer::start(received.path(), &[]);
-    // lettre does not set TCP_NODELAY, so each connection waits on delayed ACKs (about 40 ms
-    // a message); more connections keep this test short.
+    // More connections keep this test short.
     let ws = workspace_with_pool(server.port, 8);
     // A small issue keeps 5,000 messages quick to write and read.
     ws.write(

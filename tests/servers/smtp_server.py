@@ -2,7 +2,8 @@
 
     python3 tests/servers/smtp_server.py --port 2525 --dir received [--reject ADDR]... [--flaky N]
 
-Each accepted message is written to DIR as NNNNNN-<recipient>.eml, exactly as received.
+Each accepted message is written to DIR as NNNNNN-<recipient>.eml, exactly as received, and
+each SMTP session (connection) as an empty file session-NNNNNN.
 --reject answers 550 to RCPT for that address; --flaky answers 451 to the first N DATA
 commands, then accepts; --drop closes the connection instead of answering the first N DATA
 commands; --delay waits that many seconds before answering each DATA.
@@ -30,7 +31,17 @@ class Keeper:
         self.delay = delay
         self.drop = drop
         self.count = itertools.count(1)
+        self.sessions = itertools.count(1)
+        self.counting = False
         self.lock = threading.Lock()
+
+    def session_opened(self):
+        """Records a connection (once the server is up: its own start-up check is not one)."""
+        if not self.counting:
+            return
+        with self.lock:
+            n = next(self.sessions)
+        open(os.path.join(self.directory, "session-%06d" % n), "wb").close()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.reject:
@@ -61,6 +72,15 @@ class Keeper:
                 f.write(envelope.original_content or envelope.content)
             os.rename(tmp, path)
         return "250 2.0.0 OK: queued as Q%06d" % n
+
+
+class Counting(Controller):
+    """A controller that tells the keeper of each connection: aiosmtpd makes one SMTP object
+    per connection with factory()."""
+
+    def factory(self):
+        self.handler.session_opened()
+        return super().factory()
 
 
 def main():
@@ -101,14 +121,16 @@ def main():
             return AuthResult(success=ok, handled=False)
 
         options.update(authenticator=authenticator, auth_required=True)
-    controller = Controller(
-        Keeper(args.dir, args.reject, args.flaky, args.delay, args.drop),
+    keeper = Keeper(args.dir, args.reject, args.flaky, args.delay, args.drop)
+    controller = Counting(
+        keeper,
         hostname="127.0.0.1",
         port=args.port,
         server_hostname="localhost",
         **options
     )
     controller.start()
+    keeper.counting = True
     print("READY", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
