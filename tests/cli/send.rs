@@ -273,6 +273,76 @@ fn a_rejected_recipient_fails_alone_and_a_flaky_relay_is_retried() {
     assert_eq!(lines.len(), 2, "{csv}");
 }
 
+/// The sample list went out once to each subscribed reader, and the ledger says so.
+fn assert_each_reader_got_one_copy(server: &SmtpServer, ws: &Workspace, out: &str) {
+    assert!(out.contains("Sent: 3\n"), "{out}");
+    let got = server.received();
+    let mut rcpts: Vec<&str> = got.iter().map(|(r, _)| r.as_str()).collect();
+    rcpts.sort();
+    assert_eq!(
+        rcpts,
+        ["ana@example.org", "mariusz@example.pl", "tom@example.org"]
+    );
+    let status = ws.run(&["status", "issues/2020-06.json"]).ok();
+    assert!(
+        status.contains("Sent: 3\n") && status.contains("Failed: 0 permanent"),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_relay_that_answers_421_and_closes_is_retried_on_a_new_connection() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &["--flaky", "2", "--flaky-code", "421"]);
+    let ws = workspace(server.port);
+    let out = send(&ws, &["--list", "subscribers.csv", "--yes"]).ok();
+    assert_each_reader_got_one_copy(&server, &ws, &out);
+    assert!(
+        server.sessions() >= 3,
+        "the two closed connections were replaced, not reused"
+    );
+}
+
+#[test]
+fn a_relay_that_answers_454_to_auth_is_retried_and_not_taken_for_a_wrong_password() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(
+        received.path(),
+        &[
+            "--auth",
+            "newsletter:right-password",
+            "--flaky",
+            "2",
+            "--flaky-code",
+            "454",
+        ],
+    );
+    let ws = workspace(server.port);
+    // A password without TLS is allowed for a relay on this machine.
+    let config = ws.read("bulletin.toml")
+        + "username = \"newsletter\"\npassword_env = \"TEST_SMTP_PASSWORD\"\n";
+    ws.write("bulletin.toml", &config);
+    let out = ws
+        .run_with(
+            &[
+                "send",
+                "issues/2020-06.json",
+                "--profile",
+                "test",
+                "--list",
+                "subscribers.csv",
+                "--yes",
+            ],
+            &[SECRET, ("TEST_SMTP_PASSWORD", "right-password")],
+        )
+        .ok();
+    assert_each_reader_got_one_copy(&server, &ws, &out);
+    assert!(
+        server.sessions() >= 3,
+        "the two connections refused at AUTH were replaced"
+    );
+}
+
 #[test]
 fn a_connection_is_renewed_after_messages_per_connection() {
     let received = tempfile::tempdir().unwrap();
