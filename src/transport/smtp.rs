@@ -6,6 +6,7 @@
 
 mod pool;
 mod relay;
+mod transaction;
 
 use std::path::Path;
 use std::time::Duration;
@@ -77,9 +78,7 @@ impl SmtpTransport {
     /// relay accepted the message.
     async fn deliver(&self, envelope: &Envelope, bytes: &[u8]) -> Result<Response, Failure> {
         let mut loan = self.pool.take(&self.relay).await?;
-        let response = loan
-            .smtp()
-            .send(envelope, bytes)
+        let response = transaction::transmit(loan.smtp(), envelope, bytes)
             .await
             .map_err(|e| classify(&e))?;
         self.pool.give_back(loan);

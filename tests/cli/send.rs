@@ -362,6 +362,35 @@ fn a_connection_is_renewed_after_messages_per_connection() {
 }
 
 #[test]
+fn lines_that_start_with_a_dot_arrive_whole() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &[]);
+    let ws = workspace(server.port);
+    // A line of "." alone would end the message early if it were not escaped on the wire.
+    ws.write(
+        "issues/2020-06.json",
+        &crate::common::issue_with(
+            r#"{"kind": "text", "body": "Hello.\n\n.One dot\n\n..Two dots\n\n.\n\nThe end."}"#,
+        ),
+    );
+    send(&ws, &["--list", "subscribers.csv", "--yes"]).ok();
+    let got = server.received();
+    assert_eq!(got.len(), 3);
+    for (rcpt, raw) in &got {
+        let msg = MessageParser::default().parse(raw).unwrap();
+        let text = msg.body_text(0).unwrap();
+        let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+        assert!(
+            lines.contains(&".One dot")
+                && lines.contains(&"..Two dots")
+                && lines.contains(&".")
+                && lines.contains(&"The end."),
+            "{rcpt}: {text}"
+        );
+    }
+}
+
+#[test]
 fn dry_run_writes_eml_files_and_sends_nothing() {
     let received = tempfile::tempdir().unwrap();
     let server = SmtpServer::start(received.path(), &[]);
