@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use hmac::{KeyInit, Mac};
 use lettre::message::dkim::{DkimCanonicalization, DkimCanonicalizationType, DkimConfig};
 use lettre::message::header::{ContentTransferEncoding, Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::{Address, Message};
 use sha2::{Digest, Sha256};
 
@@ -244,7 +244,7 @@ impl Composer {
             SinglePart::builder()
                 .header(content_type)
                 .header(ContentTransferEncoding::QuotedPrintable)
-                .body(body)
+                .body(quoted_printable(&body))
         };
         let body = MultiPart::alternative()
             .singlepart(part(
@@ -269,6 +269,34 @@ impl Composer {
             bytes: message.formatted(),
         })
     }
+}
+
+/// A part's body in quoted-printable: the bytes lettre makes of a `String` body (CRLF line
+/// ends, then the same encoder), made without lettre's detour. lettre first scans the text to
+/// choose an encoding it will not use, then adds each CR with `String::insert`, moving the rest
+/// of the text every time: on the sample's 70 KB of HTML, about a quarter of a send's CPU time
+/// (measured with perf).
+fn quoted_printable(text: &str) -> Body {
+    Body::dangerous_pre_encoded(
+        ::quoted_printable::encode(crlf(text)),
+        ContentTransferEncoding::QuotedPrintable,
+    )
+}
+
+/// The text with CRLF line ends: a CR before each LF that has none.
+fn crlf(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 32);
+    let mut copied = 0;
+    for (at, _) in text.match_indices('\n') {
+        if at == 0 || bytes[at - 1] != b'\r' {
+            out.extend_from_slice(&bytes[copied..at]);
+            out.push(b'\r');
+            copied = at;
+        }
+    }
+    out.extend_from_slice(&bytes[copied..]);
+    out
 }
 
 #[cfg(test)]
@@ -495,5 +523,28 @@ mod tests {
             out.message_id.contains(".test@"),
             "a test send is not taken for the real one"
         );
+    }
+
+    #[test]
+    fn parts_are_encoded_exactly_as_lettre_encodes_them() {
+        let html = composer(false).rendered.html.fill(&crate::merge::NoValues);
+        let long = "x".repeat(200);
+        let texts = [
+            html.as_str(),
+            "LF\nCRLF\r\nCR\rend",
+            "\nstarts and ends with LF\n",
+            "a space \nand a tab\t\n= and é, ü, 📬",
+            &long,
+            "",
+        ];
+        for text in texts {
+            let lettre =
+                Body::new_with_encoding(text.to_string(), ContentTransferEncoding::QuotedPrintable)
+                    .unwrap();
+            assert!(
+                quoted_printable(text).into_vec() == lettre.into_vec(),
+                "{text:?}"
+            );
+        }
     }
 }
