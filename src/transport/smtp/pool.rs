@@ -19,7 +19,8 @@ const PROBE_AFTER: Duration = Duration::from_secs(5);
 
 pub(super) struct Pool {
     idle: Mutex<Vec<Connection>>,
-    /// One permit per connection that exists; a connection on loan holds its permit.
+    /// Held by each connection on loan and each one closing. A loan opens a connection only
+    /// when none is idle, so connections never outnumber the permits.
     slots: Arc<Semaphore>,
     per_connection: u32,
 }
