@@ -2,8 +2,10 @@
 //! EHLO and AUTH, through lettre's `AsyncSmtpConnection`.
 //!
 //! We open the socket ourselves because lettre never sets TCP_NODELAY: it writes a message and
-//! its closing "." in two writes, and Nagle's algorithm holds the second until the relay's
-//! delayed ACK (about 40 ms), which caps a connection at a few tens of messages a second.
+//! its closing "." in two writes, and Nagle's algorithm holds the second until the relay
+//! acknowledges the first, which a relay may delay by up to 40 ms. Over one connection to
+//! smtp-sink, lettre's pool carried 75 messages a second; with TCP_NODELAY (and no NOOP before
+//! each message, see [`super::pool`]), 206.
 
 use std::io;
 use std::net::SocketAddr;
