@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use hmac::{KeyInit, Mac};
 use lettre::message::dkim::{DkimCanonicalization, DkimCanonicalizationType, DkimConfig};
 use lettre::message::header::{ContentTransferEncoding, Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::{Address, Message};
 use sha2::{Digest, Sha256};
 
@@ -389,7 +389,7 @@ impl Composer {
             SinglePart::builder()
                 .header(content_type)
                 .header(ContentTransferEncoding::QuotedPrintable)
-                .body(body)
+                .body(quoted_printable(&body))
         };
         let body = MultiPart::alternative()
             .singlepart(part(
@@ -415,6 +415,17 @@ impl Composer {
             parts: None,
         })
     }
+}
+
+/// A part's body in quoted-printable: the bytes lettre makes of a `String` body, made faster
+/// (see [`super::qp`]). lettre also scans the text to choose an encoding it then ignores, and
+/// adds each CR with `String::insert`, moving the rest of the text each time: on the sample's
+/// 70 KB of HTML, about a quarter of a send's CPU time (perf).
+fn quoted_printable(text: &str) -> Body {
+    Body::dangerous_pre_encoded(
+        super::qp::encode_text(text),
+        ContentTransferEncoding::QuotedPrintable,
+    )
 }
 
 #[cfg(test)]
@@ -642,5 +653,28 @@ mod tests {
             out.message_id.contains(".test@"),
             "a test send is not taken for the real one"
         );
+    }
+
+    #[test]
+    fn parts_are_encoded_exactly_as_lettre_encodes_them() {
+        let html = composer(false).rendered.html.fill(&crate::merge::NoValues);
+        let long = "x".repeat(200);
+        let texts = [
+            html.as_str(),
+            "LF\nCRLF\r\nCR\rend",
+            "\nstarts and ends with LF\n",
+            "a space \nand a tab\t\n= and é, ü, 📬",
+            &long,
+            "",
+        ];
+        for text in texts {
+            let lettre =
+                Body::new_with_encoding(text.to_string(), ContentTransferEncoding::QuotedPrintable)
+                    .unwrap();
+            assert!(
+                quoted_printable(text).into_vec() == lettre.into_vec(),
+                "{text:?}"
+            );
+        }
     }
 }

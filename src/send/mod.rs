@@ -5,4 +5,5 @@
 //! record through the ledger's API, and it knows nothing of SMTP or HTTP details itself.
 
 pub mod message;
+mod qp;
 pub mod run;

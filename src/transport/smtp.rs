@@ -1,17 +1,24 @@
-//! SMTP through lettre: a pool of connections to one relay, STARTTLS or TLS (rustls, with an
-//! optional CA file for private relays), AUTH with a password from the environment, and our
-//! own timeout around each send (lettre's bounds only the connect: a silent server must not
-//! hang a newsletter).
+//! SMTP through lettre: a pool of connections to one relay ([`pool`]), each opened by us
+//! ([`relay`]) with TCP_NODELAY, secured with STARTTLS or TLS (rustls, with an optional CA file
+//! for private relays), logged in with a password from the environment, and renewed after the
+//! profile's `messages_per_connection`. Our own timeout bounds each send: a silent server must
+//! not hang a newsletter.
+
+mod pool;
+mod relay;
+mod transaction;
 
 use std::path::Path;
 use std::time::Duration;
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::response::Response;
 
+use self::pool::Pool;
+use self::relay::{Encryption, Relay};
 use super::{Accepted, Failure, Kind, Transport};
 use crate::config::{Secret, Security, Smtp};
 use crate::send::message::Outgoing;
@@ -21,7 +28,8 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A relay.
 pub struct SmtpTransport {
-    inner: AsyncSmtpTransport<Tokio1Executor>,
+    relay: Relay,
+    pool: Pool,
     description: String,
     timeout: Duration,
 }
@@ -35,58 +43,71 @@ impl SmtpTransport {
             Security::Starttls => 587,
             Security::None => 25,
         });
-        let tls = match profile.security {
-            Security::None => Tls::None,
-            security => {
-                let mut params = TlsParameters::builder(profile.host.clone());
-                if let Some(ca) = &profile.ca_file {
-                    let path = base.join(ca);
-                    let pem = std::fs::read(&path).map_err(|e| {
-                        format!(
-                            "cannot read the CA file {}: {}",
-                            path.display(),
-                            crate::diag::io_reason(&e)
-                        )
-                    })?;
-                    let cert = Certificate::from_pem(&pem).map_err(|e| {
-                        format!(
-                            "the CA file {} is not a PEM certificate: {e}",
-                            path.display()
-                        )
-                    })?;
-                    params = params.add_root_certificate(cert);
-                }
-                let params = params.build_rustls().map_err(|e| format!("TLS: {e}"))?;
-                if security == Security::Tls {
-                    Tls::Wrapper(params)
-                } else {
-                    Tls::Required(params)
-                }
-            }
+        let encryption = match profile.security {
+            Security::None => Encryption::None,
+            Security::Tls => Encryption::Implicit(tls_parameters(profile, base)?),
+            Security::Starttls => Encryption::Starttls(tls_parameters(profile, base)?),
         };
-        let mut builder =
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(profile.host.clone())
-                .port(port)
-                .tls(tls)
-                .timeout(Some(Duration::from_secs(30)))
-                .pool_config(PoolConfig::new().max_size(profile.pool.max(1)));
-        if let (Some(user), Some(password)) = (&profile.username, password) {
-            builder = builder.credentials(Credentials::new(
+        let credentials = match (&profile.username, password) {
+            (Some(user), Some(password)) => Some(Credentials::new(
                 user.clone(),
                 password.expose().to_string(),
-            ));
-        }
+            )),
+            _ => None,
+        };
         let security = match profile.security {
             Security::Starttls => "STARTTLS",
             Security::Tls => "TLS",
             Security::None => "no encryption",
         };
         Ok(SmtpTransport {
-            inner: builder.build(),
+            relay: Relay {
+                host: profile.host.clone(),
+                port,
+                encryption,
+                credentials,
+                hello: ClientId::default(),
+            },
+            pool: Pool::new(profile.pool, profile.messages_per_connection),
             description: format!("SMTP {}:{port} ({security})", profile.host),
             timeout: SEND_TIMEOUT,
         })
     }
+
+    /// One message on a pooled connection; the connection goes back to the pool only if the
+    /// relay accepted the message.
+    async fn deliver(&self, envelope: &Envelope, bytes: &[u8]) -> Result<Response, Failure> {
+        let mut loan = self.pool.take(&self.relay).await?;
+        let response = transaction::transmit(loan.smtp(), envelope, bytes)
+            .await
+            .map_err(|e| classify(&e))?;
+        self.pool.give_back(loan);
+        Ok(response)
+    }
+}
+
+/// TLS that checks the relay's certificate against its name, trusting the profile's CA file
+/// as well as the usual roots.
+fn tls_parameters(profile: &Smtp, base: &Path) -> Result<TlsParameters, String> {
+    let mut params = TlsParameters::builder(profile.host.clone());
+    if let Some(ca) = &profile.ca_file {
+        let path = base.join(ca);
+        let pem = std::fs::read(&path).map_err(|e| {
+            format!(
+                "cannot read the CA file {}: {}",
+                path.display(),
+                crate::diag::io_reason(&e)
+            )
+        })?;
+        let cert = Certificate::from_pem(&pem).map_err(|e| {
+            format!(
+                "the CA file {} is not a PEM certificate: {e}",
+                path.display()
+            )
+        })?;
+        params = params.add_root_certificate(cert);
+    }
+    params.build_rustls().map_err(|e| format!("TLS: {e}"))
 }
 
 /// Sorts lettre's errors into what the send loop acts on.
@@ -114,17 +135,22 @@ fn refused(e: &lettre::transport::smtp::Error) -> bool {
     let mut source = std::error::Error::source(e);
     while let Some(err) = source {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionRefused
-                    | std::io::ErrorKind::AddrNotAvailable
-                    | std::io::ErrorKind::NotFound
-                    | std::io::ErrorKind::InvalidData
-            );
+            return unreachable_io(io.kind());
         }
         source = err.source();
     }
     false
+}
+
+/// The I/O errors that mean the relay cannot be reached at all: nothing listens, the address
+/// is not ours to use, or TLS failed (rustls reports a certificate it does not trust as
+/// invalid data).
+fn unreachable_io(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind::{AddrNotAvailable, ConnectionRefused, InvalidData, NotFound};
+    matches!(
+        kind,
+        ConnectionRefused | AddrNotAvailable | NotFound | InvalidData
+    )
 }
 
 impl Transport for SmtpTransport {
@@ -134,9 +160,7 @@ impl Transport for SmtpTransport {
                 kind: Kind::Permanent,
                 reply: e.to_string(),
             })?;
-        match tokio::time::timeout(self.timeout, self.inner.send_raw(&envelope, &message.bytes))
-            .await
-        {
+        match tokio::time::timeout(self.timeout, self.deliver(&envelope, &message.bytes)).await {
             Ok(Ok(response)) => Ok(Accepted {
                 reply: format!(
                     "{} {}",
@@ -146,7 +170,7 @@ impl Transport for SmtpTransport {
                 .trim()
                 .to_string(),
             }),
-            Ok(Err(e)) => Err(classify(&e)),
+            Ok(Err(failure)) => Err(failure),
             Err(_) => Err(Failure {
                 kind: Kind::Transient,
                 reply: format!(

@@ -71,6 +71,20 @@ impl SmtpServer {
             })
             .collect()
     }
+
+    /// How many SMTP sessions (connections) the server has seen.
+    fn sessions(&self) -> usize {
+        std::fs::read_dir(&self.dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("session-")
+            })
+            .count()
+    }
 }
 
 impl Drop for SmtpServer {
@@ -259,6 +273,123 @@ fn a_rejected_recipient_fails_alone_and_a_flaky_relay_is_retried() {
     assert_eq!(lines.len(), 2, "{csv}");
 }
 
+/// The sample list went out once to each subscribed reader, and the ledger says so.
+fn assert_each_reader_got_one_copy(server: &SmtpServer, ws: &Workspace, out: &str) {
+    assert!(out.contains("Sent: 3\n"), "{out}");
+    let got = server.received();
+    let mut rcpts: Vec<&str> = got.iter().map(|(r, _)| r.as_str()).collect();
+    rcpts.sort();
+    assert_eq!(
+        rcpts,
+        ["ana@example.org", "mariusz@example.pl", "tom@example.org"]
+    );
+    let status = ws.run(&["status", "issues/2020-06.json"]).ok();
+    assert!(
+        status.contains("Sent: 3\n") && status.contains("Failed: 0 permanent"),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_relay_that_answers_421_and_closes_is_retried_on_a_new_connection() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &["--flaky", "2", "--flaky-code", "421"]);
+    let ws = workspace(server.port);
+    let out = send(&ws, &["--list", "subscribers.csv", "--yes"]).ok();
+    assert_each_reader_got_one_copy(&server, &ws, &out);
+    assert!(
+        server.sessions() >= 3,
+        "the two closed connections were replaced, not reused"
+    );
+}
+
+#[test]
+fn a_relay_that_answers_454_to_auth_is_retried_and_not_taken_for_a_wrong_password() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(
+        received.path(),
+        &[
+            "--auth",
+            "newsletter:right-password",
+            "--flaky",
+            "2",
+            "--flaky-code",
+            "454",
+        ],
+    );
+    let ws = workspace(server.port);
+    // A password without TLS is allowed for a relay on this machine.
+    let config = ws.read("bulletin.toml")
+        + "username = \"newsletter\"\npassword_env = \"TEST_SMTP_PASSWORD\"\n";
+    ws.write("bulletin.toml", &config);
+    let out = ws
+        .run_with(
+            &[
+                "send",
+                "issues/2020-06.json",
+                "--profile",
+                "test",
+                "--list",
+                "subscribers.csv",
+                "--yes",
+            ],
+            &[SECRET, ("TEST_SMTP_PASSWORD", "right-password")],
+        )
+        .ok();
+    assert_each_reader_got_one_copy(&server, &ws, &out);
+    assert!(
+        server.sessions() >= 3,
+        "the two connections refused at AUTH were replaced"
+    );
+}
+
+#[test]
+fn a_connection_is_renewed_after_messages_per_connection() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &[]);
+    let ws = workspace_with_pool(server.port, 1);
+    let config = ws.read("bulletin.toml") + "messages_per_connection = 3\n";
+    ws.write("bulletin.toml", &config);
+    list_of(&ws, 7);
+    let out = send(&ws, &["--list", "many.csv", "--yes"]).ok();
+    assert!(out.contains("Sent: 7\n"), "{out}");
+    assert_eq!(server.received().len(), 7);
+    assert_eq!(
+        server.sessions(),
+        3,
+        "3 + 3 + 1 messages, one connection at a time"
+    );
+}
+
+#[test]
+fn lines_that_start_with_a_dot_arrive_whole() {
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &[]);
+    let ws = workspace(server.port);
+    // A line of "." alone would end the message early if it were not escaped on the wire.
+    ws.write(
+        "issues/2020-06.json",
+        &crate::common::issue_with(
+            r#"{"kind": "text", "body": "Hello.\n\n.One dot\n\n..Two dots\n\n.\n\nThe end."}"#,
+        ),
+    );
+    send(&ws, &["--list", "subscribers.csv", "--yes"]).ok();
+    let got = server.received();
+    assert_eq!(got.len(), 3);
+    for (rcpt, raw) in &got {
+        let msg = MessageParser::default().parse(raw).unwrap();
+        let text = msg.body_text(0).unwrap();
+        let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+        assert!(
+            lines.contains(&".One dot")
+                && lines.contains(&"..Two dots")
+                && lines.contains(&".")
+                && lines.contains(&"The end."),
+            "{rcpt}: {text}"
+        );
+    }
+}
+
 #[test]
 fn dry_run_writes_eml_files_and_sends_nothing() {
     let received = tempfile::tempdir().unwrap();
@@ -434,8 +565,7 @@ fn a_changed_issue_needs_force_to_continue() {
 fn kill_9_in_the_middle_of_a_send_then_resume_delivers_to_everyone() {
     let received = tempfile::tempdir().unwrap();
     let server = SmtpServer::start(received.path(), &[]);
-    // lettre does not set TCP_NODELAY, so each connection waits on delayed ACKs (about 40 ms
-    // a message); more connections keep this test short.
+    // More connections keep this test short.
     let ws = workspace_with_pool(server.port, 8);
     // A small issue keeps 5,000 messages quick to write and read.
     ws.write(

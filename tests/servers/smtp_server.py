@@ -2,12 +2,17 @@
 
     python3 tests/servers/smtp_server.py --port 2525 --dir received [--reject ADDR]... [--flaky N]
 
-Each accepted message is written to DIR as NNNNNN-<recipient>.eml, exactly as received.
+Each accepted message is written to DIR as NNNNNN-<recipient>.eml, exactly as received, and
+each SMTP session (connection) as an empty file session-NNNNNN.
 --reject answers 550 to RCPT for that address; --flaky answers 451 to the first N DATA
-commands, then accepts; --drop closes the connection instead of answering the first N DATA
-commands; --delay waits that many seconds before answering each DATA.
+commands, then accepts; --flaky-code chooses the reply instead: 421 answers DATA and closes the
+connection, as a relay shutting down does; 454 answers AUTH (temporary authentication failure,
+needs --auth). --drop closes the connection instead of answering the first N DATA commands;
+--delay waits that many seconds before answering each DATA.
 --cert/--key give it a certificate: with --starttls it requires STARTTLS, with --implicit-tls
-it speaks TLS from the first byte. --auth USER:PASSWORD requires AUTH (PLAIN or LOGIN). Prints "READY" on stdout once it listens; stops on SIGTERM/SIGINT.
+it speaks TLS from the first byte. --auth USER:PASSWORD requires AUTH (PLAIN or LOGIN), over
+TLS unless there is no certificate (for a relay on this machine). Prints "READY" on stdout once
+it listens; stops on SIGTERM/SIGINT.
 """
 
 import argparse
@@ -22,15 +27,50 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 
+FLAKY_REPLIES = {
+    451: "451 4.3.0 Temporary failure, try again later",
+    421: "421 4.3.2 Service shutting down, closing transmission channel",
+    454: "454 4.7.0 Temporary authentication failure",
+}
+
+
 class Keeper:
-    def __init__(self, directory, reject, flaky, delay, drop):
+    def __init__(self, directory, reject, flaky, flaky_code, delay, drop):
         self.directory = directory
         self.reject = {a.lower() for a in reject}
         self.flaky = flaky
+        self.flaky_code = flaky_code
         self.delay = delay
         self.drop = drop
         self.count = itertools.count(1)
+        self.sessions = itertools.count(1)
+        self.counting = False
         self.lock = threading.Lock()
+
+    def session_opened(self):
+        """Records a connection (once the server is up: its own start-up check is not one)."""
+        if not self.counting:
+            return
+        with self.lock:
+            n = next(self.sessions)
+        open(os.path.join(self.directory, "session-%06d" % n), "wb").close()
+
+    def flaky_reply(self, code):
+        """The reply to fail with if the next command of this kind should fail."""
+        with self.lock:
+            if self.flaky > 0 and self.flaky_code == code:
+                self.flaky -= 1
+                return FLAKY_REPLIES[code]
+        return None
+
+    def authenticate(self, user, password, auth_data):
+        failure = self.flaky_reply(454)
+        if failure:
+            # handled=False with a message: aiosmtpd answers with that message.
+            return AuthResult(success=False, handled=False, message=failure)
+        ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+        # handled=False: aiosmtpd then answers 535 itself.
+        return AuthResult(success=ok, handled=False)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.reject:
@@ -49,10 +89,15 @@ class Keeper:
             # The connection goes away before the message is accepted.
             server.transport.close()
             return "421 4.4.2 Connection dropped"
+        failure = self.flaky_reply(451)
+        if failure:
+            return failure
+        failure = self.flaky_reply(421)
+        if failure:
+            # Closed once the reply is written, as a relay going down does.
+            asyncio.get_running_loop().call_soon(server.transport.close)
+            return failure
         with self.lock:
-            if self.flaky > 0:
-                self.flaky -= 1
-                return "451 4.3.0 Temporary failure, try again later"
             n = next(self.count)
         for rcpt in envelope.rcpt_tos:
             path = os.path.join(self.directory, "%06d-%s.eml" % (n, rcpt))
@@ -63,12 +108,22 @@ class Keeper:
         return "250 2.0.0 OK: queued as Q%06d" % n
 
 
+class Counting(Controller):
+    """A controller that tells the keeper of each connection: aiosmtpd makes one SMTP object
+    per connection with factory()."""
+
+    def factory(self):
+        self.handler.session_opened()
+        return super().factory()
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--dir", required=True)
     p.add_argument("--reject", action="append", default=[])
     p.add_argument("--flaky", type=int, default=0)
+    p.add_argument("--flaky-code", type=int, default=451, choices=sorted(FLAKY_REPLIES))
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--drop", type=int, default=0)
     p.add_argument("--cert")
@@ -89,26 +144,29 @@ def main():
         # aiosmtpd only counts STARTTLS as TLS when deciding to offer AUTH; here the whole
         # connection is TLS from the first byte.
         options.update(ssl_context=context, auth_require_tls=False)
+    keeper = Keeper(
+        args.dir, args.reject, args.flaky, args.flaky_code, args.delay, args.drop
+    )
     if args.auth:
         user, password = args.auth.split(":", 1)
 
         def authenticator(server, session, envelope, mechanism, auth_data):
-            ok = (
-                auth_data.login.decode() == user
-                and auth_data.password.decode() == password
-            )
-            # handled=False: aiosmtpd then answers 535 itself.
-            return AuthResult(success=ok, handled=False)
+            return keeper.authenticate(user, password, auth_data)
 
         options.update(authenticator=authenticator, auth_required=True)
-    controller = Controller(
-        Keeper(args.dir, args.reject, args.flaky, args.delay, args.drop),
+        if not args.cert:
+            # A relay on this machine may take a password without TLS (bulletin allows it
+            # only for a loopback host).
+            options.update(auth_require_tls=False)
+    controller = Counting(
+        keeper,
         hostname="127.0.0.1",
         port=args.port,
         server_hostname="localhost",
         **options
     )
     controller.start()
+    keeper.counting = True
     print("READY", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,0 +1,82 @@
+//! One message over an open connection: MAIL FROM, RCPT TO, DATA.
+//!
+//! lettre's `send` escapes the message byte by byte into a new buffer: about a quarter of
+//! bulletin's CPU time in a send, measured with perf. For the usual message, all ASCII, we
+//! send the same commands ourselves and escape it in one pass that copies whole runs of lines
+//! (memchr finds the lines that start with "."). Other messages (8-bit, or an address that
+//! needs SMTPUTF8) go through lettre's `send`, which knows those extensions.
+
+use std::fmt;
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::Error;
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::response::Response;
+
+/// Sends `message` to the envelope's recipients; the relay's reply to the end of the data.
+pub(super) async fn transmit(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    message: &[u8],
+) -> Result<Response, Error> {
+    let text = match std::str::from_utf8(message) {
+        Ok(text) if text.is_ascii() && ascii_envelope(envelope) => text,
+        _ => return conn.send(envelope, message).await,
+    };
+    conn.command(Mail::new(envelope.from().cloned(), vec![]))
+        .await?;
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), vec![])).await?;
+    }
+    conn.command(Data).await?;
+    conn.command(DataBlock(text)).await
+}
+
+fn ascii_envelope(envelope: &Envelope) -> bool {
+    let ascii = |a: &lettre::Address| AsRef::<str>::as_ref(a).is_ascii();
+    envelope.from().is_none_or(ascii) && envelope.to().iter().all(ascii)
+}
+
+/// What follows DATA: the message with a second "." before every line that starts with one
+/// (RFC 5321, 4.5.2), then the line with a lone "." that ends it, exactly as lettre writes it.
+struct DataBlock<'a>(&'a str);
+
+impl fmt::Display for DataBlock<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0;
+        if text.starts_with('.') {
+            f.write_str(".")?;
+        }
+        let mut written = 0;
+        for at in memchr::memmem::find_iter(text.as_bytes(), b"\r\n.") {
+            // Up to and including the LF; the line's own "." follows with the next run.
+            f.write_str(&text[written..at + 2])?;
+            f.write_str(".")?;
+            written = at + 2;
+        }
+        f.write_str(&text[written..])?;
+        f.write_str("\r\n.\r\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DataBlock;
+
+    #[test]
+    fn lines_that_start_with_a_dot_get_a_second_one() {
+        let cases = [
+            ("Subject: x\r\n\r\nbody", "Subject: x\r\n\r\nbody\r\n.\r\n"),
+            (".first", "..first\r\n.\r\n"),
+            ("a\r\n.\r\n.b\r\n", "a\r\n..\r\n..b\r\n\r\n.\r\n"),
+            ("a\r\n..b", "a\r\n...b\r\n.\r\n"),
+            // Only CRLF starts a line, as in lettre's own escaping.
+            ("a\n.b\r.c", "a\n.b\r.c\r\n.\r\n"),
+            ("", "\r\n.\r\n"),
+        ];
+        for (message, wire) in cases {
+            assert_eq!(DataBlock(message).to_string(), wire, "{message:?}");
+        }
+    }
+}
