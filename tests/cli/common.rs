@@ -25,6 +25,21 @@ impl Workspace {
         Workspace { dir }
     }
 
+    /// The sample with its images published (`images_url`), as a send needs, and the
+    /// repository's `bulletin.toml` followed by `profile` (a `[profiles.NAME]` table).
+    pub fn for_sending(profile: &str) -> Self {
+        let ws = Self::with_sample();
+        let sample = ws.read("issues/2020-06.json").replacen(
+            "\"language\": \"en\",",
+            "\"language\": \"en\",\n  \"images_url\": \"https://example.org/newsletter/2020-06/\",",
+            1,
+        );
+        ws.write("issues/2020-06.json", &sample);
+        let config = std::fs::read_to_string(repo().join("bulletin.toml")).unwrap();
+        ws.write("bulletin.toml", &format!("{config}\n{profile}"));
+        ws
+    }
+
     pub fn empty() -> Self {
         Workspace {
             dir: tempfile::tempdir().expect("temp dir"),

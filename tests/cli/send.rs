@@ -102,18 +102,9 @@ fn workspace(port: u16) -> Workspace {
 
 /// The same, with `pool` SMTP connections.
 fn workspace_with_pool(port: u16, pool: u32) -> Workspace {
-    let ws = Workspace::with_sample();
-    let sample = ws.read("issues/2020-06.json").replacen(
-        "\"language\": \"en\",",
-        "\"language\": \"en\",\n  \"images_url\": \"https://example.org/newsletter/2020-06/\",",
-        1,
-    );
-    ws.write("issues/2020-06.json", &sample);
-    let config = std::fs::read_to_string(repo().join("bulletin.toml")).unwrap()
-        + &format!(
-            "\n[profiles.test]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\npool = {pool}\n"
-        );
-    ws.write("bulletin.toml", &config);
+    let ws = Workspace::for_sending(&format!(
+        "[profiles.test]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\npool = {pool}\n"
+    ));
     ws.write(
         "subscribers.csv",
         "\u{feff}email;first_name;name;status\r\n\

@@ -181,6 +181,27 @@ impl Answer {
     }
 }
 
+/// A tag value as Resend (and Amazon SES) take it: ASCII letters, digits, `_` and `-`, at most
+/// 256 characters; anything else becomes `_` ("2020-06" stays as it is).
+pub fn tag_value(text: &str) -> String {
+    let value: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(256)
+        .collect();
+    if value.is_empty() {
+        "_".to_string()
+    } else {
+        value
+    }
+}
+
 /// Every message of `batch` accepted with the same reply (a provider that accepts or refuses
 /// a request whole, and gives one ID for it).
 pub fn accept_all(batch: &Batch, reply: &str) -> Vec<Result<Accepted, Failure>> {

@@ -53,7 +53,7 @@ impl Resend {
             "html": parts.map(|p| p.html.as_str()).unwrap_or_default(),
             "text": parts.map(|p| p.text.as_str()).unwrap_or_default(),
             "headers": headers,
-            "tags": [{"name": "issue", "value": tag_value(&self.letterhead.tag)}],
+            "tags": [{"name": "issue", "value": super::tag_value(&self.letterhead.tag)}],
         });
         if let Some(reply_to) = &self.letterhead.reply_to {
             email["reply_to"] = reply_to.to_string().into();
@@ -156,30 +156,9 @@ fn error(answer: &Answer) -> Option<Failure> {
     Some(failure)
 }
 
-/// A tag value as Resend (and Amazon SES) take it: ASCII letters, digits, `_` and `-`, at most
-/// 256 characters; anything else becomes `_` ("2020-06" stays as it is).
-pub fn tag_value(text: &str) -> String {
-    let value: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(256)
-        .collect();
-    if value.is_empty() {
-        "_".to_string()
-    } else {
-        value
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::super::tag_value;
 
     #[test]
     fn tag_values_keep_to_the_allowed_characters() {

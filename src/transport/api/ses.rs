@@ -59,7 +59,7 @@ impl Ses {
             secret_env,
             region,
             configuration_set: api.configuration_set.clone(),
-            tag: super::resend::tag_value(&setup.composer.letterhead().tag),
+            tag: super::tag_value(&setup.composer.letterhead().tag),
         })
     }
 }

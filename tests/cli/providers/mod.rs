@@ -22,7 +22,7 @@ use serde_json::Value;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::common::{Run, Workspace, repo};
+use crate::common::{Run, Workspace};
 
 pub const SECRET: (&str, &str) = (
     "BULLETIN_UNSUBSCRIBE_SECRET",
@@ -127,18 +127,9 @@ impl wiremock::Respond for InTurn {
 /// the given `transport` and extra settings, and a list of `n` subscribers
 /// (`reader0@example.org`…, first names `Reader0`…); the first is "Czepczyński <b>&</b>".
 pub fn workspace(transport: &str, endpoint: &str, settings: &str, n: usize) -> Workspace {
-    let ws = Workspace::with_sample();
-    let sample = ws.read("issues/2020-06.json").replacen(
-        "\"language\": \"en\",",
-        "\"language\": \"en\",\n  \"images_url\": \"https://example.org/newsletter/2020-06/\",",
-        1,
-    );
-    ws.write("issues/2020-06.json", &sample);
-    let config = std::fs::read_to_string(repo().join("bulletin.toml")).unwrap()
-        + &format!(
-            "\n[profiles.api]\ntransport = \"{transport}\"\nendpoint = \"{endpoint}\"\n{settings}\n"
-        );
-    ws.write("bulletin.toml", &config);
+    let ws = Workspace::for_sending(&format!(
+        "[profiles.api]\ntransport = \"{transport}\"\nendpoint = \"{endpoint}\"\n{settings}\n"
+    ));
     let mut list = String::from("email,first_name,name\n");
     for i in 0..n {
         if i == 0 {
