@@ -22,6 +22,7 @@ pub mod issue;
 pub mod layout;
 pub mod ledger;
 pub mod merge;
+pub mod message;
 pub mod output;
 pub mod preview;
 pub mod render;

@@ -60,6 +60,9 @@ pub enum Error {
     Workspace(#[from] WorkspaceError),
     #[error(transparent)]
     Next(#[from] NextError),
+    /// No workspace around the current folder: a usage error (exit 2).
+    #[error(transparent)]
+    NoWorkspace(#[from] crate::workspace::FindError),
     /// The command line itself is wrong (exit 2).
     #[error("{0}")]
     Usage(String),
@@ -74,7 +77,7 @@ pub enum Error {
 impl Error {
     fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) => 2,
+            Error::Usage(_) | Error::NoWorkspace(_) => 2,
             _ => 1,
         }
     }

@@ -1,9 +1,7 @@
 //! Sending an issue: one message per reader, built from the issue rendered once.
 //!
-//! So far: [`message`] builds each reader's email. The send loop (plan from the subscriber
-//! list and the ledger, pace, retry, transports) comes next; it will drive a transport and
-//! record through the ledger's API, and it knows nothing of SMTP or HTTP details itself.
+//! [`run`] is the send loop: the subscriber list streamed in batches, each batch claimed in
+//! the ledger, handed to a transport, and recorded. It knows nothing of SMTP or HTTP details;
+//! the messages themselves are built by [`crate::message`].
 
-pub mod message;
-mod qp;
 pub mod run;

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, Semaphore};
 
-use super::message::{Composer, Outgoing};
 use crate::audience::{AudienceError, Row, Skip, Subscriber};
 use crate::ledger::{Ledger, LedgerError, Outcome, RunId};
+use crate::message::{Composer, Outgoing};
 use crate::transport::{Accepted, Batch, Failure, Kind, Transport};
 
 /// How a run sends.

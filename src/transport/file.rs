@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::{Accepted, Failure, Kind, Transport};
-use crate::send::message::Outgoing;
+use crate::message::Outgoing;
 
 /// Writes messages into a folder.
 pub struct FileTransport {

@@ -14,7 +14,7 @@ pub mod smtp;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::send::message::{Form, Outgoing};
+use crate::message::{Form, Outgoing};
 
 /// The server took the message.
 #[derive(Debug, Clone, PartialEq)]

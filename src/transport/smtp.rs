@@ -21,7 +21,7 @@ use self::pool::Pool;
 use self::relay::{Encryption, Relay};
 use super::{Accepted, Failure, Kind, Transport};
 use crate::config::{Secret, Security, Smtp};
-use crate::send::message::Outgoing;
+use crate::message::Outgoing;
 
 /// How long one message may take, from taking a connection to the server's reply.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);

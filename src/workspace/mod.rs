@@ -63,6 +63,45 @@ pub enum WorkspaceError {
     Write(#[from] WriteError),
 }
 
+/// Where a workspace keeps what bulletin records: the ledger of sends.
+pub const STATE_DIR: &str = ".bulletin";
+
+/// The workspace `from` is in: the nearest folder with a `bulletin.toml`, from `from` up (as
+/// git and cargo find theirs). Relative to `from` when it is below it (`.` for `from`
+/// itself, `..` for its parent), so that paths printed from it read as the user typed them.
+pub fn root(from: &Path) -> Result<PathBuf, FindError> {
+    from.ancestors()
+        .find(|d| d.join(CONFIG).is_file())
+        .map(|d| relative_to(d, from))
+        .ok_or_else(|| FindError::NotFound {
+            from: from.to_path_buf(),
+        })
+}
+
+/// `dir`, an ancestor of `from`, written relative to `from`.
+fn relative_to(dir: &Path, from: &Path) -> PathBuf {
+    match from.strip_prefix(dir) {
+        Ok(rest) if rest.as_os_str().is_empty() => PathBuf::from("."),
+        Ok(rest) => rest.components().map(|_| "..").collect(),
+        Err(_) => dir.to_path_buf(),
+    }
+}
+
+/// The ledger of the workspace at `root`.
+pub fn ledger_path(root: &Path) -> PathBuf {
+    root.join(STATE_DIR).join("ledger.sqlite")
+}
+
+/// No workspace was found.
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    #[error(
+        "no {CONFIG} in {} or any folder above it: run bulletin init to start a workspace, or go to yours",
+        from.display()
+    )]
+    NotFound { from: PathBuf },
+}
+
 /// The starter issue's path in a workspace: `issues/YYYY-MM.json` for today's month.
 pub fn issue_path(today: NaiveDate) -> PathBuf {
     Path::new("issues").join(format!("{}.json", today.format("%Y-%m")))

@@ -14,8 +14,8 @@ use crate::issue::{self, LoadedIssue};
 use crate::layout::Layout;
 use crate::ledger::{Holder, Ledger};
 use crate::merge::NoValues;
+use crate::message::{Composer, Unsubscribe, dkim_config};
 use crate::render::{self, AssetBase, RenderOptions, Rendered};
-use crate::send::message::{Composer, Unsubscribe, dkim_config};
 use crate::send::run::{self, Options, Stopped, Tally};
 use crate::transport::Transport;
 use crate::transport::api;
@@ -74,24 +74,10 @@ pub struct Args {
     pub json: bool,
 }
 
-/// The workspace root: the nearest folder with a bulletin.toml, from the current one up.
+/// The workspace the current folder is in.
 pub fn workspace_root() -> Result<PathBuf, Error> {
     let here = std::env::current_dir().map_err(|e| Error::Other(e.to_string()))?;
-    here.ancestors()
-        .find(|d| d.join(config::FILE_NAME).is_file())
-        .map(|d| {
-            d.strip_prefix(&here)
-                .map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() })
-                .unwrap_or_else(|_| d.to_path_buf())
-        })
-        .ok_or_else(|| {
-            Error::Usage("no bulletin.toml here or in a folder above: run bulletin init, or go to your workspace".into())
-        })
-}
-
-/// The ledger of a workspace.
-pub fn ledger_path(root: &Path) -> PathBuf {
-    root.join(".bulletin").join("ledger.sqlite")
+    Ok(crate::workspace::root(&here)?)
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
@@ -340,7 +326,7 @@ async fn dispatch<T: Transport>(
 
     let mut ledger = match &args.dry_run {
         Some(dir) => Ledger::open(&dir.join(".dry-run-ledger.sqlite")),
-        None => Ledger::open(&ledger_path(root)),
+        None => Ledger::open(&crate::workspace::ledger_path(root)),
     }
     .map_err(|e| Error::Other(e.to_string()))?;
     let holder = Holder {

@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use crate::cli::cmd::send::{ledger_path, workspace_root};
+use crate::cli::cmd::send::workspace_root;
 use crate::cli::{Error, say};
 use crate::ledger::{Ledger, State};
+use crate::workspace::ledger_path;
 
 /// Show how the sending of an issue stands.
 ///

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Answer, Auth, Body, Provider, Request, Setup, header_object};
 use crate::config::Secret;
-use crate::send::message::{Form, Letterhead, Outgoing};
+use crate::message::{Form, Letterhead, Outgoing};
 use crate::transport::{Accepted, Batch, Failure};
 
 /// Brevo's own address.

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 use super::{Answer, Auth, Body, Provider, Request, Setup, recipient};
 use crate::config::Secret;
-use crate::send::message::{Form, Letterhead, Outgoing, Parts, Template};
+use crate::message::{Form, Letterhead, Outgoing, Parts, Template};
 use crate::transport::{Accepted, Batch, Failure, Kind};
 
 /// Mailgun's own address, for domains in its US region.

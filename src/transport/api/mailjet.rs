@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{Answer, Auth, Body, Provider, Request, Setup, header_object};
 use crate::config::Secret;
-use crate::send::message::{Form, Letterhead, Outgoing};
+use crate::message::{Form, Letterhead, Outgoing};
 use crate::transport::{Accepted, Batch, Failure, Kind};
 
 /// Mailjet's own address.

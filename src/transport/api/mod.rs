@@ -25,7 +25,7 @@ pub mod ses;
 
 use super::{Accepted, Batch, BatchResult, Failure, Kind, Transport};
 use crate::config::{Api, Profile, Secret};
-use crate::send::message::{Composer, Form, Outgoing};
+use crate::message::{Composer, Form, Outgoing};
 
 /// How long one request may take, from connecting to the last byte of the answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -567,7 +567,7 @@ mod tests {
         assert_eq!(error_message(b"  Forbidden \n"), "Forbidden");
     }
 
-    fn to_ann(parts: Option<crate::send::message::Parts>) -> Outgoing {
+    fn to_ann(parts: Option<crate::message::Parts>) -> Outgoing {
         Outgoing {
             from: "news@example.org".parse().unwrap(),
             to: "ann@example.org".parse().unwrap(),
@@ -582,7 +582,7 @@ mod tests {
         let bare = to_ann(None);
         assert_eq!(recipient(&bare).to_string(), "ann@example.org");
         assert!(header_object(&bare, |_| true).is_empty());
-        let full = to_ann(Some(crate::send::message::Parts {
+        let full = to_ann(Some(crate::message::Parts {
             to_name: Some("Ann Example".into()),
             subject: "Hello".into(),
             html: String::new(),

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::{Answer, Auth, Body, Provider, Request, Setup, recipient};
 use crate::config::Secret;
-use crate::send::message::{Form, Letterhead};
+use crate::message::{Form, Letterhead};
 use crate::transport::{Accepted, Batch, Failure, Kind};
 
 /// Postmark's own address.
@@ -47,7 +47,7 @@ impl Postmark {
         })
     }
 
-    fn message(&self, m: &crate::send::message::Outgoing) -> Value {
+    fn message(&self, m: &crate::message::Outgoing) -> Value {
         let parts = m.parts.as_ref();
         let to = recipient(m);
         let headers: Vec<Value> = parts

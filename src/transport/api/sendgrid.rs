@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Answer, Auth, Body, Provider, Request, Setup};
 use crate::config::Secret;
-use crate::send::message::{Form, Letterhead, Outgoing, Parts, Template};
+use crate::message::{Form, Letterhead, Outgoing, Parts, Template};
 use crate::transport::{Accepted, Batch, Failure, Kind};
 
 /// SendGrid's own address, for global users and subusers.

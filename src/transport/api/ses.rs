@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::{Answer, Auth, Body, Provider, Request, Setup};
 use crate::config::Secret;
-use crate::send::message::Form;
+use crate::message::Form;
 use crate::transport::{Accepted, Batch, Failure, Kind};
 
 /// The name SES signs requests under (its "signingName"; the host says "email").
