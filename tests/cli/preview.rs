@@ -474,3 +474,127 @@ fn live_preview_in_headless_chromium() {
     });
     drop(preview);
 }
+
+/// Whether every email frame shown lies wholly inside the window (left edge not cut off,
+/// right edge not past the window) and the page itself needs no sideways scroll: `true`, or
+/// what is wrong.
+const FRAMES_FIT: &str = "\
+    const w = document.documentElement.clientWidth; \
+    const wrong = []; \
+    for (const id of ['desktop', 'phone', 'text']) { \
+      const e = document.getElementById(id); \
+      if (e.closest('[hidden]')) continue; \
+      const r = e.getBoundingClientRect(); \
+      if (r.width === 0) { wrong.push(id + ' has no width'); continue; } \
+      if (r.left < -0.5 || r.right > w + 0.5) wrong.push(id + ' spans ' + r.left + '..' + r.right + ' in a window of ' + w); \
+    } \
+    const page = document.documentElement.scrollWidth; \
+    if (page > w) wrong.push('the page is ' + page + ' px wide in a window of ' + w); \
+    return wrong.length ? wrong.join('; ') : true";
+
+#[test]
+fn the_page_fits_the_window_from_desktop_to_phone_width() {
+    let ws = Workspace::with_sample();
+    let preview = Preview::start(
+        &ws,
+        &["issues/2020-06.json", "--port", &free_port().to_string()],
+    );
+    let driver = ChromeDriver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let c = driver.connect().await;
+        c.goto(&preview.url).await.unwrap();
+        let loaded = "return ['desktop', 'phone'].every(id => { \
+                        const d = document.getElementById(id).contentDocument; \
+                        return d && d.body && d.body.innerText.includes('SOLIDIFY'); })";
+        wait_until(&c, loaded, json!(true)).await;
+        // An editor and a browser side by side, a laptop, a tablet, a phone.
+        for width in [1280, 960, 768, 390] {
+            c.set_window_size(width, 900).await.unwrap();
+            let inner = eval(&c, "return window.innerWidth").await;
+            eprintln!("window {width} px: {inner} px inside");
+            wait_until(&c, FRAMES_FIT, json!(true)).await;
+            // For looking at it: BULLETIN_PREVIEW_SCREENSHOTS=DIR keeps preview-WIDTH.png.
+            if let Ok(dir) = std::env::var("BULLETIN_PREVIEW_SCREENSHOTS") {
+                let path = std::path::Path::new(&dir).join(format!("preview-{width}.png"));
+                std::fs::write(path, c.screenshot().await.unwrap()).unwrap();
+            }
+        }
+
+        // The plain text as written: 72 columns, never wrapped again by the page, and all of
+        // it visible without scrolling where the window has the room.
+        c.find(Locator::Css("button[data-view=text]")).await.unwrap().click().await.unwrap();
+        let unwrapped = "const p = document.getElementById('text'); \
+                         const longest = Math.max(...p.textContent.split('\\n').map(l => [...l].length)); \
+                         return [getComputedStyle(p).whiteSpace, longest, p.scrollWidth <= p.clientWidth]";
+        for width in [1280, 960, 768] {
+            c.set_window_size(width, 900).await.unwrap();
+            wait_until(&c, FRAMES_FIT, json!(true)).await;
+            assert_eq!(eval(&c, unwrapped).await, json!(["pre", 72, true]), "at {width} px");
+        }
+        c.set_window_size(390, 900).await.unwrap();
+        wait_until(&c, FRAMES_FIT, json!(true)).await;
+        c.close().await.unwrap();
+    });
+    drop(preview);
+}
+
+#[test]
+fn a_preview_of_a_broken_file_says_there_is_nothing_to_show_yet() {
+    let ws = Workspace::with_sample();
+    let sample = ws.read("issues/2020-06.json");
+    ws.write(
+        "issues/2020-06.json",
+        &sample.replacen("\"date\": \"2020-06-03\",", "\"date\": \"2020-06-03\"", 1),
+    );
+    let preview = Preview::start(
+        &ws,
+        &["issues/2020-06.json", "--port", &free_port().to_string()],
+    );
+    let driver = ChromeDriver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let c = driver.connect().await;
+        c.goto(&preview.url).await.unwrap();
+        wait_until(
+            &c,
+            "return !document.getElementById('overlay').hidden",
+            json!(true),
+        )
+        .await;
+        let hint = eval(&c, "return document.getElementById('overlay').innerText").await;
+        let hint = hint.as_str().unwrap();
+        assert!(hint.contains("no good render yet"), "{hint}");
+        assert!(!hint.contains("stays visible"), "{hint}");
+
+        // Once fixed, the email shows and the hint is the usual one the next time it breaks.
+        std::fs::write(ws.path().join("issues/2020-06.json"), &sample).unwrap();
+        wait_until(
+            &c,
+            "return document.getElementById('overlay').hidden",
+            json!(true),
+        )
+        .await;
+        std::fs::write(
+            ws.path().join("issues/2020-06.json"),
+            sample.replacen("\"date\": \"2020-06-03\",", "\"date\": \"2020-06-03\"", 1),
+        )
+        .unwrap();
+        wait_until(
+            &c,
+            "return !document.getElementById('overlay').hidden",
+            json!(true),
+        )
+        .await;
+        let hint = eval(&c, "return document.getElementById('overlay').innerText").await;
+        assert!(hint.as_str().unwrap().contains("stays visible"), "{hint}");
+        c.close().await.unwrap();
+    });
+    drop(preview);
+}
