@@ -199,7 +199,16 @@ fn html_is_a_responsive_email() {
     let body = &html[html.find("<body").unwrap()..];
     assert!(body.contains("lang=\"en\" dir=\"ltr\""));
     // A hidden preheader, presentation tables, alt on every image.
-    assert!(body.contains("Weekly webconferences, news from our projects"));
+    let preheader = body
+        .find("Weekly webconferences, news from our projects")
+        .expect("the preheader is in the body");
+    let holder = &body[body[..preheader].rfind('<').unwrap()..preheader];
+    assert!(
+        holder.contains("display:none"),
+        "the preheader is shown: {holder}"
+    );
+    // Hidden without the white-on-white text spam filters score as hidden text.
+    assert!(!holder.contains("color:#ffffff"), "{holder}");
     assert!(html.contains("role=\"presentation\""));
     for img in html.split("<img").skip(1) {
         let tag = &img[..img.find('>').unwrap()];
