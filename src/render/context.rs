@@ -391,3 +391,75 @@ fn join_url(base: &str, path: &str) -> String {
         Err(_) => format!("{base}{path}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> AssetBase {
+        AssetBase::Local {
+            issue: "../issues/".into(),
+            layout: "../layouts/efus/".into(),
+        }
+    }
+
+    #[test]
+    fn sent_images_go_under_images_url_the_issues_and_the_layouts_alike() {
+        let sent = AssetBase::Sent;
+        let images = Images {
+            assets: &sent,
+            images_url: Some("https://cdn.example.org/2020-06"),
+        };
+        assert_eq!(
+            images.issue("images/a.png"),
+            "https://cdn.example.org/2020-06/images/a.png"
+        );
+        assert_eq!(
+            images.layout("logo.png"),
+            "https://cdn.example.org/2020-06/logo.png"
+        );
+        assert_eq!(
+            images.layout("https://example.org/logo.png"),
+            "https://example.org/logo.png"
+        );
+        // Without images_url they stay as written (and check refuses them).
+        let images = Images {
+            assets: &sent,
+            images_url: None,
+        };
+        assert_eq!(images.issue("images/a.png"), "images/a.png");
+        assert_eq!(images.layout("logo.png"), "logo.png");
+    }
+
+    #[test]
+    fn local_layout_images_keep_pointing_at_the_layout_folder() {
+        let local = local();
+        let images = Images {
+            assets: &local,
+            images_url: Some("https://cdn.example.org/2020-06/"),
+        };
+        assert_eq!(
+            images.issue("images/a.png"),
+            "https://cdn.example.org/2020-06/images/a.png"
+        );
+        assert_eq!(images.layout("logo.png"), "../layouts/efus/logo.png");
+        let images = Images {
+            assets: &local,
+            images_url: None,
+        };
+        assert_eq!(images.issue("images/a.png"), "../issues/images/a.png");
+    }
+
+    #[test]
+    fn merge_fields_and_anchors_are_not_paths() {
+        let mut fields = FieldTable::default();
+        let field = fields.mark("{{subscriber.photo}}");
+        let local = local();
+        let images = Images {
+            assets: &local,
+            images_url: Some("https://cdn.example.org/"),
+        };
+        assert_eq!(images.issue(&field), field);
+        assert_eq!(images.layout("#top"), "#top");
+    }
+}

@@ -577,3 +577,32 @@ fn unreachable_hosts_are_errors_and_offline_skips_the_network() {
     let run = check_with(&issue, &[], &["--offline"]);
     assert_eq!(run.code(), 0);
 }
+
+#[test]
+fn an_image_file_in_markdown_needs_images_url_like_the_items_images() {
+    let issue = clean_issue(r#"{"kind": "text", "body": "![A chart](images/chart.png)"}"#);
+    let run = offline(&issue);
+    assert_eq!(run.code(), 1);
+    assert!(
+        run.stdout().contains(
+            "sections[0].body: the image images/chart.png is a file next to the issue, which \
+             readers cannot see in an email: publish the images and set \"images_url\""
+        ),
+        "{}",
+        run.stdout()
+    );
+    // With images_url, it is a URL under it, as the items' images are, and may go out.
+    let published = issue.replacen(
+        "\"date\"",
+        "\"images_url\": \"https://cdn.example.org/n/\",\n  \"date\"",
+        1,
+    );
+    let run = offline(&published);
+    assert_eq!(run.code(), 0, "{}", run.stdout());
+    assert!(
+        run.stdout()
+            .contains("the image https://cdn.example.org/n/images/chart.png has no width"),
+        "{}",
+        run.stdout()
+    );
+}
