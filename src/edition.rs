@@ -52,10 +52,9 @@ pub struct Edition {
     pub issue: LoadedIssue,
     /// The layout it was drawn with.
     pub layout: Layout,
-    /// The email, ready to be filled for each reader.
+    /// The email, ready to be filled for each reader, its images pointing where
+    /// [`Options::images`] said.
     pub rendered: Rendered,
-    /// Where its relative images point.
-    pub images: Images,
 }
 
 /// What can stop an issue from becoming an email, by stage.
@@ -92,7 +91,6 @@ pub fn prepare(opts: &Options) -> Result<Edition, EditionError> {
         issue: loaded,
         layout,
         rendered,
-        images: opts.images.clone(),
     })
 }
 

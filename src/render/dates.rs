@@ -1,6 +1,8 @@
 //! Dates and times as readers see them, in the issue's language: "Thursday 4 June 2020,
 //! 10:00 CEST", "25–27 November 2020". Patterns come from the layout's labels (so a layout
-//! can change them per language); month and day names come from the locale.
+//! can change them per language); month and day names come from the locale. A pattern chrono
+//! cannot read is refused when [`Dates`] is made ([`super::RenderError::DatePattern`]), never
+//! in the middle of a render. Pure: reads no file and no clock.
 
 use chrono::{DateTime, Datelike, Locale, NaiveDate};
 use chrono_tz::Tz;
