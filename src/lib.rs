@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod diag;
+pub mod edition;
 pub mod issue;
 pub mod layout;
 pub mod ledger;

@@ -1,6 +1,9 @@
 //! Do the email's links and remote images answer? Each URL is asked once, several at a time
 //! but only a few per host (a small web server should not take a newsletter check for an
 //! attack), with a timeout; HEAD first, GET where a server refuses HEAD.
+//!
+//! The only part of `check` that touches the network; it never decides whether an issue may
+//! be sent (a link that does not answer is an error finding like any other).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -74,6 +77,13 @@ pub fn targets(loaded: &LoadedIssue, html: &str) -> Vec<Target> {
         .collect()
 }
 
+/// What stops links from being checked at all (a link that fails is a finding, not this).
+#[derive(Debug, thiserror::Error)]
+pub enum LinkCheckError {
+    #[error("cannot start the link checker: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
 /// [`check`] on a runtime of its own, for callers that are not async.
 pub fn check_blocking(
     loaded: &LoadedIssue,
@@ -81,12 +91,12 @@ pub fn check_blocking(
     targets: Vec<Target>,
     opts: &LinkOptions,
     on_done: impl Fn() + Send + Sync + 'static,
-) -> Result<Vec<Finding>, String> {
+) -> Result<Vec<Finding>, LinkCheckError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the link checker: {e}"))?;
+        .map_err(LinkCheckError::Runtime)?;
     Ok(runtime.block_on(check(loaded, theme_file, targets, opts, on_done)))
 }
 

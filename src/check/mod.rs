@@ -2,8 +2,11 @@
 //! file, line:column and JSON path — like a compiler.
 //!
 //! [`inspect`] looks at the issue, the layout's theme and the rendered email without the
-//! network; [`links`] checks that every link and remote image answers. This stage reads the
-//! other stages' results and changes nothing; it never prints (the command does).
+//! network; [`links`] checks that every link and remote image answers. [`send_blockers`] are
+//! the rules that stop a send: every one of them is an error here too, and `send` runs them
+//! before it asks for confirmation, so that an issue `check` passes is one `send` sends.
+//! This stage reads the other stages' results ([`Edition`]) and changes nothing; it never
+//! prints (the command does) and never sends.
 
 mod contrast;
 pub mod html;
@@ -15,10 +18,11 @@ use std::path::{Path, PathBuf};
 use pulldown_cmark::{Event, Parser, Tag, TagEnd};
 use serde::Serialize;
 
-use crate::issue::{Link, LoadedIssue, Problem};
-use crate::layout::Layout;
+use crate::edition::{Edition, EditionError};
+use crate::issue::{IssueError, Link, LoadedIssue, Problem, is_relative_reference};
+use crate::layout::{Layout, NamedIn, Origin};
 use crate::merge::NoValues;
-use crate::render::Rendered;
+use crate::render::{RenderError, Rendered};
 
 /// Gmail clips messages whose HTML is larger than this: an error.
 pub const CLIP_BYTES: usize = 102 * 1024;
@@ -104,9 +108,39 @@ pub fn from_problems(problems: Vec<Problem>) -> Vec<Finding> {
     problems.into_iter().map(Finding::error).collect()
 }
 
-/// Everything that can be found without the network.
-pub fn inspect(loaded: &LoadedIssue, layout: &Layout, rendered: &Rendered) -> Vec<Finding> {
-    let mut out = Vec::new();
+/// An issue that could not be prepared, as findings about `issue` (the issue file): what is
+/// wrong with the issue, a template or the layout is reported like any other finding. Only
+/// what is not about them (an unreadable issue file) is returned as an error.
+pub fn unprepared(issue: &Path, e: EditionError) -> Result<Vec<Finding>, IssueError> {
+    Ok(match e {
+        EditionError::Issue(IssueError::Invalid(problems)) => from_problems(problems),
+        EditionError::Issue(e) => return Err(e),
+        EditionError::Layout(e) => vec![unrendered(issue, &e.to_string())],
+        EditionError::Render(RenderError::Issue(problems)) => from_problems(problems),
+        EditionError::Render(RenderError::Template {
+            file,
+            line,
+            column,
+            message,
+        }) => vec![Finding::error(Problem {
+            file: file.into(),
+            position: line.zip(column),
+            json_path: String::new(),
+            message: format!("template error: {message}"),
+        })],
+        EditionError::Render(e) => vec![unrendered(issue, &e.to_string())],
+    })
+}
+
+/// Everything that can be found without the network, [`send_blockers`] included.
+pub fn inspect(edition: &Edition) -> Vec<Finding> {
+    let Edition {
+        issue: loaded,
+        layout,
+        rendered,
+        ..
+    } = edition;
+    let mut out = send_blockers(edition);
     let email = rendered.fill(&crate::merge::Values::sample());
     check_subject(loaded, &email.subject, &mut out);
     check_placeholders(loaded, &mut out);
@@ -114,6 +148,24 @@ pub fn inspect(loaded: &LoadedIssue, layout: &Layout, rendered: &Rendered) -> Ve
     check_labels(loaded, &mut out);
     check_dates(loaded, &mut out);
     check_size(loaded, email.html.len(), &mut out);
+    let theme = theme_file(layout);
+    html::check(loaded, &theme, &email.html, &mut out);
+    contrast::check(layout, &theme, &mut out);
+    out
+}
+
+/// What stops an edition from going out, as error findings: no unsubscribe link in the HTML
+/// and the text; an image that is a file (of the issue, in its Markdown, or of the layout:
+/// the theme's logo, an image in a template) while the issue has no `images_url`, so that no
+/// reader could see it. `send` refuses an edition with any of these; `check` reports them.
+pub fn send_blockers(edition: &Edition) -> Vec<Finding> {
+    let Edition {
+        issue: loaded,
+        layout,
+        rendered,
+        ..
+    } = edition;
+    let mut out = Vec::new();
     if !rendered.has_unsubscribe_link() {
         out.push(Finding::about(
             Severity::Error,
@@ -124,10 +176,90 @@ pub fn inspect(loaded: &LoadedIssue, layout: &Layout, rendered: &Rendered) -> Ve
                 .into(),
         ));
     }
-    let theme = theme_file(layout);
-    html::check(loaded, &theme, &email.html, &mut out);
-    contrast::check(layout, &theme, &mut out);
+    if loaded.issue.images_url.is_none() {
+        issue_files(loaded, &mut out);
+        layout_files(layout, rendered, &mut out);
+    }
     out
+}
+
+/// What to do about an image file nobody could see in an inbox.
+const PUBLISH: &str = "publish the images and set \"images_url\" in the issue to where they are";
+
+/// The issue's images that are files next to it: items' images and images in Markdown.
+fn issue_files(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
+    let message = |src: &str| {
+        format!(
+            "the image {src} is a file next to the issue, which readers cannot see in an email: {PUBLISH}"
+        )
+    };
+    for (si, s) in loaded.issue.sections.iter().enumerate() {
+        for (ii, item) in s.items.iter().enumerate() {
+            if let Some(image) = &item.image
+                && is_relative_reference(&image.src)
+            {
+                let path = format!("sections[{si}].items[{ii}].image.src");
+                out.push(Finding::error(loaded.problem(&path, message(&image.src))));
+            }
+        }
+    }
+    for (path, markdown) in bodies(loaded) {
+        for event in Parser::new(markdown) {
+            if let Event::Start(Tag::Image { dest_url, .. }) = event
+                && !dest_url.trim().is_empty()
+                && !dest_url.starts_with('#')
+                && is_relative_reference(&dest_url)
+            {
+                out.push(Finding::error(loaded.problem(&path, message(&dest_url))));
+            }
+        }
+    }
+}
+
+/// The layout's own images (the theme's logo, images in templates) that are files in the
+/// layout folder, when the email shows them.
+fn layout_files(layout: &Layout, rendered: &Rendered, out: &mut Vec<Finding>) {
+    let shown = html::unescape(&own_html(rendered));
+    for image in layout.images() {
+        if !shown.contains(&image.src) {
+            continue;
+        }
+        let src = &image.src;
+        let finding = match image.named_in {
+            NamedIn::Logo => Finding::about(
+                Severity::Error,
+                &theme_file(layout),
+                "logo.src",
+                format!(
+                    "the layout's logo {src} is a file in the layout folder, which readers cannot \
+                     see in an email: publish it with the issue's images (as images_url + \"{src}\") \
+                     and set \"images_url\" in the issue to where they are"
+                ),
+            ),
+            NamedIn::Template(t) => {
+                let file = match &t.origin {
+                    Origin::File(path) => path.clone(),
+                    Origin::Builtin => PathBuf::from(Origin::Builtin.describe(&t.name)),
+                };
+                Finding::about(
+                    Severity::Error,
+                    &file,
+                    "",
+                    format!(
+                        "the layout's image {src} is a file in the layout folder, which readers \
+                         cannot see in an email: publish it with the issue's images (as \
+                         images_url + \"{src}\") and set \"images_url\" in the issue to where they are"
+                    ),
+                )
+            }
+        };
+        out.push(finding);
+    }
+}
+
+/// Findings in the order `check` shows them: errors first, then by position in the file.
+pub fn sort(findings: &mut [Finding]) {
+    findings.sort_by_key(|f| (f.severity, f.problem.position.unwrap_or((usize::MAX, 0))));
 }
 
 /// The theme file, for findings about the layout's own content (logo, footer links).

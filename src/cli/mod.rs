@@ -72,6 +72,14 @@ pub enum Error {
     /// The command has reported what failed (a check found errors): exit 1, nothing more to say.
     #[error("")]
     Failed,
+    #[error(transparent)]
+    Edition(#[from] crate::edition::EditionError),
+    #[error(transparent)]
+    Links(#[from] crate::check::links::LinkCheckError),
+    /// A stage's error (exit 1) with what to do about it on the command line: the stages
+    /// name no command or flag, the command that called them does.
+    #[error("{error}\n  hint: {hint}")]
+    Hinted { error: Box<Error>, hint: String },
 }
 
 impl Error {

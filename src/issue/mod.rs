@@ -17,7 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use error::{IssueError, Problem};
-pub use time::{EventEnd, EventStart};
+pub use time::{EventEnd, EventStart, TimeError};
 
 use crate::merge::{self, MergeText};
 
@@ -357,10 +357,7 @@ pub fn parse(path: &Path, source: String) -> Result<LoadedIssue, IssueError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    let slug = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "issue".into());
+    let slug = slug_of(path);
     let mut loaded = LoadedIssue {
         issue,
         path: path.to_path_buf(),
@@ -480,6 +477,13 @@ fn check_image(loaded: &LoadedIssue, path: &str, image: &Image, out: &mut Vec<Pr
     }
 }
 
+/// The name an issue file gives its outputs: the file name without extension.
+pub fn slug_of(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "issue".into())
+}
+
 /// True for a path like `images/logo.png`, false for `https://…` or `data:` URLs.
 pub fn is_relative_reference(src: &str) -> bool {
     url::Url::parse(src).is_err()
@@ -495,7 +499,7 @@ fn check_event_times(loaded: &LoadedIssue, path: &str, item: &Item, out: &mut Ve
                 out.push(loaded.problem(&format!("{path}.end"), "the event ends before it starts"))
             }
             Ok(_) => {}
-            Err(e) => out.push(loaded.problem(&format!("{path}.end"), e)),
+            Err(e) => out.push(loaded.problem(&format!("{path}.end"), e.to_string())),
         },
         _ => {}
     }

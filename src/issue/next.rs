@@ -44,23 +44,24 @@ pub struct Summary {
     pub emptied: Vec<String>,
 }
 
-/// What can go wrong when making the next issue.
+/// What can go wrong when making the next issue. What to do about it (which command, which
+/// flag) is the command line's to say.
 #[derive(Debug, thiserror::Error)]
 pub enum NextError {
-    #[error(
-        "no issue found in {}\n  run bulletin new in a workspace (bulletin init makes one), or name the issue to start from with --from ISSUE",
-        dir.display()
-    )]
+    #[error("no issue found in {}", dir.display())]
     NoIssue { dir: PathBuf },
-    #[error("cannot read folder {}: {reason}", path.display())]
-    ReadDir { path: PathBuf, reason: String },
-    #[error(
-        "{} already exists; bulletin new never replaces an issue\n  name the new issue, e.g. bulletin new {suggestion}",
-        path.display()
-    )]
+    #[error("cannot read folder {}: {}", path.display(), crate::diag::io_reason(source))]
+    ReadDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} already exists; a new issue never replaces one", path.display())]
     Exists { path: PathBuf, suggestion: String },
-    #[error("cannot write the new issue {} as JSON: {reason}", path.display())]
-    Serialize { path: PathBuf, reason: String },
+    #[error("cannot write the new issue {} as JSON: {source}", path.display())]
+    Serialize {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 /// The issue that follows `from`, dated `date` and named `new_slug` (`from` was `old_slug`).
@@ -134,9 +135,9 @@ pub fn next_issue(
 
 /// The issue as its file holds it: pretty JSON with a final newline.
 pub fn to_json(issue: &Issue, path: &Path) -> Result<String, NextError> {
-    let mut text = serde_json::to_string_pretty(issue).map_err(|e| NextError::Serialize {
+    let mut text = serde_json::to_string_pretty(issue).map_err(|source| NextError::Serialize {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        source,
     })?;
     text.push('\n');
     Ok(text)
@@ -163,9 +164,9 @@ pub fn latest_in(dir: &Path) -> Result<Latest, NextError> {
             dir: dir.to_path_buf(),
         });
     }
-    let read_err = |e: std::io::Error| NextError::ReadDir {
+    let read_err = |source: std::io::Error| NextError::ReadDir {
         path: dir.to_path_buf(),
-        reason: crate::diag::io_reason(&e),
+        source,
     };
     let mut dated = Vec::new();
     let mut skipped = Vec::new();

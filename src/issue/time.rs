@@ -2,7 +2,9 @@
 //!
 //! Writers think in local time ("10:00 in Paris"), so that is what the file holds; the
 //! instant is computed here once, with the zone's daylight-saving rules, and a local time
-//! that does not exist or happens twice on a change day is refused with an explanation.
+//! that does not exist or happens twice on a change day is refused with an explanation
+//! ([`TimeError`]). Owns the parsing of event times only; never formats them for readers
+//! (the render stage does).
 
 use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
@@ -41,15 +43,54 @@ impl EventStart {
     }
 }
 
+/// What is wrong with an event time as written. serde shows it (as text) when an issue is
+/// read; [`EventEnd::resolve`] returns it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TimeError {
+    #[error(
+        "\"{0}\" has extra words; write \"YYYY-MM-DD HH:MM Zone/City\", e.g. \"2020-06-04 10:00 Europe/Paris\""
+    )]
+    ExtraWords(String),
+    #[error(
+        "\"{0}\" is not a date and time; write \"YYYY-MM-DD HH:MM Zone/City\", e.g. \"2020-06-04 10:00 Europe/Paris\""
+    )]
+    NotDateTime(String),
+    #[error(
+        "\"{0}\" is not an IANA time zone; use a name such as \"Europe/Paris\", \"Europe/London\" or \"America/New_York\""
+    )]
+    UnknownZone(String),
+    #[error(
+        "\"{0}\" has no time zone; add one after the time, e.g. \"{example} Europe/Paris\"",
+        example = .0.trim()
+    )]
+    NoZone(String),
+    /// A local time that a daylight-saving change repeats.
+    #[error(
+        "{} happens twice in {} that day (clocks go back: {first} and {second}); pick a time outside the change",
+        local.format("%Y-%m-%d %H:%M"),
+        zone.name()
+    )]
+    Repeated {
+        local: NaiveDateTime,
+        zone: Tz,
+        first: String,
+        second: String,
+    },
+    /// A local time that a daylight-saving change skips.
+    #[error(
+        "{} does not exist in {} (clocks go forward that night); pick another time",
+        local.format("%Y-%m-%d %H:%M"),
+        zone.name()
+    )]
+    Skipped { local: NaiveDateTime, zone: Tz },
+}
+
 impl TryFrom<String> for EventStart {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = TimeError;
+    fn try_from(s: String) -> Result<Self, TimeError> {
         let (local, zone) = split(&s)?;
         let Some(zone) = zone else {
-            return Err(format!(
-                "\"{s}\" has no time zone; add one after the time, e.g. \"{} Europe/Paris\"",
-                s.trim()
-            ));
+            return Err(TimeError::NoZone(s));
         };
         let at = resolve(local, zone)?;
         Ok(EventStart { local, zone, at })
@@ -72,14 +113,14 @@ pub struct EventEnd {
 
 impl EventEnd {
     /// The moment the event ends, in the end's zone (the start's unless given).
-    pub fn resolve(&self, start: &EventStart) -> Result<DateTime<Tz>, String> {
+    pub fn resolve(&self, start: &EventStart) -> Result<DateTime<Tz>, TimeError> {
         resolve(self.local, self.zone.unwrap_or(start.zone))
     }
 }
 
 impl TryFrom<String> for EventEnd {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = TimeError;
+    fn try_from(s: String) -> Result<Self, TimeError> {
         let (local, zone) = split(&s)?;
         if let Some(zone) = zone {
             resolve(local, zone)?;
@@ -99,7 +140,7 @@ impl From<EventEnd> for String {
 }
 
 /// Splits "2020-06-04 10:00 Europe/Paris" into its local date-time and zone.
-fn split(s: &str) -> Result<(NaiveDateTime, Option<Tz>), String> {
+fn split(s: &str) -> Result<(NaiveDateTime, Option<Tz>), TimeError> {
     let s = s.trim();
     let mut parts = s.split_whitespace();
     let (first, second) = (parts.next().unwrap_or(""), parts.next());
@@ -110,47 +151,33 @@ fn split(s: &str) -> Result<(NaiveDateTime, Option<Tz>), String> {
         (format!("{first} {}", second.unwrap_or("")), parts.next())
     };
     if parts.next().is_some() {
-        return Err(format!(
-            "\"{s}\" has extra words; write \"YYYY-MM-DD HH:MM Zone/City\", e.g. \"2020-06-04 10:00 Europe/Paris\""
-        ));
+        return Err(TimeError::ExtraWords(s.to_string()));
     }
     let local = FORMATS
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(datetime.trim(), f).ok())
-        .ok_or_else(|| {
-            format!(
-                "\"{s}\" is not a date and time; write \"YYYY-MM-DD HH:MM Zone/City\", e.g. \"2020-06-04 10:00 Europe/Paris\""
-            )
-        })?;
+        .ok_or_else(|| TimeError::NotDateTime(s.to_string()))?;
     let zone = zone.map(parse_zone).transpose()?;
     Ok((local, zone))
 }
 
-fn parse_zone(name: &str) -> Result<Tz, String> {
-    name.parse::<Tz>().map_err(|_| {
-        format!(
-            "\"{name}\" is not an IANA time zone; use a name such as \"Europe/Paris\", \"Europe/London\" or \"America/New_York\""
-        )
-    })
+fn parse_zone(name: &str) -> Result<Tz, TimeError> {
+    name.parse::<Tz>()
+        .map_err(|_| TimeError::UnknownZone(name.to_string()))
 }
 
 /// The instant of a local time in a zone, refusing times that a daylight-saving change skips
 /// or repeats: writing either is almost always a mistake, and guessing would be worse.
-fn resolve(local: NaiveDateTime, zone: Tz) -> Result<DateTime<Tz>, String> {
+fn resolve(local: NaiveDateTime, zone: Tz) -> Result<DateTime<Tz>, TimeError> {
     match zone.from_local_datetime(&local) {
         LocalResult::Single(at) => Ok(at),
-        LocalResult::Ambiguous(a, b) => Err(format!(
-            "{} happens twice in {} that day (clocks go back: {} and {}); pick a time outside the change",
-            local.format("%Y-%m-%d %H:%M"),
-            zone.name(),
-            a.format("%H:%M %Z"),
-            b.format("%H:%M %Z"),
-        )),
-        LocalResult::None => Err(format!(
-            "{} does not exist in {} (clocks go forward that night); pick another time",
-            local.format("%Y-%m-%d %H:%M"),
-            zone.name()
-        )),
+        LocalResult::Ambiguous(a, b) => Err(TimeError::Repeated {
+            local,
+            zone,
+            first: a.format("%H:%M %Z").to_string(),
+            second: b.format("%H:%M %Z").to_string(),
+        }),
+        LocalResult::None => Err(TimeError::Skipped { local, zone }),
     }
 }
 
@@ -205,16 +232,20 @@ mod tests {
     #[test]
     fn refuses_skipped_and_repeated_local_times() {
         let skipped = EventStart::try_from("2020-03-29 02:30 Europe/Paris".to_string());
-        assert!(skipped.unwrap_err().contains("does not exist"));
+        assert!(skipped.unwrap_err().to_string().contains("does not exist"));
         let repeated = EventStart::try_from("2020-10-25 02:30 Europe/Paris".to_string());
-        assert!(repeated.unwrap_err().contains("happens twice"));
+        assert!(repeated.unwrap_err().to_string().contains("happens twice"));
     }
 
     #[test]
     fn refuses_missing_or_unknown_zone() {
         let none = EventStart::try_from("2020-06-04 10:00".to_string());
-        assert!(none.unwrap_err().contains("has no time zone"));
+        assert!(none.unwrap_err().to_string().contains("has no time zone"));
         let bad = EventStart::try_from("2020-06-04 10:00 Europe/Pariss".to_string());
-        assert!(bad.unwrap_err().contains("not an IANA time zone"));
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("not an IANA time zone")
+        );
     }
 }

@@ -6,7 +6,12 @@
 //! The default layout is compiled into the binary; a layout folder overrides it file by file,
 //! and its `theme.toml` overrides the default theme key by key.
 //!
-//! This module hands out template text and theme values; it never renders.
+//! The images a layout brings (the theme's `[logo] src`, a literal `src` in a template) are
+//! paths relative to the layout folder; [`Layout::images`] lists them, so that the render can
+//! resolve them and `check` can say when nobody could see them in an inbox.
+//!
+//! This module hands out template text, theme values and those lists; it never renders and
+//! decides nothing about sending.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,8 +100,13 @@ pub struct Layout {
 /// What can be wrong with a layout.
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
-    #[error("cannot read layout folder {}: {reason}", path.display())]
-    Read { path: PathBuf, reason: String },
+    #[error("cannot read layout folder {}: no such folder", path.display())]
+    NoFolder { path: PathBuf },
+    #[error("cannot read layout folder {}: {}", path.display(), crate::diag::io_reason(source))]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}:{line}:{column}: invalid theme: {message}", file)]
     Theme {
         file: String,
@@ -157,14 +167,13 @@ impl Layout {
     }
 
     fn overlay(&mut self, dir: &Path) -> Result<(), LayoutError> {
-        let read_err = |path: &Path, e: std::io::Error| LayoutError::Read {
+        let read_err = |path: &Path, source: std::io::Error| LayoutError::Read {
             path: path.to_path_buf(),
-            reason: crate::diag::io_reason(&e),
+            source,
         };
         if !dir.is_dir() {
-            return Err(LayoutError::Read {
+            return Err(LayoutError::NoFolder {
                 path: dir.to_path_buf(),
-                reason: "no such folder".into(),
             });
         }
         for path in files_under(dir).map_err(|e| read_err(dir, e))? {
@@ -277,6 +286,39 @@ impl Layout {
         self.dir.as_deref()
     }
 
+    /// The theme's `[logo] src`, as written.
+    pub fn logo_src(&self) -> Option<&str> {
+        self.theme.get("logo")?.as_table()?.get("src")?.as_str()
+    }
+
+    /// The relative images this layout brings, as written (`logo.png`), each with where it
+    /// is named: the theme's logo first, then literal images of the MJML templates.
+    /// Absolute URLs are not listed: they need nothing.
+    pub fn images(&self) -> Vec<LayoutImage<'_>> {
+        let mut out = Vec::new();
+        if let Some(src) = self.logo_src()
+            && crate::issue::is_relative_reference(src)
+            && !src.trim().is_empty()
+        {
+            out.push(LayoutImage {
+                src: src.to_string(),
+                named_in: NamedIn::Logo,
+            });
+        }
+        for t in self.templates.values() {
+            if !t.name.ends_with(Part::Mjml.suffix()) {
+                continue;
+            }
+            for range in literal_images(&t.source) {
+                out.push(LayoutImage {
+                    src: t.source[range].to_string(),
+                    named_in: NamedIn::Template(t),
+                });
+            }
+        }
+        out
+    }
+
     /// The labels for a language: `[labels.en]`, overridden by `[labels.<language>]` and then
     /// by `[labels.<language-REGION>]`, so a layout may translate only some of them.
     pub fn labels(&self, primary: &str, full: &str) -> toml::Table {
@@ -289,6 +331,58 @@ impl Layout {
         }
         labels
     }
+}
+
+/// An image of the layout itself, whose path starts in the layout folder.
+#[derive(Debug, Clone)]
+pub struct LayoutImage<'a> {
+    /// The path as written, e.g. `logo.png`.
+    pub src: String,
+    pub named_in: NamedIn<'a>,
+}
+
+/// Where a layout image is named.
+#[derive(Debug, Clone)]
+pub enum NamedIn<'a> {
+    /// The theme's `[logo] src`.
+    Logo,
+    /// A literal `src="…"` (or `background-url="…"`) of a template.
+    Template(&'a Template),
+}
+
+/// The attributes whose value is an image path, in MJML and in HTML.
+const IMAGE_ATTRIBUTES: [&str; 2] = ["src=\"", "background-url=\""];
+
+/// Where the literal, relative image paths of a template are: the values of `src="…"` and
+/// `background-url="…"` that hold no Handlebars expression (`src="{{logo.src}}"` is data,
+/// resolved where the data is made) and are not URLs, as byte ranges of `source`.
+pub fn literal_images(source: &str) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    for attr in IMAGE_ATTRIBUTES {
+        for (at, _) in source.match_indices(attr) {
+            // ` src="` but not `data-src="`.
+            let standalone = source[..at]
+                .chars()
+                .next_back()
+                .is_some_and(char::is_whitespace);
+            let start = at + attr.len();
+            let Some(len) = source[start..].find('"') else {
+                continue;
+            };
+            let value = &source[start..start + len];
+            let trimmed = value.trim();
+            if standalone
+                && !trimmed.is_empty()
+                && !value.contains("{{")
+                && !trimmed.starts_with('#')
+                && crate::issue::is_relative_reference(trimmed)
+            {
+                out.push(start..start + len);
+            }
+        }
+    }
+    out.sort_by_key(|r| r.start);
+    out
 }
 
 fn parse_theme(source: &str, file: &str) -> Result<toml::Table, LayoutError> {
@@ -396,6 +490,18 @@ mod tests {
         )
         .unwrap();
         assert!(files.iter().any(|(n, bytes)| n == THEME && *bytes == disk));
+    }
+
+    #[test]
+    fn literal_images_are_relative_paths_without_handlebars() {
+        let source = r#"<mj-image src="badge.png" /><mj-image src="{{logo.src}}" />
+<mj-section background-url="img/bg.jpg"><img data-src="x.png" src="https://e.org/a.png">
+<img src="cid:logo" /><mj-image src="" />"#;
+        let found: Vec<&str> = literal_images(source)
+            .into_iter()
+            .map(|r| &source[r])
+            .collect();
+        assert_eq!(found, ["badge.png", "img/bg.jpg"]);
     }
 
     #[test]

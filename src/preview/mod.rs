@@ -5,8 +5,9 @@
 //! Renders are kept in memory ([`site`]); a new render replaces the shown one only when it
 //! succeeds, and the page is told after the new render is in place ([`server`]'s event
 //! stream). A failed render is shown over the last good one. The watcher ([`watch`]) renders
-//! again when an issue, body file, image or layout file changes. This stage calls the issue,
-//! layout and render stages; it writes no file and prints nothing (the command reports).
+//! again when an issue, body file, image or layout file changes. This stage renders through
+//! [`crate::edition`], as every command does; it writes no file and prints nothing (the
+//! command reports), and names no command-line flag in its errors.
 
 mod server;
 mod site;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 pub use server::contained;
 pub use site::Outcome;
-pub use watch::is_scratch_file;
+pub use watch::{WatchError, is_scratch_file};
 
 use site::Site;
 
@@ -49,14 +50,17 @@ pub struct Options {
 /// What can stop a preview from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum PreviewError {
-    #[error("no free port on {bind} from {first} to {last}; pass another with --port")]
+    #[error("no free port on {bind} from {first} to {last}")]
     NoPort { bind: IpAddr, first: u16, last: u16 },
-    #[error("cannot listen on {addr}: {reason}")]
-    Listen { addr: SocketAddr, reason: String },
-    #[error("cannot watch the files: {0}")]
-    Watch(String),
+    #[error("cannot listen on {addr}: {}", crate::diag::io_reason(source))]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Watch(#[from] WatchError),
     #[error("cannot start the preview server: {0}")]
-    Runtime(String),
+    Runtime(#[source] std::io::Error),
     #[error("the issue file {} does not exist", .0.display())]
     NoIssue(PathBuf),
 }
@@ -118,12 +122,7 @@ fn bind_first_free(bind: IpAddr, first: u16) -> Result<(TcpListener, u16), Previ
                 return Ok((l, port));
             }
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
-            Err(e) => {
-                return Err(PreviewError::Listen {
-                    addr,
-                    reason: crate::diag::io_reason(&e),
-                });
-            }
+            Err(source) => return Err(PreviewError::Listen { addr, source }),
         }
     }
     Err(PreviewError::NoPort { bind, first, last })
@@ -138,22 +137,22 @@ impl Running {
             // Render now, so that problems show at once and the first page load is instant.
             self.site.state(&slug);
         }
-        watch::start(Arc::clone(&self.site), self.poll).map_err(PreviewError::Watch)?;
+        watch::start(Arc::clone(&self.site), self.poll)?;
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| PreviewError::Runtime(e.to_string()))?;
+            .map_err(PreviewError::Runtime)?;
         let result = runtime.block_on(async move {
             self.listener
                 .set_nonblocking(true)
-                .map_err(|e| PreviewError::Runtime(e.to_string()))?;
-            let listener = tokio::net::TcpListener::from_std(self.listener)
-                .map_err(|e| PreviewError::Runtime(e.to_string()))?;
+                .map_err(PreviewError::Runtime)?;
+            let listener =
+                tokio::net::TcpListener::from_std(self.listener).map_err(PreviewError::Runtime)?;
             let app = server::routes(self.site, self.loopback_only);
             tokio::select! {
-                served = axum::serve(listener, app) => served.map_err(|e| PreviewError::Runtime(e.to_string())),
+                served = axum::serve(listener, app) => served.map_err(PreviewError::Runtime),
                 // Ctrl-C: stop at once. The preview writes nothing, so nothing is left
                 // half-done; open event streams are simply closed.
                 _ = tokio::signal::ctrl_c() => Ok(()),

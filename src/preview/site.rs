@@ -1,6 +1,8 @@
 //! The issues a preview shows and, for each, its last good render, its current error and a
-//! version number that moves on at every render. Rendering calls the issue, layout and render
-//! stages; a failed render keeps the last good one and records the error beside it.
+//! version number that moves on at every render. Rendering goes through the one entry every
+//! command uses ([`crate::edition::prepare`], with the same layout choice), its images served
+//! from `files/` and `layout/`; a failed render keeps the last good one and records the error
+//! beside it. Serving (routes, the page) is the server's; this file writes and prints nothing.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,10 +12,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 use crate::audience::{self, Fingerprints, Row, Subscriber};
-use crate::issue;
-use crate::layout::Layout;
+use crate::edition::{self, Images};
 use crate::merge::Values;
-use crate::render::{self, AssetBase, RenderOptions, Rendered};
+use crate::render::Rendered;
 
 /// One issue as the preview shows it.
 #[derive(Debug, Clone)]
@@ -255,29 +256,28 @@ impl Site {
     }
 
     fn render_file(&self, path: &Path) -> Result<(Shown, Folders), String> {
-        let show = |e: &dyn std::fmt::Display| crate::diag::error_lines(&e.to_string());
-        let loaded = issue::load(path).map_err(|e| show(&e))?;
-        let layout = Layout::for_issue(self.layout.as_deref(), &loaded).map_err(|e| show(&e))?;
-        let opts = RenderOptions {
+        let prepared = edition::prepare(&edition::Options {
+            issue: path.to_path_buf(),
+            layout: self.layout.clone(),
             // Relative to the page that shows the email: /issue/<slug>/email.html.
-            assets: AssetBase {
+            images: Images::Served {
                 issue: "files/".into(),
                 layout: "layout/".into(),
             },
-        };
-        let rendered = render::render(&loaded, &layout, &opts).map_err(|e| show(&e))?;
-        let email = rendered.fill(&Values::sample());
+        });
+        let edition = prepared.map_err(|e| crate::diag::error_lines(&e.to_string()))?;
+        let email = edition.rendered.fill(&Values::sample());
         Ok((
             Shown {
                 subject: email.subject,
                 preheader: email.preheader,
                 html: email.html,
                 text: email.text,
-                rendered: Arc::new(rendered),
+                rendered: Arc::new(edition.rendered),
             },
             Folders {
-                issue: loaded.dir.clone(),
-                layout: layout.dir().map(Path::to_path_buf),
+                issue: edition.issue.dir.clone(),
+                layout: edition.layout.dir().map(Path::to_path_buf),
             },
         ))
     }

@@ -4,7 +4,8 @@
 //! over the old one (vim, many IDEs) replace the file a file-watch would follow. Events are
 //! debounced (one save is several events), editors' temporary and backup files are ignored,
 //! and the whole issue is rendered again: it is small, and incremental cleverness breaks.
-//! `--poll` swaps native notifications for polling, for file systems that have none.
+//! Polling instead of native notifications is the caller's choice, for file systems that have
+//! none. This file decides when to render again; it does not render (the site does) or print.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -40,8 +41,22 @@ impl Backend {
     }
 }
 
+/// What can stop the watcher from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("cannot watch the files: {0}")]
+    Start(#[source] notify::Error),
+    #[error("cannot watch {}: {source}", path.display())]
+    Folder {
+        path: PathBuf,
+        source: notify::Error,
+    },
+    #[error("cannot start the file watcher: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
 /// Starts watching the site's folders on a thread of its own; watching stops with the process.
-pub fn start(site: Arc<Site>, poll: bool) -> Result<(), String> {
+pub fn start(site: Arc<Site>, poll: bool) -> Result<(), WatchError> {
     let (tx, rx) = mpsc::channel::<DebounceEventResult>();
     let mut backend = if poll {
         let config = notify::Config::default()
@@ -49,10 +64,10 @@ pub fn start(site: Arc<Site>, poll: bool) -> Result<(), String> {
             .with_compare_contents(true);
         Backend::Poll(
             new_debouncer_opt(DEBOUNCE, Some(DEBOUNCE / 4), tx, NoCache, config)
-                .map_err(|e| e.to_string())?,
+                .map_err(WatchError::Start)?,
         )
     } else {
-        Backend::Native(new_debouncer(DEBOUNCE, Some(DEBOUNCE / 4), tx).map_err(|e| e.to_string())?)
+        Backend::Native(new_debouncer(DEBOUNCE, Some(DEBOUNCE / 4), tx).map_err(WatchError::Start)?)
     };
     let mut watched = BTreeSet::new();
     watch_new_roots(&site, &mut backend, &mut watched)?;
@@ -74,7 +89,7 @@ pub fn start(site: Arc<Site>, poll: bool) -> Result<(), String> {
                 }
             }
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(WatchError::Thread)?;
     Ok(())
 }
 
@@ -82,14 +97,15 @@ fn watch_new_roots(
     site: &Site,
     backend: &mut Backend,
     watched: &mut BTreeSet<PathBuf>,
-) -> Result<(), String> {
+) -> Result<(), WatchError> {
     for root in site.watch_roots() {
         if watched.iter().any(|w| root.starts_with(w)) {
             continue;
         }
-        backend
-            .watch(&root)
-            .map_err(|e| format!("cannot watch {}: {e}", root.display()))?;
+        backend.watch(&root).map_err(|source| WatchError::Folder {
+            path: root.clone(),
+            source,
+        })?;
         watched.insert(root);
     }
     Ok(())

@@ -2,22 +2,78 @@
 //! and text, dates already written out in the issue's language, image paths resolved), the
 //! theme and the labels. Every piece of text passes through the merge-field table here, so
 //! merge fields reach the templates as inert markers.
+//!
+//! Relative image paths are resolved here ([`Images`]), the issue's and the layout's by the
+//! same rule, for the place the email will be read: an inbox (`images_url`) or a local file or
+//! page ([`AssetBase::Local`]). Reads no file; knows nothing of sending.
 
 use serde::Serialize;
 use serde_json::Value;
 
+use super::RenderError;
 use super::dates::{Dates, When};
 use super::markdown::{self, Styles};
-use crate::issue::{self, Action, Image, Issue, Item, LoadedIssue, Section};
+use crate::issue::{self, Action, Image, Item, LoadedIssue, Section};
 use crate::layout::Layout;
 use crate::merge::FieldTable;
 
-/// Prefixes put before relative image paths: where the issue's folder and the layout's folder
-/// are as seen from the rendered HTML (`../issues/` next to `out/`, `/issue/` in a preview).
-#[derive(Debug, Clone, Default)]
-pub struct AssetBase {
-    pub issue: String,
-    pub layout: String,
+/// Where the relative image paths of the issue (item images, Markdown images) and of the
+/// layout (the theme's logo, literal images in templates) point in the rendered HTML.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AssetBase {
+    /// The email as it goes out: a relative image becomes `images_url` + its path, the
+    /// issue's and the layout's alike; without `images_url` it stays as written (and `check`
+    /// refuses to let it go out).
+    #[default]
+    Sent,
+    /// Seen from a local file or page: prefixes for the issue's folder and the layout's folder
+    /// (`../issues/` and `../layouts/efus/` next to `out/`, `files/` and `layout/` in a
+    /// preview). The issue's images still use `images_url` when it is set; the layout's keep
+    /// pointing at the layout folder.
+    Local { issue: String, layout: String },
+}
+
+/// How the relative image paths of one render are resolved.
+#[derive(Debug, Clone, Copy)]
+pub struct Images<'a> {
+    pub assets: &'a AssetBase,
+    pub images_url: Option<&'a str>,
+}
+
+impl Images<'_> {
+    /// An image of the issue (an item's image, an image in Markdown).
+    pub fn issue(&self, src: &str) -> String {
+        if !is_relative(src) {
+            return src.to_string();
+        }
+        match (self.images_url, self.assets) {
+            (Some(base), _) => join_url(base, src),
+            (None, AssetBase::Local { issue, .. }) => format!("{issue}{src}"),
+            (None, AssetBase::Sent) => src.to_string(),
+        }
+    }
+
+    /// An image of the layout (the theme's logo, a literal image in a template).
+    pub fn layout(&self, src: &str) -> String {
+        if !is_relative(src) {
+            return src.to_string();
+        }
+        match (self.assets, self.images_url) {
+            (AssetBase::Local { layout, .. }, _) => format!("{layout}{src}"),
+            (AssetBase::Sent, Some(base)) => join_url(base, src),
+            (AssetBase::Sent, None) => src.to_string(),
+        }
+    }
+}
+
+/// A path to resolve: not a URL, not empty, not an anchor, and not a merge field (whose
+/// value is the reader's, not a file of ours).
+fn is_relative(src: &str) -> bool {
+    let has_field = !crate::merge::map_outside_fields(src, |_| String::new()).is_empty();
+    !src.trim().is_empty()
+        && !src.starts_with('#')
+        && !has_field
+        && issue::is_relative_reference(src)
 }
 
 #[derive(Serialize)]
@@ -114,17 +170,16 @@ struct Builder<'a> {
     styles: Styles,
     dates: Dates,
     labels: toml::Table,
-    issue: &'a Issue,
-    assets: &'a AssetBase,
+    images: Images<'a>,
 }
 
 /// Builds the template data for `loaded`, marking merge fields in `fields`.
 pub fn build(
     loaded: &LoadedIssue,
     layout: &Layout,
-    assets: &AssetBase,
+    images: Images<'_>,
     fields: &mut FieldTable,
-) -> Result<Context, String> {
+) -> Result<Context, RenderError> {
     let issue = &loaded.issue;
     let primary = issue.language.primary();
     let region = issue.language.region();
@@ -135,8 +190,7 @@ pub fn build(
         styles: Styles::from_theme(layout.theme()),
         dates,
         labels,
-        issue,
-        assets,
+        images,
     };
     let sections = issue
         .sections
@@ -146,7 +200,7 @@ pub fn build(
         .collect();
     let theme = b.marked_json(layout.theme());
     let labels = b.marked_json(&b.labels.clone());
-    let logo = layout_logo(layout, assets);
+    let logo = layout_logo(layout, images);
     Ok(Context {
         issue: IssueView {
             title: b.fields.mark(issue.title.as_str()),
@@ -180,7 +234,7 @@ impl Builder<'_> {
     fn rich(&mut self, markdown: &str, text: Option<&str>) -> Rich {
         let marked = self.mark(markdown);
         Rich {
-            html: markdown::to_html(&marked, &self.styles),
+            html: markdown::to_html(&marked, &self.styles, &|src: &str| self.images.issue(src)),
             text: match text {
                 Some(t) => self.mark(t),
                 None => markdown::to_text(&marked),
@@ -191,7 +245,9 @@ impl Builder<'_> {
     fn bullet(&mut self, markdown: &str) -> Rich {
         let marked = self.mark(markdown);
         Rich {
-            html: markdown::to_inline_html(&marked, &self.styles),
+            html: markdown::to_inline_html(&marked, &self.styles, &|src: &str| {
+                self.images.issue(src)
+            }),
             text: markdown::to_text(&marked),
         }
     }
@@ -268,13 +324,7 @@ impl Builder<'_> {
     }
 
     fn image(&mut self, img: &Image) -> ImageView {
-        let src = if !issue::is_relative_reference(&img.src) {
-            img.src.clone()
-        } else if let Some(base) = &self.issue.images_url {
-            join_url(base.as_str(), &img.src)
-        } else {
-            format!("{}{}", self.assets.issue, img.src)
-        };
+        let src = self.images.issue(&img.src);
         ImageView {
             src,
             alt: self.mark(img.alt.as_str()),
@@ -308,17 +358,12 @@ impl Builder<'_> {
     }
 }
 
-/// The theme's `[logo]`, its relative `src` taken from the layout folder.
-fn layout_logo(layout: &Layout, assets: &AssetBase) -> Option<ImageView> {
+/// The theme's `[logo]`, its relative `src` resolved as a layout image.
+fn layout_logo(layout: &Layout, images: Images<'_>) -> Option<ImageView> {
     let logo = layout.theme().get("logo")?.as_table()?;
-    let src = logo.get("src")?.as_str()?;
-    let src = if issue::is_relative_reference(src) {
-        format!("{}{src}", assets.layout)
-    } else {
-        src.to_string()
-    };
+    let src = layout.logo_src()?;
     Some(ImageView {
-        src,
+        src: images.layout(src),
         alt: logo
             .get("alt")
             .and_then(|v| v.as_str())
@@ -344,5 +389,77 @@ fn join_url(base: &str, path: &str) -> String {
     match url::Url::parse(&base).and_then(|b| b.join(path)) {
         Ok(u) => u.to_string(),
         Err(_) => format!("{base}{path}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> AssetBase {
+        AssetBase::Local {
+            issue: "../issues/".into(),
+            layout: "../layouts/efus/".into(),
+        }
+    }
+
+    #[test]
+    fn sent_images_go_under_images_url_the_issues_and_the_layouts_alike() {
+        let sent = AssetBase::Sent;
+        let images = Images {
+            assets: &sent,
+            images_url: Some("https://cdn.example.org/2020-06"),
+        };
+        assert_eq!(
+            images.issue("images/a.png"),
+            "https://cdn.example.org/2020-06/images/a.png"
+        );
+        assert_eq!(
+            images.layout("logo.png"),
+            "https://cdn.example.org/2020-06/logo.png"
+        );
+        assert_eq!(
+            images.layout("https://example.org/logo.png"),
+            "https://example.org/logo.png"
+        );
+        // Without images_url they stay as written (and check refuses them).
+        let images = Images {
+            assets: &sent,
+            images_url: None,
+        };
+        assert_eq!(images.issue("images/a.png"), "images/a.png");
+        assert_eq!(images.layout("logo.png"), "logo.png");
+    }
+
+    #[test]
+    fn local_layout_images_keep_pointing_at_the_layout_folder() {
+        let local = local();
+        let images = Images {
+            assets: &local,
+            images_url: Some("https://cdn.example.org/2020-06/"),
+        };
+        assert_eq!(
+            images.issue("images/a.png"),
+            "https://cdn.example.org/2020-06/images/a.png"
+        );
+        assert_eq!(images.layout("logo.png"), "../layouts/efus/logo.png");
+        let images = Images {
+            assets: &local,
+            images_url: None,
+        };
+        assert_eq!(images.issue("images/a.png"), "../issues/images/a.png");
+    }
+
+    #[test]
+    fn merge_fields_and_anchors_are_not_paths() {
+        let mut fields = FieldTable::default();
+        let field = fields.mark("{{subscriber.photo}}");
+        let local = local();
+        let images = Images {
+            assets: &local,
+            images_url: Some("https://cdn.example.org/"),
+        };
+        assert_eq!(images.issue(&field), field);
+        assert_eq!(images.layout("#top"), "#top");
     }
 }

@@ -1,10 +1,14 @@
 //! Dates and times as readers see them, in the issue's language: "Thursday 4 June 2020,
 //! 10:00 CEST", "25–27 November 2020". Patterns come from the layout's labels (so a layout
-//! can change them per language); month and day names come from the locale.
+//! can change them per language); month and day names come from the locale. A pattern chrono
+//! cannot read is refused when [`Dates`] is made ([`super::RenderError::DatePattern`]), never
+//! in the middle of a render. Pure: reads no file and no clock.
 
 use chrono::{DateTime, Datelike, Locale, NaiveDate};
 use chrono_tz::Tz;
 use serde::Serialize;
+
+use super::RenderError;
 
 /// Date and time patterns (chrono's `%` syntax) for one language.
 #[derive(Debug, Clone)]
@@ -42,16 +46,21 @@ impl Dates {
     /// `time`, `locale`), with English defaults.
     /// A pattern that chrono cannot read is refused here, with the label's name: formatting
     /// with it later would fail in the middle of a render.
-    pub fn new(labels: &toml::Table, primary: &str, region: Option<&str>) -> Result<Self, String> {
-        let get = |key: &str, default: &str| -> Result<String, String> {
+    pub fn new(
+        labels: &toml::Table,
+        primary: &str,
+        region: Option<&str>,
+    ) -> Result<Self, RenderError> {
+        let get = |key: &str, default: &str| -> Result<String, RenderError> {
             let pattern = labels.get(key).and_then(|v| v.as_str()).unwrap_or(default);
             let broken = chrono::format::StrftimeItems::new(pattern)
                 .any(|item| matches!(item, chrono::format::Item::Error));
             if broken {
-                Err(format!(
-                    "labels.{primary}.{key}: \"{pattern}\" is not a date pattern; use chrono's codes, \
-                     e.g. \"%A %-d %B %Y\" (%A weekday, %-d day, %B month, %Y year, %H:%M time)"
-                ))
+                Err(RenderError::DatePattern {
+                    language: primary.to_string(),
+                    key: key.to_string(),
+                    pattern: pattern.to_string(),
+                })
             } else {
                 Ok(pattern.to_string())
             }
@@ -226,7 +235,8 @@ mod tests {
         let labels: toml::Table = "date_short = \"%Q\"".parse().unwrap();
         let err = Dates::new(&labels, "en", None).unwrap_err();
         assert!(
-            err.starts_with("labels.en.date_short: \"%Q\" is not a date pattern"),
+            err.to_string()
+                .starts_with("theme.toml: labels.en.date_short: \"%Q\" is not a date pattern"),
             "{err}"
         );
     }

@@ -1,6 +1,7 @@
 //! Markdown in issue text, to the two forms an email needs: inline-styled HTML for the HTML
 //! part (email clients drop most stylesheets, so the layout's `[markdown]` styles are written
 //! on each element) and readable plain text for the text part (links written out in full).
+//! Image paths are resolved by the caller's function (`context` knows where images are).
 
 use std::collections::BTreeMap;
 
@@ -38,17 +39,21 @@ fn options() -> Options {
     Options::ENABLE_STRIKETHROUGH | Options::ENABLE_SMART_PUNCTUATION
 }
 
-/// Markdown to HTML with the layout's inline styles.
-pub fn to_html(markdown: &str, styles: &Styles) -> String {
-    let events = Parser::new_ext(markdown, options()).map(|event| style_event(event, styles));
+/// Where an image of the Markdown points, from its path as written.
+pub type ImageSrc<'a> = &'a dyn Fn(&str) -> String;
+
+/// Markdown to HTML with the layout's inline styles and image paths resolved by `image`.
+pub fn to_html(markdown: &str, styles: &Styles, image: ImageSrc<'_>) -> String {
+    let events =
+        Parser::new_ext(markdown, options()).map(|event| style_event(event, styles, image));
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, events);
     html.trim_end().to_string()
 }
 
 /// Markdown to HTML without the paragraph around it: for a bullet or a one-line note.
-pub fn to_inline_html(markdown: &str, styles: &Styles) -> String {
-    let html = to_html(markdown, styles);
+pub fn to_inline_html(markdown: &str, styles: &Styles, image: ImageSrc<'_>) -> String {
+    let html = to_html(markdown, styles, image);
     let open_p = styles.open("p", "");
     match html
         .strip_prefix(&open_p)
@@ -59,8 +64,9 @@ pub fn to_inline_html(markdown: &str, styles: &Styles) -> String {
     }
 }
 
-/// Raw HTML written in place of the elements that get a style.
-fn style_event<'a>(event: Event<'a>, styles: &Styles) -> Event<'a> {
+/// Raw HTML written in place of the elements that get a style; images get their path
+/// resolved.
+fn style_event<'a>(event: Event<'a>, styles: &Styles, image: ImageSrc<'_>) -> Event<'a> {
     let open = |tag: &str, attrs: &str| Event::Html(CowStr::from(styles.open(tag, attrs)));
     let close = |tag: &str| Event::Html(CowStr::from(format!("</{tag}>")));
     match event {
@@ -95,6 +101,17 @@ fn style_event<'a>(event: Event<'a>, styles: &Styles) -> Event<'a> {
         }
         Event::Start(Tag::BlockQuote(_)) => open("blockquote", ""),
         Event::End(TagEnd::BlockQuote(_)) => Event::Html("</blockquote>\n".into()),
+        Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Image {
+            link_type,
+            dest_url: image(&dest_url).into(),
+            title,
+            id,
+        }),
         other => other,
     }
 }
@@ -192,13 +209,28 @@ mod tests {
     }
 
     #[test]
+    fn image_paths_are_resolved_by_the_caller() {
+        let html = to_inline_html("![A chart](images/chart.png)", &Styles::default(), &|src| {
+            format!("https://cdn.example.org/{src}")
+        });
+        assert_eq!(
+            html,
+            "<img src=\"https://cdn.example.org/images/chart.png\" alt=\"A chart\" />"
+        );
+    }
+
+    #[test]
     fn html_carries_theme_styles() {
         let styles = Styles(
             [("a".to_string(), "color: #123456".to_string())]
                 .into_iter()
                 .collect(),
         );
-        let html = to_inline_html("A [link](https://example.org/?a=1&b=2)", &styles);
+        let html = to_inline_html(
+            "A [link](https://example.org/?a=1&b=2)",
+            &styles,
+            &str::to_string,
+        );
         assert_eq!(
             html,
             "A <a href=\"https://example.org/?a=1&amp;b=2\" style=\"color: #123456\">link</a>"

@@ -4,7 +4,9 @@
 //! Steps: build the template data (`context`), fill the layout's MJML and text templates with
 //! Handlebars, compile the MJML with mrml, tidy and wrap the text, and cut both at their merge
 //! fields. Pure: reads nothing from disk and touches no network; the issue and the layout
-//! arrive loaded.
+//! arrive loaded (loading them and choosing the layout is [`crate::edition`]'s). Relative
+//! image paths, the issue's and the layout's, are resolved for where the email is read
+//! ([`AssetBase`]). Decides nothing about sending: `check` says what may go out.
 
 mod context;
 mod dates;
@@ -17,6 +19,7 @@ use handlebars::{Handlebars, no_escape};
 use serde_json::Value;
 
 pub use context::AssetBase;
+use context::Images;
 pub use dates::{Dates, When};
 
 use crate::diag::line_col;
@@ -27,7 +30,8 @@ use crate::merge::{FieldKey, FieldTable, MergeValues, Prepared};
 /// Options of a render.
 #[derive(Debug, Clone, Default)]
 pub struct RenderOptions {
-    /// Where relative image paths point, as seen from the output.
+    /// Where relative image paths point: in an inbox (the default), or as seen from a local
+    /// output.
     pub assets: AssetBase,
 }
 
@@ -94,19 +98,29 @@ pub enum RenderError {
         column: Option<usize>,
         message: String,
     },
-    /// A value of the layout's theme that cannot be used.
-    #[error("theme.toml: {message}")]
-    Theme { message: String },
+    /// A date pattern of the layout's labels that chrono cannot read: formatting with it
+    /// would fail in the middle of a render.
     #[error(
-        "the layout produced invalid MJML at line {line}:{column} of the generated document: {message}{}\n  hint: {hint}",
-        if excerpt.is_empty() { String::new() } else { format!("\n  | {excerpt}") }
+        "theme.toml: labels.{language}.{key}: \"{pattern}\" is not a date pattern; use chrono's codes, \
+         e.g. \"%A %-d %B %Y\" (%A weekday, %-d day, %B month, %Y year, %H:%M time)"
+    )]
+    DatePattern {
+        language: String,
+        key: String,
+        pattern: String,
+    },
+    #[error(
+        "the layout produced invalid MJML at line {line}:{column} of the generated document: {message}{}{}",
+        if excerpt.is_empty() { String::new() } else { format!("\n  | {excerpt}") },
+        hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default()
     )]
     Mjml {
         line: usize,
         column: usize,
         message: String,
         excerpt: String,
-        hint: String,
+        /// What to do about it, where the caller can say (the command line adds its flag).
+        hint: Option<String>,
         /// The generated document, for the person debugging the layout.
         mjml: String,
     },
@@ -128,13 +142,16 @@ pub fn render(
 ) -> Result<Rendered, RenderError> {
     check_kinds(loaded, layout)?;
     let mut fields = FieldTable::default();
-    let context = context::build(loaded, layout, &opts.assets, &mut fields)
-        .map_err(|message| RenderError::Theme { message })?;
+    let images = Images {
+        assets: &opts.assets,
+        images_url: loaded.issue.images_url.as_ref().map(|u| u.as_str()),
+    };
+    let context = context::build(loaded, layout, images, &mut fields)?;
     let data = serde_json::to_value(&context).unwrap_or(Value::Null);
 
-    let mjml = Templates::new(layout, Part::Mjml, &mut fields)?.render(&data)?;
+    let mjml = Templates::new(layout, Part::Mjml, images, &mut fields)?.render(&data)?;
     let html = compile_mjml(&mjml)?;
-    let text = Templates::new(layout, Part::Text, &mut fields)?.render(&data)?;
+    let text = Templates::new(layout, Part::Text, images, &mut fields)?.render(&data)?;
     let text = text::tidy(&text);
     let subject = fields.mark(loaded.issue.title.as_str());
     let preheader = loaded
@@ -186,7 +203,12 @@ struct Templates<'a> {
 const MAIN: &str = "email";
 
 impl<'a> Templates<'a> {
-    fn new(layout: &Layout, part: Part, fields: &mut FieldTable) -> Result<Self, RenderError> {
+    fn new(
+        layout: &Layout,
+        part: Part,
+        images: Images<'_>,
+        fields: &mut FieldTable,
+    ) -> Result<Self, RenderError> {
         let mut registry = Handlebars::new();
         registry.set_prevent_indent(true);
         if part == Part::Text {
@@ -196,7 +218,10 @@ impl<'a> Templates<'a> {
         let mut origins = BTreeMap::new();
         let mut add = |name: &str, t: &Template, registry: &mut Handlebars<'a>| {
             origins.insert(name.to_string(), t.origin.describe(&t.name));
-            let source = fields.mark_template(&t.source);
+            let source = match part {
+                Part::Mjml => fields.mark_template(&with_layout_images(&t.source, images)),
+                Part::Text => fields.mark_template(&t.source),
+            };
             registry
                 .register_template_string(name, source)
                 .map_err(|e| RenderError::Template {
@@ -226,7 +251,20 @@ impl<'a> Templates<'a> {
     }
 }
 
-const MJML_HINT: &str = "add --mjml to write the generated MJML to OUT/<slug>.mjml";
+/// A template's source with its literal image paths (`<mj-image src="badge.png">`) resolved
+/// as layout images, like the theme's logo.
+fn with_layout_images(source: &str, images: Images<'_>) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut done = 0;
+    for range in crate::layout::literal_images(source) {
+        out.push_str(&source[done..range.start]);
+        // As written, so as escaped: the prefixes and URLs put before it need no escaping.
+        out.push_str(&images.layout(&source[range.clone()]));
+        done = range.end;
+    }
+    out.push_str(&source[done..]);
+    out
+}
 
 /// Handlebars' parse errors, in words a layout editor can act on.
 fn template_reason(reason: &handlebars::TemplateErrorReason) -> String {
@@ -250,7 +288,7 @@ fn compile_mjml(mjml: &str) -> Result<String, RenderError> {
             column: 1,
             message: e.to_string(),
             excerpt: String::new(),
-            hint: MJML_HINT.to_string(),
+            hint: None,
             mjml: mjml.to_string(),
         })
 }
@@ -292,7 +330,7 @@ fn mjml_error(mjml: &str, e: &mrml::prelude::parser::Error) -> RenderError {
         column,
         message,
         excerpt,
-        hint: MJML_HINT.to_string(),
+        hint: None,
         mjml: mjml.to_string(),
     }
 }

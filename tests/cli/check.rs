@@ -52,12 +52,40 @@ fn a_clean_issue_has_no_findings() {
 }
 
 #[test]
-fn the_sample_passes_offline() {
-    let ws = Workspace::with_sample();
+fn the_sample_passes_offline_once_its_images_are_published() {
+    // Published as a send needs it ("images_url" set), the sample has nothing to fix.
+    let ws = Workspace::for_sending("");
     let out = ws
         .run(&["check", "issues/2020-06.json", "--offline", "--strict"])
         .ok();
     assert_eq!(out, "no problems found (links not checked)\n");
+    // As in the repository, its images and its layout's logo are files, which send refuses
+    // to send: check says so (issue 11: it used to find no problem).
+    let ws = Workspace::with_sample();
+    let run = ws.run(&["check", "issues/2020-06.json", "--offline"]);
+    assert_eq!(run.code(), 1);
+    let out = run.stdout();
+    for src in [
+        "images/webconferences.png",
+        "images/solidify.png",
+        "images/activity-report-2019.png",
+        "images/essen.png",
+    ] {
+        assert!(
+            out.contains(&format!(
+                "image.src: the image {src} is a file next to the issue"
+            )),
+            "{src}: {out}"
+        );
+    }
+    assert!(
+        out.contains("layouts/efus/theme.toml: logo.src: the layout's logo logo.png is a file"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("5 errors, 0 warnings (links not checked)\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -548,4 +576,33 @@ fn unreachable_hosts_are_errors_and_offline_skips_the_network() {
     );
     let run = check_with(&issue, &[], &["--offline"]);
     assert_eq!(run.code(), 0);
+}
+
+#[test]
+fn an_image_file_in_markdown_needs_images_url_like_the_items_images() {
+    let issue = clean_issue(r#"{"kind": "text", "body": "![A chart](images/chart.png)"}"#);
+    let run = offline(&issue);
+    assert_eq!(run.code(), 1);
+    assert!(
+        run.stdout().contains(
+            "sections[0].body: the image images/chart.png is a file next to the issue, which \
+             readers cannot see in an email: publish the images and set \"images_url\""
+        ),
+        "{}",
+        run.stdout()
+    );
+    // With images_url, it is a URL under it, as the items' images are, and may go out.
+    let published = issue.replacen(
+        "\"date\"",
+        "\"images_url\": \"https://cdn.example.org/n/\",\n  \"date\"",
+        1,
+    );
+    let run = offline(&published);
+    assert_eq!(run.code(), 0, "{}", run.stdout());
+    assert!(
+        run.stdout()
+            .contains("the image https://cdn.example.org/n/images/chart.png has no width"),
+        "{}",
+        run.stdout()
+    );
 }

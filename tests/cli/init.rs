@@ -116,7 +116,25 @@ fn init_makes_a_workspace_that_renders_every_section_kind() {
         "the default theme's name"
     );
 
-    // The starter passes the checks a newcomer runs before sending, with no error.
+    // The starter's one error before sending is the one send refuses it for (issue 11: check
+    // used to pass an issue that send refused): its image is a file nobody could see in an
+    // inbox until it is published and "images_url" says where.
+    let run = ws.run(&["check", &issue, "--offline"]);
+    assert_eq!(run.code(), 1, "{}", run.stdout());
+    let check = run.stdout();
+    assert!(
+        check.contains("image.src: the image images/placeholder.png is a file next to the issue")
+            && check.contains("set \"images_url\"")
+            && check.ends_with("1 error, 0 warnings (links not checked)\n"),
+        "{check}"
+    );
+    // Published, the starter passes the checks a newcomer runs before sending, with no error.
+    let published = ws.read(&issue).replacen(
+        "\"language\": \"en\",",
+        "\"language\": \"en\",\n  \"images_url\": \"https://example.org/newsletter/\",",
+        1,
+    );
+    ws.write(&issue, &published);
     let check = ws.run(&["check", &issue, "--offline"]).ok();
     assert!(
         check.ends_with("0 errors, 0 warnings (links not checked)\n")

@@ -598,3 +598,166 @@ fn a_preview_of_a_broken_file_says_there_is_nothing_to_show_yet() {
     });
     drop(preview);
 }
+
+/// Text only the marked layout writes, in both parts of the email.
+const MARKER: &str = "MARKED-LAYOUT-7Q";
+
+/// A layout folder whose footer carries [`MARKER`], an image of its own and the unsubscribe
+/// link, and whose theme has a text colour that `check` warns about (naming this folder).
+fn marked_layout(ws: &Workspace) {
+    ws.write(
+        "marked/footer.mjml.hbs",
+        &format!(
+            r#"<mj-section><mj-column><mj-image src="badge.png" alt="The marked layout's badge" width="40px" /><mj-text>{MARKER} <a href="{{{{unsubscribe_url}}}}">unsubscribe</a></mj-text></mj-column></mj-section>"#
+        ),
+    );
+    ws.write(
+        "marked/footer.txt.hbs",
+        &format!("{MARKER}\nunsubscribe: {{{{unsubscribe_url}}}}\n"),
+    );
+    ws.write("marked/theme.toml", "[colors]\ntext = \"#999999\"\n");
+    ws.write("marked/badge.png", "not really a PNG");
+}
+
+/// The lines of a command's output that are error findings.
+fn error_lines(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn preview_check_render_and_send_use_the_same_layout_and_the_same_rules() {
+    // Issue 11: the four commands each loaded and rendered the issue their own way, and send
+    // had no --layout: what was previewed and checked was not always what went out.
+    let secret = (
+        "BULLETIN_UNSUBSCRIBE_SECRET",
+        "test-secret-not-for-production",
+    );
+    let ws = Workspace::for_sending(
+        "[profiles.dry]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"none\"\n",
+    );
+    ws.write("subscribers.csv", "email,first_name\nana@example.org,Ana\n");
+    marked_layout(&ws);
+    let issue = "issues/2020-06.json";
+    let published = "https://example.org/newsletter/2020-06/";
+    let send = |extra: &[&str]| {
+        let mut args = vec!["send", issue, "--layout", "marked", "--profile", "dry"];
+        args.extend_from_slice(extra);
+        ws.run_with(&args, &[secret])
+    };
+
+    // render: the marked layout, its image found from the output folder.
+    ws.run(&["render", issue, "--layout", "marked"]).ok();
+    let html = ws.read("out/2020-06.html");
+    assert!(html.contains(MARKER), "render used another layout");
+    assert!(ws.read("out/2020-06.txt").contains(MARKER));
+    assert!(html.contains("src=\"../marked/badge.png\""), "{html}");
+
+    // check: the marked layout's theme is the one looked at, and nothing else is wrong.
+    let run = ws.run(&["check", issue, "--layout", "marked", "--offline"]);
+    assert_eq!(run.code(), 0, "{}", run.stdout());
+    assert!(
+        run.stdout()
+            .contains("warning: marked/theme.toml: colors.text: colors.text (#999999)"),
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        run.stdout()
+            .ends_with("0 errors, 2 warnings (links not checked)\n"),
+        "{}",
+        run.stdout()
+    );
+
+    // preview: the email shown is drawn with the marked layout, its image served from it.
+    let preview = Preview::start(
+        &ws,
+        &[
+            issue,
+            "--layout",
+            "marked",
+            "--port",
+            &free_port().to_string(),
+        ],
+    );
+    let (status, shown) = raw_get(preview.port(), "/issue/2020-06/email.html");
+    assert_eq!(status, 200);
+    assert!(shown.contains(MARKER), "preview used another layout");
+    assert!(shown.contains("src=\"layout/badge.png\""));
+    assert_eq!(
+        raw_get(preview.port(), "/issue/2020-06/layout/badge.png").0,
+        200
+    );
+    drop(preview);
+
+    // send: the message that goes out is drawn with the marked layout, its image published.
+    let out = send(&["--list", "subscribers.csv", "--dry-run", "eml"]).ok();
+    assert!(out.contains("Sent: 1"), "{out}");
+    let eml: Vec<std::path::PathBuf> = std::fs::read_dir(ws.path().join("eml"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    assert_eq!(eml.len(), 1, "{eml:?}");
+    let raw = std::fs::read(&eml[0]).unwrap();
+    let msg = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let sent_html = msg.body_html(0).unwrap();
+    assert!(sent_html.contains(MARKER), "send used another layout");
+    assert!(msg.body_text(0).unwrap().contains(MARKER));
+    assert!(
+        sent_html.contains(&format!("src=\"{published}badge.png\"")),
+        "the layout's image is not published in the sent message"
+    );
+
+    // The same rules: with the images not published, check fails and send refuses, with the
+    // same findings, for a list and for a test send alike, and nothing is written.
+    let unpublished = ws
+        .read(issue)
+        .replace(&format!("  \"images_url\": \"{published}\",\n"), "");
+    ws.write(issue, &unpublished);
+    let run = ws.run(&["check", issue, "--layout", "marked", "--offline"]);
+    assert_eq!(run.code(), 1);
+    let found = error_lines(&run.stdout());
+    assert!(
+        found.iter().any(|l| l.contains(
+            "marked/footer.mjml.hbs: the layout's image badge.png is a file in the layout folder"
+        )),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|l| l.contains("the image images/essen.png is a file next to the issue")),
+        "{found:?}"
+    );
+    assert_eq!(found.len(), 5, "{found:?}");
+    for extra in [
+        &["--list", "subscribers.csv", "--dry-run", "refused"][..],
+        &["--to", "me@example.org", "--dry-run", "refused"][..],
+    ] {
+        let err = send(extra).bad_input();
+        assert_eq!(error_lines(&err), found, "send and check disagree");
+        assert!(err.contains("nothing sent"), "{err}");
+        assert!(!ws.path().join("refused").exists(), "something was written");
+    }
+
+    // Without --layout, both take the issue's own layout, and refuse its logo alike.
+    let run = ws.run(&["check", issue, "--offline"]);
+    let found = error_lines(&run.stdout());
+    assert!(
+        found
+            .iter()
+            .any(|l| l.contains("layouts/efus/theme.toml: logo.src: the layout's logo logo.png")),
+        "{found:?}"
+    );
+    let err = ws
+        .run_with(
+            &["send", issue, "--profile", "dry", "--to", "me@example.org"],
+            &[secret],
+        )
+        .bad_input();
+    assert_eq!(error_lines(&err), found);
+}

@@ -882,3 +882,69 @@ fn ctrl_c_finishes_what_is_in_flight_records_it_and_says_how_to_resume() {
     rcpts.dedup();
     assert_eq!((got.len(), rcpts.len()), (200, 200));
 }
+
+/// The lines of a command's output that are error findings.
+fn error_lines(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_layout_logo_is_published_with_the_images_or_the_issue_is_refused() {
+    // Issue 11: images_url made the issue's images absolute, but the layout's logo stayed a
+    // relative path in every message: broken in every inbox.
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &[]);
+    let ws = workspace(server.port);
+    send(&ws, &["--to", "me@example.org"]).ok();
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    let msg = MessageParser::default().parse(&got[0].1).unwrap();
+    let html = msg.body_html(0).unwrap();
+    assert!(
+        html.contains("src=\"https://example.org/newsletter/2020-06/logo.png\""),
+        "the logo is not under images_url"
+    );
+    let srcs: Vec<&str> = html
+        .split("src=\"")
+        .skip(1)
+        .map(|s| &s[..s.find('"').unwrap()])
+        .collect();
+    assert!(srcs.len() >= 5, "{srcs:?}");
+    assert!(
+        srcs.iter().all(|s| s.starts_with("https://")),
+        "a relative image in a sent message: {srcs:?}"
+    );
+
+    // The issue's images published elsewhere (absolute URLs) and no images_url: the logo
+    // alone stops the issue, in check and in send alike.
+    let issue = ws
+        .read("issues/2020-06.json")
+        .replace(
+            "  \"images_url\": \"https://example.org/newsletter/2020-06/\",\n",
+            "",
+        )
+        .replace("\"src\": \"images/", "\"src\": \"https://example.org/img/");
+    ws.write("issues/2020-06.json", &issue);
+    let run = ws.run(&["check", "issues/2020-06.json", "--offline"]);
+    assert_eq!(run.code(), 1);
+    let found = error_lines(&run.stdout());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("error: issues/../layouts/efus/theme.toml: logo.src: the layout's logo logo.png is a file in the layout folder"),
+        "{found:?}"
+    );
+    assert!(found[0].contains("set \"images_url\""), "{found:?}");
+    for extra in [
+        &["--to", "me@example.org"][..],
+        &["--list", "subscribers.csv", "--yes"][..],
+    ] {
+        let err = send(&ws, extra).bad_input();
+        assert_eq!(error_lines(&err), found, "send and check disagree");
+    }
+    assert_eq!(server.received().len(), 1, "a refused issue was sent");
+    assert_nothing_recorded(&ws);
+}

@@ -1,4 +1,5 @@
-//! `bulletin check`: render the issue and report what is wrong before it goes out.
+//! `bulletin check`: render the issue as it will be sent and report what is wrong before it
+//! goes out. Glue only: the edition is [`crate::edition`]'s, the rules are [`crate::check`]'s.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -6,16 +7,16 @@ use std::time::Duration;
 
 use crate::check::{self, Finding, links};
 use crate::cli::{Error, note, say};
-use crate::issue::{self, IssueError, Problem};
-use crate::layout::Layout;
-use crate::render::{self, RenderError, RenderOptions};
+use crate::edition::{self, Images};
 
 /// Check an issue before it goes out.
 ///
 /// Renders the issue and reports problems like a compiler, each with its file, line:column and
 /// JSON path. Errors: anything render rejects, images without alt text, malformed URLs, links
 /// that answer 4xx/5xx or cannot be reached, placeholder "TODO" text, no unsubscribe link, HTML
-/// over Gmail's 102 KB. Warnings: HTML over 80 KB, a long, all-capitals or "!!!" subject, no
+/// over Gmail's 102 KB, an image that is a file (the issue's or the layout's, such as its logo)
+/// without "images_url". Whatever would make bulletin send refuse the issue is an error
+/// here. Warnings: HTML over 80 KB, a long, all-capitals or "!!!" subject, no
 /// preheader, events before the issue date, agenda out of order, vague link text ("click
 /// here"), images without width, low colour contrast in the theme, headings that skip a level,
 /// remote images over 1 MB. Exits 1 on errors (or on warnings with --strict), 0 otherwise.
@@ -35,8 +36,8 @@ pub struct Args {
     /// Fail (exit 1) on warnings too.
     #[arg(long)]
     pub strict: bool,
-    /// A layout folder to use instead of the issue's or the default one.
-    #[arg(long, value_name = "DIR")]
+    // The same layout choice as render, preview and send.
+    #[arg(long, value_name = "DIR", help = super::render::LAYOUT_HELP)]
     pub layout: Option<PathBuf>,
     /// Seconds to wait for each link to answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
@@ -51,18 +52,17 @@ pub fn run(args: Args) -> Result<(), Error> {
             Error::Usage("--timeout takes a number of seconds from above 0 to 3600".into())
         })?;
     let (mut findings, links_checked) = find(&args, timeout)?;
-    findings.sort_by_key(|f| (f.severity, f.problem.position.unwrap_or((usize::MAX, 0))));
+    check::sort(&mut findings);
     let (errors, warnings) = check::counts(&findings);
     let summary = summary(errors, warnings, links_checked);
-    let mut out = String::new();
-    for f in &findings {
-        if args.json {
-            out.push_str(&f.to_json().to_string());
-        } else {
-            out.push_str(&f.to_string());
-        }
-        out.push('\n');
-    }
+    let out = if args.json {
+        findings
+            .iter()
+            .map(|f| format!("{}\n", f.to_json()))
+            .collect()
+    } else {
+        lines(&findings)
+    };
     if args.json {
         say(&out);
         note(&summary);
@@ -79,39 +79,21 @@ pub fn run(args: Args) -> Result<(), Error> {
 /// does not render is reported like any other finding; only what is not about the issue
 /// (an unreadable file) stops the check.
 fn find(args: &Args, timeout: Duration) -> Result<(Vec<Finding>, Option<usize>), Error> {
-    let loaded = match issue::load(&args.issue) {
-        Ok(l) => l,
-        Err(IssueError::Invalid(problems)) => return Ok((check::from_problems(problems), None)),
-        Err(e) => return Err(e.into()),
+    let prepared = edition::prepare(&edition::Options {
+        issue: args.issue.clone(),
+        layout: args.layout.clone(),
+        images: Images::Sent,
+    });
+    let edition = match prepared {
+        Ok(e) => e,
+        Err(e) => return Ok((check::unprepared(&args.issue, e)?, None)),
     };
-    let layout = match Layout::for_issue(args.layout.as_deref(), &loaded) {
-        Ok(l) => l,
-        Err(e) => return Ok((vec![check::unrendered(&loaded.path, &e.to_string())], None)),
-    };
-    let rendered = match render::render(&loaded, &layout, &RenderOptions::default()) {
-        Ok(r) => r,
-        Err(RenderError::Issue(problems)) => return Ok((check::from_problems(problems), None)),
-        Err(RenderError::Template {
-            file,
-            line,
-            column,
-            message,
-        }) => {
-            let problem = Problem {
-                file: file.into(),
-                position: line.zip(column),
-                json_path: String::new(),
-                message: format!("template error: {message}"),
-            };
-            return Ok((vec![Finding::error(problem)], None));
-        }
-        Err(e) => return Ok((vec![check::unrendered(&loaded.path, &e.to_string())], None)),
-    };
-    let mut findings = check::inspect(&loaded, &layout, &rendered);
+    let mut findings = check::inspect(&edition);
+    let (loaded, layout) = (&edition.issue, &edition.layout);
     if args.offline {
         return Ok((findings, None));
     }
-    let targets = links::targets(&loaded, &check::own_html(&rendered));
+    let targets = links::targets(loaded, &check::own_html(&edition.rendered));
     let count = targets.len();
     let bar = progress_bar(count as u64, args.json);
     let tick = bar.clone();
@@ -119,12 +101,16 @@ fn find(args: &Args, timeout: Duration) -> Result<(Vec<Finding>, Option<usize>),
         timeout,
         ..Default::default()
     };
-    let theme = check::theme_file(&layout);
-    let found = links::check_blocking(&loaded, &theme, targets, &opts, move || tick.inc(1))
-        .map_err(Error::Other)?;
+    let theme = check::theme_file(layout);
+    let found = links::check_blocking(loaded, &theme, targets, &opts, move || tick.inc(1))?;
     bar.finish_and_clear();
     findings.extend(found);
     Ok((findings, Some(count)))
+}
+
+/// Findings as people read them, one a line: `error: issue.json:4:12: title: …`.
+pub(crate) fn lines(findings: &[Finding]) -> String {
+    findings.iter().map(|f| format!("{f}\n")).collect()
 }
 
 /// A progress bar on stderr, when stderr is a terminal and the output is for people.

@@ -48,7 +48,15 @@ pub fn run(args: Args) -> Result<(), Error> {
     let from = match args.from {
         Some(path) => path,
         None => {
-            let latest = next::latest_in(Path::new("issues"))?;
+            let latest = next::latest_in(Path::new("issues")).map_err(|e| match e {
+                next::NextError::NoIssue { .. } => Error::Hinted {
+                    error: Box::new(e.into()),
+                    hint: "run bulletin new in a workspace (bulletin init makes one), or name \
+                           the issue to start from with --from ISSUE"
+                        .into(),
+                },
+                e => e.into(),
+            })?;
             for (path, reason) in &latest.skipped {
                 warn(&format!("skipped {}: {reason}", path.display()));
             }
@@ -74,11 +82,11 @@ pub fn run(args: Args) -> Result<(), Error> {
     };
     let path = in_dir(&slug);
     if path.symlink_metadata().is_ok() {
-        return Err(next::NextError::Exists {
-            path,
-            suggestion: format!("{slug}-2"),
-        }
-        .into());
+        let suggestion = format!("{slug}-2");
+        return Err(Error::Hinted {
+            hint: format!("name the new issue, e.g. bulletin new {suggestion}"),
+            error: Box::new(next::NextError::Exists { path, suggestion }.into()),
+        });
     }
     let (new_issue, summary) = next::next_issue(&loaded.issue, date, &loaded.slug, &slug);
     let text = next::to_json(&new_issue, &path)?;

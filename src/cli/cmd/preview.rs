@@ -1,11 +1,12 @@
-//! `bulletin preview`: serve an issue (or the list of issues) with live reload.
+//! `bulletin preview`: serve an issue (or the list of issues) with live reload. Glue only:
+//! serving, watching and rendering are [`crate::preview`]'s.
 
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::cli::{Error, say, warn};
-use crate::preview::{self, DEFAULT_PORT, Options, Outcome};
+use crate::preview::{self, DEFAULT_PORT, Options, Outcome, PreviewError};
 
 /// Preview an issue in the browser as you write it.
 ///
@@ -27,8 +28,8 @@ pub struct Args {
     /// Do not open a browser.
     #[arg(long)]
     pub no_open: bool,
-    /// A layout folder to use instead of the issue's or the default one.
-    #[arg(long, value_name = "DIR")]
+    // The same layout choice as render, check and send.
+    #[arg(long, value_name = "DIR", help = super::render::LAYOUT_HELP)]
     pub layout: Option<PathBuf>,
     /// The address to listen on. The default, 127.0.0.1, keeps the preview on this machine;
     /// 0.0.0.0 shows it to your network.
@@ -67,6 +68,13 @@ pub fn run(args: Args) -> Result<(), Error> {
         port: args.port,
         poll: args.poll,
         list: args.list,
+    })
+    .map_err(|e| match e {
+        PreviewError::NoPort { .. } => Error::Hinted {
+            error: Box::new(e.into()),
+            hint: "pass another port with --port".into(),
+        },
+        e => e.into(),
     })?;
     if let Some(port) = running.asked_port_taken {
         warn(&format!("port {port} is taken; using the next free one"));

@@ -1,14 +1,20 @@
-//! `bulletin render`: issue file → `<slug>.html` and `<slug>.txt`.
+//! `bulletin render`: issue file → `<slug>.html` and `<slug>.txt`, images pointing at their
+//! folders from the output folder. Glue only: the edition is [`crate::edition`]'s.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::cli::{Error, say, warn};
 use crate::diag::kilobytes;
+use crate::edition::{self, EditionError, Images};
 use crate::issue;
-use crate::layout::Layout;
 use crate::merge::Values;
 use crate::output::write_atomic;
-use crate::render::{self, AssetBase, RenderOptions};
+use crate::render::RenderError;
+
+/// The help of every command's `--layout` (render, check, preview, send): they all choose the
+/// layout the same way.
+pub(crate) const LAYOUT_HELP: &str = "A layout folder to use instead of the issue's or the default one. It may hold only \
+     some of the layout's files; the others come from the default layout.";
 
 /// Render an issue to HTML email and plain text.
 ///
@@ -25,9 +31,8 @@ pub struct Args {
     /// Folder to write the outputs to.
     #[arg(long, short, value_name = "DIR", default_value = "out")]
     pub out: PathBuf,
-    /// A layout folder to use instead of the issue's or the default one. It may hold only
-    /// some of the layout's files; the others come from the default layout.
-    #[arg(long, value_name = "DIR")]
+    // The same layout choice as check, preview and send.
+    #[arg(long, value_name = "DIR", help = LAYOUT_HELP)]
     pub layout: Option<PathBuf>,
     /// A merge-field value to show, e.g. first_name=Ada (repeatable; an empty value shows the
     /// field's fallback).
@@ -48,42 +53,44 @@ fn parse_field(s: &str) -> Result<(String, String), String> {
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
-    let loaded = issue::load(&args.issue)?;
-    let layout = Layout::for_issue(args.layout.as_deref(), &loaded)?;
-    let assets = AssetBase {
-        issue: relative_url(&args.out, &loaded.dir),
-        layout: layout
-            .dir()
-            .map(|d| relative_url(&args.out, d))
-            .unwrap_or_default(),
-    };
-    let rendered = match render::render(&loaded, &layout, &RenderOptions { assets }) {
-        Ok(r) => r,
-        // The generated document is what a layout editor needs to see: write it when asked.
-        Err(render::RenderError::Mjml {
+    let prepared = edition::prepare(&edition::Options {
+        issue: args.issue.clone(),
+        layout: args.layout.clone(),
+        images: Images::FromFolder(args.out.clone()),
+    });
+    let edition = match prepared {
+        Ok(e) => e,
+        Err(EditionError::Render(RenderError::Mjml {
             mjml,
             line,
             column,
             message,
             excerpt,
             ..
-        }) if args.mjml => {
-            let mjml_path = args.out.join(format!("{}.mjml", loaded.slug));
-            write_atomic(&mjml_path, mjml.as_bytes())?;
-            let hint = format!("the generated MJML is in {}", mjml_path.display());
-            let mjml = String::new();
-            return Err(render::RenderError::Mjml {
+        })) => {
+            // The generated document is what a layout editor needs to see: written when asked.
+            let hint = if args.mjml {
+                let mjml_path = args
+                    .out
+                    .join(format!("{}.mjml", issue::slug_of(&args.issue)));
+                write_atomic(&mjml_path, mjml.as_bytes())?;
+                format!("the generated MJML is in {}", mjml_path.display())
+            } else {
+                "add --mjml to write the generated MJML to OUT/<slug>.mjml".to_string()
+            };
+            return Err(RenderError::Mjml {
                 line,
                 column,
                 message,
                 excerpt,
-                hint,
-                mjml,
+                hint: Some(hint),
+                mjml: String::new(),
             }
             .into());
         }
         Err(e) => return Err(e.into()),
     };
+    let (loaded, rendered) = (&edition.issue, &edition.rendered);
     let email = rendered.fill(&sample_values(&args.subscriber));
 
     let html_path = args.out.join(format!("{}.html", loaded.slug));
@@ -126,54 +133,4 @@ fn sample_values(overrides: &[(String, String)]) -> Values {
         }
     }
     values
-}
-
-/// The folder `to` as a URL prefix relative to the folder `from` ("../issues/").
-fn relative_url(from: &Path, to: &Path) -> String {
-    let (Ok(from), Ok(to)) = (std::path::absolute(from), std::path::absolute(to)) else {
-        return String::new();
-    };
-    let Some(rel) = pathdiff::diff_paths(normalize(&to), normalize(&from)) else {
-        return String::new();
-    };
-    let mut url: String = rel
-        .components()
-        .map(|c| {
-            let part = c.as_os_str().to_string_lossy();
-            percent_encoding::utf8_percent_encode(&part, PATH_PART).to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("/");
-    if !url.is_empty() {
-        url.push('/');
-    }
-    url
-}
-
-/// What a folder name may keep as it is in a relative URL.
-const PATH_PART: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}');
-
-/// Removes `.` and resolves `..` lexically, so that `issues/../layouts/efus` compares well.
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }

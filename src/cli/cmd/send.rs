@@ -8,14 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::audience::{self, Fingerprints, Row, Subscriber};
+use crate::check;
 use crate::cli::{Error, note, say};
 use crate::config::{self, Config, Profile, Secret};
-use crate::issue::{self, LoadedIssue};
-use crate::layout::Layout;
+use crate::edition::{self, Edition, Images};
+use crate::issue::LoadedIssue;
 use crate::ledger::{Holder, Ledger};
 use crate::merge::NoValues;
 use crate::message::{Composer, Unsubscribe, dkim_config};
-use crate::render::{self, AssetBase, RenderOptions, Rendered};
+use crate::render::Rendered;
 use crate::send::run::{self, Options, Stopped, Tally};
 use crate::transport::Transport;
 use crate::transport::api;
@@ -72,6 +73,9 @@ pub struct Args {
     /// error).
     #[arg(long)]
     pub json: bool,
+    // The same layout choice as render, check and preview.
+    #[arg(long, value_name = "DIR", help = super::render::LAYOUT_HELP)]
+    pub layout: Option<PathBuf>,
 }
 
 /// The workspace the current folder is in.
@@ -84,26 +88,12 @@ pub fn run(args: Args) -> Result<(), Error> {
     let root = workspace_root()?;
     let config =
         config::load(&root.join(config::FILE_NAME)).map_err(|e| Error::Other(e.to_string()))?;
-    let loaded = issue::load(&args.issue)?;
-    if loaded.issue.images_url.is_none() && has_local_images(&loaded) {
-        return Err(Error::Other(format!(
-            "{}: the issue has images next to it, which readers cannot see in an email; publish them and set \"images_url\" to where they are",
-            loaded.path.display()
-        )));
-    }
-    let layout = Layout::for_issue(None, &loaded)?;
-    let rendered = render::render(
-        &loaded,
-        &layout,
-        &RenderOptions {
-            assets: AssetBase::default(),
-        },
-    )?;
-    if !rendered.has_unsubscribe_link() {
-        return Err(Error::Other(
-            "the layout has no {{unsubscribe_url}}: run bulletin check".into(),
-        ));
-    }
+    // The edition `check` checks, in the same layout, refused by the same rules.
+    let Edition {
+        issue: loaded,
+        rendered,
+        ..
+    } = prepare_to_send(&args)?;
     let secret = Secret::from_env(&config.unsubscribe.secret_env).map_err(Error::Other)?;
     let composer = composer(
         &config,
@@ -211,14 +201,25 @@ struct Pacing {
     rate: Option<(u32, std::time::Duration)>,
 }
 
-fn has_local_images(loaded: &LoadedIssue) -> bool {
-    loaded
-        .issue
-        .sections
-        .iter()
-        .flat_map(|s| &s.items)
-        .filter_map(|i| i.image.as_ref())
-        .any(|img| issue::is_relative_reference(&img.src))
+/// The issue as `check` sees it, in the layout `--layout` chose; refused (exit 1, nothing
+/// sent) with `check`'s findings when a rule that protects readers is broken.
+fn prepare_to_send(args: &Args) -> Result<Edition, Error> {
+    let edition = edition::prepare(&edition::Options {
+        issue: args.issue.clone(),
+        layout: args.layout.clone(),
+        images: Images::Sent,
+    })?;
+    let mut blockers = check::send_blockers(&edition);
+    if !blockers.is_empty() {
+        check::sort(&mut blockers);
+        note(&super::check::lines(&blockers));
+        note(&format!(
+            "nothing sent: fix the errors above (bulletin check {} shows them too)",
+            args.issue.display()
+        ));
+        return Err(Error::Failed);
+    }
+    Ok(edition)
 }
 
 fn composer(

@@ -1,0 +1,166 @@
+//! One entry from an issue file to the email: load the issue, choose its layout, render it
+//! with its image paths resolved for where it will be read. `render`, `check`, `preview` and
+//! `send` all go through [`prepare`], so that what is previewed and checked is what is sent,
+//! in the same layout (issue 11: the four commands each had a copy, and the copies differed).
+//!
+//! The layout is the one asked for (`--layout`), else the issue's `"layout"`, else the
+//! workspace's `layouts/default/`, else the built-in one ([`crate::layout::folder_for`]).
+//!
+//! This module owns the layout choice and where relative images point ([`Images`]). It does
+//! not decide whether an edition may be sent (the rules are `check`'s:
+//! [`crate::check::send_blockers`]), touches no network, writes nothing and prints nothing.
+
+use std::path::{Path, PathBuf};
+
+use crate::issue::{self, IssueError, LoadedIssue};
+use crate::layout::{Layout, LayoutError};
+use crate::render::{self, AssetBase, RenderError, RenderOptions, Rendered};
+
+/// What to prepare, and for where.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The issue file.
+    pub issue: PathBuf,
+    /// A layout folder that overrides the issue's own choice.
+    pub layout: Option<PathBuf>,
+    /// Where the email will be read, which decides where relative images point.
+    pub images: Images,
+}
+
+/// Where the email will be read, and so where relative image paths (the issue's and the
+/// layout's) must point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Images {
+    /// In an inbox, as `send` sends it and `check` checks it: a relative image becomes the
+    /// issue's `images_url` + its path; without `images_url` it stays as written, and
+    /// [`crate::check::send_blockers`] refuses to let it go out.
+    Sent,
+    /// From files written into this folder (`render --out`): the issue's and the layout's
+    /// images as paths relative to it (`../issues/images/a.png`, `../layouts/efus/logo.png`).
+    /// The issue's images use `images_url` when it is set.
+    FromFolder(PathBuf),
+    /// From a page that serves the issue's folder and the layout's folder under these URL
+    /// prefixes (the preview: `files/` and `layout/`).
+    Served { issue: String, layout: String },
+}
+
+/// An issue rendered with its layout: everything the commands need to show, check or send
+/// it.
+#[derive(Debug, Clone)]
+pub struct Edition {
+    /// The issue as loaded.
+    pub issue: LoadedIssue,
+    /// The layout it was drawn with.
+    pub layout: Layout,
+    /// The email, ready to be filled for each reader, its images pointing where
+    /// [`Options::images`] said.
+    pub rendered: Rendered,
+}
+
+/// What can stop an issue from becoming an email, by stage.
+#[derive(Debug, thiserror::Error)]
+pub enum EditionError {
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+}
+
+/// Loads the issue, chooses its layout and renders it for `opts.images`.
+pub fn prepare(opts: &Options) -> Result<Edition, EditionError> {
+    let loaded = issue::load(&opts.issue)?;
+    let layout = Layout::for_issue(opts.layout.as_deref(), &loaded)?;
+    let assets = match &opts.images {
+        Images::Sent => AssetBase::Sent,
+        Images::FromFolder(out) => AssetBase::Local {
+            issue: relative_url(out, &loaded.dir),
+            layout: layout
+                .dir()
+                .map(|d| relative_url(out, d))
+                .unwrap_or_default(),
+        },
+        Images::Served { issue, layout } => AssetBase::Local {
+            issue: issue.clone(),
+            layout: layout.clone(),
+        },
+    };
+    let rendered = render::render(&loaded, &layout, &RenderOptions { assets })?;
+    Ok(Edition {
+        issue: loaded,
+        layout,
+        rendered,
+    })
+}
+
+/// The folder `to` as a URL prefix relative to the folder `from` ("../issues/").
+fn relative_url(from: &Path, to: &Path) -> String {
+    let (Ok(from), Ok(to)) = (std::path::absolute(from), std::path::absolute(to)) else {
+        return String::new();
+    };
+    let Some(rel) = pathdiff::diff_paths(normalize(&to), normalize(&from)) else {
+        return String::new();
+    };
+    let mut url: String = rel
+        .components()
+        .map(|c| {
+            let part = c.as_os_str().to_string_lossy();
+            percent_encoding::utf8_percent_encode(&part, PATH_PART).to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    if !url.is_empty() {
+        url.push('/');
+    }
+    url
+}
+
+/// What a folder name may keep as it is in a relative URL.
+const PATH_PART: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// Removes `.` and resolves `..` lexically, so that `issues/../layouts/efus` compares well.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_become_relative_url_prefixes() {
+        assert_eq!(
+            relative_url(Path::new("out"), Path::new("issues")),
+            "../issues/"
+        );
+        assert_eq!(
+            relative_url(
+                Path::new("deep/er/out"),
+                Path::new("issues/../layouts/my efus")
+            ),
+            "../../../layouts/my%20efus/"
+        );
+        assert_eq!(relative_url(Path::new("out"), Path::new("out")), "");
+    }
+}
