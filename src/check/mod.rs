@@ -107,7 +107,7 @@ pub fn from_problems(problems: Vec<Problem>) -> Vec<Finding> {
 /// Everything that can be found without the network.
 pub fn inspect(loaded: &LoadedIssue, layout: &Layout, rendered: &Rendered) -> Vec<Finding> {
     let mut out = Vec::new();
-    let email = rendered.fill(&crate::merge::Values::sample());
+    let email = rendered.fill(&crate::merge::Recipient::sample());
     check_subject(loaded, &email.subject, &mut out);
     check_placeholders(loaded, &mut out);
     check_markdown(loaded, &mut out);

@@ -72,12 +72,20 @@ pub enum Error {
     /// The command has reported what failed (a check found errors): exit 1, nothing more to say.
     #[error("")]
     Failed,
+    #[error(transparent)]
+    Secret(#[from] crate::config::SecretError),
+    #[error(transparent)]
+    Dkim(#[from] crate::message::DkimError),
+    /// A profile that does not exist is a usage error (exit 2).
+    #[error(transparent)]
+    Transport(#[from] crate::transport::TransportError),
 }
 
 impl Error {
     fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::NoWorkspace(_) => 2,
+            Error::Transport(crate::transport::TransportError::NoProfile { .. }) => 2,
             _ => 1,
         }
     }

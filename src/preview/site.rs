@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 use crate::audience::{self, Fingerprints, Row, Subscriber};
 use crate::issue;
 use crate::layout::Layout;
-use crate::merge::Values;
+use crate::merge::Recipient;
 use crate::render::{self, AssetBase, RenderOptions, Rendered};
 
 /// One issue as the preview shows it.
@@ -266,7 +266,7 @@ impl Site {
             },
         };
         let rendered = render::render(&loaded, &layout, &opts).map_err(|e| show(&e))?;
-        let email = rendered.fill(&Values::sample());
+        let email = rendered.fill(&Recipient::sample());
         Ok((
             Shown {
                 subject: email.subject,

@@ -6,7 +6,7 @@ use crate::cli::{Error, say, warn};
 use crate::diag::kilobytes;
 use crate::issue;
 use crate::layout::Layout;
-use crate::merge::Values;
+use crate::merge::Recipient;
 use crate::output::write_atomic;
 use crate::render::{self, AssetBase, RenderOptions};
 
@@ -116,13 +116,13 @@ pub fn run(args: Args) -> Result<(), Error> {
     Ok(())
 }
 
-fn sample_values(overrides: &[(String, String)]) -> Values {
-    let mut values = Values::sample();
+fn sample_values(overrides: &[(String, String)]) -> Recipient {
+    let mut values = Recipient::sample();
     for (k, v) in overrides {
         if k == "unsubscribe_url" {
             values.unsubscribe_url = Some(v.clone());
         } else {
-            values.subscriber.insert(k.clone(), v.clone());
+            values.fields.insert(k.clone(), v.clone());
         }
     }
     values
