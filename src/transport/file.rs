@@ -1,5 +1,6 @@
 //! The file transport: each message written as `<folder>/<recipient>.eml`, atomically, for
-//! `--dry-run` (read them, open them in a mail program) and for tests. It takes MIME bytes.
+//! `--dry-run` (read them, open them in a mail program) and for tests. It takes MIME bytes and
+//! writes only into its folder.
 
 use std::path::PathBuf;
 

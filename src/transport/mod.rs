@@ -295,3 +295,113 @@ impl Transport for AnyTransport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::merge::{FieldTable, Prepared};
+
+    /// The sample's settings with `profiles` after them.
+    fn config(profiles: &str) -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bulletin.toml");
+        let text = std::fs::read_to_string(sample).unwrap() + "\n" + profiles;
+        let path = dir.path().join("bulletin.toml");
+        std::fs::write(&path, text).unwrap();
+        let config = crate::config::load(&path).unwrap();
+        (dir, config)
+    }
+
+    fn options(dry_run: Option<PathBuf>, root: &std::path::Path) -> OpenOptions {
+        let empty = || Prepared::text("", &FieldTable::default());
+        OpenOptions {
+            dry_run,
+            root: root.to_path_buf(),
+            letterhead: Letterhead {
+                from: "news@example.org".parse().unwrap(),
+                reply_to: None,
+                tag: "2020-06".into(),
+            },
+            template: Template::new(empty(), empty(), empty()),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    const PROFILES: &str = "[profiles.api]\ntransport = \"postmark\"\napi_key_env = \"BULLETIN_TEST_OPEN_KEY_NOT_SET\"\nconcurrency = 3\nrate = \"20/s\"\n\n\
+        [profiles.relay]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nsecurity = \"none\"\npool = 2\n\n\
+        [profiles.locked]\ntransport = \"smtp\"\nhost = \"smtp.example.org\"\nusername = \"news\"\npassword_env = \"BULLETIN_TEST_OPEN_PASSWORD_NOT_SET\"\n";
+
+    #[test]
+    fn opens_the_transport_a_profile_names() {
+        let (dir, config) = config(PROFILES);
+        let out = Some(dir.path().join("out"));
+        let smtp = open(&config, "relay", options(None, dir.path())).unwrap();
+        assert!(matches!(smtp, AnyTransport::Smtp(_)));
+        assert_eq!(
+            smtp.pacing(),
+            Pacing {
+                concurrency: 2,
+                rate: None
+            }
+        );
+        assert_eq!(smtp.describe(), "SMTP 127.0.0.1:25 (no encryption)");
+        assert_eq!((smtp.form(), smtp.batch_limit()), (Form::Mime, 1));
+        // A dry run reads no secret, and goes one request at a time.
+        let dry = open(&config, "api", options(out.clone(), dir.path())).unwrap();
+        assert!(matches!(dry, AnyTransport::ApiDryRun(_)));
+        assert_eq!(dry.pacing(), Pacing::ONE_AT_A_TIME);
+        assert_eq!((dry.form(), dry.batch_limit()), (Form::Parts, 500));
+        // Sending for real, as fast as the profile says.
+        assert_eq!(
+            config.profiles["api"].api().unwrap().pacing(),
+            Pacing {
+                concurrency: 3,
+                rate: Some((20, Duration::from_secs(1)))
+            }
+        );
+        let eml = open(&config, "locked", options(out.clone(), dir.path())).unwrap();
+        assert!(
+            matches!(eml, AnyTransport::File(_)),
+            "an SMTP dry run writes .eml files"
+        );
+        let nowhere = open(&config, "nowhere", options(out, dir.path())).unwrap();
+        assert!(matches!(nowhere, AnyTransport::File(_)));
+    }
+
+    #[test]
+    fn says_which_profile_and_variable_are_missing() {
+        let (dir, config) = config(PROFILES);
+        let Err(err) = open(&config, "nowhere", options(None, dir.path())) else {
+            panic!("no such profile")
+        };
+        assert_eq!(
+            err.to_string(),
+            "bulletin.toml has no profile \"nowhere\"; name one of: api, default, locked, relay"
+        );
+        let Err(err) = open(&config, "api", options(None, dir.path())) else {
+            panic!("no key")
+        };
+        assert!(
+            matches!(&err, TransportError::Provider { profile, .. } if profile == "api"),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().starts_with(
+                "profiles.api: the environment variable BULLETIN_TEST_OPEN_KEY_NOT_SET is not set"
+            ),
+            "{err}"
+        );
+        // The SMTP password is named without a profile, as it always was.
+        let Err(err) = open(&config, "locked", options(None, dir.path())) else {
+            panic!("no password")
+        };
+        assert!(matches!(err, TransportError::Password(_)), "{err:?}");
+        assert!(
+            err.to_string().starts_with(
+                "the environment variable BULLETIN_TEST_OPEN_PASSWORD_NOT_SET is not set"
+            ),
+            "{err}"
+        );
+    }
+}

@@ -3,6 +3,9 @@
 //! for private relays), logged in with a password from the environment, and renewed after the
 //! profile's `messages_per_connection`. Our own timeout bounds each send: a silent server must
 //! not hang a newsletter.
+//!
+//! It takes MIME bytes ([`crate::message::Form::Mime`]) and answers with an outcome; lettre
+//! stays in here, and nothing here knows of the send loop or the ledger.
 
 mod pool;
 mod relay;

@@ -787,4 +787,97 @@ mod tests {
             serde_json::json!({"List-Unsubscribe": "<mailto:u@example.org>"})
         );
     }
+
+    /// Each kind of provider, made for a dry run (no secrets needed).
+    fn providers() -> Vec<Box<dyn Provider>> {
+        use crate::clock::SystemClock;
+        use crate::merge::{FieldTable, Prepared};
+        let letterhead = Letterhead {
+            from: "news@example.org".parse().unwrap(),
+            reply_to: None,
+            tag: "2020-06".into(),
+        };
+        let empty = || Prepared::text("", &FieldTable::default());
+        let template = Template::new(empty(), empty(), empty());
+        let context = Context {
+            letterhead: &letterhead,
+            template: &template,
+            clock: Arc::new(SystemClock),
+            dry_run: true,
+        };
+        let common = || Common::new("BULLETIN_TEST_KEY_NOT_SET");
+        let postmark = postmark::Settings {
+            common: common(),
+            message_stream: None,
+        };
+        let sendgrid = sendgrid::Settings {
+            common: common(),
+            region: None,
+        };
+        let ses = ses::Settings {
+            common: common(),
+            secret_env: Some("BULLETIN_TEST_SECRET_NOT_SET".into()),
+            region: Some("eu-west-1".into()),
+            configuration_set: None,
+            dkim: None,
+        };
+        vec![
+            Box::new(postmark::Postmark::new(&postmark, &context).unwrap()),
+            Box::new(sendgrid::SendGrid::new(&sendgrid, &context).unwrap()),
+            Box::new(ses::Ses::new(&ses, &context).unwrap()),
+        ]
+    }
+
+    #[test]
+    fn a_message_in_another_form_is_a_typed_error_not_an_empty_request() {
+        let wrong = [
+            Payload::Parts(Parts {
+                to_name: None,
+                subject: "Hello".into(),
+                html: String::new(),
+                text: String::new(),
+                headers: Vec::new(),
+            }),
+            Payload::Mime(b"Subject: Hello\r\n\r\nHi\r\n".to_vec()),
+        ];
+        for provider in providers() {
+            let payload = match provider.form() {
+                Form::Parts | Form::Values => wrong[1].clone(),
+                Form::Mime => wrong[0].clone(),
+            };
+            let got = payload.form();
+            let batch = Batch {
+                key: "k".into(),
+                messages: vec![to_ann(payload)],
+            };
+            let Err(RequestError::Payload(e)) = provider.request(&batch) else {
+                panic!("{} took a message in {got}", provider.name())
+            };
+            assert_eq!((e.wanted, e.got), (provider.form(), got));
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "the message to ann@example.org was built as {got}, and this transport takes {}",
+                    provider.form()
+                )
+            );
+        }
+        // Through a transport, every message of the batch fails for good with it.
+        let dir = tempfile::tempdir().unwrap();
+        let dry = DryRun::new(providers().remove(0), dir.path().to_path_buf());
+        let batch = Batch {
+            key: "k".into(),
+            messages: vec![to_ann(wrong[1].clone())],
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let failure = runtime.block_on(dry.send_batch(&batch)).unwrap_err();
+        assert_eq!(failure.kind, Kind::Permanent);
+        assert!(
+            failure.reply.contains("this transport takes parts"),
+            "{failure}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 }
