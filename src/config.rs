@@ -7,7 +7,7 @@
 //!
 //! Secrets are not in the file: a profile names the environment variable that holds each one
 //! (`password_env`), and [`Secret`] reads it when needed. A secret never prints (its Debug and
-//! Display say "[redacted]") and is never written anywhere.
+//! Display say `[redacted]`) and is never written anywhere.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -32,7 +32,7 @@ pub struct Composer {
     /// "Efus newsletter <newsletter.efus.eu>"
     pub list_id: String,
     pub unsubscribe: Unsubscribe,
-    /// Prefix the subject with "[TEST] " (a test send).
+    /// Prefix the subject with `[TEST] ` (a test send).
     pub test: bool,
     pub dkim: Option<DkimConfig>,
     /// The holes of [`Composer::template`], numbered once; `Default::default()`.

@@ -4,9 +4,9 @@
 //! reader's [`Filled`] values for the holes of the issue's [`Template`].
 //!
 //! This module owns building messages: [`Composer`] (made once per issue, it fills the issue
-//! for each reader), the MIME message itself ([`mime`], quoted-printable in [`qp`]), DKIM
+//! for each reader), the MIME message itself (`mime`, quoted-printable in `qp`), DKIM
 //! ([`dkim`]: loading the key, the headers it signs) and each reader's unsubscribe link
-//! ([`unsubscribe`]). What a provider takes once per issue, the [`Letterhead`] and the
+//! (`unsubscribe`). What a provider takes once per issue, the [`Letterhead`] and the
 //! [`Template`], is made here too and handed to transports as plain values.
 //!
 //! It must not touch transports (no `crate::transport`), the ledger or the send loop: it

@@ -1,5 +1,5 @@
 //! Transports: messages in, outcomes out. SMTP ([`smtp`]) and the providers' HTTP APIs
-//! ([`api`]) deliver for real; the file transport ([`file`]) writes `.eml` files for
+//! ([`api`]) deliver for real; the file transport ([`file`](mod@file)) writes `.eml` files for
 //! `--dry-run` and tests. [`open`] chooses and makes the one a profile names.
 //!
 //! A transport takes a [`Batch`]: one message for SMTP, up to a provider's documented limit
@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use self::api::{brevo, mailgun, mailjet, postmark, resend, sendgrid, ses};
 use crate::clock::Clock;
 use crate::config::{Config, Profile, Secret, SecretError};
 use crate::message::{Form, Letterhead, Outgoing, Template};
@@ -172,6 +173,7 @@ pub fn open(
         clock,
     } = options;
     let Some(profile) = config.profiles.get(name) else {
+        // A dry run needs no relay: it has always written .eml files, profile or not.
         return match dry_run {
             Some(dir) => Ok(AnyTransport::File(file::FileTransport { dir })),
             None => Err(TransportError::NoProfile {
@@ -186,7 +188,6 @@ pub fn open(
         clock,
         dry_run: dry_run.is_some(),
     };
-    use api::{brevo, mailgun, mailjet, postmark, resend, sendgrid, ses};
     let (provider, common) = match profile {
         Profile::Smtp(smtp) => {
             return Ok(match dry_run {

@@ -1,5 +1,5 @@
-//! SMTP through lettre: a pool of connections to one relay ([`pool`]), each opened by us
-//! ([`relay`]) with TCP_NODELAY, secured with STARTTLS or TLS (rustls, with an optional CA file
+//! SMTP through lettre: a pool of connections to one relay (`pool`), each opened by us
+//! (`relay`) with TCP_NODELAY, secured with STARTTLS or TLS (rustls, with an optional CA file
 //! for private relays), logged in with a password from the environment, and renewed after the
 //! profile's `messages_per_connection`. Our own timeout bounds each send: a silent server must
 //! not hang a newsletter.

@@ -297,7 +297,7 @@ pub trait Provider: Send + Sync + 'static {
     /// The environment variables that hold the credentials, to name when they are refused.
     fn credentials(&self) -> String;
 
-    /// Where requests go: "https://api.postmarkapp.com".
+    /// Where requests go: `https://api.postmarkapp.com`.
     fn endpoint(&self) -> String;
 }
 
@@ -388,7 +388,7 @@ pub fn accept_all(batch: &Batch, reply: &str) -> Vec<Result<Accepted, Failure>> 
         .collect()
 }
 
-/// The reader's mailbox, "Name <address>": their address, with their name from the list
+/// The reader's mailbox, `Name <address>`: their address, with their name from the list
 /// when it has one.
 pub fn recipient(m: &Outgoing) -> lettre::message::Mailbox {
     let name = m.to_name().map(str::to_string);

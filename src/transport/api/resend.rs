@@ -114,7 +114,7 @@ impl Provider for Resend {
     }
 
     /// A 200 answer holds `{"data": [{"id"}…]}`, one per email in the request's order. Errors
-    /// whose meaning the shared rules would get wrong are judged here (see [`error`]).
+    /// whose meaning the shared rules would get wrong are judged here (see `error`).
     fn outcomes(&self, batch: &Batch, answer: &Answer) -> Option<Vec<Result<Accepted, Failure>>> {
         if answer.status != 200 {
             return error(answer).map(|f| batch.messages.iter().map(|_| Err(f.clone())).collect());

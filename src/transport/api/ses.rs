@@ -150,7 +150,7 @@ impl Provider for Ses {
     }
 
     /// A 200 answer gives the message's `MessageId`. Errors that concern the account, not the
-    /// reader, stop the run (see [`account_stops`]); the others follow the shared rules.
+    /// reader, stop the run (see `account_stops`); the others follow the shared rules.
     fn outcomes(&self, batch: &Batch, answer: &Answer) -> Option<Vec<Result<Accepted, Failure>>> {
         if answer.status == 200 {
             let id = answer.json()?.get("MessageId")?.as_str()?.to_string();
