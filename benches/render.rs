@@ -6,7 +6,7 @@ use std::path::Path;
 
 use bulletin::issue;
 use bulletin::layout::Layout;
-use bulletin::merge::Values;
+use bulletin::merge::Recipient;
 use bulletin::render::{self, RenderOptions};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -28,7 +28,7 @@ fn bench_render(c: &mut Criterion) {
         b.iter(|| issue::load(&path).expect("load"))
     });
     let rendered = render::render(&loaded, &layout, &opts).expect("render");
-    let values = Values::sample();
+    let values = Recipient::sample();
     c.bench_function("fill for one recipient (per recipient)", |b| {
         b.iter(|| rendered.fill(&values))
     });

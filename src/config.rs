@@ -1,9 +1,13 @@
 //! The workspace's `bulletin.toml`: who sends, how readers unsubscribe, and the transport
 //! profiles. Parsed once into typed, checked values (addresses, rates, security modes).
 //!
+//! A profile's `transport = "…"` chooses its settings type: SMTP's is here ([`Smtp`]), each
+//! provider's is in its own module under [`crate::transport::api`], with its rules. This
+//! module reads and checks; it opens no connection and reads no secret until asked.
+//!
 //! Secrets are not in the file: a profile names the environment variable that holds each one
 //! (`password_env`), and [`Secret`] reads it when needed. A secret never prints (its Debug and
-//! Display say "[redacted]") and is never written anywhere.
+//! Display say `[redacted]`) and is never written anywhere.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,6 +17,10 @@ use std::time::Duration;
 
 use lettre::message::Mailbox;
 use serde::Deserialize;
+
+use crate::transport::api::{
+    Common, SettingsError, brevo, mailgun, mailjet, postmark, resend, sendgrid, ses,
+};
 
 /// The name of the workspace settings file.
 pub const FILE_NAME: &str = "bulletin.toml";
@@ -52,25 +60,27 @@ pub struct Unsubscribe {
     pub secret_env: String,
 }
 
-/// How messages leave: one transport with its settings.
+/// How messages leave: one transport with its settings. Each provider's settings, and what
+/// they must hold, belong to the provider's module ([`crate::transport::api`]); this only
+/// reads `transport = "…"` and hands the rest to the type it names.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "transport", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Profile {
     Smtp(Smtp),
     /// Brevo, transactional email API v3.
-    Brevo(Api),
+    Brevo(brevo::Settings),
     /// Mailjet, Send API v3.1.
-    Mailjet(Api),
+    Mailjet(mailjet::Settings),
     /// SendGrid, v3 mail send.
-    Sendgrid(Api),
+    Sendgrid(sendgrid::Settings),
     /// Postmark, batch endpoint on a broadcast stream.
-    Postmark(Api),
+    Postmark(postmark::Settings),
     /// Mailgun, messages endpoint.
-    Mailgun(Api),
+    Mailgun(mailgun::Settings),
     /// Amazon SES v2, raw MIME.
-    Ses(Api),
+    Ses(ses::Settings),
     /// Resend, batch endpoint.
-    Resend(Api),
+    Resend(resend::Settings),
 }
 
 impl Profile {
@@ -78,13 +88,13 @@ impl Profile {
     pub fn kind(&self) -> &'static str {
         match self {
             Profile::Smtp(_) => "smtp",
-            Profile::Brevo(_) => "brevo",
-            Profile::Mailjet(_) => "mailjet",
-            Profile::Sendgrid(_) => "sendgrid",
-            Profile::Postmark(_) => "postmark",
-            Profile::Mailgun(_) => "mailgun",
-            Profile::Ses(_) => "ses",
-            Profile::Resend(_) => "resend",
+            Profile::Brevo(_) => brevo::TRANSPORT,
+            Profile::Mailjet(_) => mailjet::TRANSPORT,
+            Profile::Sendgrid(_) => sendgrid::TRANSPORT,
+            Profile::Postmark(_) => postmark::TRANSPORT,
+            Profile::Mailgun(_) => mailgun::TRANSPORT,
+            Profile::Ses(_) => ses::TRANSPORT,
+            Profile::Resend(_) => resend::TRANSPORT,
         }
     }
 
@@ -92,61 +102,40 @@ impl Profile {
     pub fn dkim(&self) -> Option<&Dkim> {
         match self {
             Profile::Smtp(smtp) => smtp.dkim.as_ref(),
-            other => other.api().and_then(|a| a.dkim.as_ref()),
+            Profile::Ses(ses) => ses.dkim.as_ref(),
+            _ => None,
         }
     }
 
-    /// The API settings, for a provider profile.
-    pub fn api(&self) -> Option<&Api> {
+    /// The settings every provider shares, for a provider profile.
+    pub fn api(&self) -> Option<&Common> {
+        Some(match self {
+            Profile::Smtp(_) => return None,
+            Profile::Brevo(s) => &s.common,
+            Profile::Mailjet(s) => &s.common,
+            Profile::Sendgrid(s) => &s.common,
+            Profile::Postmark(s) => &s.common,
+            Profile::Mailgun(s) => &s.common,
+            Profile::Ses(s) => &s.common,
+            Profile::Resend(s) => &s.common,
+        })
+    }
+
+    /// Whether the settings make sense together, beyond what each field's type says: for a
+    /// provider, what its module asks ([`crate::transport::api`]).
+    fn validate(&self) -> Result<(), SettingsError> {
         match self {
-            Profile::Smtp(_) => None,
-            Profile::Brevo(a)
-            | Profile::Mailjet(a)
-            | Profile::Sendgrid(a)
-            | Profile::Postmark(a)
-            | Profile::Mailgun(a)
-            | Profile::Ses(a)
-            | Profile::Resend(a) => Some(a),
+            // SMTP's rules name more than one field; `load` checks them.
+            Profile::Smtp(_) => Ok(()),
+            Profile::Brevo(s) => s.validate(),
+            Profile::Mailjet(s) => s.validate(),
+            Profile::Sendgrid(s) => s.validate(),
+            Profile::Postmark(s) => s.validate(),
+            Profile::Mailgun(s) => s.validate(),
+            Profile::Ses(s) => s.validate(),
+            Profile::Resend(s) => s.validate(),
         }
     }
-}
-
-/// An email service provider's HTTP API. Which fields a provider needs is checked when the
-/// file is read ([`load`]).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Api {
-    /// The environment variable holding the API key (SES: the access key ID; Postmark: the
-    /// server token).
-    pub api_key_env: String,
-    /// The environment variable holding the second secret, where there is one (Mailjet: the
-    /// secret key; SES: the secret access key).
-    pub secret_env: Option<String>,
-    /// Where the account lives: Mailgun "us" or "eu"; SendGrid "global" or "eu"; SES an AWS
-    /// region such as "eu-west-1".
-    pub region: Option<String>,
-    /// Mailgun: the sending domain.
-    pub domain: Option<String>,
-    /// Postmark: the broadcast message stream ("broadcast" unless named otherwise).
-    pub message_stream: Option<String>,
-    /// SES: a configuration set for the messages.
-    pub configuration_set: Option<String>,
-    /// The API's address instead of the provider's own (a proxy, a test server): https, or
-    /// http on this machine.
-    pub endpoint: Option<url::Url>,
-    /// Requests in flight at once.
-    #[serde(default = "default_concurrency")]
-    pub concurrency: u32,
-    /// The most API requests the provider takes (SES: messages).
-    pub rate: Option<Rate>,
-    /// Fewer messages per request than the provider allows.
-    pub batch_size: Option<u32>,
-    /// SES: DKIM signing by bulletin, for a message sent byte for byte as built.
-    pub dkim: Option<Dkim>,
-}
-
-fn default_concurrency() -> u32 {
-    4
 }
 
 /// An SMTP relay.
@@ -211,14 +200,17 @@ pub struct Rate {
     pub per: Duration,
 }
 
+/// Text that is not a rate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "\"{0}\" is not a rate; write messages per second, minute or hour, e.g. \"10/s\", \"600/m\", \"5000/h\""
+)]
+pub struct RateError(pub String);
+
 impl TryFrom<String> for Rate {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "\"{s}\" is not a rate; write messages per second, minute or hour, e.g. \"10/s\", \"600/m\", \"5000/h\""
-            )
-        };
+    type Error = RateError;
+    fn try_from(s: String) -> Result<Self, RateError> {
+        let bad = || RateError(s.clone());
         let (n, unit) = s.split_once('/').ok_or_else(bad)?;
         let messages: u32 = n.trim().parse().map_err(|_| bad())?;
         let per = match unit.trim() {
@@ -261,6 +253,14 @@ pub enum ConfigError {
     },
     #[error("{}: {message}", path.display())]
     Rule { path: PathBuf, message: String },
+    /// A provider profile whose settings do not go together.
+    #[error("{}: profiles.{name}: {source}", path.display())]
+    Profile {
+        path: PathBuf,
+        name: String,
+        #[source]
+        source: SettingsError,
+    },
 }
 
 /// Reads and checks `bulletin.toml`.
@@ -293,12 +293,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         ));
     }
     for (name, profile) in &config.profiles {
-        let smtp = match profile {
-            Profile::Smtp(smtp) => smtp,
-            other => {
-                check_api(name, other).map_err(rule)?;
-                continue;
-            }
+        profile.validate().map_err(|source| ConfigError::Profile {
+            path: path.to_path_buf(),
+            name: name.clone(),
+            source,
+        })?;
+        let Profile::Smtp(smtp) = profile else {
+            continue;
         };
         if smtp.username.is_some() != smtp.password_env.is_some() {
             return Err(rule(format!(
@@ -318,101 +319,6 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-/// What each provider needs beyond an API key, and what it cannot use.
-fn check_api(name: &str, profile: &Profile) -> Result<(), String> {
-    let Some(api) = profile.api() else {
-        return Ok(());
-    };
-    let kind = profile.kind();
-    let needs = |field: &str, present: bool, example: &str| {
-        if present {
-            Ok(())
-        } else {
-            Err(format!(
-                "profiles.{name}: transport = \"{kind}\" needs {field} (e.g. {field} = {example})"
-            ))
-        }
-    };
-    let unused = |field: &str, present: bool| {
-        if present {
-            Err(format!(
-                "profiles.{name}: {field} means nothing to transport = \"{kind}\"; remove it"
-            ))
-        } else {
-            Ok(())
-        }
-    };
-    match profile {
-        Profile::Mailjet(_) => needs(
-            "secret_env",
-            api.secret_env.is_some(),
-            "\"MJ_APIKEY_PRIVATE\"",
-        )?,
-        Profile::Ses(_) => {
-            needs(
-                "secret_env",
-                api.secret_env.is_some(),
-                "\"AWS_SECRET_ACCESS_KEY\"",
-            )?;
-            needs("region", api.region.is_some(), "\"eu-west-1\"")?;
-        }
-        Profile::Mailgun(_) => {
-            needs("domain", api.domain.is_some(), "\"mg.example.org\"")?;
-            if let Some(r) = api.region.as_deref().filter(|r| !["us", "eu"].contains(r)) {
-                return Err(format!(
-                    "profiles.{name}: region = \"{r}\" is not a Mailgun region; write \"us\" or \"eu\""
-                ));
-            }
-        }
-        Profile::Sendgrid(_) => {
-            if let Some(r) = api
-                .region
-                .as_deref()
-                .filter(|r| !["global", "eu"].contains(r))
-            {
-                return Err(format!(
-                    "profiles.{name}: region = \"{r}\" is not a SendGrid region; write \"global\" or \"eu\""
-                ));
-            }
-        }
-        _ => {}
-    }
-    if !matches!(profile, Profile::Mailjet(_) | Profile::Ses(_)) {
-        unused("secret_env", api.secret_env.is_some())?;
-    }
-    if !matches!(
-        profile,
-        Profile::Mailgun(_) | Profile::Sendgrid(_) | Profile::Ses(_)
-    ) {
-        unused("region", api.region.is_some())?;
-    }
-    if !matches!(profile, Profile::Mailgun(_)) {
-        unused("domain", api.domain.is_some())?;
-    }
-    if !matches!(profile, Profile::Postmark(_)) {
-        unused("message_stream", api.message_stream.is_some())?;
-    }
-    if !matches!(profile, Profile::Ses(_)) {
-        unused("configuration_set", api.configuration_set.is_some())?;
-        unused("dkim", api.dkim.is_some())?;
-    }
-    if let Some(url) = &api.endpoint {
-        let local = url.host_str().is_some_and(is_loopback);
-        if url.scheme() != "https" && !(url.scheme() == "http" && local) {
-            return Err(format!(
-                "profiles.{name}: endpoint {url} would send the API key unencrypted; use https (http only for a server on this machine)"
-            ));
-        }
-    }
-    if api.concurrency == 0 {
-        return Err(format!("profiles.{name}: concurrency must be at least 1"));
-    }
-    if api.batch_size == Some(0) {
-        return Err(format!("profiles.{name}: batch_size must be at least 1"));
-    }
-    Ok(())
-}
-
 /// True for `localhost`, 127.0.0.0/8 and ::1.
 pub fn is_loopback(host: &str) -> bool {
     host == "localhost"
@@ -426,14 +332,23 @@ pub fn is_loopback(host: &str) -> bool {
 #[derive(Clone)]
 pub struct Secret(String);
 
+/// A secret that is not in the environment. It names the variable, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the environment variable {name} is not set; set it to the secret (it is never stored in bulletin.toml)"
+)]
+pub struct SecretError {
+    pub name: String,
+}
+
 impl Secret {
-    /// Reads the variable `name`; the error names the variable, never a value.
-    pub fn from_env(name: &str) -> Result<Secret, String> {
+    /// Reads the variable `name` (empty counts as not set).
+    pub fn from_env(name: &str) -> Result<Secret, SecretError> {
         match std::env::var(name) {
             Ok(v) if !v.is_empty() => Ok(Secret(v)),
-            _ => Err(format!(
-                "the environment variable {name} is not set; set it to the secret (it is never stored in bulletin.toml)"
-            )),
+            _ => Err(SecretError {
+                name: name.to_string(),
+            }),
         }
     }
 
@@ -580,13 +495,83 @@ rate = "10/s"
     }
 
     #[test]
+    fn each_provider_refuses_what_it_does_not_take_and_checks_its_own_rules() {
+        let with = |profile: &str| load_text(&format!("{GOOD}\n[profiles.api]\n{profile}\n"));
+        let refused = |profile: &str| with(profile).unwrap_err().to_string();
+        let err = refused("transport = \"postmark\"\napi_key_env = \"K\"\ntitel = 1");
+        assert!(
+            err.ends_with(
+                "bulletin.toml: profiles.api: titel means nothing to transport = \"postmark\"; remove it"
+            ),
+            "{err}"
+        );
+        let err = refused(
+            "transport = \"resend\"\napi_key_env = \"K\"\n[profiles.api.dkim]\ndomain = \"d\"\nselector = \"s\"\nprivate_key_file = \"k\"",
+        );
+        assert!(
+            err.contains("profiles.api: dkim means nothing to transport = \"resend\""),
+            "{err}"
+        );
+        let err = refused(
+            "transport = \"mailgun\"\napi_key_env = \"K\"\ndomain = \"mg.example.org\"\nregion = \"asia\"",
+        );
+        assert!(
+            err.contains("region = \"asia\" is not a Mailgun region; write \"us\" or \"eu\""),
+            "{err}"
+        );
+        let err = refused("transport = \"sendgrid\"\napi_key_env = \"K\"\nregion = \"us\"");
+        assert!(err.contains("is not a SendGrid region"), "{err}");
+        let err = refused("transport = \"mailjet\"\napi_key_env = \"K\"");
+        assert!(
+            err.contains(
+                "profiles.api: transport = \"mailjet\" needs secret_env (e.g. secret_env = \"MJ_APIKEY_PRIVATE\")"
+            ),
+            "{err}"
+        );
+        let err = refused("transport = \"brevo\"\napi_key_env = \"K\"\nconcurrency = 0");
+        assert!(
+            err.contains("profiles.api: concurrency must be at least 1"),
+            "{err}"
+        );
+        let err = refused("transport = \"brevo\"\napi_key_env = \"K\"\nbatch_size = 0");
+        assert!(
+            err.contains("profiles.api: batch_size must be at least 1"),
+            "{err}"
+        );
+        // What serde checks still says where: the profile's table.
+        let err = refused("transport = \"brevo\"\napi_key_env = \"K\"\nrate = \"fast\"");
+        assert!(
+            err.contains("bulletin.toml:20:1: \"fast\" is not a rate"),
+            "{err}"
+        );
+        let err = refused("transport = \"brevo\"");
+        assert!(err.contains("missing field `api_key_env`"), "{err}");
+        // And a good one reads into the provider's own settings.
+        let c = with(
+            "transport = \"ses\"\napi_key_env = \"K\"\nsecret_env = \"S\"\nregion = \"eu-west-1\"\nrate = \"14/s\"\nconfiguration_set = \"news\"",
+        )
+        .unwrap();
+        let Profile::Ses(ses) = &c.profiles["api"] else {
+            panic!("an SES profile")
+        };
+        assert_eq!(ses.region().unwrap(), "eu-west-1");
+        assert_eq!(ses.configuration_set.as_deref(), Some("news"));
+        assert_eq!(ses.common.rate.map(|r| r.messages), Some(14));
+        assert!(ses.common.unused.is_empty());
+    }
+
+    #[test]
     fn secrets_never_print() {
         // PATH is set wherever tests run; its value must not come out.
         let s = Secret::from_env("PATH").unwrap();
         assert_eq!(format!("{s} {s:?}"), "[redacted] [redacted]");
         assert_eq!(s.expose(), std::env::var("PATH").unwrap());
         let missing = Secret::from_env("BULLETIN_TEST_SECRET_MISSING").unwrap_err();
-        assert!(missing.contains("BULLETIN_TEST_SECRET_MISSING is not set"));
+        assert!(
+            missing
+                .to_string()
+                .contains("BULLETIN_TEST_SECRET_MISSING is not set")
+        );
     }
 }
 

@@ -448,17 +448,21 @@ impl MergeValues for NoValues {
     }
 }
 
-/// Values held in memory: sample values for `render`, a test's subscriber.
-#[derive(Debug, Clone, Default)]
-pub struct Values {
-    pub subscriber: BTreeMap<String, String>,
+/// A reader's values: their columns and their own unsubscribe link. The one type that fills
+/// an issue for somebody, be it a subscriber of the list (a send), a reader picked in the
+/// preview, or the sample reader that `render` and `preview` show.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recipient {
+    /// The list's columns by their (lower-case) header: `email`, `first_name`, `name`…
+    pub fields: BTreeMap<String, String>,
+    /// Their own unsubscribe link; `None` leaves `{{unsubscribe_url}}` empty.
     pub unsubscribe_url: Option<String>,
 }
 
-impl Values {
+impl Recipient {
     /// What `render` and `preview` show in place of a real subscriber.
     pub fn sample() -> Self {
-        let subscriber = [
+        let fields = [
             ("email", "alex.morgan@example.org"),
             ("first_name", "Alex"),
             ("name", "Alex Morgan"),
@@ -466,17 +470,17 @@ impl Values {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        Values {
-            subscriber,
+        Recipient {
+            fields,
             unsubscribe_url: Some("https://example.org/unsubscribe?token=SAMPLE".into()),
         }
     }
 }
 
-impl MergeValues for Values {
+impl MergeValues for Recipient {
     fn value(&self, key: &FieldKey) -> Option<&str> {
         match key {
-            FieldKey::Subscriber(name) => self.subscriber.get(name).map(String::as_str),
+            FieldKey::Subscriber(name) => self.fields.get(name).map(String::as_str),
             FieldKey::UnsubscribeUrl => self.unsubscribe_url.as_deref(),
         }
     }
@@ -562,9 +566,9 @@ fn push_html_escaped(out: &mut String, value: &str) {
 mod tests {
     use super::*;
 
-    fn values(first: &str) -> Values {
-        let mut v = Values::default();
-        v.subscriber.insert("first_name".into(), first.into());
+    fn values(first: &str) -> Recipient {
+        let mut v = Recipient::default();
+        v.fields.insert("first_name".into(), first.into());
         v.unsubscribe_url = Some("https://example.org/u?t=a&b".into());
         v
     }
@@ -643,8 +647,8 @@ mod tests {
         let mut table = FieldTable::default();
         let marked = table.mark("News for {{subscriber.first_name}}!");
         let upper = map_outside_fields(&marked, str::to_uppercase);
-        let mut v = Values::default();
-        v.subscriber.insert("first_name".into(), "Ana".into());
+        let mut v = Recipient::default();
+        v.fields.insert("first_name".into(), "Ana".into());
         assert_eq!(Prepared::text(&upper, &table).fill(&v), "NEWS FOR Ana!");
     }
 
@@ -654,9 +658,8 @@ mod tests {
         let marked = table.mark_template("{{#each items}}{{title}}{{/each}} {{subscriber.email}}");
         assert!(marked.starts_with("{{#each items}}{{title}}{{/each}} xQbltn0Qx"));
         let text = Prepared::text(&marked, &table);
-        let mut v = Values::default();
-        v.subscriber
-            .insert("email".into(), "a&b@example.org".into());
+        let mut v = Recipient::default();
+        v.fields.insert("email".into(), "a&b@example.org".into());
         assert!(text.fill(&v).ends_with(" a&b@example.org"));
     }
 }

@@ -20,7 +20,7 @@ use std::str::FromStr;
 
 use lettre::Address;
 
-use crate::merge::{FieldKey, MergeValues};
+use crate::merge::Recipient;
 
 /// One person to send to.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,11 +33,13 @@ pub struct Subscriber {
     pub line: u64,
 }
 
-impl MergeValues for Subscriber {
-    fn value(&self, key: &FieldKey) -> Option<&str> {
-        match key {
-            FieldKey::Subscriber(name) => self.fields.get(name).map(String::as_str),
-            FieldKey::UnsubscribeUrl => None,
+impl Subscriber {
+    /// The reader's merge values: their columns, and `unsubscribe_url` (made by whoever
+    /// holds the secret that signs it; a sample one in the preview).
+    pub fn recipient(&self, unsubscribe_url: Option<String>) -> Recipient {
+        Recipient {
+            fields: self.fields.clone(),
+            unsubscribe_url,
         }
     }
 }

@@ -141,7 +141,7 @@ pub fn inspect(edition: &Edition) -> Vec<Finding> {
         ..
     } = edition;
     let mut out = send_blockers(edition);
-    let email = rendered.fill(&crate::merge::Values::sample());
+    let email = rendered.fill(&crate::merge::Recipient::sample());
     check_subject(loaded, &email.subject, &mut out);
     check_placeholders(loaded, &mut out);
     check_markdown(loaded, &mut out);

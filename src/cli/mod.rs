@@ -80,12 +80,20 @@ pub enum Error {
     /// name no command or flag, the command that called them does.
     #[error("{error}\n  hint: {hint}")]
     Hinted { error: Box<Error>, hint: String },
+    #[error(transparent)]
+    Secret(#[from] crate::config::SecretError),
+    #[error(transparent)]
+    Dkim(#[from] crate::message::DkimError),
+    /// A profile that does not exist is a usage error (exit 2).
+    #[error(transparent)]
+    Transport(#[from] crate::transport::TransportError),
 }
 
 impl Error {
     fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::NoWorkspace(_) => 2,
+            Error::Transport(crate::transport::TransportError::NoProfile { .. }) => 2,
             _ => 1,
         }
     }

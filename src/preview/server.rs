@@ -17,7 +17,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::site::{Folders, Shown, Site};
-use crate::merge::escape_html;
+use crate::merge::{Recipient, escape_html};
 
 const PAGE: &str = include_str!("page.html");
 
@@ -132,29 +132,12 @@ fn email_for(site: &Site, good: &Shown, reader: Option<usize>) -> (String, Strin
     let picked = reader.and_then(|n| site.readers().into_iter().nth(n));
     match picked {
         Some(subscriber) => {
-            let values = Picked {
-                subscriber,
-                sample: crate::merge::Values::sample(),
-            };
-            let email = good.rendered.fill(&values);
+            // The sample unsubscribe link: a real one needs the secret, which a preview has not.
+            let recipient = subscriber.recipient(Recipient::sample().unsubscribe_url);
+            let email = good.rendered.fill(&recipient);
             (email.html, email.text)
         }
         None => (good.html.clone(), good.text.clone()),
-    }
-}
-
-/// A picked reader's values, with the sample unsubscribe link (a real one needs the secret).
-struct Picked {
-    subscriber: crate::audience::Subscriber,
-    sample: crate::merge::Values,
-}
-
-impl crate::merge::MergeValues for Picked {
-    fn value(&self, key: &crate::merge::FieldKey) -> Option<&str> {
-        match key {
-            crate::merge::FieldKey::UnsubscribeUrl => self.sample.value(key),
-            other => self.subscriber.value(other),
-        }
     }
 }
 

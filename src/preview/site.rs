@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 
 use crate::audience::{self, Fingerprints, Row, Subscriber};
 use crate::edition::{self, Images};
-use crate::merge::Values;
+use crate::merge::Recipient;
 use crate::render::Rendered;
 
 /// One issue as the preview shows it.
@@ -266,7 +266,7 @@ impl Site {
             },
         });
         let edition = prepared.map_err(|e| crate::diag::error_lines(&e.to_string()))?;
-        let email = edition.rendered.fill(&Values::sample());
+        let email = edition.rendered.fill(&Recipient::sample());
         Ok((
             Shown {
                 subject: email.subject,

@@ -1,5 +1,6 @@
 //! The file transport: each message written as `<folder>/<recipient>.eml`, atomically, for
-//! `--dry-run` (read them, open them in a mail program) and for tests.
+//! `--dry-run` (read them, open them in a mail program) and for tests. It takes MIME bytes and
+//! writes only into its folder.
 
 use std::path::PathBuf;
 
@@ -14,7 +15,12 @@ pub struct FileTransport {
 impl Transport for FileTransport {
     async fn send(&self, message: &Outgoing) -> Result<Accepted, Failure> {
         // An address is a safe file name once its few special characters are replaced.
+        let bytes = message.mime().map_err(|e| Failure {
+            kind: Kind::Permanent,
+            reply: e.to_string(),
+        })?;
         let name: String = message
+            .envelope
             .to
             .to_string()
             .chars()
@@ -27,7 +33,7 @@ impl Transport for FileTransport {
             })
             .collect();
         let path = self.dir.join(format!("{name}.eml"));
-        crate::output::write_atomic(&path, &message.bytes).map_err(|e| Failure {
+        crate::output::write_atomic(&path, bytes).map_err(|e| Failure {
             kind: Kind::Unreachable,
             reply: e.to_string(),
         })?;

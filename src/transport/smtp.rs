@@ -1,14 +1,17 @@
-//! SMTP through lettre: a pool of connections to one relay ([`pool`]), each opened by us
-//! ([`relay`]) with TCP_NODELAY, secured with STARTTLS or TLS (rustls, with an optional CA file
+//! SMTP through lettre: a pool of connections to one relay (`pool`), each opened by us
+//! (`relay`) with TCP_NODELAY, secured with STARTTLS or TLS (rustls, with an optional CA file
 //! for private relays), logged in with a password from the environment, and renewed after the
 //! profile's `messages_per_connection`. Our own timeout bounds each send: a silent server must
 //! not hang a newsletter.
+//!
+//! It takes MIME bytes ([`crate::message::Form::Mime`]) and answers with an outcome; lettre
+//! stays in here, and nothing here knows of the send loop or the ledger.
 
 mod pool;
 mod relay;
 mod transaction;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lettre::address::Envelope;
@@ -19,12 +22,31 @@ use lettre::transport::smtp::response::Response;
 
 use self::pool::Pool;
 use self::relay::{Encryption, Relay};
-use super::{Accepted, Failure, Kind, Transport};
+use super::{Accepted, Failure, Kind, Pacing, Transport};
 use crate::config::{Secret, Security, Smtp};
 use crate::message::Outgoing;
 
 /// How long one message may take, from taking a connection to the server's reply.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why the relay's TLS cannot be set up; each names the CA file it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpError {
+    #[error("cannot read the CA file {}: {}", path.display(), crate::diag::io_reason(source))]
+    ReadCa {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the CA file {} is not a PEM certificate: {source}", path.display())]
+    NotPem {
+        path: PathBuf,
+        #[source]
+        source: lettre::transport::smtp::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(#[source] lettre::transport::smtp::Error),
+}
 
 /// A relay.
 pub struct SmtpTransport {
@@ -32,12 +54,13 @@ pub struct SmtpTransport {
     pool: Pool,
     description: String,
     timeout: Duration,
+    pacing: Pacing,
 }
 
 impl SmtpTransport {
     /// A transport for a profile; `password` is read from the environment by the caller;
     /// `base` is the folder relative paths (the CA file) start from.
-    pub fn new(profile: &Smtp, password: Option<Secret>, base: &Path) -> Result<Self, String> {
+    pub fn new(profile: &Smtp, password: Option<Secret>, base: &Path) -> Result<Self, SmtpError> {
         let port = profile.port.unwrap_or(match profile.security {
             Security::Tls => 465,
             Security::Starttls => 587,
@@ -71,7 +94,16 @@ impl SmtpTransport {
             pool: Pool::new(profile.pool, profile.messages_per_connection),
             description: format!("SMTP {}:{port} ({security})", profile.host),
             timeout: SEND_TIMEOUT,
+            pacing: Pacing {
+                concurrency: profile.pool as usize,
+                rate: profile.rate.map(|r| (r.messages, r.per)),
+            },
         })
+    }
+
+    /// The profile's pool of connections and rate.
+    pub fn pacing(&self) -> Pacing {
+        self.pacing
     }
 
     /// One message on a pooled connection; the connection goes back to the pool only if the
@@ -88,26 +120,19 @@ impl SmtpTransport {
 
 /// TLS that checks the relay's certificate against its name, trusting the profile's CA file
 /// as well as the usual roots.
-fn tls_parameters(profile: &Smtp, base: &Path) -> Result<TlsParameters, String> {
+fn tls_parameters(profile: &Smtp, base: &Path) -> Result<TlsParameters, SmtpError> {
     let mut params = TlsParameters::builder(profile.host.clone());
     if let Some(ca) = &profile.ca_file {
         let path = base.join(ca);
-        let pem = std::fs::read(&path).map_err(|e| {
-            format!(
-                "cannot read the CA file {}: {}",
-                path.display(),
-                crate::diag::io_reason(&e)
-            )
+        let pem = std::fs::read(&path).map_err(|source| SmtpError::ReadCa {
+            path: path.clone(),
+            source,
         })?;
-        let cert = Certificate::from_pem(&pem).map_err(|e| {
-            format!(
-                "the CA file {} is not a PEM certificate: {e}",
-                path.display()
-            )
-        })?;
+        let cert =
+            Certificate::from_pem(&pem).map_err(|source| SmtpError::NotPem { path, source })?;
         params = params.add_root_certificate(cert);
     }
-    params.build_rustls().map_err(|e| format!("TLS: {e}"))
+    params.build_rustls().map_err(SmtpError::Tls)
 }
 
 /// Sorts lettre's errors into what the send loop acts on.
@@ -155,12 +180,17 @@ fn unreachable_io(kind: std::io::ErrorKind) -> bool {
 
 impl Transport for SmtpTransport {
     async fn send(&self, message: &Outgoing) -> Result<Accepted, Failure> {
-        let envelope = Envelope::new(Some(message.from.clone()), vec![message.to.clone()])
-            .map_err(|e| Failure {
-                kind: Kind::Permanent,
-                reply: e.to_string(),
-            })?;
-        match tokio::time::timeout(self.timeout, self.deliver(&envelope, &message.bytes)).await {
+        let permanent = |reply: String| Failure {
+            kind: Kind::Permanent,
+            reply,
+        };
+        let bytes = message.mime().map_err(|e| permanent(e.to_string()))?;
+        let envelope = Envelope::new(
+            Some(message.envelope.from.clone()),
+            vec![message.envelope.to.clone()],
+        )
+        .map_err(|e| permanent(e.to_string()))?;
+        match tokio::time::timeout(self.timeout, self.deliver(&envelope, bytes)).await {
             Ok(Ok(response)) => Ok(Accepted {
                 reply: format!(
                     "{} {}",

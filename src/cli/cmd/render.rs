@@ -7,7 +7,7 @@ use crate::cli::{Error, say, warn};
 use crate::diag::kilobytes;
 use crate::edition::{self, EditionError, Images};
 use crate::issue;
-use crate::merge::Values;
+use crate::merge::Recipient;
 use crate::output::write_atomic;
 use crate::render::RenderError;
 
@@ -123,13 +123,13 @@ pub fn run(args: Args) -> Result<(), Error> {
     Ok(())
 }
 
-fn sample_values(overrides: &[(String, String)]) -> Values {
-    let mut values = Values::sample();
+fn sample_values(overrides: &[(String, String)]) -> Recipient {
+    let mut values = Recipient::sample();
     for (k, v) in overrides {
         if k == "unsubscribe_url" {
             values.unsubscribe_url = Some(v.clone());
         } else {
-            values.subscriber.insert(k.clone(), v.clone());
+            values.fields.insert(k.clone(), v.clone());
         }
     }
     values

@@ -10,18 +10,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::audience::{self, Fingerprints, Row, Subscriber};
 use crate::check;
 use crate::cli::{Error, note, say};
+use crate::clock::SystemClock;
 use crate::config::{self, Config, Profile, Secret};
 use crate::edition::{self, Edition, Images};
 use crate::issue::LoadedIssue;
 use crate::ledger::{Holder, Ledger};
 use crate::merge::NoValues;
-use crate::message::{Composer, Unsubscribe, dkim_config};
+use crate::message::{self, Composer, Unsubscribe};
 use crate::render::Rendered;
 use crate::send::run::{self, Options, Stopped, Tally};
-use crate::transport::Transport;
-use crate::transport::api;
-use crate::transport::file::FileTransport;
-use crate::transport::smtp::SmtpTransport;
+use crate::transport::{self, OpenOptions, Pacing, Transport};
 
 /// Send an issue: a test to a few addresses, or to a subscriber list.
 ///
@@ -94,7 +92,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         rendered,
         ..
     } = prepare_to_send(&args)?;
-    let secret = Secret::from_env(&config.unsubscribe.secret_env).map_err(Error::Other)?;
+    let secret = Secret::from_env(&config.unsubscribe.secret_env)?;
     let composer = composer(
         &config,
         &loaded,
@@ -109,96 +107,23 @@ pub fn run(args: Args) -> Result<(), Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Other(e.to_string()))?;
-    let profile = config.profiles.get(&args.profile);
-    let api = |dry_run: bool| -> Result<Box<dyn api::Provider>, Error> {
-        let Some(profile) = profile else {
-            return Err(no_profile(&config, &args.profile));
-        };
-        let settings = profile
-            .api()
-            .ok_or_else(|| Error::Other("not an API profile".into()))?;
-        api::provider(
-            profile,
-            &api::Setup {
-                api: settings,
-                composer: &composer,
-                dry_run,
-            },
-        )
-        .map_err(|e| Error::Other(format!("profiles.{}: {e}", args.profile)))
+    let options = OpenOptions {
+        dry_run: args.dry_run.clone(),
+        root: root.clone(),
+        letterhead: composer.letterhead(),
+        template: composer.template(),
+        clock: Arc::new(SystemClock),
     };
-    let is_api = profile.is_some_and(|p| p.api().is_some());
-    match (&args.dry_run, profile) {
-        (Some(dir), _) if is_api => {
-            let transport = Arc::new(api::DryRun::new(api(true)?, dir.clone()));
-            let pace = Pacing {
-                concurrency: 1,
-                rate: None,
-            };
-            runtime.block_on(dispatch(&args, &loaded, composer, transport, &root, pace))
-        }
-        (Some(dir), _) => {
-            let transport = Arc::new(FileTransport { dir: dir.clone() });
-            let pace = Pacing {
-                concurrency: 1,
-                rate: None,
-            };
-            runtime.block_on(dispatch(&args, &loaded, composer, transport, &root, pace))
-        }
-        (None, Some(Profile::Smtp(smtp))) => {
-            let password = match &smtp.password_env {
-                Some(var) => Some(Secret::from_env(var).map_err(Error::Other)?),
-                None => None,
-            };
-            let pace = Pacing {
-                concurrency: smtp.pool as usize,
-                rate: smtp.rate.map(|r| (r.messages, r.per)),
-            };
-            let transport = runtime.block_on(async { SmtpTransport::new(smtp, password, &root) });
-            let transport = Arc::new(transport.map_err(Error::Other)?);
-            runtime.block_on(dispatch(&args, &loaded, composer, transport, &root, pace))
-        }
-        (None, Some(profile)) => {
-            let settings = profile
-                .api()
-                .ok_or_else(|| Error::Other("not an API profile".into()))?;
-            let pace = Pacing {
-                concurrency: settings.concurrency as usize,
-                rate: settings.rate.map(|r| (r.messages, r.per)),
-            };
-            let provider = api(false)?;
-            let transport = runtime
-                .block_on(async { api::ApiTransport::new(provider) })
-                .map_err(Error::Other)?;
-            runtime.block_on(dispatch(
-                &args,
-                &loaded,
-                composer,
-                Arc::new(transport),
-                &root,
-                pace,
-            ))
-        }
-        (None, None) => Err(no_profile(&config, &args.profile)),
-    }
-}
-
-fn no_profile(config: &Config, name: &str) -> Error {
-    Error::Usage(format!(
-        "bulletin.toml has no profile \"{name}\"; name one of: {}",
-        config
-            .profiles
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ")
+    let transport = runtime.block_on(async { transport::open(&config, &args.profile, options) })?;
+    let pace = transport.pacing();
+    runtime.block_on(dispatch(
+        &args,
+        &loaded,
+        composer,
+        Arc::new(transport),
+        &root,
+        pace,
     ))
-}
-
-/// How fast a transport may be driven: connections at once, and the relay's rate limit.
-struct Pacing {
-    concurrency: usize,
-    rate: Option<(u32, std::time::Duration)>,
 }
 
 /// The issue as `check` sees it, in the layout `--layout` chose; refused (exit 1, nothing
@@ -231,31 +156,8 @@ fn composer(
     root: &Path,
     profile: &str,
 ) -> Result<Composer, Error> {
-    let dkim = match config.profiles.get(profile) {
-        Some(p) => match p.dkim() {
-            Some(d) => {
-                let path = root.join(&d.private_key_file);
-                let pem = std::fs::read_to_string(&path).map_err(|e| {
-                    Error::Other(format!(
-                        "cannot read the DKIM key {}: {}",
-                        path.display(),
-                        crate::diag::io_reason(&e)
-                    ))
-                })?;
-                let key = lettre::message::dkim::DkimSigningKey::new(
-                    &pem,
-                    lettre::message::dkim::DkimSigningAlgorithm::Rsa,
-                )
-                .map_err(|e| {
-                    Error::Other(format!(
-                        "the DKIM key {} is not an RSA private key: {e}",
-                        path.display()
-                    ))
-                })?;
-                Some(dkim_config(&d.selector, &d.domain, key))
-            }
-            None => None,
-        },
+    let dkim = match config.profiles.get(profile).and_then(Profile::dkim) {
+        Some(dkim) => Some(message::load_dkim(dkim, root)?),
         None => None,
     };
     Ok(Composer {

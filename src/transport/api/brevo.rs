@@ -13,13 +13,34 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Answer, Auth, Body, Provider, Request, Setup, header_object};
+use super::{
+    Answer, Auth, Body, Common, Context, Provider, ProviderError, Request, RequestError,
+    SettingsError, header_object,
+};
 use crate::config::Secret;
 use crate::message::{Form, Letterhead, Outgoing};
 use crate::transport::{Accepted, Batch, Failure};
+
+/// `transport = "brevo"`.
+pub const TRANSPORT: &str = "brevo";
+
+/// A Brevo profile's settings, as `bulletin.toml` writes them (the shared ones only).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+impl Settings {
+    /// Whether the settings go together.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.common.validate(TRANSPORT)
+    }
+}
 
 /// Brevo's own address.
 pub const ENDPOINT: &str = "https://api.brevo.com";
@@ -41,19 +62,25 @@ pub struct Brevo {
 }
 
 impl Brevo {
-    pub fn new(setup: &Setup) -> Result<Brevo, String> {
+    pub fn new(settings: &Settings, context: &Context) -> Result<Brevo, ProviderError> {
+        let common = &settings.common;
         Ok(Brevo {
-            endpoint: setup.endpoint(ENDPOINT),
-            key: setup.api_key()?,
-            key_env: setup.api.api_key_env.clone(),
-            letterhead: setup.composer.letterhead(),
-            limit: setup.batch_limit(BATCH_LIMIT),
+            endpoint: common.endpoint(ENDPOINT),
+            key: context.secret(&common.api_key_env)?,
+            key_env: common.api_key_env.clone(),
+            letterhead: context.letterhead.clone(),
+            limit: common.batch_limit(BATCH_LIMIT),
         })
     }
 
     /// The request body: what every reader shares once, a version for each reader.
-    fn body(&self, batch: &Batch) -> Value {
-        let first = batch.messages.first().and_then(|m| m.parts.as_ref());
+    fn body(&self, batch: &Batch) -> Result<Value, RequestError> {
+        let versions = batch
+            .messages
+            .iter()
+            .map(version)
+            .collect::<Result<Vec<_>, _>>()?;
+        let first = batch.messages.first().map(Outgoing::parts).transpose()?;
         let mut body = json!({
             "sender": address(&self.letterhead.from),
             // Brevo customises htmlContent and textContent per version only when they are
@@ -63,12 +90,12 @@ impl Brevo {
             "textContent": first.map(|p| p.text.as_str()).unwrap_or_default(),
             "tags": [self.letterhead.tag],
             "headers": self.shared_headers(batch),
-            "messageVersions": batch.messages.iter().map(version).collect::<Vec<_>>(),
+            "messageVersions": versions,
         });
         if let Some(reply_to) = &self.letterhead.reply_to {
             body["replyTo"] = address(reply_to);
         }
-        body
+        Ok(body)
     }
 
     /// The idempotency key, and the headers that are the same for every reader (List-Id,
@@ -94,23 +121,23 @@ fn address(mailbox: &lettre::message::Mailbox) -> Value {
 }
 
 /// One reader's version: their address, subject, HTML, text and List-Unsubscribe.
-fn version(m: &Outgoing) -> Value {
-    let parts = m.parts.as_ref();
-    let mut to = json!({"email": m.to.to_string()});
-    if let Some(name) = parts.and_then(|p| p.to_name.as_deref()) {
+fn version(m: &Outgoing) -> Result<Value, RequestError> {
+    let parts = m.parts()?;
+    let mut to = json!({"email": m.envelope.to.to_string()});
+    if let Some(name) = parts.to_name.as_deref() {
         to["name"] = name.chars().take(NAME_LIMIT).collect::<String>().into();
     }
     // `headers` in a version is not in Brevo's reference nor its SDKs; django-anymail sends
     // it (merge_headers) and Brevo accepts it. It is the only way to give each reader their
     // own List-Unsubscribe in one request.
     let headers = header_object(m, |name| name == "List-Unsubscribe");
-    json!({
+    Ok(json!({
         "to": [to],
-        "subject": parts.map(|p| p.subject.as_str()).unwrap_or_default(),
-        "htmlContent": parts.map(|p| p.html.as_str()).unwrap_or_default(),
-        "textContent": parts.map(|p| p.text.as_str()).unwrap_or_default(),
+        "subject": parts.subject,
+        "htmlContent": parts.html,
+        "textContent": parts.text,
         "headers": headers,
-    })
+    }))
 }
 
 /// Brevo's `idempotencyKey` is a UUID: one made from the batch's key and its messages' IDs,
@@ -152,7 +179,7 @@ impl Provider for Brevo {
         Form::Parts
     }
 
-    fn request(&self, batch: &Batch) -> Result<Request, String> {
+    fn request(&self, batch: &Batch) -> Result<Request, RequestError> {
         Ok(Request {
             url: format!("{}/v3/smtp/email", self.endpoint),
             headers: Vec::new(),
@@ -160,7 +187,7 @@ impl Provider for Brevo {
                 name: "api-key",
                 value: self.key.clone(),
             },
-            body: Body::Json(self.body(batch)),
+            body: Body::Json(self.body(batch)?),
         })
     }
 
@@ -248,11 +275,12 @@ mod tests {
             messages: ids
                 .iter()
                 .map(|id| Outgoing {
-                    from: "news@example.org".parse().unwrap(),
-                    to: "ann@example.org".parse().unwrap(),
+                    envelope: crate::message::Envelope {
+                        from: "news@example.org".parse().unwrap(),
+                        to: "ann@example.org".parse().unwrap(),
+                    },
                     message_id: id.to_string(),
-                    bytes: Vec::new(),
-                    parts: None,
+                    payload: crate::message::Payload::Mime(Vec::new()),
                 })
                 .collect(),
         }

@@ -18,12 +18,58 @@
 //! `merge_headers`) sends per-recipient headers exactly this way, and we follow it. Headers
 //! that are the same for every reader (List-Id, List-Unsubscribe-Post) are plain `h:` fields.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Answer, Auth, Body, Provider, Request, Setup, recipient};
+use super::{
+    Answer, Auth, Body, Common, Context, Provider, ProviderError, Request, RequestError,
+    SettingsError, needed, recipient,
+};
 use crate::config::Secret;
-use crate::message::{Form, Letterhead, Outgoing, Parts, Template};
+use crate::message::{Filled, Form, Letterhead, Outgoing, TemplateText};
 use crate::transport::{Accepted, Batch, Failure, Kind};
+
+/// `transport = "mailgun"`.
+pub const TRANSPORT: &str = "mailgun";
+
+/// A Mailgun profile's settings, as `bulletin.toml` writes them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(flatten)]
+    pub common: Common,
+    /// The sending domain: "mg.example.org".
+    pub domain: Option<String>,
+    /// Where the domain lives: "us" (the default) or "eu".
+    pub region: Option<String>,
+}
+
+impl Settings {
+    /// The sending domain, which Mailgun needs.
+    pub fn domain(&self) -> Result<&str, SettingsError> {
+        needed(&self.domain, TRANSPORT, "domain", "\"mg.example.org\"")
+    }
+
+    /// Mailgun's address for the domain's region.
+    pub fn default_endpoint(&self) -> &'static str {
+        match self.region.as_deref() {
+            Some("eu") => ENDPOINT_EU,
+            _ => ENDPOINT,
+        }
+    }
+
+    /// Whether the settings go together.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.domain()?;
+        if let Some(r) = self.region.as_deref().filter(|r| !["us", "eu"].contains(r)) {
+            return Err(SettingsError::Region {
+                provider: "Mailgun",
+                region: r.to_string(),
+                choices: "\"us\" or \"eu\"",
+            });
+        }
+        self.common.validate(TRANSPORT)
+    }
+}
 
 /// Mailgun's own address, for domains in its US region.
 pub const ENDPOINT: &str = "https://api.mailgun.net";
@@ -54,29 +100,21 @@ pub struct Mailgun {
     key: Secret,
     key_env: String,
     letterhead: Letterhead,
-    template: Template,
+    template: TemplateText,
     limit: usize,
 }
 
 impl Mailgun {
-    pub fn new(setup: &Setup) -> Result<Mailgun, String> {
-        let default = match setup.api.region.as_deref() {
-            Some("eu") => ENDPOINT_EU,
-            _ => ENDPOINT,
-        };
-        let domain = setup
-            .api
-            .domain
-            .clone()
-            .ok_or("a Mailgun profile needs domain = \"mg.example.org\"")?;
+    pub fn new(settings: &Settings, context: &Context) -> Result<Mailgun, ProviderError> {
+        let common = &settings.common;
         Ok(Mailgun {
-            endpoint: setup.endpoint(default),
-            domain,
-            key: setup.api_key()?,
-            key_env: setup.api.api_key_env.clone(),
-            letterhead: setup.composer.letterhead(),
-            template: setup.composer.template(token),
-            limit: setup.batch_limit(BATCH_LIMIT),
+            endpoint: common.endpoint(settings.default_endpoint()),
+            domain: settings.domain()?.to_string(),
+            key: context.secret(&common.api_key_env)?,
+            key_env: common.api_key_env.clone(),
+            letterhead: context.letterhead.clone(),
+            template: context.template.text_with(token),
+            limit: common.batch_limit(BATCH_LIMIT),
         })
     }
 
@@ -90,15 +128,14 @@ impl Mailgun {
 
     /// The reader's recipient variables: a value for each hole, the headers that differ
     /// from reader to reader, and the message's ID.
-    fn variables(&self, m: &Outgoing, own_headers: &[&str]) -> Result<Value, String> {
-        let parts = parts(m)?;
+    fn variables(&self, m: &Outgoing, own_headers: &[&str]) -> Result<Value, RequestError> {
+        let parts = m.filled()?;
         if parts.values.len() != self.template.holes {
-            return Err(format!(
-                "the message to {} has {} merge values for a template with {} holes",
-                m.to,
-                parts.values.len(),
-                self.template.holes
-            ));
+            return Err(RequestError::Holes {
+                to: m.envelope.to.clone(),
+                values: parts.values.len(),
+                holes: self.template.holes,
+            });
         }
         let mut vars: Map<String, Value> = parts
             .values
@@ -117,14 +154,7 @@ impl Mailgun {
     }
 }
 
-/// The message's parts, which a [`Form::Values`] transport is always given.
-fn parts(m: &Outgoing) -> Result<&Parts, String> {
-    m.parts
-        .as_ref()
-        .ok_or_else(|| format!("the message to {} was built without its parts", m.to))
-}
-
-fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+fn header<'a>(parts: &'a Filled, name: &str) -> Option<&'a str> {
     parts
         .headers
         .iter()
@@ -134,15 +164,17 @@ fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
 
 /// The batch's headers, each with its value when it is the same for every reader (`None`:
 /// it differs, and goes in each reader's recipient variables).
-fn shared_headers(messages: &[Outgoing]) -> Result<Vec<(&'static str, Option<String>)>, String> {
+fn shared_headers(
+    messages: &[Outgoing],
+) -> Result<Vec<(&'static str, Option<String>)>, RequestError> {
     let Some(first) = messages.first() else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for (name, value) in &parts(first)?.headers {
+    for (name, value) in &first.filled()?.headers {
         let mut same = true;
         for m in messages {
-            same &= header(parts(m)?, name) == Some(value.as_str());
+            same &= header(m.filled()?, name) == Some(value.as_str());
         }
         out.push((*name, same.then(|| value.clone())));
     }
@@ -162,7 +194,7 @@ impl Provider for Mailgun {
         Form::Values
     }
 
-    fn request(&self, batch: &Batch) -> Result<Request, String> {
+    fn request(&self, batch: &Batch) -> Result<Request, RequestError> {
         let headers = shared_headers(&batch.messages)?;
         let own: Vec<&str> = headers
             .iter()
@@ -173,7 +205,7 @@ impl Provider for Mailgun {
         let mut variables = Map::new();
         for m in &batch.messages {
             fields.push(("to".into(), recipient(m).to_string()));
-            variables.insert(m.to.to_string(), self.variables(m, &own)?);
+            variables.insert(m.envelope.to.to_string(), self.variables(m, &own)?);
         }
         fields.push(("subject".into(), self.template.subject.clone()));
         fields.push(("text".into(), self.template.text.clone()));
@@ -189,7 +221,7 @@ impl Provider for Mailgun {
         fields.push((MESSAGE_ID.into(), format!("%recipient.{MESSAGE_ID}%")));
         fields.push((
             "recipient-variables".into(),
-            serde_json::to_string(&variables).map_err(|e| e.to_string())?,
+            serde_json::to_string(&variables)?,
         ));
         Ok(Request {
             url: self.url(),

@@ -8,12 +8,46 @@
 //! <https://dev.mailjet.com/docs/email-api/email_api_overview/status_codes>. Mailjet has no
 //! idempotency key.
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Answer, Auth, Body, Provider, Request, Setup, header_object};
+use super::{
+    Answer, Auth, Body, Common, Context, Provider, ProviderError, Request, RequestError,
+    SettingsError, header_object, needed,
+};
 use crate::config::Secret;
 use crate::message::{Form, Letterhead, Outgoing};
 use crate::transport::{Accepted, Batch, Failure, Kind};
+
+/// `transport = "mailjet"`.
+pub const TRANSPORT: &str = "mailjet";
+
+/// A Mailjet profile's settings, as `bulletin.toml` writes them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(flatten)]
+    pub common: Common,
+    /// The environment variable holding the secret key (the API key is in `api_key_env`).
+    pub secret_env: Option<String>,
+}
+
+impl Settings {
+    /// The variable holding the secret key, which Mailjet needs.
+    pub fn secret_env(&self) -> Result<&str, SettingsError> {
+        needed(
+            &self.secret_env,
+            TRANSPORT,
+            "secret_env",
+            "\"MJ_APIKEY_PRIVATE\"",
+        )
+    }
+
+    /// Whether the settings go together.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.secret_env()?;
+        self.common.validate(TRANSPORT)
+    }
+}
 
 /// Mailjet's own address.
 pub const ENDPOINT: &str = "https://api.mailjet.com";
@@ -32,25 +66,23 @@ pub struct Mailjet {
 }
 
 impl Mailjet {
-    pub fn new(setup: &Setup) -> Result<Mailjet, String> {
-        let secret_env = setup.api.secret_env.clone().ok_or_else(|| {
-            "transport = \"mailjet\" needs secret_env, the variable holding the secret key"
-                .to_string()
-        })?;
+    pub fn new(settings: &Settings, context: &Context) -> Result<Mailjet, ProviderError> {
+        let common = &settings.common;
+        let secret_env = settings.secret_env()?;
         Ok(Mailjet {
-            endpoint: setup.endpoint(ENDPOINT),
-            key: setup.api_key()?,
-            key_env: setup.api.api_key_env.clone(),
-            secret: setup.secret(&secret_env)?,
-            secret_env,
-            letterhead: setup.composer.letterhead(),
-            limit: setup.batch_limit(BATCH_LIMIT),
+            endpoint: common.endpoint(ENDPOINT),
+            key: context.secret(&common.api_key_env)?,
+            key_env: common.api_key_env.clone(),
+            secret: context.secret(secret_env)?,
+            secret_env: secret_env.to_string(),
+            letterhead: context.letterhead.clone(),
+            limit: common.batch_limit(BATCH_LIMIT),
         })
     }
 
-    fn message(&self, m: &Outgoing) -> Value {
-        let parts = m.parts.as_ref();
-        let to = address(&m.to, parts.and_then(|p| p.to_name.as_deref()));
+    fn message(&self, m: &Outgoing) -> Result<Value, RequestError> {
+        let parts = m.parts()?;
+        let to = address(&m.envelope.to, parts.to_name.as_deref());
         // List-Id is on Mailjet's list of forbidden headers (error send-0011 for the message):
         // Mailjet sets it itself. List-Unsubscribe and List-Unsubscribe-Post are allowed.
         let headers = header_object(m, |name| name != "List-Id");
@@ -58,9 +90,9 @@ impl Mailjet {
         let mut message = json!({
             "From": address(&from.email, from.name.as_deref()),
             "To": [to],
-            "Subject": parts.map(|p| p.subject.as_str()).unwrap_or_default(),
-            "TextPart": parts.map(|p| p.text.as_str()).unwrap_or_default(),
-            "HTMLPart": parts.map(|p| p.html.as_str()).unwrap_or_default(),
+            "Subject": parts.subject,
+            "TextPart": parts.text,
+            "HTMLPart": parts.html,
             "Headers": headers,
             "CustomCampaign": self.letterhead.tag,
             // Echoed in Mailjet's events, to match them with the ledger.
@@ -69,7 +101,7 @@ impl Mailjet {
         if let Some(reply_to) = &self.letterhead.reply_to {
             message["ReplyTo"] = address(&reply_to.email, reply_to.name.as_deref());
         }
-        message
+        Ok(message)
     }
 }
 
@@ -95,8 +127,12 @@ impl Provider for Mailjet {
         Form::Parts
     }
 
-    fn request(&self, batch: &Batch) -> Result<Request, String> {
-        let messages: Vec<Value> = batch.messages.iter().map(|m| self.message(m)).collect();
+    fn request(&self, batch: &Batch) -> Result<Request, RequestError> {
+        let messages = batch
+            .messages
+            .iter()
+            .map(|m| self.message(m))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Request {
             url: format!("{}/v3.1/send", self.endpoint),
             headers: Vec::new(),

@@ -3,17 +3,23 @@
 //! becomes each message's outcome; [`ApiTransport`] does the rest, the same for all: the
 //! HTTP client, credentials, timeouts, and the rules every provider shares (429 → wait as
 //! told, 5xx and timeouts → retry, other 4xx → permanent, 401/403 → stop and name the
-//! environment variable). Adding a provider is one small module.
+//! environment variable). Adding a provider is one small module, which owns its settings
+//! (`Settings`, as `bulletin.toml` writes them, and their rules) besides its requests.
 //!
 //! [`DryRun`] writes the requests a send would make, credentials redacted, and sends nothing.
 //!
-//! Providers know nothing of the ledger, the subscriber list or the send loop.
+//! Providers are made from their settings and plain values ([`Context`]: the issue's
+//! [`Letterhead`] and [`Template`], the clock). They know nothing of the ledger, the
+//! subscriber list, the send loop or how messages are composed.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
+use serde::{Deserialize, Deserializer};
 
 pub mod brevo;
 pub mod mailgun;
@@ -23,9 +29,10 @@ pub mod resend;
 pub mod sendgrid;
 pub mod ses;
 
-use super::{Accepted, Batch, BatchResult, Failure, Kind, Transport};
-use crate::config::{Api, Profile, Secret};
-use crate::message::{Composer, Form, Outgoing};
+use super::{Accepted, Batch, BatchResult, Failure, Kind, Pacing, Transport};
+use crate::clock::Clock;
+use crate::config::{Rate, Secret, SecretError, is_loopback};
+use crate::message::{Form, Letterhead, Outgoing, PayloadError, Template};
 
 /// How long one request may take, from connecting to the last byte of the answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -33,33 +40,85 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long to wait after a 429 that does not say.
 pub const DEFAULT_THROTTLE: Duration = Duration::from_secs(5);
 
-/// What a provider is made from: its profile, the issue's sender, and (for providers that
-/// fill one template for many recipients) the composer that makes the template.
-pub struct Setup<'a> {
-    pub api: &'a Api,
-    pub composer: &'a Composer,
-    /// A dry run reads no secrets: credentials that are not set are left out.
-    pub dry_run: bool,
+/// The settings every provider takes, flattened into each provider's `Settings`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Common {
+    /// The environment variable holding the API key (SES: the access key ID; Postmark: the
+    /// server token).
+    pub api_key_env: String,
+    /// The API's address instead of the provider's own (a proxy, a test server): https, or
+    /// http on this machine.
+    pub endpoint: Option<url::Url>,
+    /// Requests in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// The most API requests the provider takes (SES: messages).
+    pub rate: Option<Rate>,
+    /// Fewer messages per request than the provider allows.
+    pub batch_size: Option<u32>,
+    /// The settings written in the profile that its provider does not take (another
+    /// provider's, or a typo), refused by [`Common::validate`]. serde cannot deny unknown
+    /// fields beside a flattened struct, and this way the refusal names the provider.
+    #[serde(flatten, deserialize_with = "keys")]
+    pub unused: Vec<String>,
 }
 
-impl Setup<'_> {
-    /// The secret in the environment variable `var`.
-    pub fn secret(&self, var: &str) -> Result<Secret, String> {
-        match Secret::from_env(var) {
-            Err(_) if self.dry_run => Ok(Secret::placeholder()),
-            other => other,
+fn default_concurrency() -> u32 {
+    4
+}
+
+/// The keys of a table, whatever their values.
+fn keys<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let table = BTreeMap::<String, serde::de::IgnoredAny>::deserialize(d)?;
+    Ok(table.into_keys().collect())
+}
+
+impl Common {
+    /// Settings for the key in `api_key_env`, all else as the provider has it.
+    pub fn new(api_key_env: &str) -> Common {
+        Common {
+            api_key_env: api_key_env.to_string(),
+            endpoint: None,
+            concurrency: default_concurrency(),
+            rate: None,
+            batch_size: None,
+            unused: Vec::new(),
         }
     }
 
-    /// The API key.
-    pub fn api_key(&self) -> Result<Secret, String> {
-        self.secret(&self.api.api_key_env)
+    /// The rules every provider shares: nothing it does not take, an endpoint that keeps the
+    /// key encrypted, at least one request at a time and one message a request.
+    pub fn validate(&self, transport: &'static str) -> Result<(), SettingsError> {
+        if let Some(field) = self.unused.first() {
+            return Err(SettingsError::Unused {
+                transport,
+                field: field.clone(),
+            });
+        }
+        if let Some(url) = &self.endpoint {
+            let local = url.host_str().is_some_and(is_loopback);
+            if url.scheme() != "https" && !(url.scheme() == "http" && local) {
+                return Err(SettingsError::Unencrypted {
+                    endpoint: url.to_string(),
+                });
+            }
+        }
+        if self.concurrency == 0 {
+            return Err(SettingsError::Zero {
+                field: "concurrency",
+            });
+        }
+        if self.batch_size == Some(0) {
+            return Err(SettingsError::Zero {
+                field: "batch_size",
+            });
+        }
+        Ok(())
     }
 
     /// The profile's `endpoint`, or the provider's own address; no trailing slash.
     pub fn endpoint(&self, default: &str) -> String {
-        self.api
-            .endpoint
+        self.endpoint
             .as_ref()
             .map_or(default, |u| u.as_str())
             .trim_end_matches('/')
@@ -68,25 +127,138 @@ impl Setup<'_> {
 
     /// The batch size: the provider's limit, or fewer if the profile says so.
     pub fn batch_limit(&self, documented: usize) -> usize {
-        self.api
-            .batch_size
+        self.batch_size
             .map_or(documented, |n| (n as usize).min(documented))
             .max(1)
     }
+
+    /// How fast the provider may be driven.
+    pub fn pacing(&self) -> Pacing {
+        Pacing {
+            concurrency: self.concurrency as usize,
+            rate: self.rate.map(|r| (r.messages, r.per)),
+        }
+    }
 }
 
-/// The provider a profile names, ready to send.
-pub fn provider(profile: &Profile, setup: &Setup) -> Result<Box<dyn Provider>, String> {
-    Ok(match profile {
-        Profile::Brevo(_) => Box::new(brevo::Brevo::new(setup)?),
-        Profile::Mailjet(_) => Box::new(mailjet::Mailjet::new(setup)?),
-        Profile::Postmark(_) => Box::new(postmark::Postmark::new(setup)?),
-        Profile::Mailgun(_) => Box::new(mailgun::Mailgun::new(setup)?),
-        Profile::Resend(_) => Box::new(resend::Resend::new(setup)?),
-        Profile::Sendgrid(_) => Box::new(sendgrid::SendGrid::new(setup)?),
-        Profile::Ses(_) => Box::new(ses::Ses::new(setup)?),
-        Profile::Smtp(_) => return Err("an SMTP profile is not an API".into()),
+/// Settings of a provider profile that do not go together. The profile's name is the
+/// caller's to add.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("transport = \"{transport}\" needs {field} (e.g. {field} = {example})")]
+    Needs {
+        transport: &'static str,
+        field: &'static str,
+        /// A value to show, as TOML: `"mg.example.org"`.
+        example: &'static str,
+    },
+    #[error("{field} means nothing to transport = \"{transport}\"; remove it")]
+    Unused {
+        transport: &'static str,
+        field: String,
+    },
+    #[error("region = \"{region}\" is not a {provider} region; write {choices}")]
+    Region {
+        provider: &'static str,
+        region: String,
+        /// `"us" or "eu"`.
+        choices: &'static str,
+    },
+    #[error(
+        "endpoint {endpoint} would send the API key unencrypted; use https (http only for a server on this machine)"
+    )]
+    Unencrypted { endpoint: String },
+    #[error("{field} must be at least 1")]
+    Zero { field: &'static str },
+}
+
+/// The value of a setting the provider needs, or the error that says so.
+pub fn needed<'a>(
+    value: &'a Option<String>,
+    transport: &'static str,
+    field: &'static str,
+    example: &'static str,
+) -> Result<&'a str, SettingsError> {
+    value.as_deref().ok_or(SettingsError::Needs {
+        transport,
+        field,
+        example,
     })
+}
+
+/// What a provider is made from besides its settings: the issue as every reader shares it,
+/// the clock, and whether this is a dry run.
+pub struct Context<'a> {
+    pub letterhead: &'a Letterhead,
+    /// The issue as one template, for providers that fill it for many readers.
+    pub template: &'a Template,
+    pub clock: Arc<dyn Clock>,
+    /// A dry run reads no secrets: credentials that are not set are left out.
+    pub dry_run: bool,
+}
+
+impl Context<'_> {
+    /// The secret in the environment variable `var` (a placeholder in a dry run, if unset).
+    pub fn secret(&self, var: &str) -> Result<Secret, SecretError> {
+        match Secret::from_env(var) {
+            Err(_) if self.dry_run => Ok(Secret::placeholder()),
+            other => other,
+        }
+    }
+}
+
+/// Why a provider cannot be made ready to send.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("cannot start the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+/// Why a batch cannot become a request. Every message of the batch fails with it, for good:
+/// it would not be different another time.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    #[error("the message to {to} has {values} merge values for a template with {holes} holes")]
+    Holes {
+        to: lettre::Address,
+        values: usize,
+        holes: usize,
+    },
+    #[error("{provider} takes one message a request, not {count}")]
+    OneAtATime {
+        provider: &'static str,
+        count: usize,
+    },
+    #[error(
+        "not sent: this reader's merge values take {size} bytes, and {provider} takes at most {limit} per recipient (substitutions); shorten their fields in the subscriber list"
+    )]
+    TooBig {
+        provider: &'static str,
+        size: usize,
+        limit: usize,
+    },
+    #[error("no message to send")]
+    Empty,
+    #[error("cannot write the request: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("cannot build the request to {url}: {source}")]
+    Build {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("cannot sign the request to {provider}: {source}")]
+    Sign {
+        provider: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// One provider's API: how batches become requests and answers become outcomes.
@@ -101,14 +273,14 @@ pub trait Provider: Send + Sync + 'static {
     fn form(&self) -> Form;
 
     /// The request that delivers `batch` (at most `batch_limit` messages).
-    fn request(&self, batch: &Batch) -> Result<Request, String>;
+    fn request(&self, batch: &Batch) -> Result<Request, RequestError>;
 
     /// Each message's outcome, when the answer says (a 2xx, or an error answer that lists
     /// messages). `None` leaves the answer to the rules all providers share.
     fn outcomes(&self, batch: &Batch, answer: &Answer) -> Option<Vec<Result<Accepted, Failure>>>;
 
     /// Signs a request that is otherwise complete (Amazon SES: AWS Signature V4).
-    fn sign(&self, _request: &mut reqwest::Request) -> Result<(), String> {
+    fn sign(&self, _request: &mut reqwest::Request) -> Result<(), RequestError> {
         Ok(())
     }
 
@@ -125,7 +297,7 @@ pub trait Provider: Send + Sync + 'static {
     /// The environment variables that hold the credentials, to name when they are refused.
     fn credentials(&self) -> String;
 
-    /// Where requests go: "https://api.postmarkapp.com".
+    /// Where requests go: `https://api.postmarkapp.com`.
     fn endpoint(&self) -> String;
 }
 
@@ -216,23 +388,22 @@ pub fn accept_all(batch: &Batch, reply: &str) -> Vec<Result<Accepted, Failure>> 
         .collect()
 }
 
-/// The reader's mailbox, "Name <address>": their address, with their name from the list
+/// The reader's mailbox, `Name <address>`: their address, with their name from the list
 /// when it has one.
 pub fn recipient(m: &Outgoing) -> lettre::message::Mailbox {
-    let name = m.parts.as_ref().and_then(|p| p.to_name.clone());
-    lettre::message::Mailbox::new(name, m.to.clone())
+    let name = m.to_name().map(str::to_string);
+    lettre::message::Mailbox::new(name, m.envelope.to.clone())
 }
 
 /// A message's headers (List-Unsubscribe, List-Unsubscribe-Post, List-Id) that `keep`
 /// accepts, as a JSON object `{name: value}`, for the providers that take headers so;
-/// empty for a message without its parts.
+/// empty for a message in MIME bytes.
 pub fn header_object(
     m: &Outgoing,
     keep: impl Fn(&str) -> bool,
 ) -> serde_json::Map<String, serde_json::Value> {
-    m.parts
+    m.headers()
         .iter()
-        .flat_map(|p| &p.headers)
         .filter(|(name, _)| keep(name))
         .map(|(name, value)| (name.to_string(), value.as_str().into()))
         .collect()
@@ -277,20 +448,31 @@ pub fn error_message(body: &[u8]) -> String {
 pub struct ApiTransport {
     provider: Box<dyn Provider>,
     client: reqwest::Client,
+    pacing: Pacing,
 }
 
 impl ApiTransport {
-    pub fn new(provider: Box<dyn Provider>) -> Result<ApiTransport, String> {
+    /// The transport for `provider`, driven as fast as `pacing` allows.
+    pub fn new(provider: Box<dyn Provider>, pacing: Pacing) -> Result<ApiTransport, ProviderError> {
         let client = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(20))
             .user_agent(concat!("bulletin/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot start the HTTP client: {e}"))?;
-        Ok(ApiTransport { provider, client })
+            .map_err(ProviderError::Client)?;
+        Ok(ApiTransport {
+            provider,
+            client,
+            pacing,
+        })
     }
 
-    fn build(&self, request: Request) -> Result<reqwest::Request, String> {
+    /// Requests in flight at once and the provider's rate, as the profile says.
+    pub fn pacing(&self) -> Pacing {
+        self.pacing
+    }
+
+    fn build(&self, request: Request) -> Result<reqwest::Request, RequestError> {
         let mut builder = self.client.post(&request.url);
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
@@ -305,12 +487,13 @@ impl ApiTransport {
             Body::Json(json) => builder
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(reqwest::header::ACCEPT, "application/json")
-                .body(serde_json::to_vec(json).map_err(|e| e.to_string())?),
+                .body(serde_json::to_vec(json)?),
             Body::Form(fields) => builder.form(fields),
         };
-        let mut built = builder
-            .build()
-            .map_err(|e| format!("cannot build the request to {}: {e}", request.url))?;
+        let mut built = builder.build().map_err(|source| RequestError::Build {
+            url: request.url.clone(),
+            source,
+        })?;
         self.provider.sign(&mut built)?;
         Ok(built)
     }
@@ -365,9 +548,9 @@ impl Transport for ApiTransport {
     }
 
     async fn send_batch(&self, batch: &Batch) -> BatchResult {
-        let permanent = |reply: String| Failure {
+        let permanent = |e: RequestError| Failure {
             kind: Kind::Permanent,
-            reply,
+            reply: e.to_string(),
         };
         let request = self.provider.request(batch).map_err(permanent)?;
         let request = self.build(request).map_err(permanent)?;
@@ -507,7 +690,7 @@ impl Transport for DryRun {
         let request = self
             .provider
             .request(batch)
-            .map_err(|r| failure(Kind::Permanent, r))?;
+            .map_err(|e| failure(Kind::Permanent, e.to_string()))?;
         let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
         let path = self.dir.join(format!("request-{n:05}.json"));
         let text = serde_json::to_vec_pretty(&redacted(&request))
@@ -540,6 +723,7 @@ impl Transport for DryRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::{Envelope, Parts, Payload};
 
     #[test]
     fn reads_retry_after_in_seconds() {
@@ -567,27 +751,27 @@ mod tests {
         assert_eq!(error_message(b"  Forbidden \n"), "Forbidden");
     }
 
-    fn to_ann(parts: Option<crate::message::Parts>) -> Outgoing {
+    fn to_ann(payload: Payload) -> Outgoing {
         Outgoing {
-            from: "news@example.org".parse().unwrap(),
-            to: "ann@example.org".parse().unwrap(),
+            envelope: Envelope {
+                from: "news@example.org".parse().unwrap(),
+                to: "ann@example.org".parse().unwrap(),
+            },
             message_id: "<1@example.org>".into(),
-            bytes: Vec::new(),
-            parts,
+            payload,
         }
     }
 
     #[test]
     fn the_recipient_and_headers_come_from_the_parts_when_there_are_some() {
-        let bare = to_ann(None);
+        let bare = to_ann(Payload::Mime(Vec::new()));
         assert_eq!(recipient(&bare).to_string(), "ann@example.org");
         assert!(header_object(&bare, |_| true).is_empty());
-        let full = to_ann(Some(crate::message::Parts {
+        let full = to_ann(Payload::Parts(Parts {
             to_name: Some("Ann Example".into()),
             subject: "Hello".into(),
             html: String::new(),
             text: String::new(),
-            values: Vec::new(),
             headers: vec![
                 ("List-Unsubscribe", "<mailto:u@example.org>".into()),
                 ("List-Id", "<news.example.org>".into()),
@@ -602,5 +786,98 @@ mod tests {
             serde_json::Value::Object(kept),
             serde_json::json!({"List-Unsubscribe": "<mailto:u@example.org>"})
         );
+    }
+
+    /// Each kind of provider, made for a dry run (no secrets needed).
+    fn providers() -> Vec<Box<dyn Provider>> {
+        use crate::clock::SystemClock;
+        use crate::merge::{FieldTable, Prepared};
+        let letterhead = Letterhead {
+            from: "news@example.org".parse().unwrap(),
+            reply_to: None,
+            tag: "2020-06".into(),
+        };
+        let empty = || Prepared::text("", &FieldTable::default());
+        let template = Template::new(empty(), empty(), empty());
+        let context = Context {
+            letterhead: &letterhead,
+            template: &template,
+            clock: Arc::new(SystemClock),
+            dry_run: true,
+        };
+        let common = || Common::new("BULLETIN_TEST_KEY_NOT_SET");
+        let postmark = postmark::Settings {
+            common: common(),
+            message_stream: None,
+        };
+        let sendgrid = sendgrid::Settings {
+            common: common(),
+            region: None,
+        };
+        let ses = ses::Settings {
+            common: common(),
+            secret_env: Some("BULLETIN_TEST_SECRET_NOT_SET".into()),
+            region: Some("eu-west-1".into()),
+            configuration_set: None,
+            dkim: None,
+        };
+        vec![
+            Box::new(postmark::Postmark::new(&postmark, &context).unwrap()),
+            Box::new(sendgrid::SendGrid::new(&sendgrid, &context).unwrap()),
+            Box::new(ses::Ses::new(&ses, &context).unwrap()),
+        ]
+    }
+
+    #[test]
+    fn a_message_in_another_form_is_a_typed_error_not_an_empty_request() {
+        let wrong = [
+            Payload::Parts(Parts {
+                to_name: None,
+                subject: "Hello".into(),
+                html: String::new(),
+                text: String::new(),
+                headers: Vec::new(),
+            }),
+            Payload::Mime(b"Subject: Hello\r\n\r\nHi\r\n".to_vec()),
+        ];
+        for provider in providers() {
+            let payload = match provider.form() {
+                Form::Parts | Form::Values => wrong[1].clone(),
+                Form::Mime => wrong[0].clone(),
+            };
+            let got = payload.form();
+            let batch = Batch {
+                key: "k".into(),
+                messages: vec![to_ann(payload)],
+            };
+            let Err(RequestError::Payload(e)) = provider.request(&batch) else {
+                panic!("{} took a message in {got}", provider.name())
+            };
+            assert_eq!((e.wanted, e.got), (provider.form(), got));
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "the message to ann@example.org was built as {got}, and this transport takes {}",
+                    provider.form()
+                )
+            );
+        }
+        // Through a transport, every message of the batch fails for good with it.
+        let dir = tempfile::tempdir().unwrap();
+        let dry = DryRun::new(providers().remove(0), dir.path().to_path_buf());
+        let batch = Batch {
+            key: "k".into(),
+            messages: vec![to_ann(wrong[1].clone())],
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let failure = runtime.block_on(dry.send_batch(&batch)).unwrap_err();
+        assert_eq!(failure.kind, Kind::Permanent);
+        assert!(
+            failure.reply.contains("this transport takes parts"),
+            "{failure}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -6,12 +6,35 @@
 //! answers and error codes: <https://postmarkapp.com/developer/api/overview#response-codes>.
 //! Postmark has no idempotency key.
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Answer, Auth, Body, Provider, Request, Setup, recipient};
+use super::{
+    Answer, Auth, Body, Common, Context, Provider, ProviderError, Request, RequestError,
+    SettingsError, recipient,
+};
 use crate::config::Secret;
-use crate::message::{Form, Letterhead};
+use crate::message::{Form, Letterhead, Outgoing};
 use crate::transport::{Accepted, Batch, Failure, Kind};
+
+/// `transport = "postmark"`.
+pub const TRANSPORT: &str = "postmark";
+
+/// A Postmark profile's settings, as `bulletin.toml` writes them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(flatten)]
+    pub common: Common,
+    /// The broadcast message stream ([`DEFAULT_STREAM`] unless named otherwise).
+    pub message_stream: Option<String>,
+}
+
+impl Settings {
+    /// Whether the settings go together.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.common.validate(TRANSPORT)
+    }
+}
 
 /// Postmark's own address.
 pub const ENDPOINT: &str = "https://api.postmarkapp.com";
@@ -32,38 +55,35 @@ pub struct Postmark {
 }
 
 impl Postmark {
-    pub fn new(setup: &Setup) -> Result<Postmark, String> {
+    pub fn new(settings: &Settings, context: &Context) -> Result<Postmark, ProviderError> {
+        let common = &settings.common;
         Ok(Postmark {
-            endpoint: setup.endpoint(ENDPOINT),
-            token: setup.api_key()?,
-            token_env: setup.api.api_key_env.clone(),
-            stream: setup
-                .api
+            endpoint: common.endpoint(ENDPOINT),
+            token: context.secret(&common.api_key_env)?,
+            token_env: common.api_key_env.clone(),
+            stream: settings
                 .message_stream
                 .clone()
                 .unwrap_or_else(|| DEFAULT_STREAM.to_string()),
-            letterhead: setup.composer.letterhead(),
-            limit: setup.batch_limit(BATCH_LIMIT),
+            letterhead: context.letterhead.clone(),
+            limit: common.batch_limit(BATCH_LIMIT),
         })
     }
 
-    fn message(&self, m: &crate::message::Outgoing) -> Value {
-        let parts = m.parts.as_ref();
+    fn message(&self, m: &Outgoing) -> Result<Value, RequestError> {
+        let parts = m.parts()?;
         let to = recipient(m);
         let headers: Vec<Value> = parts
-            .map(|p| {
-                p.headers
-                    .iter()
-                    .map(|(name, value)| json!({"Name": name, "Value": value}))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .headers
+            .iter()
+            .map(|(name, value)| json!({"Name": name, "Value": value}))
+            .collect();
         let mut message = json!({
             "From": self.letterhead.from.to_string(),
             "To": to.to_string(),
-            "Subject": parts.map(|p| p.subject.as_str()).unwrap_or_default(),
-            "HtmlBody": parts.map(|p| p.html.as_str()).unwrap_or_default(),
-            "TextBody": parts.map(|p| p.text.as_str()).unwrap_or_default(),
+            "Subject": parts.subject,
+            "HtmlBody": parts.html,
+            "TextBody": parts.text,
             "Headers": headers,
             "Tag": self.letterhead.tag,
             "MessageStream": self.stream,
@@ -72,7 +92,7 @@ impl Postmark {
         if let Some(reply_to) = &self.letterhead.reply_to {
             message["ReplyTo"] = reply_to.to_string().into();
         }
-        message
+        Ok(message)
     }
 }
 
@@ -89,7 +109,12 @@ impl Provider for Postmark {
         Form::Parts
     }
 
-    fn request(&self, batch: &Batch) -> Result<Request, String> {
+    fn request(&self, batch: &Batch) -> Result<Request, RequestError> {
+        let messages = batch
+            .messages
+            .iter()
+            .map(|m| self.message(m))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Request {
             url: format!("{}/email/batch", self.endpoint),
             headers: Vec::new(),
@@ -97,7 +122,7 @@ impl Provider for Postmark {
                 name: "X-Postmark-Server-Token",
                 value: self.token.clone(),
             },
-            body: Body::Json(batch.messages.iter().map(|m| self.message(m)).collect()),
+            body: Body::Json(messages.into()),
         })
     }
 

@@ -9,12 +9,33 @@
 //! rate limits: <https://resend.com/docs/api-reference/rate-limit>;
 //! tags: <https://resend.com/docs/dashboard/emails/tags>.
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Answer, Auth, Body, Provider, Request, Setup, header_object, recipient};
+use super::{
+    Answer, Auth, Body, Common, Context, Provider, ProviderError, Request, RequestError,
+    SettingsError, header_object, recipient,
+};
 use crate::config::Secret;
 use crate::message::{Form, Letterhead, Outgoing};
 use crate::transport::{Accepted, Batch, Failure, Kind};
+
+/// `transport = "resend"`.
+pub const TRANSPORT: &str = "resend";
+
+/// A Resend profile's settings, as `bulletin.toml` writes them (the shared ones only).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+impl Settings {
+    /// Whether the settings go together.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.common.validate(TRANSPORT)
+    }
+}
 
 /// Resend's own address.
 pub const ENDPOINT: &str = "https://api.resend.com";
@@ -31,34 +52,35 @@ pub struct Resend {
 }
 
 impl Resend {
-    pub fn new(setup: &Setup) -> Result<Resend, String> {
+    pub fn new(settings: &Settings, context: &Context) -> Result<Resend, ProviderError> {
+        let common = &settings.common;
         Ok(Resend {
-            endpoint: setup.endpoint(ENDPOINT),
-            key: setup.api_key()?,
-            key_env: setup.api.api_key_env.clone(),
-            letterhead: setup.composer.letterhead(),
-            limit: setup.batch_limit(BATCH_LIMIT),
+            endpoint: common.endpoint(ENDPOINT),
+            key: context.secret(&common.api_key_env)?,
+            key_env: common.api_key_env.clone(),
+            letterhead: context.letterhead.clone(),
+            limit: common.batch_limit(BATCH_LIMIT),
         })
     }
 
-    fn email(&self, m: &Outgoing) -> Value {
-        let parts = m.parts.as_ref();
+    fn email(&self, m: &Outgoing) -> Result<Value, RequestError> {
+        let parts = m.parts()?;
         let to = recipient(m);
         // Header values must be strings, which ours are.
         let headers = header_object(m, |_| true);
         let mut email = json!({
             "from": self.letterhead.from.to_string(),
             "to": [to.to_string()],
-            "subject": parts.map(|p| p.subject.as_str()).unwrap_or_default(),
-            "html": parts.map(|p| p.html.as_str()).unwrap_or_default(),
-            "text": parts.map(|p| p.text.as_str()).unwrap_or_default(),
+            "subject": parts.subject,
+            "html": parts.html,
+            "text": parts.text,
             "headers": headers,
             "tags": [{"name": "issue", "value": super::tag_value(&self.letterhead.tag)}],
         });
         if let Some(reply_to) = &self.letterhead.reply_to {
             email["reply_to"] = reply_to.to_string().into();
         }
-        email
+        Ok(email)
     }
 }
 
@@ -75,19 +97,24 @@ impl Provider for Resend {
         Form::Parts
     }
 
-    fn request(&self, batch: &Batch) -> Result<Request, String> {
+    fn request(&self, batch: &Batch) -> Result<Request, RequestError> {
+        let emails = batch
+            .messages
+            .iter()
+            .map(|m| self.email(m))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Request {
             url: format!("{}/emails/batch", self.endpoint),
             // The same key for the same issue and readers: a retry (this run's or the next
             // one's) of a batch Resend already took is not delivered twice.
             headers: vec![("Idempotency-Key".to_string(), batch.key.clone())],
             auth: Auth::Bearer(self.key.clone()),
-            body: Body::Json(batch.messages.iter().map(|m| self.email(m)).collect()),
+            body: Body::Json(emails.into()),
         })
     }
 
     /// A 200 answer holds `{"data": [{"id"}…]}`, one per email in the request's order. Errors
-    /// whose meaning the shared rules would get wrong are judged here (see [`error`]).
+    /// whose meaning the shared rules would get wrong are judged here (see `error`).
     fn outcomes(&self, batch: &Batch, answer: &Answer) -> Option<Vec<Result<Accepted, Failure>>> {
         if answer.status != 200 {
             return error(answer).map(|f| batch.messages.iter().map(|_| Err(f.clone())).collect());

@@ -17,12 +17,57 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Answer, Auth, Body, Provider, Request, Setup};
+use super::{
+    Answer, Auth, Body, Common, Context, Provider, ProviderError, Request, RequestError,
+    SettingsError,
+};
+use crate::clock::Clock;
 use crate::config::Secret;
-use crate::message::{Form, Letterhead, Outgoing, Parts, Template};
+use crate::message::{Filled, Form, Letterhead, Outgoing, TemplateText};
 use crate::transport::{Accepted, Batch, Failure, Kind};
+
+/// `transport = "sendgrid"`.
+pub const TRANSPORT: &str = "sendgrid";
+
+/// A SendGrid profile's settings, as `bulletin.toml` writes them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(flatten)]
+    pub common: Common,
+    /// "global" (the default) or "eu", for regional subusers in the EU.
+    pub region: Option<String>,
+}
+
+impl Settings {
+    /// SendGrid's address for the account's region.
+    pub fn default_endpoint(&self) -> &'static str {
+        match self.region.as_deref() {
+            Some("eu") => ENDPOINT_EU,
+            _ => ENDPOINT,
+        }
+    }
+
+    /// Whether the settings go together.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if let Some(r) = self
+            .region
+            .as_deref()
+            .filter(|r| !["global", "eu"].contains(r))
+        {
+            return Err(SettingsError::Region {
+                provider: "SendGrid",
+                region: r.to_string(),
+                choices: "\"global\" or \"eu\"",
+            });
+        }
+        self.common.validate(TRANSPORT)
+    }
+}
 
 /// SendGrid's own address, for global users and subusers.
 pub const ENDPOINT: &str = "https://api.sendgrid.com";
@@ -48,34 +93,35 @@ pub struct SendGrid {
     key: Secret,
     key_env: String,
     letterhead: Letterhead,
-    template: Template,
+    template: TemplateText,
     limit: usize,
+    /// For the time until a rate limit resets.
+    clock: Arc<dyn Clock>,
 }
 
 impl SendGrid {
-    pub fn new(setup: &Setup) -> Result<SendGrid, String> {
-        let default = match setup.api.region.as_deref() {
-            Some("eu") => ENDPOINT_EU,
-            _ => ENDPOINT,
-        };
+    pub fn new(settings: &Settings, context: &Context) -> Result<SendGrid, ProviderError> {
+        let common = &settings.common;
         Ok(SendGrid {
-            endpoint: setup.endpoint(default),
-            key: setup.api_key()?,
-            key_env: setup.api.api_key_env.clone(),
-            letterhead: setup.composer.letterhead(),
-            template: setup.composer.template(token),
-            limit: setup.batch_limit(BATCH_LIMIT),
+            endpoint: common.endpoint(settings.default_endpoint()),
+            key: context.secret(&common.api_key_env)?,
+            key_env: common.api_key_env.clone(),
+            letterhead: context.letterhead.clone(),
+            template: context.template.text_with(token),
+            limit: common.batch_limit(BATCH_LIMIT),
+            clock: Arc::clone(&context.clock),
         })
     }
 
     /// The reader's values as SendGrid's `substitutions`: token → value.
-    fn substitutions(&self, parts: &Parts) -> Result<Map<String, Value>, String> {
+    fn substitutions(&self, m: &Outgoing) -> Result<Map<String, Value>, RequestError> {
+        let parts = m.filled()?;
         if parts.values.len() != self.template.holes {
-            return Err(format!(
-                "the message has {} merge values for a template with {} holes",
-                parts.values.len(),
-                self.template.holes
-            ));
+            return Err(RequestError::Holes {
+                to: m.envelope.to.clone(),
+                values: parts.values.len(),
+                holes: self.template.holes,
+            });
         }
         Ok(parts
             .values
@@ -88,43 +134,34 @@ impl SendGrid {
     /// Why SendGrid would refuse this reader's substitutions (too big), if it would. The
     /// size is counted as the JSON SendGrid receives (keys, values, quotes): the docs do not
     /// say how they count, and this errs on the safe side.
-    fn too_big(&self, m: &Outgoing) -> Option<String> {
-        let subs = self.substitutions(parts(m).ok()?).ok()?;
+    fn too_big(&self, m: &Outgoing) -> Option<RequestError> {
+        let subs = self.substitutions(m).ok()?;
         let size = serde_json::to_vec(&subs).map_or(0, |b| b.len());
-        (size > SUBSTITUTIONS_LIMIT).then(|| {
-            format!(
-                "not sent: this reader's merge values take {size} bytes, and SendGrid takes at \
-                 most {SUBSTITUTIONS_LIMIT} per recipient (substitutions); shorten their fields \
-                 in the subscriber list"
-            )
+        (size > SUBSTITUTIONS_LIMIT).then_some(RequestError::TooBig {
+            provider: "SendGrid",
+            size,
+            limit: SUBSTITUTIONS_LIMIT,
         })
     }
 
-    fn personalization(&self, m: &Outgoing) -> Result<Value, String> {
-        let parts = parts(m)?;
+    fn personalization(&self, m: &Outgoing) -> Result<Value, RequestError> {
+        let parts: &Filled = m.filled()?;
         let headers: Map<String, Value> = parts
             .headers
             .iter()
             .map(|(name, value)| (name.to_string(), Value::from(value.as_str())))
             .collect();
         Ok(json!({
-            "to": [address(m.to.as_ref(), parts.to_name.as_deref())],
+            "to": [address(m.envelope.to.as_ref(), parts.to_name.as_deref())],
             "subject": parts.subject,
             // Per reader: a header's value differs from reader to reader (List-Unsubscribe),
             // and whether personalization headers merge with top-level ones is not
             // documented, so all three are here.
             "headers": headers,
-            "substitutions": self.substitutions(parts)?,
+            "substitutions": self.substitutions(m)?,
             "custom_args": {"bulletin_message_id": m.message_id},
         }))
     }
-}
-
-/// The message's parts, which a [`Form::Values`] transport is always given.
-fn parts(m: &Outgoing) -> Result<&Parts, String> {
-    m.parts
-        .as_ref()
-        .ok_or_else(|| format!("the message to {} was built without its parts", m.to))
 }
 
 /// `{"email", "name"}`. SendGrid refuses a whole request when a name holds `,` or `;`
@@ -150,7 +187,7 @@ impl Provider for SendGrid {
         Form::Values
     }
 
-    fn request(&self, batch: &Batch) -> Result<Request, String> {
+    fn request(&self, batch: &Batch) -> Result<Request, RequestError> {
         let mut personalizations = Vec::with_capacity(batch.messages.len());
         let mut refused = None;
         for m in &batch.messages {
@@ -161,7 +198,7 @@ impl Provider for SendGrid {
             }
         }
         if personalizations.is_empty() {
-            return Err(refused.unwrap_or_else(|| "no message to send".to_string()));
+            return Err(refused.unwrap_or(RequestError::Empty));
         }
         let from = &self.letterhead.from;
         let mut body = json!({
@@ -204,7 +241,7 @@ impl Provider for SendGrid {
                 .map(|m| match self.too_big(m) {
                     Some(why) => Err(Failure {
                         kind: Kind::Permanent,
-                        reply: why,
+                        reply: why.to_string(),
                     }),
                     None => Ok(Accepted {
                         reply: reply.clone(),
@@ -219,7 +256,7 @@ impl Provider for SendGrid {
     fn retry_after(&self, answer: &Answer) -> Option<Duration> {
         super::retry_after_header(&answer.headers).or_else(|| {
             let reset = answer.header("x-ratelimit-reset")?.trim().parse().ok()?;
-            Some(until_reset(reset, crate::clock::now().timestamp()))
+            Some(until_reset(reset, self.clock.now().timestamp()))
         })
     }
 

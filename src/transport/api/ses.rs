@@ -10,15 +10,64 @@
 //! quota errors: <https://docs.aws.amazon.com/ses/latest/dg/manage-sending-quotas-errors.html>;
 //! signing: <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv.html>.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Answer, Auth, Body, Provider, Request, Setup};
-use crate::config::Secret;
+use super::{
+    Answer, Auth, Body, Common, Context, Provider, ProviderError, Request, RequestError,
+    SettingsError, needed,
+};
+use crate::clock::Clock;
+use crate::config::{Dkim, Secret};
 use crate::message::Form;
 use crate::transport::{Accepted, Batch, Failure, Kind};
+
+/// `transport = "ses"`.
+pub const TRANSPORT: &str = "ses";
+
+/// An Amazon SES profile's settings, as `bulletin.toml` writes them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// `api_key_env` holds the access key ID.
+    #[serde(flatten)]
+    pub common: Common,
+    /// The environment variable holding the secret access key.
+    pub secret_env: Option<String>,
+    /// The AWS region: "eu-west-1".
+    pub region: Option<String>,
+    /// A configuration set for the messages.
+    pub configuration_set: Option<String>,
+    /// DKIM signing by bulletin, for a message sent byte for byte as built.
+    pub dkim: Option<Dkim>,
+}
+
+impl Settings {
+    /// The variable holding the secret access key, which SES needs.
+    pub fn secret_env(&self) -> Result<&str, SettingsError> {
+        needed(
+            &self.secret_env,
+            TRANSPORT,
+            "secret_env",
+            "\"AWS_SECRET_ACCESS_KEY\"",
+        )
+    }
+
+    /// The AWS region, which SES needs.
+    pub fn region(&self) -> Result<&str, SettingsError> {
+        needed(&self.region, TRANSPORT, "region", "\"eu-west-1\"")
+    }
+
+    /// Whether the settings go together.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.secret_env()?;
+        self.region()?;
+        self.common.validate(TRANSPORT)
+    }
+}
 
 /// The name SES signs requests under (its "signingName"; the host says "email").
 pub const SERVICE: &str = "ses";
@@ -39,27 +88,25 @@ pub struct Ses {
     secret_env: String,
     configuration_set: Option<String>,
     tag: String,
+    /// The time each request is signed at.
+    clock: Arc<dyn Clock>,
 }
 
 impl Ses {
-    pub fn new(setup: &Setup) -> Result<Ses, String> {
-        let api = setup.api;
-        let region = api
-            .region
-            .clone()
-            .ok_or("transport = \"ses\" needs region (e.g. region = \"eu-west-1\")")?;
-        let secret_env = api.secret_env.clone().ok_or(
-            "transport = \"ses\" needs secret_env (e.g. secret_env = \"AWS_SECRET_ACCESS_KEY\")",
-        )?;
+    pub fn new(settings: &Settings, context: &Context) -> Result<Ses, ProviderError> {
+        let common = &settings.common;
+        let region = settings.region()?;
+        let secret_env = settings.secret_env()?;
         Ok(Ses {
-            endpoint: setup.endpoint(&format!("https://email.{region}.amazonaws.com")),
-            access_key: setup.api_key()?,
-            secret_key: setup.secret(&secret_env)?,
-            key_env: api.api_key_env.clone(),
-            secret_env,
-            region,
-            configuration_set: api.configuration_set.clone(),
-            tag: super::tag_value(&setup.composer.letterhead().tag),
+            endpoint: common.endpoint(&format!("https://email.{region}.amazonaws.com")),
+            access_key: context.secret(&common.api_key_env)?,
+            secret_key: context.secret(secret_env)?,
+            key_env: common.api_key_env.clone(),
+            secret_env: secret_env.to_string(),
+            region: region.to_string(),
+            configuration_set: settings.configuration_set.clone(),
+            tag: super::tag_value(&context.letterhead.tag),
+            clock: Arc::clone(&context.clock),
         })
     }
 }
@@ -77,17 +124,17 @@ impl Provider for Ses {
         Form::Mime
     }
 
-    fn request(&self, batch: &Batch) -> Result<Request, String> {
+    fn request(&self, batch: &Batch) -> Result<Request, RequestError> {
         let [message] = batch.messages.as_slice() else {
-            return Err(format!(
-                "Amazon SES takes one message a request, not {}",
-                batch.messages.len()
-            ));
+            return Err(RequestError::OneAtATime {
+                provider: self.name(),
+                count: batch.messages.len(),
+            });
         };
         // From and To are read from the message's headers: Destination and FromEmailAddress
         // are optional with raw content, and leaving them out sends the message as built.
         let mut body = json!({
-            "Content": {"Raw": {"Data": base64::engine::general_purpose::STANDARD.encode(&message.bytes)}},
+            "Content": {"Raw": {"Data": base64::engine::general_purpose::STANDARD.encode(message.mime()?)}},
             // Tag names and values take ASCII letters, digits, `_` and `-` only.
             "EmailTags": [{"Name": "issue", "Value": self.tag}],
         });
@@ -103,7 +150,7 @@ impl Provider for Ses {
     }
 
     /// A 200 answer gives the message's `MessageId`. Errors that concern the account, not the
-    /// reader, stop the run (see [`account_stops`]); the others follow the shared rules.
+    /// reader, stop the run (see `account_stops`); the others follow the shared rules.
     fn outcomes(&self, batch: &Batch, answer: &Answer) -> Option<Vec<Result<Accepted, Failure>>> {
         if answer.status == 200 {
             let id = answer.json()?.get("MessageId")?.as_str()?.to_string();
@@ -129,7 +176,7 @@ impl Provider for Ses {
         )
     }
 
-    fn sign(&self, request: &mut reqwest::Request) -> Result<(), String> {
+    fn sign(&self, request: &mut reqwest::Request) -> Result<(), RequestError> {
         sign_v4(
             request,
             &Signer {
@@ -138,8 +185,12 @@ impl Provider for Ses {
                 region: &self.region,
                 service: SERVICE,
             },
-            SystemTime::now(),
+            SystemTime::from(self.clock.now()),
         )
+        .map_err(|source| RequestError::Sign {
+            provider: self.name(),
+            source,
+        })
     }
 
     /// SES's 429 carries no Retry-After.
@@ -239,6 +290,9 @@ struct Signer<'a> {
     service: &'a str,
 }
 
+/// Why a request could not be signed: the signing crate's error, or what it cannot sign.
+type SignError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Signs a request that is otherwise complete with AWS Signature Version 4 as of `time`:
 /// adds `x-amz-date` and `Authorization`, covering every header already on the request (so
 /// the content type is signed), the host and the body.
@@ -246,10 +300,9 @@ fn sign_v4(
     request: &mut reqwest::Request,
     signer: &Signer,
     time: SystemTime,
-) -> Result<(), String> {
+) -> Result<(), SignError> {
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 
-    let failed = |e: &dyn std::fmt::Display| format!("cannot sign the request to Amazon SES: {e}");
     let identity = aws_credential_types::Credentials::new(
         signer.access_key,
         signer.secret_key,
@@ -264,34 +317,27 @@ fn sign_v4(
         .name(signer.service)
         .time(time)
         .settings(SigningSettings::default())
-        .build()
-        .map_err(|e| failed(&e))?
+        .build()?
         .into();
     let body = match request.body() {
-        Some(b) => b
-            .as_bytes()
-            .ok_or_else(|| failed(&"the body is a stream"))?,
+        Some(b) => b.as_bytes().ok_or("the body is a stream")?,
         None => &[],
     };
     let headers = request
         .headers()
         .iter()
-        .map(|(name, value)| Ok((name.as_str(), value.to_str().map_err(|e| failed(&e))?)))
-        .collect::<Result<Vec<_>, String>>()?;
+        .map(|(name, value)| Ok((name.as_str(), value.to_str()?)))
+        .collect::<Result<Vec<_>, SignError>>()?;
     let signable = SignableRequest::new(
         request.method().as_str(),
         request.url().as_str(),
         headers.into_iter(),
         SignableBody::Bytes(body),
-    )
-    .map_err(|e| failed(&e))?;
-    let (instructions, _signature) = sign(signable, &params)
-        .map_err(|e| failed(&e))?
-        .into_parts();
+    )?;
+    let (instructions, _signature) = sign(signable, &params)?.into_parts();
     for (name, value) in instructions.headers() {
-        let name =
-            reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|e| failed(&e))?;
-        let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|e| failed(&e))?;
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())?;
+        let mut value = reqwest::header::HeaderValue::from_str(value)?;
         value.set_sensitive(true);
         request.headers_mut().insert(name, value);
     }
@@ -327,6 +373,60 @@ mod tests {
              SignedHeaders=host;x-amz-date, \
              Signature=5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"
         );
+    }
+
+    #[test]
+    fn signs_at_the_time_of_the_clock_it_was_given() {
+        use crate::clock::FixedClock;
+        use crate::merge::{FieldTable, Prepared};
+        use crate::message::{Letterhead, Template};
+
+        let at = chrono::DateTime::parse_from_rfc3339("2015-08-30T12:36:00Z")
+            .unwrap()
+            .to_utc();
+        let letterhead = Letterhead {
+            from: "news@example.org".parse().unwrap(),
+            reply_to: None,
+            tag: "2020-06".into(),
+        };
+        let empty = || Prepared::text("", &FieldTable::default());
+        let template = Template::new(empty(), empty(), empty());
+        // A dry run: the credentials are placeholders, whatever the environment holds.
+        let context = Context {
+            letterhead: &letterhead,
+            template: &template,
+            clock: Arc::new(FixedClock(at)),
+            dry_run: true,
+        };
+        let settings = Settings {
+            common: Common::new("BULLETIN_TEST_SES_KEY_NOT_SET"),
+            secret_env: Some("BULLETIN_TEST_SES_SECRET_NOT_SET".into()),
+            region: Some("us-east-1".into()),
+            configuration_set: None,
+            dkim: None,
+        };
+        let ses = Ses::new(&settings, &context).unwrap();
+        let signed = || {
+            let mut request = reqwest::Client::new()
+                .post("https://email.us-east-1.amazonaws.com/v2/email/outbound-emails")
+                .header("content-type", "application/json")
+                .body("{}")
+                .build()
+                .unwrap();
+            ses.sign(&mut request).unwrap();
+            request
+        };
+        let request = signed();
+        assert_eq!(request.headers()["x-amz-date"], "20150830T123600Z");
+        let authorization = request.headers()["authorization"].to_str().unwrap();
+        assert_eq!(
+            authorization,
+            "AWS4-HMAC-SHA256 Credential=not-needed-for-a-dry-run/20150830/us-east-1/ses/aws4_request, \
+             SignedHeaders=content-type;host;x-amz-date, \
+             Signature=ce889c739e98962d5000324ee281bfc450577c57a38121e2fc2a4cfc59901146"
+        );
+        // The same request at the same moment: the same signature.
+        assert_eq!(signed().headers()["authorization"], authorization);
     }
 
     #[test]
