@@ -10,6 +10,7 @@
 pub mod api;
 pub mod file;
 pub mod smtp;
+pub mod stub;
 
 use std::future::Future;
 use std::time::Duration;
