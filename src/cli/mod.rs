@@ -72,6 +72,22 @@ pub enum Error {
     /// The command has reported what failed (a check found errors): exit 1, nothing more to say.
     #[error("")]
     Failed,
+    /// The current folder cannot be known (it was deleted, or is not readable).
+    #[error("cannot tell the current folder: {}", crate::diag::io_reason(.0))]
+    CurrentDir(#[source] std::io::Error),
+    /// The answer to a question on the terminal cannot be read.
+    #[error("cannot read the answer from the terminal: {}", crate::diag::io_reason(.0))]
+    Terminal(#[source] std::io::Error),
+    /// Sending: the ledger, the subscriber list, a message that cannot be built.
+    #[error(transparent)]
+    Send(#[from] crate::send::SendError),
+    /// The ledger, read on its own (`bulletin status`).
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+    /// The issue changed after a partial send: the ledger's refusal, and the flag that
+    /// overrides it.
+    #[error("{0}; run with --force to send the new version to the rest")]
+    Changed(#[source] crate::send::SendError),
 }
 
 impl Error {
