@@ -1,6 +1,7 @@
 //! The send loop: the subscriber list read in batches; each batch **claimed** in the ledger
 //! (so nobody already sent to is sent to again), **dispatched** a few deliveries at a time,
-//! and **recorded** in one commit, with a heartbeat.
+//! and **recorded** in one commit; the run's heartbeat is written after each batch and
+//! every [`HEARTBEAT`] while one is out.
 //!
 //! A permanent failure is recorded and the run goes on; a relay that keeps failing, or that
 //! refuses our credentials, stops the run after the batch in hand (`policy`); so does a
@@ -18,6 +19,7 @@ use std::time::SystemTime;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use super::dispatch::Dispatcher;
 use super::pace::Pace;
@@ -28,9 +30,12 @@ use super::tally::{Delivered, Fate, Progress, Stopped, Tally};
 use super::{Options, SendError, Tools};
 use crate::audience::{AudienceError, Row, Skip, Subscriber};
 use crate::clock::Clock;
-use crate::ledger::{Ledger, LedgerError, Outcome, RecipientKey, RunId};
+use crate::ledger::{Ledger, LedgerError, Outcome, RecipientKey, RunId, STALE_AFTER};
 use crate::message::Composer;
 use crate::transport::Transport;
+
+/// How often a run says it is alive while a batch is out: well within [`STALE_AFTER`].
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(STALE_AFTER.as_secs() / 4);
 
 /// One run's loop, over a ledger the run holds.
 pub(super) struct Loop<'a, T> {
@@ -104,7 +109,21 @@ impl<T: Transport> Loop<'_, T> {
             let now = SystemTime::from(tools.clock.now());
             let mut flight = Flight::launch(&dispatcher, &tools.composer, mine, limit, now);
             let mut outcomes = Vec::new();
-            while let Some(delivered) = flight.next().await {
+            // A batch can take longer than a hold lasts (a slow relay, long 429 pauses): the
+            // run beats while it waits, or a second run would take the issue over.
+            let mut beat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+            beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                let delivered = tokio::select! {
+                    delivered = flight.next() => match delivered {
+                        Some(delivered) => delivered,
+                        None => break,
+                    },
+                    _ = beat.tick() => {
+                        held.heartbeat()?;
+                        continue;
+                    }
+                };
                 for (key, fate) in delivered {
                     policy.observe(&fate);
                     outcomes.push(tally.count(key, fate));
@@ -218,6 +237,11 @@ impl Held<'_> {
             .into_iter()
             .filter(|(k, _)| claimed.contains(k))
             .collect())
+    }
+
+    /// Says the run is alive.
+    fn heartbeat(&mut self) -> Result<(), LedgerError> {
+        self.ledger.heartbeat(self.run, self.clock.now())
     }
 
     /// Records a batch's outcomes in one commit, and says the run is alive.

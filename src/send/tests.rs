@@ -471,3 +471,54 @@ async fn a_second_run_sends_nobody_a_second_copy() {
     assert_eq!((again.sent, again.already_sent), (0, 3));
     assert_eq!(b.stub().delivered().len(), 3);
 }
+
+/// A clock that moves with tokio's (paused) time, from a fixed moment.
+struct Following {
+    base: chrono::DateTime<chrono::Utc>,
+    start: Instant,
+}
+
+impl crate::clock::Clock for Following {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.base + chrono::Duration::from_std(self.start.elapsed()).unwrap()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_keeps_its_hold_through_a_batch_longer_than_a_heartbeat_lasts() {
+    let mut b = Bench::new(1, |_| {
+        StubTransport::new().otherwise(Answer::Slow(secs(150)))
+    });
+    let clock = Arc::new(Following {
+        base: chrono::DateTime::from_timestamp(1_591_000_000, 0).unwrap(),
+        start: Instant::now(),
+    });
+    b.tools.clock = clock.clone();
+    // 100 s in, with the one delivery still out, another run tries to take the issue.
+    let path = b.dir.path().join("ledger.sqlite");
+    let intruder = tokio::spawn(async move {
+        tokio::time::sleep(secs(100)).await;
+        let holder = crate::ledger::Holder {
+            host: "another-machine".into(),
+            pid: 1,
+        };
+        let request = crate::ledger::RunRequest {
+            issue: ISSUE,
+            content_hash: "whatever",
+            subject: "s",
+            holder: &holder,
+            force: true,
+        };
+        Ledger::open(&path)
+            .unwrap()
+            .start_run(&request, crate::clock::Clock::now(clock.as_ref()), |_| true)
+            .map(|_| ())
+    });
+    let tally = b.send(Options::default()).await;
+    assert_eq!(tally.sent, 1);
+    let taken = intruder.await.unwrap();
+    assert!(
+        matches!(taken, Err(crate::ledger::LedgerError::Held { .. })),
+        "{taken:?}"
+    );
+}
