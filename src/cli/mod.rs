@@ -84,10 +84,14 @@ pub enum Error {
     /// The ledger, read on its own (`bulletin status`).
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
-    /// The issue changed after a partial send: the ledger's refusal, and the flag that
-    /// overrides it.
-    #[error("{0}; run with --force to send the new version to the rest")]
-    Changed(#[source] crate::send::SendError),
+    /// A refusal to send (the issue changed, another run holds it), and what to do about it
+    /// on the command line: the library's errors name no flag.
+    #[error("{source}; {hint}")]
+    Hinted {
+        #[source]
+        source: crate::send::SendError,
+        hint: &'static str,
+    },
 }
 
 impl Error {

@@ -58,9 +58,7 @@ pub enum LedgerError {
         state: String,
     },
     /// Another live run holds the issue.
-    #[error(
-        "{issue} is being sent by another run ({holder}, since {since}); wait for it to finish, or stop it and run send again to continue"
-    )]
+    #[error("{issue} is being sent by another run ({holder}, since {since})")]
     Held {
         issue: String,
         holder: String,

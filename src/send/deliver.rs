@@ -76,79 +76,124 @@ impl<T: Transport> Loop<'_, T> {
         // Enough recipients per ledger transaction to keep every connection or request busy.
         let mut list = Batches::new(rows, only, opts.batch.max(limit * concurrency));
         let halt = Stop::new();
-        let dispatcher = Arc::new(Dispatcher {
-            transport: Arc::clone(&tools.transport),
-            pace: Pace::new(opts.rate),
-            slots: Semaphore::new(concurrency),
-            retry: Retry {
-                max_attempts: opts.max_attempts,
-                backoff: opts.backoff,
+        let mut course = Course {
+            held: Held {
+                ledger,
+                issue: &issue,
+                run,
+                clock: tools.clock.as_ref(),
             },
-            halt: halt.clone(),
-            stop: stop.clone(),
-        });
-        let mut held = Held {
-            ledger,
-            issue: &issue,
-            run,
-            clock: tools.clock.as_ref(),
+            dispatcher: Arc::new(Dispatcher {
+                transport: Arc::clone(&tools.transport),
+                pace: Pace::new(opts.rate),
+                slots: Semaphore::new(concurrency),
+                retry: Retry {
+                    max_attempts: opts.max_attempts,
+                    backoff: opts.backoff,
+                },
+                halt: halt.clone(),
+                stop: stop.clone(),
+            }),
+            composer: &tools.composer,
+            limit,
+            retry_permanent: opts.only_failed,
+            tally: Tally::default(),
+            policy: StopPolicy::new(opts.unreachable_after),
+            halt,
+            stop,
+            done: 0,
         };
-        let mut tally = Tally::default();
-        let mut policy = StopPolicy::new(opts.unreachable_after);
-        let mut done = 0u64;
         while !list.is_exhausted() {
             if stop.requested() {
-                tally.stopped = Some(Stopped::Interrupted);
+                course.tally.stopped = Some(Stopped::Interrupted);
                 break;
             }
-            let batch = list.next_batch(&mut tally)?;
+            let batch = list.next_batch(&mut course.tally)?;
             if batch.is_empty() {
                 continue;
             }
-            let mine = held.claim(batch, opts.only_failed, &mut tally)?;
-            let now = SystemTime::from(tools.clock.now());
-            let mut flight = Flight::launch(&dispatcher, &tools.composer, mine, limit, now);
-            let mut outcomes = Vec::new();
-            // A batch can take longer than a hold lasts (a slow relay, long 429 pauses): the
-            // run beats while it waits, or a second run would take the issue over.
-            let mut beat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
-            beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            loop {
-                let delivered = tokio::select! {
-                    delivered = flight.next() => match delivered {
-                        Some(delivered) => delivered,
-                        None => break,
-                    },
-                    _ = beat.tick() => {
-                        held.heartbeat()?;
-                        continue;
-                    }
-                };
-                for (key, fate) in delivered {
-                    policy.observe(&fate);
-                    outcomes.push(tally.count(key, fate));
-                    done += 1;
-                }
-                if stop.requested() || policy.verdict().is_some() {
-                    halt.request();
-                }
-                progress(Progress {
-                    done,
-                    sent: tally.sent,
-                    failed: tally.failed(),
-                });
-            }
-            held.record(&outcomes)?;
-            if let Some(reason) = policy.verdict() {
-                tally.stopped = Some(reason.clone());
-                break;
-            }
-            if halt.requested() {
-                tally.stopped = Some(Stopped::Interrupted);
+            if let Some(why) = course.batch(batch, &mut progress).await? {
+                course.tally.stopped = Some(why);
                 break;
             }
         }
-        Ok(tally)
+        Ok(course.tally)
+    }
+}
+
+/// How the run is going: what the loop carries from one batch to the next.
+struct Course<'a, T> {
+    held: Held<'a>,
+    dispatcher: Arc<Dispatcher<T>>,
+    composer: &'a Arc<Composer>,
+    /// Recipients per delivery.
+    limit: usize,
+    /// `--only-failed`: permanent failures are claimed again.
+    retry_permanent: bool,
+    tally: Tally,
+    policy: StopPolicy,
+    /// Raised when nothing more should start (see [`Dispatcher`]).
+    halt: Stop,
+    stop: &'a Stop,
+    /// Recipients dealt with so far.
+    done: u64,
+}
+
+impl<T: Transport> Course<'_, T> {
+    /// One batch: claimed, dispatched, recorded. Says why the run must stop, if it must.
+    async fn batch(
+        &mut self,
+        batch: Vec<(RecipientKey, Subscriber)>,
+        progress: &mut impl FnMut(Progress),
+    ) -> Result<Option<Stopped>, LedgerError> {
+        let mine = self
+            .held
+            .claim(batch, self.retry_permanent, &mut self.tally)?;
+        let now = SystemTime::from(self.held.clock.now());
+        let mut flight = Flight::launch(&self.dispatcher, self.composer, mine, self.limit, now);
+        let mut outcomes = Vec::new();
+        // A batch can take longer than a hold lasts (a slow relay, long 429 pauses): the run
+        // beats while it waits, or a second run would take the issue over.
+        let mut beat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+        beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                delivered = flight.next() => match delivered {
+                    Some(delivered) => {
+                        self.take(delivered, &mut outcomes);
+                        progress(self.progress());
+                    }
+                    None => break,
+                },
+                _ = beat.tick() => self.held.heartbeat()?,
+            }
+        }
+        self.held.record(&outcomes)?;
+        Ok(match self.policy.verdict() {
+            Some(why) => Some(why.clone()),
+            None if self.halt.requested() => Some(Stopped::Interrupted),
+            None => None,
+        })
+    }
+
+    /// Counts one delivery's fates, and raises the halt if the run must stop.
+    fn take(&mut self, delivered: Vec<Delivered>, outcomes: &mut Vec<(RecipientKey, Outcome)>) {
+        for (key, fate) in delivered {
+            self.policy.observe(&fate);
+            outcomes.push(self.tally.count(key, fate));
+            self.done += 1;
+        }
+        if self.stop.requested() || self.policy.verdict().is_some() {
+            self.halt.request();
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            done: self.done,
+            sent: self.tally.sent,
+            failed: self.tally.failed(),
+        }
     }
 }
 

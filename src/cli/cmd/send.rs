@@ -386,12 +386,18 @@ async fn test<T: Transport>(args: &Args, tools: &Tools<T>) -> Result<(), Error> 
     }
 }
 
-/// The ledger's refusal of a changed issue, with the flag that overrides it.
+/// A refusal of the ledger's, with the command-line way out of it.
 fn with_hint(e: SendError) -> Error {
-    match e {
-        SendError::Ledger(LedgerError::Changed { .. }) => Error::Changed(e),
-        e => e.into(),
-    }
+    let hint = match &e {
+        SendError::Ledger(LedgerError::Changed { .. }) => {
+            "run with --force to send the new version to the rest"
+        }
+        SendError::Ledger(LedgerError::Held { .. }) => {
+            "wait for it to finish, or stop it and run send again to continue"
+        }
+        _ => return e.into(),
+    };
+    Error::Hinted { source: e, hint }
 }
 
 fn confirm(recipients: u64) -> Result<bool, Error> {
