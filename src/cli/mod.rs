@@ -87,6 +87,32 @@ pub enum Error {
     /// A profile that does not exist is a usage error (exit 2).
     #[error(transparent)]
     Transport(#[from] crate::transport::TransportError),
+    /// The current folder cannot be known (it was deleted, or is not readable).
+    #[error("cannot tell the current folder: {}", crate::diag::io_reason(.0))]
+    CurrentDir(#[source] std::io::Error),
+    /// The answer to a question on the terminal cannot be read.
+    #[error("cannot read the answer from the terminal: {}", crate::diag::io_reason(.0))]
+    Terminal(#[source] std::io::Error),
+    /// Sending: the ledger, the subscriber list, a message that cannot be built.
+    #[error(transparent)]
+    Send(#[from] crate::send::SendError),
+    /// The ledger, read on its own (`bulletin status`).
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+    /// A refusal to send (the issue changed, another run holds it), and what to do about it
+    /// on the command line: the library's errors name no flag.
+    #[error("{source}; {hint}")]
+    Refused {
+        #[source]
+        source: crate::send::SendError,
+        hint: &'static str,
+    },
+    /// bulletin.toml cannot be read or is wrong.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The runtime that drives network work cannot start (out of threads or memory).
+    #[error("cannot start the network runtime: {0}")]
+    Runtime(#[source] std::io::Error),
 }
 
 impl Error {

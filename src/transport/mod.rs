@@ -14,6 +14,7 @@
 pub mod api;
 pub mod file;
 pub mod smtp;
+pub mod stub;
 
 use std::future::Future;
 use std::path::PathBuf;

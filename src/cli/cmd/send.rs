@@ -5,20 +5,17 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::audience::{self, Fingerprints, Row, Subscriber};
 use crate::check;
 use crate::cli::{Error, note, say};
 use crate::clock::SystemClock;
 use crate::config::{self, Config, Profile, Secret};
 use crate::edition::{self, Edition, Images};
 use crate::issue::LoadedIssue;
-use crate::ledger::{Holder, Ledger};
-use crate::merge::NoValues;
+use crate::ledger::LedgerError;
 use crate::message::{self, Composer, Unsubscribe};
 use crate::render::Rendered;
-use crate::send::run::{self, Options, Stopped, Tally};
+use crate::send::{self, Event, RunOptions, SendError, Stop, Stopped, Tools};
 use crate::transport::{self, OpenOptions, Pacing, Transport};
 
 /// Send an issue: a test to a few addresses, or to a subscriber list.
@@ -77,15 +74,14 @@ pub struct Args {
 }
 
 /// The workspace the current folder is in.
-pub fn workspace_root() -> Result<PathBuf, Error> {
-    let here = std::env::current_dir().map_err(|e| Error::Other(e.to_string()))?;
+fn workspace_root() -> Result<PathBuf, Error> {
+    let here = std::env::current_dir().map_err(Error::CurrentDir)?;
     Ok(crate::workspace::root(&here)?)
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
     let root = workspace_root()?;
-    let config =
-        config::load(&root.join(config::FILE_NAME)).map_err(|e| Error::Other(e.to_string()))?;
+    let config = config::load(&root.join(config::FILE_NAME))?;
     // The edition `check` checks, in the same layout, refused by the same rules.
     let Edition {
         issue: loaded,
@@ -106,7 +102,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| Error::Other(e.to_string()))?;
+        .map_err(Error::Runtime)?;
     let options = OpenOptions {
         dry_run: args.dry_run.clone(),
         root: root.clone(),
@@ -177,6 +173,8 @@ fn composer(
     })
 }
 
+/// The send itself: a test send to `--to`, or the plan, the confirmation and the run over
+/// `--list`, with progress on stderr and the report on stdout.
 async fn dispatch<T: Transport>(
     args: &Args,
     loaded: &LoadedIssue,
@@ -185,114 +183,67 @@ async fn dispatch<T: Transport>(
     root: &Path,
     pace: Pacing,
 ) -> Result<(), Error> {
+    let tools = Tools {
+        composer: Arc::new(composer),
+        transport,
+        clock: Arc::new(SystemClock),
+    };
     if !args.to.is_empty() {
-        return test_send(&args.to, &composer, transport.as_ref(), args.json).await;
+        return test(args, &tools).await;
     }
-    let Some(list) = &args.list else {
+    let Some(path) = &args.list else {
         return Err(Error::Usage(
             "name a subscriber list with --list, or test addresses with --to".into(),
         ));
     };
-    let suppressed = || -> Result<Fingerprints, Error> {
-        match &args.suppress {
-            Some(f) => audience::read_suppressions(f).map_err(|e| Error::Other(e.to_string())),
-            None => Ok(Fingerprints::default()),
-        }
+    let list = send::List {
+        path: path.clone(),
+        suppress: args.suppress.clone(),
     };
-    // A first pass counts, so that the person sending sees what will happen before it does.
-    let mut counts = std::collections::BTreeMap::<String, u64>::new();
-    let mut recipients = 0u64;
-    for row in audience::open(list, suppressed()?).map_err(|e| Error::Other(e.to_string()))? {
-        match row.map_err(|e| Error::Other(e.to_string()))? {
-            Row::Send(_) => recipients += 1,
-            Row::Skipped { why, .. } => *counts.entry(why.label().to_string()).or_default() += 1,
-        }
-    }
-    let subject = composer.rendered.subject.fill(&NoValues);
-    let mut plan = format!(
-        "Issue:      {}\nSubject:    {subject}\nRecipients: {recipients}\n",
-        loaded.path.display()
-    );
-    for (why, n) in &counts {
-        plan.push_str(&format!("Skipped:    {n} {why}\n"));
-    }
-    plan.push_str(&format!("Transport:  {}\n", transport.describe()));
+    let plan = send::plan(&list, &tools)?;
+    let plan_text = plan.text(&loaded.path);
     if args.json {
-        note(plan.trim_end());
+        note(plan_text.trim_end());
     } else {
-        say(&plan);
+        say(&plan_text);
     }
-    if args.dry_run.is_none() && !args.yes && !confirm(recipients)? {
+    if args.dry_run.is_none() && !args.yes && !confirm(plan.recipients)? {
         note("Nothing sent.");
         return Ok(());
     }
-
-    let mut ledger = match &args.dry_run {
-        Some(dir) => Ledger::open(&dir.join(".dry-run-ledger.sqlite")),
-        None => Ledger::open(&crate::workspace::ledger_path(root)),
-    }
-    .map_err(|e| Error::Other(e.to_string()))?;
-    let holder = Holder {
-        host: hostname::get()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "this machine".into()),
-        pid: std::process::id(),
-    };
-    let start = ledger
-        .start_run(
-            &loaded.slug,
-            &composer.rendered.content_hash(),
-            &subject,
-            &holder,
-            args.force,
-            crate::clock::now(),
-            |other| process_alive(other, &holder.host),
-        )
-        .map_err(|e| Error::Other(e.to_string()))?;
-    if start.recovered > 0 {
-        note(&format!(
-            "{} recipients were in flight when an earlier run stopped; they are sent again (a few may get two copies)",
-            start.recovered
-        ));
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, Ordering::SeqCst);
-        }
-    });
-    let bar = progress_bar(recipients);
-    let tick = bar.clone();
-    let opts = Options {
-        concurrency: pace.concurrency,
-        rate: pace.rate,
-        only_failed: args.only_failed,
-        ..Options::default()
-    };
-    let rows = audience::open(list, suppressed()?).map_err(|e| Error::Other(e.to_string()))?;
-    let tally = run::deliver(
-        Arc::new(composer),
-        rows,
-        &mut ledger,
-        &loaded.slug,
-        start.run,
-        transport,
-        &opts,
-        &stop,
-        move |p| {
-            tick.set_position(p.done);
-            tick.set_message(format!("{} sent, {} failed", p.sent, p.failed));
+    let opts = RunOptions {
+        ledger: match &args.dry_run {
+            Some(dir) => send::dry_run_ledger(dir),
+            None => crate::workspace::ledger_path(root),
         },
-    )
+        list,
+        force: args.force,
+        stop: Stop::on_ctrl_c(),
+        delivery: send::Options {
+            concurrency: pace.concurrency,
+            rate: pace.rate,
+            only_failed: args.only_failed,
+            ..send::Options::default()
+        },
+    };
+    let bar = progress_bar(plan.recipients);
+    let tally = send::run(&opts, &tools, |event| match event {
+        Event::Started { recovered } if recovered > 0 => note(&format!(
+            "{recovered} recipients were in flight when an earlier run stopped; they are sent again (a few may get two copies)"
+        )),
+        Event::Started { .. } => {}
+        Event::Progress(p) => {
+            bar.set_position(p.done);
+            bar.set_message(format!("{} sent, {} failed", p.sent, p.failed));
+        }
+    })
     .await
-    .map_err(|e| Error::Other(e.to_string()))?;
+    .map_err(with_hint)?;
     bar.finish_and_clear();
-    let _ = ledger.finish_run(start.run, crate::clock::now());
     if args.json {
-        say(&format!("{}\n", report_json(&loaded.slug, &tally)));
+        say(&format!("{}\n", tally.json(&tools.composer.issue)));
     } else {
-        say(&report(&tally));
+        say(&tally.text());
     }
     if let Some(stopped) = &tally.stopped {
         let why = match stopped {
@@ -307,23 +258,47 @@ async fn dispatch<T: Transport>(
         ));
         return Err(Error::Failed);
     }
-    if !tally.failed_permanent.is_empty() || !tally.failed_temporary.is_empty() {
+    if tally.failed() > 0 {
         return Err(Error::Failed);
     }
     Ok(())
 }
 
-/// Whether the run `other` may still be sending: on another machine we cannot tell (its
-/// heartbeat decides); on this one, its process must exist (`kill -9` is noticed at once).
-fn process_alive(other: &Holder, this_host: &str) -> bool {
-    if other.host != this_host {
-        return true;
+/// A test copy to each `--to` address, checked here, before anything is sent.
+async fn test<T: Transport>(args: &Args, tools: &Tools<T>) -> Result<(), Error> {
+    let to = args
+        .to
+        .iter()
+        .map(|a| {
+            lettre::Address::from_str(a)
+                .map_err(|_| Error::Usage(format!("\"{a}\" is not an email address")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let report = send::test_send(&to, tools).await?;
+    if args.json {
+        say(&format!("{}\n", report.json()));
+    } else {
+        say(&report.text());
     }
-    let proc = Path::new("/proc");
-    if !proc.is_dir() {
-        return true;
+    if report.all_sent() {
+        Ok(())
+    } else {
+        Err(Error::Failed)
     }
-    proc.join(other.pid.to_string()).exists()
+}
+
+/// A refusal of the ledger's, with the command-line way out of it.
+fn with_hint(e: SendError) -> Error {
+    let hint = match &e {
+        SendError::Ledger(LedgerError::Changed { .. }) => {
+            "run with --force to send the new version to the rest"
+        }
+        SendError::Ledger(LedgerError::Held { .. }) => {
+            "wait for it to finish, or stop it and run send again to continue"
+        }
+        _ => return e.into(),
+    };
+    Error::Refused { source: e, hint }
 }
 
 fn confirm(recipients: u64) -> Result<bool, Error> {
@@ -339,54 +314,8 @@ fn confirm(recipients: u64) -> Result<bool, Error> {
     std::io::stdin()
         .lock()
         .read_line(&mut answer)
-        .map_err(|e| Error::Other(e.to_string()))?;
+        .map_err(Error::Terminal)?;
     Ok(answer.trim().eq_ignore_ascii_case("yes"))
-}
-
-async fn test_send<T: Transport>(
-    to: &[String],
-    composer: &Composer,
-    transport: &T,
-    json: bool,
-) -> Result<(), Error> {
-    let mut failed = false;
-    let mut results = Vec::new();
-    for address in to {
-        let address = lettre::Address::from_str(address)
-            .map_err(|_| Error::Usage(format!("\"{address}\" is not an email address")))?;
-        let mut fields = std::collections::BTreeMap::new();
-        fields.insert("email".to_string(), address.to_string());
-        let subscriber = Subscriber {
-            address: address.clone(),
-            fields,
-            line: 0,
-        };
-        let message = composer
-            .compose_as(
-                &subscriber,
-                std::time::SystemTime::from(crate::clock::now()),
-                transport.form(),
-            )
-            .map_err(|e| Error::Other(e.to_string()))?;
-        let (sent, reply) = match transport.send(&message).await {
-            Ok(a) => (true, a.reply),
-            Err(f) => (false, f.reply),
-        };
-        failed |= !sent;
-        if json {
-            results.push(
-                serde_json::json!({"email": address.to_string(), "sent": sent, "reply": reply}),
-            );
-        } else if sent {
-            say(&format!("test sent to {address}: {reply}\n"));
-        } else {
-            say(&format!("test NOT sent to {address}: {reply}\n"));
-        }
-    }
-    if json {
-        say(&format!("{}\n", serde_json::json!({ "test": results })));
-    }
-    if failed { Err(Error::Failed) } else { Ok(()) }
 }
 
 fn progress_bar(len: u64) -> indicatif::ProgressBar {
@@ -400,63 +329,4 @@ fn progress_bar(len: u64) -> indicatif::ProgressBar {
         bar.set_style(style);
     }
     bar
-}
-
-/// The end-of-run report for scripts.
-pub fn report_json(issue: &str, t: &Tally) -> serde_json::Value {
-    let failed = |list: &[(String, String)], permanent: bool| -> Vec<serde_json::Value> {
-        list.iter()
-            .map(|(who, reply)| serde_json::json!({"email": who, "reply": reply, "permanent": permanent}))
-            .collect()
-    };
-    let mut failures = failed(&t.failed_permanent, true);
-    failures.extend(failed(&t.failed_temporary, false));
-    let stopped = t.stopped.as_ref().map(|s| match s {
-        Stopped::Interrupted => serde_json::json!({"why": "interrupted"}),
-        Stopped::Unreachable(reply) => serde_json::json!({"why": "unreachable", "reply": reply}),
-        Stopped::Auth(reply) => serde_json::json!({"why": "credentials refused", "reply": reply}),
-    });
-    serde_json::json!({
-        "issue": issue,
-        "sent": t.sent,
-        "already_sent": t.already_sent,
-        "not_tried": t.not_tried,
-        "skipped": t.skipped,
-        "invalid": t.invalid.iter().map(|(line, why)| serde_json::json!({"line": line, "reason": why})).collect::<Vec<_>>(),
-        "failed": failures,
-        "stopped": stopped,
-    })
-}
-
-/// The end-of-run report.
-pub fn report(t: &Tally) -> String {
-    let mut out = format!("Sent: {}\n", t.sent);
-    if t.already_sent > 0 {
-        out.push_str(&format!("Already sent before: {}\n", t.already_sent));
-    }
-    for (why, n) in &t.skipped {
-        out.push_str(&format!("Skipped ({why}): {n}\n"));
-    }
-    for (line, why) in &t.invalid {
-        out.push_str(&format!("  line {line}: {why}\n"));
-    }
-    if t.not_tried > 0 {
-        out.push_str(&format!(
-            "Not tried (the run stopped first): {}\n",
-            t.not_tried
-        ));
-    }
-    out.push_str(&format!(
-        "Failed: {}\n",
-        t.failed_permanent.len() + t.failed_temporary.len()
-    ));
-    for (who, reply) in &t.failed_permanent {
-        out.push_str(&format!("  {who}: {reply} (permanent)\n"));
-    }
-    for (who, reply) in &t.failed_temporary {
-        out.push_str(&format!(
-            "  {who}: {reply} (temporary: a new run retries it)\n"
-        ));
-    }
-    out
 }

@@ -1,0 +1,302 @@
+//! Deliveries: claiming recipients for a run, recording how each delivery ended, and
+//! reporting where an issue's sending stands.
+//!
+//! Owns the `deliveries` table's rows after a run has started; never decides who holds an
+//! issue (that is `runs`), never creates tables (that is `schema`).
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::schema::stamp;
+use super::{Fault, Ledger, LedgerError, RecipientKey, RunId, State};
+
+/// How one delivery ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Accepted by the server: its Message-ID and its reply.
+    Sent { message_id: String, reply: String },
+    /// Not accepted; `permanent` failures are not retried.
+    Failed { permanent: bool, reply: String },
+    /// Claimed but not tried (the run stopped first): pending again, attempts unchanged.
+    Released,
+}
+
+/// Counts of deliveries by state, for one issue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub sent: u64,
+    pub failed_permanent: u64,
+    pub failed_temporary: u64,
+    pub pending: u64,
+    pub in_flight: u64,
+    /// Deliveries that a crash left in doubt (they may have been delivered twice).
+    pub uncertain: u64,
+}
+
+/// A delivery that did not succeed (yet).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Undelivered {
+    pub recipient: RecipientKey,
+    pub state: State,
+    pub reply: Option<String>,
+    /// Runs that tried it.
+    pub attempts: u32,
+}
+
+impl Ledger {
+    /// Marks `recipients` in flight for `run`, in one transaction, and returns those claimed:
+    /// a recipient already sent to (or failed permanently, unless `retry_permanent`) is left
+    /// alone and not returned.
+    pub fn claim(
+        &mut self,
+        issue: &str,
+        run: RunId,
+        recipients: &[RecipientKey],
+        retry_permanent: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RecipientKey>, LedgerError> {
+        self.with_tx(|conn| {
+            let tx = conn.transaction()?;
+            let mut claimed = Vec::with_capacity(recipients.len());
+            {
+                let mut current = tx.prepare_cached(
+                    "SELECT state FROM deliveries WHERE issue = ?1 AND recipient = ?2",
+                )?;
+                let mut upsert = tx.prepare_cached(
+                    "INSERT INTO deliveries (issue, recipient, state, run, updated_at)
+                     VALUES (?1, ?2, 'in_flight', ?3, ?4)
+                     ON CONFLICT (issue, recipient) DO UPDATE
+                     SET state = 'in_flight', run = excluded.run, updated_at = excluded.updated_at",
+                )?;
+                for r in recipients {
+                    let stored: Option<String> = current
+                        .query_row(params![issue, r], |row| row.get(0))
+                        .optional()?;
+                    let state = stored.map(|s| State::read(issue, &s)).transpose()?;
+                    let skip = match state {
+                        Some(State::Sent) => true,
+                        Some(State::FailedPermanent) => !retry_permanent,
+                        _ => false,
+                    };
+                    if !skip {
+                        upsert.execute(params![issue, r, run.0, stamp(now)])?;
+                        claimed.push(r.clone());
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(claimed)
+        })
+    }
+
+    /// Records how deliveries ended, in one transaction.
+    pub fn record(
+        &mut self,
+        issue: &str,
+        outcomes: &[(RecipientKey, Outcome)],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.with_tx(|conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut update = tx.prepare_cached(
+                    "UPDATE deliveries
+                     SET state = ?3, message_id = coalesce(?4, message_id), reply = ?5,
+                         attempts = attempts + 1, updated_at = ?6
+                     WHERE issue = ?1 AND recipient = ?2",
+                )?;
+                let mut release = tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'pending', updated_at = ?3
+                     WHERE issue = ?1 AND recipient = ?2 AND state = 'in_flight'",
+                )?;
+                for (recipient, outcome) in outcomes {
+                    let (state, message_id, reply) = match outcome {
+                        Outcome::Released => {
+                            release.execute(params![issue, recipient, stamp(now)])?;
+                            continue;
+                        }
+                        Outcome::Sent { message_id, reply } => {
+                            (State::Sent, Some(message_id.as_str()), reply.as_str())
+                        }
+                        Outcome::Failed { permanent, reply } => (
+                            if *permanent {
+                                State::FailedPermanent
+                            } else {
+                                State::FailedTemporary
+                            },
+                            None,
+                            reply.as_str(),
+                        ),
+                    };
+                    update.execute(params![
+                        issue,
+                        recipient,
+                        state.as_stored(),
+                        message_id,
+                        reply,
+                        stamp(now)
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// How the sending of `issue` stands.
+    pub fn report(&self, issue: &str) -> Result<Report, LedgerError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT state, count(*), sum(uncertain) FROM deliveries WHERE issue = ?1 GROUP BY state",
+            )?;
+            let rows = stmt.query_map(params![issue], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            let mut report = Report::default();
+            for row in rows {
+                let (state, n, uncertain) = row?;
+                let (n, uncertain) = (n.unsigned_abs(), uncertain.unsigned_abs());
+                report.uncertain += uncertain;
+                match State::read(issue, &state)? {
+                    State::Pending => report.pending = n,
+                    State::InFlight => report.in_flight = n,
+                    State::Sent => report.sent = n,
+                    State::FailedTemporary => report.failed_temporary = n,
+                    State::FailedPermanent => report.failed_permanent = n,
+                }
+            }
+            Ok(report)
+        })
+    }
+
+    /// Everyone who did not get `issue`, and why, in recipient order.
+    pub fn failures(&self, issue: &str) -> Result<Vec<Undelivered>, LedgerError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT recipient, state, reply, attempts FROM deliveries
+                 WHERE issue = ?1 AND state <> 'sent' ORDER BY recipient",
+            )?;
+            let rows = stmt.query_map(params![issue], |r| {
+                Ok((
+                    r.get::<_, RecipientKey>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?;
+            let mut failures = Vec::new();
+            for row in rows {
+                let (recipient, state, reply, attempts) = row?;
+                failures.push(Undelivered {
+                    recipient,
+                    state: State::read(issue, &state)?,
+                    reply,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                });
+            }
+            Ok::<_, Fault>(failures)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::runs::tests::{alive, at, me, people, sent, start};
+    use super::*;
+
+    #[test]
+    fn a_delivery_goes_from_in_flight_to_sent_and_is_never_claimed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join(".bulletin/ledger.sqlite")).unwrap();
+        let run = start(&mut l, "2020-06", "h1", &me(1), false, at(0), alive)
+            .unwrap()
+            .run;
+        let everyone = people(3);
+        assert_eq!(
+            l.claim("2020-06", run, &everyone, false, at(1)).unwrap(),
+            everyone
+        );
+        l.record(
+            "2020-06",
+            &[
+                (everyone[0].clone(), sent("a")),
+                (
+                    everyone[1].clone(),
+                    Outcome::Failed {
+                        permanent: true,
+                        reply: "550 no such user".into(),
+                    },
+                ),
+            ],
+            at(2),
+        )
+        .unwrap();
+        let report = l.report("2020-06").unwrap();
+        assert_eq!(
+            (report.sent, report.failed_permanent, report.in_flight),
+            (1, 1, 1)
+        );
+        // Claimed again: only the one still in flight.
+        assert_eq!(
+            l.claim("2020-06", run, &everyone, false, at(3)).unwrap(),
+            [everyone[2].clone()]
+        );
+        // --only-failed style retry of permanent failures.
+        assert_eq!(
+            l.claim("2020-06", run, &everyone[1..2], true, at(4))
+                .unwrap(),
+            [everyone[1].clone()]
+        );
+    }
+
+    #[test]
+    fn a_released_delivery_is_pending_again_with_its_attempts_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let run = start(&mut l, "i", "h", &me(1), false, at(0), alive)
+            .unwrap()
+            .run;
+        let p = people(1);
+        l.claim("i", run, &p, false, at(1)).unwrap();
+        l.record("i", &[(p[0].clone(), Outcome::Released)], at(2))
+            .unwrap();
+        let failures = l.failures("i").unwrap();
+        assert_eq!(
+            (failures[0].state, failures[0].attempts),
+            (State::Pending, 0)
+        );
+    }
+
+    #[test]
+    fn an_unknown_state_in_the_file_is_an_error_not_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let mut l = Ledger::open(&path).unwrap();
+        let run = start(&mut l, "i", "h", &me(1), false, at(0), alive)
+            .unwrap()
+            .run;
+        l.claim("i", run, &people(1), false, at(1)).unwrap();
+        // As a newer version might write it: a state this one does not know.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA ignore_check_constraints = ON;
+             UPDATE deliveries SET state = 'bounced';",
+        )
+        .unwrap();
+        for err in [
+            l.report("i").unwrap_err(),
+            l.failures("i").unwrap_err(),
+            l.claim("i", run, &people(1), false, at(2)).unwrap_err(),
+        ] {
+            assert!(
+                matches!(&err, LedgerError::UnknownState { state, .. } if state == "bounced"),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains("l.sqlite"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The ledger's tables, their migrations, and how times are written in them.
+//!
+//! Owns the SQL that creates tables and the connection's settings (WAL, busy timeout); it
+//! must not read or write any row: runs and deliveries do that.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+
+/// The schema, applied in order; `PRAGMA user_version` says how many are in place. A
+/// migration once released is never edited: a change is a new entry.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE issues (
+    issue        TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    subject      TEXT NOT NULL,
+    first_run_at TEXT NOT NULL
+);
+CREATE TABLE runs (
+    id           INTEGER PRIMARY KEY,
+    issue        TEXT NOT NULL,
+    holder       TEXT NOT NULL,
+    host         TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    started_at   TEXT NOT NULL,
+    heartbeat_at TEXT NOT NULL,
+    finished_at  TEXT
+);
+CREATE INDEX runs_open ON runs (issue) WHERE finished_at IS NULL;
+CREATE TABLE deliveries (
+    issue      TEXT NOT NULL,
+    recipient  TEXT NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('pending', 'in_flight', 'sent', 'failed_temporary', 'failed_permanent')),
+    uncertain  INTEGER NOT NULL DEFAULT 0,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    message_id TEXT,
+    reply      TEXT,
+    run        INTEGER,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (issue, recipient)
+) WITHOUT ROWID;
+CREATE INDEX deliveries_state ON deliveries (issue, state);
+"#];
+
+/// Sets the connection up and brings the schema up to date.
+pub(super) fn prepare(conn: &mut Connection) -> rusqlite::Result<()> {
+    // WAL: commits are cheap and readers (`bulletin status`) never block the sender.
+    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let done = usize::try_from(version).unwrap_or(0);
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(done) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(migration)?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(i + 1).unwrap_or(i64::MAX),
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// A time as the ledger writes it: RFC 3339, UTC, milliseconds (sorts as text).
+pub(super) fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_file_gets_every_migration_in_wal_mode_and_reopening_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        for _ in 0..2 {
+            let mut conn = Connection::open(&path).unwrap();
+            prepare(&mut conn).unwrap();
+            let version: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(version, MIGRATIONS.len() as i64);
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal");
+        }
+    }
+}

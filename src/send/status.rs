@@ -1,0 +1,136 @@
+//! Status: where the sending of an issue stands, from the ledger alone — how many got it,
+//! failed (and why), are pending, and how many a crash left uncertain.
+//!
+//! Reads the ledger, never writes it (it is not even created when missing).
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::ledger::{Ledger, LedgerError, Report, State, Undelivered};
+
+/// How the sending of an issue stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    /// No ledger yet: nothing was ever sent from this workspace.
+    NothingSent { issue: String },
+    Recorded {
+        issue: String,
+        report: Report,
+        /// Who did not get it (when asked for).
+        failures: Vec<Undelivered>,
+    },
+}
+
+/// How to show a [`Status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    /// The failures as CSV: email,state,attempts,reply.
+    Csv,
+}
+
+/// Where the sending of `issue` (its slug) stands in the ledger at `ledger`; with
+/// `failures`, who did not get it.
+pub fn status(ledger: &Path, issue: &str, failures: bool) -> Result<Status, LedgerError> {
+    if !ledger.is_file() {
+        return Ok(Status::NothingSent {
+            issue: issue.to_string(),
+        });
+    }
+    let ledger = Ledger::open(ledger)?;
+    Ok(Status::Recorded {
+        issue: issue.to_string(),
+        report: ledger.report(issue)?,
+        failures: match failures {
+            true => ledger.failures(issue)?,
+            false => Vec::new(),
+        },
+    })
+}
+
+/// A state as people read it.
+fn label(state: State) -> &'static str {
+    match state {
+        State::Pending => "pending",
+        State::InFlight => "in flight",
+        State::Sent => "sent",
+        State::FailedTemporary => "failed (temporary)",
+        State::FailedPermanent => "failed (permanent)",
+    }
+}
+
+impl Status {
+    /// The status in `format`. With nothing sent, the same line whatever the format.
+    pub fn render(&self, format: Format) -> String {
+        match self {
+            Status::NothingSent { issue } => format!("{issue}: nothing sent yet\n"),
+            Status::Recorded {
+                issue,
+                report,
+                failures,
+            } => match format {
+                Format::Json => format!("{}\n", json_of(issue, report, failures)),
+                Format::Csv => csv_of(failures),
+                Format::Text => text_of(issue, report, failures),
+            },
+        }
+    }
+}
+
+fn json_of(issue: &str, report: &Report, failures: &[Undelivered]) -> serde_json::Value {
+    json!({
+        "issue": issue,
+        "sent": report.sent,
+        "failed_permanent": report.failed_permanent,
+        "failed_temporary": report.failed_temporary,
+        "pending": report.pending,
+        "in_flight": report.in_flight,
+        "uncertain": report.uncertain,
+        "failures": failures.iter().map(|f| json!({
+            "email": f.recipient.as_str(), "state": label(f.state), "attempts": f.attempts, "reply": f.reply,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn csv_of(failures: &[Undelivered]) -> String {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let _ = out.write_record(["email", "state", "attempts", "reply"]);
+    for f in failures {
+        let _ = out.write_record([
+            f.recipient.as_str(),
+            label(f.state),
+            &f.attempts.to_string(),
+            f.reply.as_deref().unwrap_or(""),
+        ]);
+    }
+    String::from_utf8_lossy(&out.into_inner().unwrap_or_default()).into_owned()
+}
+
+fn text_of(issue: &str, report: &Report, failures: &[Undelivered]) -> String {
+    let mut out = format!(
+        "{issue}\nSent: {}\nFailed: {} permanent, {} temporary\nPending: {}\nIn flight: {}\n",
+        report.sent,
+        report.failed_permanent,
+        report.failed_temporary,
+        report.pending,
+        report.in_flight
+    );
+    if report.uncertain > 0 {
+        out.push_str(&format!(
+            "Uncertain: {} (in flight when a run stopped; they may have received two copies)\n",
+            report.uncertain
+        ));
+    }
+    for f in failures {
+        out.push_str(&format!(
+            "  {}: {} after {} attempts: {}\n",
+            f.recipient,
+            label(f.state),
+            f.attempts,
+            f.reply.as_deref().unwrap_or("")
+        ));
+    }
+    out
+}
