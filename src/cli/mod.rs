@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 bad input (or a failed check), 2 usage.
 
 mod cmd;
+mod term;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -43,7 +44,9 @@ enum Command {
     Schema(cmd::schema::Args),
 }
 
-/// Everything a command can fail with, by stage.
+/// Everything a command can fail with, by stage. Each stage's error keeps its source; only
+/// this layer turns them into text, adding what to do on the command line (the stages name
+/// no command or flag).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -52,6 +55,11 @@ pub enum Error {
     Layout(#[from] LayoutError),
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// The issue → layout → render pipeline, for the commands that go through it whole.
+    #[error(transparent)]
+    Edition(#[from] crate::edition::EditionError),
+    #[error(transparent)]
+    Links(#[from] crate::check::links::LinkCheckError),
     #[error(transparent)]
     Write(#[from] WriteError),
     #[error(transparent)]
@@ -63,66 +71,85 @@ pub enum Error {
     /// No workspace around the current folder: a usage error (exit 2).
     #[error(transparent)]
     NoWorkspace(#[from] crate::workspace::FindError),
-    /// The command line itself is wrong (exit 2).
-    #[error("{0}")]
-    Usage(String),
-    /// Something outside the user's input went wrong (exit 1).
-    #[error("{0}")]
-    Other(String),
-    /// The command has reported what failed (a check found errors): exit 1, nothing more to say.
-    #[error("")]
-    Failed,
+    /// bulletin.toml cannot be read or is wrong.
     #[error(transparent)]
-    Edition(#[from] crate::edition::EditionError),
+    Config(#[from] crate::config::ConfigError),
+    /// The secret, the DKIM key or the transport of a send (a profile that does not exist is
+    /// a usage error, exit 2).
     #[error(transparent)]
-    Links(#[from] crate::check::links::LinkCheckError),
-    /// A stage's error (exit 1) with what to do about it on the command line: the stages
-    /// name no command or flag, the command that called them does.
-    #[error("{error}\n  hint: {hint}")]
-    Hinted { error: Box<Error>, hint: String },
-    #[error(transparent)]
-    Secret(#[from] crate::config::SecretError),
-    #[error(transparent)]
-    Dkim(#[from] crate::message::DkimError),
-    /// A profile that does not exist is a usage error (exit 2).
-    #[error(transparent)]
-    Transport(#[from] crate::transport::TransportError),
-    /// The current folder cannot be known (it was deleted, or is not readable).
-    #[error("cannot tell the current folder: {}", crate::diag::io_reason(.0))]
-    CurrentDir(#[source] std::io::Error),
-    /// The answer to a question on the terminal cannot be read.
-    #[error("cannot read the answer from the terminal: {}", crate::diag::io_reason(.0))]
-    Terminal(#[source] std::io::Error),
+    Setup(#[from] crate::send::SetupError),
     /// Sending: the ledger, the subscriber list, a message that cannot be built.
     #[error(transparent)]
-    Send(#[from] crate::send::SendError),
+    Send(crate::send::SendError),
     /// The ledger, read on its own (`bulletin status`).
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
-    /// A refusal to send (the issue changed, another run holds it), and what to do about it
-    /// on the command line: the library's errors name no flag.
+    /// A stage's error (exit 1) with what to do about it on the command line.
+    #[error("{error}\n  hint: {hint}")]
+    Hinted { error: Box<Error>, hint: String },
+    /// A refusal to send (the issue changed, another run holds it), and the way out of it on
+    /// the command line, in the words the ledger's refusal already began.
     #[error("{source}; {hint}")]
     Refused {
         #[source]
         source: crate::send::SendError,
         hint: &'static str,
     },
-    /// bulletin.toml cannot be read or is wrong.
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    /// The current folder cannot be known (it was deleted, or is not readable).
+    #[error("cannot tell the current folder: {}", crate::diag::io_reason(.0))]
+    CurrentDir(#[source] std::io::Error),
+    /// The answer to a question on the terminal cannot be read.
+    #[error("cannot read the answer from the terminal: {}", crate::diag::io_reason(.0))]
+    Terminal(#[source] std::io::Error),
     /// The runtime that drives network work cannot start (out of threads or memory).
     #[error("cannot start the network runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    /// The command line itself is wrong (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The command has reported what failed (a check found errors): exit 1, nothing more to say.
+    #[error("")]
+    Failed,
+}
+
+/// A send's error, with the command-line way out where the ledger refused the run.
+impl From<crate::send::SendError> for Error {
+    fn from(e: crate::send::SendError) -> Error {
+        use crate::ledger::LedgerError;
+        use crate::send::SendError;
+        let hint = match &e {
+            SendError::Ledger(LedgerError::Changed { .. }) => {
+                "run with --force to send the new version to the rest"
+            }
+            SendError::Ledger(LedgerError::Held { .. }) => {
+                "wait for it to finish, or stop it and run send again to continue"
+            }
+            _ => return Error::Send(e),
+        };
+        Error::Refused { source: e, hint }
+    }
 }
 
 impl Error {
     fn exit_code(&self) -> u8 {
+        use crate::send::SetupError;
+        use crate::transport::TransportError;
         match self {
             Error::Usage(_) | Error::NoWorkspace(_) => 2,
-            Error::Transport(crate::transport::TransportError::NoProfile { .. }) => 2,
+            Error::Setup(SetupError::Transport(TransportError::NoProfile { .. })) => 2,
             _ => 1,
         }
     }
+}
+
+/// The runtime that network work (sending, checking links) runs on: two workers, as many
+/// as the machines bulletin is made for have cores.
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
 }
 
 /// Parses the arguments, runs the command, prints what went wrong, returns the exit code.

@@ -11,6 +11,7 @@
 //!   the relay is gone or refuses us, [`Stop`] carries Ctrl-C;
 //! - `tally` and `report`: what the run did, as data and as the report people and scripts
 //!   read; `status`: where an issue's sending stands, from the ledger alone;
+//! - `setup`: the composer and the transport a send works with, from the settings;
 //! - `test_send`: a test copy to a few addresses, recorded nowhere.
 //!
 //! Time comes from the [`Clock`] handed in (timestamps) and from tokio's clock (waits), so
@@ -28,6 +29,7 @@ mod policy;
 mod report;
 mod retry;
 mod run;
+mod setup;
 mod status;
 mod stop;
 mod tally;
@@ -47,6 +49,7 @@ pub use live::{process_alive, this_process};
 pub use plan::{List, Plan, plan};
 pub use report::TestReport;
 pub use run::{Event, RunOptions, dry_run_ledger, run};
+pub use setup::{Setup, SetupError, tools};
 pub use status::{Format, Status, status};
 pub use stop::Stop;
 pub use tally::{Progress, Stopped, Tally};
@@ -77,6 +80,17 @@ pub struct Options {
     pub unreachable_after: u32,
     /// Only recipients the ledger records as failed.
     pub only_failed: bool,
+}
+
+impl Options {
+    /// The defaults, driven as fast as the transport allows.
+    pub fn paced(pacing: crate::transport::Pacing) -> Options {
+        Options {
+            concurrency: pacing.concurrency,
+            rate: pacing.rate,
+            ..Options::default()
+        }
+    }
 }
 
 impl Default for Options {

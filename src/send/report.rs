@@ -126,6 +126,19 @@ impl TestReport {
     }
 }
 
+impl Stopped {
+    /// Why the run stopped, as a person reads it.
+    pub fn explain(&self) -> String {
+        match self {
+            Stopped::Interrupted => "stopped by Ctrl-C".to_string(),
+            Stopped::Unreachable(reply) => format!("stopped: the relay keeps failing ({reply})"),
+            Stopped::Auth(reply) => format!(
+                "stopped: the relay refused the credentials ({reply}); check the password's environment variable"
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,22 +1,18 @@
 //! `bulletin send`: a test send to a few addresses, or the real send to a subscriber list,
 //! recorded in the workspace's ledger so that it can be resumed.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::check;
+use crate::cli::term::{confirm, progress_bar};
 use crate::cli::{Error, note, say};
 use crate::clock::SystemClock;
-use crate::config::{self, Config, Profile, Secret};
+use crate::config;
 use crate::edition::{self, Edition, Images};
-use crate::issue::LoadedIssue;
-use crate::ledger::LedgerError;
-use crate::message::{self, Composer, Unsubscribe};
-use crate::render::Rendered;
-use crate::send::{self, Event, RunOptions, SendError, Stop, Stopped, Tools};
-use crate::transport::{self, OpenOptions, Pacing, Transport};
+use crate::send::{self, Event, RunOptions, Stop, Tools};
+use crate::transport::{Pacing, Transport};
 
 /// Send an issue: a test to a few addresses, or to a subscriber list.
 ///
@@ -43,8 +39,8 @@ pub struct Args {
     )]
     pub list: Option<PathBuf>,
     /// Send a test copy to this address (repeatable).
-    #[arg(long, value_name = "ADDRESS")]
-    pub to: Vec<String>,
+    #[arg(long, value_name = "ADDRESS", value_parser = address)]
+    pub to: Vec<lettre::Address>,
     /// The transport profile of bulletin.toml to use.
     #[arg(long, default_value = "default")]
     pub profile: String,
@@ -73,53 +69,29 @@ pub struct Args {
     pub layout: Option<PathBuf>,
 }
 
-/// The workspace the current folder is in.
-fn workspace_root() -> Result<PathBuf, Error> {
-    let here = std::env::current_dir().map_err(Error::CurrentDir)?;
-    Ok(crate::workspace::root(&here)?)
-}
-
 pub fn run(args: Args) -> Result<(), Error> {
-    let root = workspace_root()?;
+    let here = std::env::current_dir().map_err(Error::CurrentDir)?;
+    let root = crate::workspace::root(&here)?;
     let config = config::load(&root.join(config::FILE_NAME))?;
     // The edition `check` checks, in the same layout, refused by the same rules.
     let Edition {
-        issue: loaded,
-        rendered,
-        ..
+        issue, rendered, ..
     } = prepare_to_send(&args)?;
-    let secret = Secret::from_env(&config.unsubscribe.secret_env)?;
-    let composer = composer(
-        &config,
-        &loaded,
-        rendered,
-        secret,
-        !args.to.is_empty(),
-        &root,
-        &args.profile,
-    )?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
-    let options = OpenOptions {
+    let setup = send::Setup {
+        config: &config,
+        profile: &args.profile,
+        root: &root,
         dry_run: args.dry_run.clone(),
-        root: root.clone(),
-        letterhead: composer.letterhead(),
-        template: composer.template(),
+        test: args.list.is_none(),
         clock: Arc::new(SystemClock),
     };
-    let transport = runtime.block_on(async { transport::open(&config, &args.profile, options) })?;
-    let pace = transport.pacing();
-    runtime.block_on(dispatch(
-        &args,
-        &loaded,
-        composer,
-        Arc::new(transport),
-        &root,
-        pace,
-    ))
+    crate::cli::runtime()?.block_on(async {
+        let (tools, pacing) = send::tools(&setup, &issue.slug, rendered)?;
+        match &args.list {
+            Some(list) => to_list(&args, list, &issue.path, &root, &tools, pacing).await,
+            None => test(&args, &tools).await,
+        }
+    })
 }
 
 /// The issue as `check` sees it, in the layout `--layout` chose; refused (exit 1, nothing
@@ -143,71 +115,28 @@ fn prepare_to_send(args: &Args) -> Result<Edition, Error> {
     Ok(edition)
 }
 
-fn composer(
-    config: &Config,
-    loaded: &LoadedIssue,
-    rendered: Rendered,
-    secret: Secret,
-    test: bool,
-    root: &Path,
-    profile: &str,
-) -> Result<Composer, Error> {
-    let dkim = match config.profiles.get(profile).and_then(Profile::dkim) {
-        Some(dkim) => Some(message::load_dkim(dkim, root)?),
-        None => None,
-    };
-    Ok(Composer {
-        rendered,
-        issue: loaded.slug.clone(),
-        from: config.sender.from.clone(),
-        reply_to: config.sender.reply_to.clone(),
-        list_id: config.sender.list_id.clone(),
-        unsubscribe: Unsubscribe {
-            url: config.unsubscribe.url.clone(),
-            mailto: config.unsubscribe.mailto.clone(),
-            secret,
-        },
-        test,
-        dkim,
-        slots: Default::default(),
-    })
-}
-
-/// The send itself: a test send to `--to`, or the plan, the confirmation and the run over
-/// `--list`, with progress on stderr and the report on stdout.
-async fn dispatch<T: Transport>(
+/// The plan, the confirmation and the run over `--list`, with progress on stderr and the
+/// report on stdout.
+async fn to_list<T: Transport>(
     args: &Args,
-    loaded: &LoadedIssue,
-    composer: Composer,
-    transport: Arc<T>,
+    path: &Path,
+    issue: &Path,
     root: &Path,
-    pace: Pacing,
+    tools: &Tools<T>,
+    pacing: Pacing,
 ) -> Result<(), Error> {
-    let tools = Tools {
-        composer: Arc::new(composer),
-        transport,
-        clock: Arc::new(SystemClock),
-    };
-    if !args.to.is_empty() {
-        return test(args, &tools).await;
-    }
-    let Some(path) = &args.list else {
-        return Err(Error::Usage(
-            "name a subscriber list with --list, or test addresses with --to".into(),
-        ));
-    };
     let list = send::List {
-        path: path.clone(),
+        path: path.to_path_buf(),
         suppress: args.suppress.clone(),
     };
-    let plan = send::plan(&list, &tools)?;
-    let plan_text = plan.text(&loaded.path);
-    if args.json {
-        note(plan_text.trim_end());
-    } else {
-        say(&plan_text);
-    }
-    if args.dry_run.is_none() && !args.yes && !confirm(plan.recipients)? {
+    let plan = send::plan(&list, tools)?;
+    // With --json, stdout is the report's alone.
+    let show = if args.json { note } else { say };
+    show(&plan.text(issue));
+    if args.dry_run.is_none()
+        && !args.yes
+        && !confirm(&format!("Send to {} recipients?", plan.recipients))?
+    {
         note("Nothing sent.");
         return Ok(());
     }
@@ -220,14 +149,15 @@ async fn dispatch<T: Transport>(
         force: args.force,
         stop: Stop::on_ctrl_c(),
         delivery: send::Options {
-            concurrency: pace.concurrency,
-            rate: pace.rate,
             only_failed: args.only_failed,
-            ..send::Options::default()
+            ..send::Options::paced(pacing)
         },
     };
-    let bar = progress_bar(plan.recipients);
-    let tally = send::run(&opts, &tools, |event| match event {
+    let bar = progress_bar(
+        plan.recipients,
+        "sending {bar:30} {pos}/{len} {per_sec} eta {eta} {wide_msg}",
+    );
+    let tally = send::run(&opts, tools, |event| match event {
         Event::Started { recovered } if recovered > 0 => note(&format!(
             "{recovered} recipients were in flight when an earlier run stopped; they are sent again (a few may get two copies)"
         )),
@@ -237,96 +167,33 @@ async fn dispatch<T: Transport>(
             bar.set_message(format!("{} sent, {} failed", p.sent, p.failed));
         }
     })
-    .await
-    .map_err(with_hint)?;
+    .await?;
     bar.finish_and_clear();
-    if args.json {
-        say(&format!("{}\n", tally.json(&tools.composer.issue)));
-    } else {
-        say(&tally.text());
-    }
+    say(&match args.json {
+        true => format!("{}\n", tally.json(&tools.composer.issue)),
+        false => tally.text(),
+    });
     if let Some(stopped) = &tally.stopped {
-        let why = match stopped {
-            Stopped::Interrupted => "stopped by Ctrl-C".to_string(),
-            Stopped::Unreachable(reply) => format!("stopped: the relay keeps failing ({reply})"),
-            Stopped::Auth(reply) => format!(
-                "stopped: the relay refused the credentials ({reply}); check the password's environment variable"
-            ),
-        };
         note(&format!(
-            "{why}\nTo continue where it stopped, run the same command again."
+            "{}\nTo continue where it stopped, run the same command again.",
+            stopped.explain()
         ));
         return Err(Error::Failed);
     }
-    if tally.failed() > 0 {
-        return Err(Error::Failed);
-    }
-    Ok(())
+    (tally.failed() == 0).then_some(()).ok_or(Error::Failed)
 }
 
-/// A test copy to each `--to` address, checked here, before anything is sent.
+/// A test copy to each `--to` address (all checked by clap before anything is sent).
 async fn test<T: Transport>(args: &Args, tools: &Tools<T>) -> Result<(), Error> {
-    let to = args
-        .to
-        .iter()
-        .map(|a| {
-            lettre::Address::from_str(a)
-                .map_err(|_| Error::Usage(format!("\"{a}\" is not an email address")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let report = send::test_send(&to, tools).await?;
-    if args.json {
-        say(&format!("{}\n", report.json()));
-    } else {
-        say(&report.text());
-    }
-    if report.all_sent() {
-        Ok(())
-    } else {
-        Err(Error::Failed)
-    }
+    let report = send::test_send(&args.to, tools).await?;
+    say(&match args.json {
+        true => format!("{}\n", report.json()),
+        false => report.text(),
+    });
+    report.all_sent().then_some(()).ok_or(Error::Failed)
 }
 
-/// A refusal of the ledger's, with the command-line way out of it.
-fn with_hint(e: SendError) -> Error {
-    let hint = match &e {
-        SendError::Ledger(LedgerError::Changed { .. }) => {
-            "run with --force to send the new version to the rest"
-        }
-        SendError::Ledger(LedgerError::Held { .. }) => {
-            "wait for it to finish, or stop it and run send again to continue"
-        }
-        _ => return e.into(),
-    };
-    Error::Refused { source: e, hint }
-}
-
-fn confirm(recipients: u64) -> Result<bool, Error> {
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::Usage(
-            "add --yes to send without being asked (no terminal to ask on)".into(),
-        ));
-    }
-    let mut err = std::io::stderr().lock();
-    let _ = write!(err, "Send to {recipients} recipients? Type yes to send: ");
-    let _ = err.flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(Error::Terminal)?;
-    Ok(answer.trim().eq_ignore_ascii_case("yes"))
-}
-
-fn progress_bar(len: u64) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "sending {bar:30} {pos}/{len} {per_sec} eta {eta} {wide_msg}",
-    ) {
-        bar.set_style(style);
-    }
-    bar
+/// A `--to` value: an email address, or a usage error that says so.
+fn address(text: &str) -> Result<lettre::Address, String> {
+    lettre::Address::from_str(text).map_err(|_| format!("\"{text}\" is not an email address"))
 }
