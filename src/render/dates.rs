@@ -80,10 +80,8 @@ pub struct Dates {
     ymde: Formatter<YMDE>,
     /// "Thursday, 4 June 2020 at 10:00 CEST"
     full: Formatter<Combo<YMDET, SpecificShort>>,
-    /// "10:00"
+    /// "10:00", for a layout that sets a date pattern but no time pattern.
     time: Formatter<T>,
-    /// "10:00 CEST"
-    time_zone: Formatter<Combo<T, SpecificShort>>,
     /// "CEST"
     zone: Formatter<SpecificShort>,
     /// "–", between the ends of a range.
@@ -104,7 +102,7 @@ pub struct Fallback {
 pub struct When {
     /// "Thursday, 4 June 2020"
     pub date: String,
-    /// "10:00" or "10:00–11:30"
+    /// "10:00", "10:00–11:30", or with zones when the ends differ: "10:00 CEST – 12:00 EEST"
     pub time: String,
     /// "CEST"
     pub zone: String,
@@ -142,8 +140,6 @@ impl Dates {
             full: Formatter::try_new(prefs, YMDE::long().with_time_hm().with_zone(SpecificShort))
                 .map_err(error)?,
             time: Formatter::try_new(prefs, T::hm()).map_err(error)?,
-            time_zone: Formatter::try_new(prefs, T::hm().with_zone(SpecificShort))
-                .map_err(error)?,
             zone: Formatter::try_new(prefs, SpecificShort).map_err(error)?,
             range,
             patterns,
@@ -225,35 +221,32 @@ impl Dates {
         };
         let zone = self.zone.format(&a).to_string();
         let full = marked(&self.full.format(&a));
-        let start_time = self.time.format(&a).to_string();
-        let end = end.and_then(|e| Some((e, zoned(&e)?)));
+        let start_time = full.text_of(TIME).unwrap_or_default();
+        let end = end.and_then(|e| Some((e, marked(&self.full.format(&zoned(&e)?)))));
         let (time, text) = match end {
             None => (start_time, full.text.clone()),
-            Some((e, b)) if e.date_naive() == start.date_naive() => {
+            Some((e, end_full)) if e.date_naive() == start.date_naive() => {
+                // Each end's time (and zone) as the full line writes it ("10:00 AM",
+                // "10:00 ч."), so that the line reads as CLDR's with the end added.
                 let same_zone =
                     e.offset().fix() == start.offset().fix() && e.timezone() == start.timezone();
-                if same_zone {
-                    // "10:00–11:30", in place of the start's time.
-                    let end_time = self.time.format(&b).to_string();
-                    let time = self.join(&start_time, &end_time);
-                    let text = full
-                        .replace(TIME, &time)
-                        .unwrap_or_else(|| format!("{} {} {end_time}", full.text, self.range));
-                    (time, text)
-                } else {
-                    // "10:00 CET – 12:00 EET", in place of the start's time and zone.
-                    let start_zoned = self.time_zone.format(&a).to_string();
-                    let end_zoned = self.time_zone.format(&b).to_string();
-                    let time = format!("{start_zoned} {} {end_zoned}", self.range);
-                    let text = full
-                        .replace(TIME_AND_ZONE, &time)
-                        .unwrap_or_else(|| format!("{} {} {end_zoned}", full.text, self.range));
-                    (time, text)
+                let fields = if same_zone { TIME } else { TIME_AND_ZONE };
+                match (full.text_of(fields), end_full.text_of(fields)) {
+                    (Some(a), Some(b)) => {
+                        let span = self.join(&a, &b);
+                        let text = full
+                            .replace(fields, &span)
+                            .unwrap_or_else(|| full.text.clone());
+                        (span, text)
+                    }
+                    _ => {
+                        let text = format!("{} {} {}", full.text, self.range, end_full.text);
+                        (start_time, text)
+                    }
                 }
             }
-            Some((_, b)) => {
-                let end_full = self.full.format(&b).to_string();
-                let text = format!("{} {} {end_full}", full.text, self.range);
+            Some((_, end_full)) => {
+                let text = format!("{} {} {}", full.text, self.range, end_full.text);
                 (start_time, text)
             }
         };
@@ -384,6 +377,11 @@ impl Marked {
         Some(found.fold(first, |acc, (r, _)| {
             acc.start.min(r.start)..acc.end.max(r.end)
         }))
+    }
+
+    /// The text of the span of these fields.
+    fn text_of(&self, fields: &[Part]) -> Option<String> {
+        Some(self.text[self.span(fields)?].to_string())
     }
 
     /// The text with the span of these fields replaced.
