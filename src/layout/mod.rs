@@ -549,6 +549,30 @@ mod tests {
     }
 
     #[test]
+    fn labels_come_from_labels_toml_then_the_theme_key_by_key() {
+        let mut layout = Layout::load(None).unwrap();
+        let fr = layout.labels("fr", "fr");
+        assert_eq!(fr["unsubscribe"].as_str(), Some("Se désabonner"));
+        // Keys French does not set come from English.
+        assert_eq!(fr["range_separator"].as_str(), Some("–"));
+        let theme: toml::Table =
+            "[labels.fr]\nunsubscribe = \"Ne plus recevoir\"\n[labels.PT-br]\nonline = \"On-line\""
+                .parse()
+                .unwrap();
+        merge_tables(&mut layout.theme, theme);
+        let fr = layout.labels("fr", "fr-CA");
+        assert_eq!(fr["unsubscribe"].as_str(), Some("Ne plus recevoir"));
+        assert_eq!(fr["register"].as_str(), Some("S’inscrire"));
+        // en, then pt, then pt-BR (whatever its case), the theme over labels.toml at each.
+        let br = layout.labels("pt", "pt-BR");
+        assert_eq!(br["online"].as_str(), Some("On-line"));
+        assert_eq!(br["register"].as_str(), Some("Inscreva-se"));
+        assert_eq!(br["unsubscribe"].as_str(), Some("Cancelar inscrição"));
+        assert!(layout.language_labels("tlh").is_none());
+        assert!(layout.language_labels("pt-br").is_some());
+    }
+
+    #[test]
     fn theme_overrides_merge_key_by_key() {
         let mut base: toml::Table = "[colors]\ntext = \"#111\"\nlink = \"#00f\""
             .parse()

@@ -583,6 +583,33 @@ mod tests {
     }
 
     #[test]
+    fn languages_cldr_writes_right_to_left_are_rtl() {
+        let dir = |tag: &str| {
+            issue::Language::try_from(tag.to_string())
+                .unwrap()
+                .direction()
+        };
+        for rtl in [
+            "ar", "ar-EG", "he", "fa", "ur", "yi", "ps", "ckb", "az-Arab", "pa-Arab", "dv",
+        ] {
+            assert_eq!(dir(rtl), "rtl", "{rtl}");
+        }
+        for ltr in ["en", "fr", "az", "pa", "sr-Latn", "ja", "zh-Hant", "tlh"] {
+            assert_eq!(dir(ltr), "ltr", "{ltr}");
+        }
+    }
+
+    #[test]
+    fn first_strong_skips_merge_fields() {
+        assert_eq!(first_strong("Palais des Congrès"), Strong::Ltr);
+        assert_eq!(first_strong("2020 — نيس"), Strong::Rtl);
+        assert_eq!(first_strong("«שלום»"), Strong::Rtl);
+        assert_eq!(first_strong("{{subscriber.city}} 2020"), Strong::Unknown);
+        assert_eq!(first_strong("{{subscriber.city}}، مدينة"), Strong::Rtl);
+        assert_eq!(first_strong("2020 – 12"), Strong::None);
+    }
+
+    #[test]
     fn merge_fields_and_anchors_are_not_paths() {
         let mut fields = FieldTable::default();
         let field = fields.mark("{{subscriber.photo}}");
