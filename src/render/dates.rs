@@ -84,8 +84,10 @@ pub struct Dates {
     time: Formatter<T>,
     /// "CEST"
     zone: Formatter<SpecificShort>,
-    /// "–", between the ends of a range.
+    /// "–", between the ends of a date range.
     range: String,
+    /// "–", between the ends of a time range (Chinese writes dates "至" but times "–").
+    time_range: String,
     /// Chrono patterns a layout set for this language.
     patterns: Patterns,
 }
@@ -124,14 +126,16 @@ impl Dates {
             language: opts.language.to_string(),
             message: e.to_string(),
         };
-        let range = opts
-            .labels
-            .get("range_separator")
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.trim().is_empty())
-            .unwrap_or("–")
-            .trim()
-            .to_string();
+        let label = |key: &str| {
+            opts.labels
+                .get(key)
+                .and_then(|v| v.as_str())
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let range = label("range_separator").unwrap_or_else(|| "–".into());
+        let time_range = label("time_range_separator").unwrap_or_else(|| range.clone());
         Ok(Dates {
             locale: locale.to_string(),
             fallback,
@@ -142,6 +146,7 @@ impl Dates {
             time: Formatter::try_new(prefs, T::hm()).map_err(error)?,
             zone: Formatter::try_new(prefs, SpecificShort).map_err(error)?,
             range,
+            time_range,
             patterns,
         })
     }
@@ -200,7 +205,7 @@ impl Dates {
             &[]
         };
         shared_once(&a, &b, differ, &self.range)
-            .unwrap_or_else(|| format!("{} {} {}", a.text, self.range, b.text))
+            .unwrap_or_else(|| join(&a.text, &self.range, &b.text))
     }
 
     /// An event's start and optional end, each in its own time zone's offset of that day.
@@ -233,22 +238,19 @@ impl Dates {
                 let fields = if same_zone { TIME } else { TIME_AND_ZONE };
                 match (full.text_of(fields), end_full.text_of(fields)) {
                     (Some(a), Some(b)) => {
-                        let span = self.join(&a, &b);
+                        let span = join(&a, &self.time_range, &b);
                         let text = full
                             .replace(fields, &span)
                             .unwrap_or_else(|| full.text.clone());
                         (span, text)
                     }
-                    _ => {
-                        let text = format!("{} {} {}", full.text, self.range, end_full.text);
-                        (start_time, text)
-                    }
+                    _ => (
+                        start_time,
+                        join(&full.text, &self.time_range, &end_full.text),
+                    ),
                 }
             }
-            Some((_, end_full)) => {
-                let text = format!("{} {} {}", full.text, self.range, end_full.text);
-                (start_time, text)
-            }
+            Some((_, end_full)) => (start_time, join(&full.text, &self.range, &end_full.text)),
         };
         When {
             date,
@@ -256,16 +258,6 @@ impl Dates {
             zone,
             text,
             iso,
-        }
-    }
-
-    /// Two ends joined by the range separator, with spaces around it when the ends have
-    /// spaces in them ("10:00–11:30", "10:00 AM – 11:30 AM").
-    fn join(&self, a: &str, b: &str) -> String {
-        if a.contains(char::is_whitespace) || b.contains(char::is_whitespace) {
-            format!("{a} {} {b}", self.range)
-        } else {
-            format!("{a}{}{b}", self.range)
         }
     }
 
@@ -286,7 +278,7 @@ impl Dates {
                 (t.clone(), format!("{date}, {t} {}", zone(&start)))
             }
             Some(end) if end.date_naive() == start.date_naive() && zone(&end) == zone(&start) => {
-                let t = format!("{}{}{}", time(&start), self.range, time(&end));
+                let t = format!("{}{}{}", time(&start), self.time_range, time(&end));
                 (t.clone(), format!("{date}, {t} {}", zone(&start)))
             }
             Some(end) if end.date_naive() == start.date_naive() => {
@@ -420,6 +412,16 @@ impl Marked {
             end = span.end;
         }
         Some((span.start..end, tight))
+    }
+}
+
+/// Two ends joined by a range separator, with spaces around it when the ends have spaces in
+/// them ("10:00–11:30", "10:00 AM – 11:30 AM", "2020年12月30日～2021年1月2日").
+fn join(a: &str, sep: &str, b: &str) -> String {
+    if a.contains(char::is_whitespace) || b.contains(char::is_whitespace) {
+        format!("{a} {sep} {b}")
+    } else {
+        format!("{a}{sep}{b}")
     }
 }
 
@@ -681,8 +683,9 @@ mod tests {
         );
     }
 
-    /// Ranges built from CLDR's long dates, checked against CLDR's own interval formats
-    /// (`intervalFormats`, yMMMMd) where they agree.
+    /// Ranges built from CLDR's long dates. Where a comment names CLDR's own interval format
+    /// (cldr-json `ca-gregorian.json`, `intervalFormats.yMMMd`, with the long month), the
+    /// range matches it.
     #[test]
     fn ranges_follow_each_languages_date_order() {
         let cases = [
@@ -692,7 +695,6 @@ mod tests {
                 "25.–27. November 2020",
                 "30. November – 2. Dezember 2020",
             ),
-            // CLDR es: "d–d 'de' MMMM 'de' y", "d 'de' MMMM – d 'de' MMMM 'de' y"
             (
                 "es",
                 "25–27 de noviembre de 2020",
@@ -711,7 +713,7 @@ mod tests {
                 "2020. gada 25.–27. novembris",
                 "2020. gada 30. novembris – 2. decembris",
             ),
-            // CLDR zh: "y年M月d日至d日", "y年M月d日至M月d日"
+            // Without the Chinese labels' "至" (CLDR zh: "y年M月d日至d日", "y年M月d日至M月d日").
             ("zh", "2020年11月25日–27日", "2020年11月30日–12月2日"),
             ("ar", "25–27 نوفمبر 2020", "30 نوفمبر – 2 ديسمبر 2020"),
             (
@@ -733,11 +735,35 @@ mod tests {
                 "{language}"
             );
         }
-        // The language's own separator: CLDR ja "y年M月d日～d日".
+        // The language's own separator: CLDR ja "y年M月d日～d日", "y年M月d日～M月d日",
+        // "y年M月d日～y年M月d日".
         let ja = with_labels("ja", "range_separator = \"～\"").unwrap();
         assert_eq!(
             ja.range(d("2020-11-25"), Some(d("2020-11-27"))),
             "2020年11月25日～27日"
+        );
+        assert_eq!(
+            ja.range(d("2020-11-30"), Some(d("2020-12-02"))),
+            "2020年11月30日～12月2日"
+        );
+        assert_eq!(
+            ja.range(d("2020-12-30"), Some(d("2021-01-02"))),
+            "2020年12月30日～2021年1月2日"
+        );
+        // Chinese: "至" between dates, "–" between times (CLDR zh Hm: "HH:mm–HH:mm").
+        let zh = with_labels(
+            "zh",
+            "range_separator = \"至\"\ntime_range_separator = \"–\"",
+        )
+        .unwrap();
+        let t = |h, m| at("Europe/Paris", 2020, 6, 4, h, m);
+        assert_eq!(
+            zh.event(t(10, 0), Some(t(11, 30))).text,
+            "2020年6月4日星期四 GMT+2 10:00–11:30"
+        );
+        assert_eq!(
+            zh.range(d("2020-11-25"), Some(d("2020-11-27"))),
+            "2020年11月25日至27日"
         );
     }
 
