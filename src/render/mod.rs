@@ -6,7 +6,11 @@
 //! fields. Pure: reads nothing from disk and touches no network; the issue and the layout
 //! arrive loaded (loading them and choosing the layout is [`crate::edition`]'s). Relative
 //! image paths, the issue's and the layout's, are resolved for where the email is read
-//! ([`AssetBase`]). Decides nothing about sending: `check` says what may go out.
+//! ([`AssetBase`]). Dates are written from CLDR in the issue's language (`dates`), and a
+//! right-to-left language is laid out from the right (`context`). What a render had to guess
+//! (a language without CLDR data or without the layout's words) comes back as
+//! [`RenderWarning`]s for the command line to print and `check` to report. Decides nothing
+//! about sending: `check` says what may go out.
 
 mod context;
 mod dates;
