@@ -147,6 +147,7 @@ pub fn inspect(edition: &Edition) -> Vec<Finding> {
     check_markdown(loaded, &mut out);
     check_labels(loaded, &mut out);
     check_dates(loaded, &mut out);
+    check_language(edition, &mut out);
     check_size(loaded, email.html.len(), &mut out);
     let theme = theme_file(layout);
     html::check(loaded, &theme, &email.html, &mut out);
@@ -541,6 +542,16 @@ fn check_dates(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
                 previous = Some((date, ii));
             }
         }
+    }
+}
+
+/// What the render had to guess about the issue's language (no CLDR data for its dates, no
+/// words for it in the layout), as warnings on its "language".
+fn check_language(edition: &Edition, out: &mut Vec<Finding>) {
+    for w in &edition.rendered.warnings {
+        out.push(Finding::warning(
+            edition.issue.problem("language", w.to_string()),
+        ));
     }
 }
 

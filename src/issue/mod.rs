@@ -47,12 +47,23 @@ impl Language {
         let tag = language_tags::LanguageTag::parse(&self.0).ok()?;
         tag.region().map(str::to_ascii_uppercase)
     }
-    /// Text direction of the language: `rtl` for Arabic, Hebrew, Persian, Urdu…
+    /// Text direction of the language: `rtl` for Arabic, Hebrew, Persian, Urdu and every tag
+    /// whose script CLDR writes right to left (its likely script when the tag names none:
+    /// `ckb`, `ps`, `az-Arab`, `pa-Arab`…), `ltr` otherwise. A tag CLDR cannot read falls back
+    /// on its primary language.
     pub fn direction(&self) -> &'static str {
-        match self.primary().as_str() {
-            "ar" | "he" | "fa" | "ur" | "yi" | "ps" | "sd" | "ug" | "dv" => "rtl",
-            _ => "ltr",
-        }
+        // CLDR's likely-subtags and script data (ICU4X compiled data): the tag's own script
+        // if it names one, else the script its language is most likely written in.
+        let rtl = match icu_locale::Locale::try_from_str(&self.0) {
+            Ok(locale) => {
+                icu_locale::LocaleDirectionality::new_extended().is_right_to_left(&locale.id)
+            }
+            Err(_) => matches!(
+                self.primary().as_str(),
+                "ar" | "he" | "fa" | "ur" | "yi" | "ps" | "sd" | "ug" | "dv" | "ckb"
+            ),
+        };
+        if rtl { "rtl" } else { "ltr" }
     }
 }
 

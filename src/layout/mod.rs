@@ -2,9 +2,12 @@
 //!
 //! A layout is a folder: `email.mjml.hbs` (the MJML document), `email.txt.hbs` (the plain-text
 //! part), `sections/<kind>.mjml.hbs` and `sections/<kind>.txt.hbs` (one pair per section
-//! kind), any other `*.hbs` partials, and `theme.toml` (colours, fonts, logo, footer, labels).
+//! kind), any other `*.hbs` partials, `theme.toml` (colours, fonts, logo, footer) and
+//! `labels.toml` (the words the layout writes itself, one table per language).
 //! The default layout is compiled into the binary; a layout folder overrides it file by file,
-//! and its `theme.toml` overrides the default theme key by key.
+//! and its `theme.toml` and `labels.toml` override the default ones key by key. A theme's
+//! `[labels.<tag>]` tables override `labels.toml` key by key ([`Layout::labels`]), so a
+//! workspace changes one word without copying the dictionary.
 //!
 //! The images a layout brings (the theme's `[logo] src`, a literal `src` in a template) are
 //! paths relative to the layout folder; [`Layout::images`] lists them, so that the render can
@@ -29,6 +32,8 @@ pub const EMAIL_MJML: &str = "email.mjml.hbs";
 pub const EMAIL_TEXT: &str = "email.txt.hbs";
 /// The theme file.
 pub const THEME: &str = "theme.toml";
+/// The layout's words per language.
+pub const LABELS: &str = "labels.toml";
 
 /// Every file of the built-in default layout, by its path in the layout
 /// (`sections/news.mjml.hbs`), with its bytes, sorted by path: what `bulletin init
@@ -93,6 +98,8 @@ impl Part {
 pub struct Layout {
     templates: BTreeMap<String, Template>,
     theme: toml::Table,
+    /// `labels.toml`: one table of words per language tag.
+    labels: toml::Table,
     /// The override folder, if any: relative paths in the theme (the logo) start there.
     dir: Option<PathBuf>,
 }
@@ -123,6 +130,7 @@ impl Layout {
     pub fn builtin() -> Result<Self, LayoutError> {
         let mut templates = BTreeMap::new();
         let mut theme = toml::Table::new();
+        let mut labels = toml::Table::new();
         for name in DefaultLayout::iter() {
             let Some(file) = DefaultLayout::get(&name) else {
                 continue;
@@ -130,6 +138,8 @@ impl Layout {
             let source = String::from_utf8_lossy(&file.data).into_owned();
             if name == THEME {
                 theme = parse_theme(&source, &Origin::Builtin.describe(THEME))?;
+            } else if name == LABELS {
+                labels = parse_theme(&source, &Origin::Builtin.describe(LABELS))?;
             } else if name.ends_with(".hbs") {
                 templates.insert(
                     name.to_string(),
@@ -144,6 +154,7 @@ impl Layout {
         Ok(Layout {
             templates,
             theme,
+            labels,
             dir: None,
         })
     }
@@ -189,6 +200,10 @@ impl Layout {
                 let source = std::fs::read_to_string(&path).map_err(|e| read_err(&path, e))?;
                 let over = parse_theme(&source, &path.display().to_string())?;
                 merge_tables(&mut self.theme, over);
+            } else if name == LABELS {
+                let source = std::fs::read_to_string(&path).map_err(|e| read_err(&path, e))?;
+                let over = parse_theme(&source, &path.display().to_string())?;
+                merge_tables(&mut self.labels, over);
             } else if name.ends_with(".hbs") {
                 let source = std::fs::read_to_string(&path).map_err(|e| read_err(&path, e))?;
                 self.templates.insert(
@@ -319,17 +334,46 @@ impl Layout {
         out
     }
 
-    /// The labels for a language: `[labels.en]`, overridden by `[labels.<language>]` and then
-    /// by `[labels.<language-REGION>]`, so a layout may translate only some of them.
+    /// The labels for a language: `en`, overridden by its primary language (`pt`) and then by
+    /// the full tag (`pt-BR`), so a layout may translate only some of them. Each level is
+    /// [`Layout::language_labels`]: `labels.toml`'s table with the theme's `[labels.<tag>]`
+    /// laid over it.
     pub fn labels(&self, primary: &str, full: &str) -> toml::Table {
         let mut labels = toml::Table::new();
-        let all = self.theme.get("labels").and_then(|l| l.as_table());
-        for key in ["en", primary, full] {
-            if let Some(t) = all.and_then(|a| a.get(key)).and_then(|v| v.as_table()) {
-                merge_tables(&mut labels, t.clone());
+        let mut done: Vec<String> = Vec::new();
+        for tag in ["en", primary, full] {
+            let tag = tag.to_ascii_lowercase();
+            if done.contains(&tag) {
+                continue;
             }
+            if let Some(t) = self.language_labels(&tag) {
+                merge_tables(&mut labels, t);
+            }
+            done.push(tag);
         }
         labels
+    }
+
+    /// The words the layout gives for exactly this language tag (`fr`, `pt-BR`; case does
+    /// not matter), `labels.toml`'s table with the theme's `[labels.<tag>]` laid over it, or
+    /// `None` when neither has one.
+    pub fn language_labels(&self, tag: &str) -> Option<toml::Table> {
+        let find = |all: Option<&toml::Table>| -> Option<toml::Table> {
+            all?.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(tag))
+                .and_then(|(_, v)| v.as_table())
+                .cloned()
+        };
+        let from_file = find(Some(&self.labels));
+        let from_theme = find(self.theme.get("labels").and_then(|l| l.as_table()));
+        match (from_file, from_theme) {
+            (None, None) => None,
+            (Some(t), None) | (None, Some(t)) => Some(t),
+            (Some(mut t), Some(over)) => {
+                merge_tables(&mut t, over);
+                Some(t)
+            }
+        }
     }
 }
 
@@ -502,6 +546,30 @@ mod tests {
             .map(|r| &source[r])
             .collect();
         assert_eq!(found, ["badge.png", "img/bg.jpg"]);
+    }
+
+    #[test]
+    fn labels_come_from_labels_toml_then_the_theme_key_by_key() {
+        let mut layout = Layout::load(None).unwrap();
+        let fr = layout.labels("fr", "fr");
+        assert_eq!(fr["unsubscribe"].as_str(), Some("Se désabonner"));
+        // Keys French does not set come from English.
+        assert_eq!(fr["range_separator"].as_str(), Some("–"));
+        let theme: toml::Table =
+            "[labels.fr]\nunsubscribe = \"Ne plus recevoir\"\n[labels.PT-br]\nonline = \"On-line\""
+                .parse()
+                .unwrap();
+        merge_tables(&mut layout.theme, theme);
+        let fr = layout.labels("fr", "fr-CA");
+        assert_eq!(fr["unsubscribe"].as_str(), Some("Ne plus recevoir"));
+        assert_eq!(fr["register"].as_str(), Some("S’inscrire"));
+        // en, then pt, then pt-BR (whatever its case), the theme over labels.toml at each.
+        let br = layout.labels("pt", "pt-BR");
+        assert_eq!(br["online"].as_str(), Some("On-line"));
+        assert_eq!(br["register"].as_str(), Some("Inscreva-se"));
+        assert_eq!(br["unsubscribe"].as_str(), Some("Cancelar inscrição"));
+        assert!(layout.language_labels("tlh").is_none());
+        assert!(layout.language_labels("pt-br").is_some());
     }
 
     #[test]

@@ -3,6 +3,16 @@
 //! theme and the labels. Every piece of text passes through the merge-field table here, so
 //! merge fields reach the templates as inert markers.
 //!
+//! Direction: `issue.dir` (`ltr`/`rtl`, from the language), `issue.start` and `issue.end`
+//! (`left`/`right`, swapped in a right-to-left issue) so that templates write
+//! `align="{{issue.start}}"` and `border-{{issue.start}}` rather than left and right; the
+//! theme's Markdown styles are mirrored for right-to-left issues. Short values set inside a
+//! line (names, places, tags, agenda titles) whose direction is not the issue's are wrapped in
+//! Unicode isolates (U+2068 … U+2069, what `<bdi>` does, but in the text itself, so that the
+//! plain-text part and clients that drop unknown tags or attributes keep it): a Latin venue
+//! next to an Arabic comma stays in its place. Places are joined with the language's
+//! `list_separator` (the Arabic comma «،» in Arabic).
+//!
 //! Relative image paths are resolved here ([`Images`]), the issue's and the layout's by the
 //! same rule, for the place the email will be read: an inbox (`images_url`) or a local file or
 //! page ([`AssetBase::Local`]). Reads no file; knows nothing of sending.
@@ -10,9 +20,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::RenderError;
-use super::dates::{Dates, When};
+use super::dates::{DateOptions, Dates, When};
 use super::markdown::{self, Styles};
+use super::{RenderError, RenderWarning};
 use crate::issue::{self, Action, Image, Item, LoadedIssue, Section};
 use crate::layout::Layout;
 use crate::merge::FieldTable;
@@ -84,6 +94,9 @@ pub struct Context {
     logo: Option<ImageView>,
     sections: Vec<SectionView>,
     unsubscribe_url: String,
+    /// What the render had to guess (not template data).
+    #[serde(skip)]
+    pub warnings: Vec<RenderWarning>,
 }
 
 #[derive(Serialize)]
@@ -95,6 +108,12 @@ struct IssueView {
     date_iso: String,
     lang: String,
     dir: &'static str,
+    /// True for a right-to-left language.
+    rtl: bool,
+    /// Where lines start: "left", or "right" in a right-to-left issue.
+    start: &'static str,
+    /// Where lines end: "right", or "left" in a right-to-left issue.
+    end: &'static str,
     web_url: Option<String>,
     slug: String,
 }
@@ -151,7 +170,7 @@ struct ItemView {
     online: bool,
     venue: Option<String>,
     city: Option<String>,
-    /// "Online", or venue and city joined.
+    /// "Online", or venue and city joined by the language's list separator.
     location: Option<String>,
     registration: Option<String>,
     note: Option<String>,
@@ -171,6 +190,8 @@ struct Builder<'a> {
     dates: Dates,
     labels: toml::Table,
     images: Images<'a>,
+    /// The issue is right to left.
+    rtl: bool,
 }
 
 /// Builds the template data for `loaded`, marking merge fields in `fields`.
@@ -181,16 +202,45 @@ pub fn build(
     fields: &mut FieldTable,
 ) -> Result<Context, RenderError> {
     let issue = &loaded.issue;
+    let tag = issue.language.as_str();
     let primary = issue.language.primary();
-    let region = issue.language.region();
-    let labels = layout.labels(&primary, issue.language.as_str());
-    let dates = Dates::new(&labels, &primary, region.as_deref())?;
+    let labels = layout.labels(&primary, tag);
+    let primary_labels = layout.language_labels(&primary);
+    let full_labels = if tag.eq_ignore_ascii_case(&primary) {
+        None
+    } else {
+        layout.language_labels(tag)
+    };
+    let base_labels = layout.language_labels("en");
+    let dates = Dates::new(DateOptions {
+        language: tag,
+        labels: &labels,
+        primary: primary_labels.as_ref(),
+        full: full_labels.as_ref(),
+        base: base_labels.as_ref(),
+    })?;
+    let mut warnings = Vec::new();
+    if let Some(f) = dates.fallback() {
+        warnings.push(RenderWarning::NoLocaleData {
+            language: f.language.clone(),
+            locale: f.locale.clone(),
+        });
+    }
+    if primary != "en" && primary_labels.is_none() && full_labels.is_none() {
+        warnings.push(RenderWarning::NoLabels {
+            language: tag.to_string(),
+        });
+    }
+    let dir = issue.language.direction();
+    let rtl = dir == "rtl";
+    let styles = Styles::from_theme(layout.theme());
     let mut b = Builder {
         fields,
-        styles: Styles::from_theme(layout.theme()),
+        styles: if rtl { styles.mirrored() } else { styles },
         dates,
         labels,
         images,
+        rtl,
     };
     let sections = issue
         .sections
@@ -198,7 +248,11 @@ pub fn build(
         .enumerate()
         .map(|(i, s)| b.section(s, i == 0))
         .collect();
-    let theme = b.marked_json(layout.theme());
+    let mut theme = b.marked_json(layout.theme());
+    // The organisation's name starts the text part's first line, next to the language's words.
+    if let Some(Value::String(name)) = theme.get_mut("name") {
+        *name = b.isolated(name.clone(), name);
+    }
     let labels = b.marked_json(&b.labels.clone());
     let logo = layout_logo(layout, images);
     Ok(Context {
@@ -209,7 +263,10 @@ pub fn build(
             date_long: b.dates.long(issue.date),
             date_iso: issue.date.to_string(),
             lang: issue.language.as_str().to_string(),
-            dir: issue.language.direction(),
+            dir,
+            rtl,
+            start: if rtl { "right" } else { "left" },
+            end: if rtl { "left" } else { "right" },
             web_url: issue.web_url.as_ref().map(|u| b.fields.mark(u.as_str())),
             slug: loaded.slug.clone(),
         },
@@ -218,6 +275,7 @@ pub fn build(
         logo,
         sections,
         unsubscribe_url: b.fields.mark("{{unsubscribe_url}}"),
+        warnings,
     })
 }
 
@@ -228,6 +286,34 @@ impl Builder<'_> {
 
     fn mark_opt(&mut self, s: Option<&str>) -> Option<String> {
         s.map(|s| self.fields.mark(s))
+    }
+
+    /// A short value set inside a line, marked, and isolated when its direction is not the
+    /// issue's (see the module documentation).
+    fn inline(&mut self, s: &str) -> String {
+        let marked = self.mark(s);
+        self.isolated(marked, s)
+    }
+
+    fn inline_opt(&mut self, s: Option<&str>) -> Option<String> {
+        s.map(|s| self.inline(s))
+    }
+
+    /// `marked` wrapped in a first-strong isolate when `written` (the same text as the writer
+    /// wrote it) runs the other way than the issue, or, in a right-to-left issue, holds merge
+    /// fields and nothing that says which way it runs.
+    fn isolated(&self, marked: String, written: &str) -> String {
+        let wrap = match first_strong(written) {
+            Strong::Ltr => self.rtl,
+            Strong::Rtl => !self.rtl,
+            Strong::Unknown => self.rtl,
+            Strong::None => false,
+        };
+        if wrap {
+            format!("\u{2068}{marked}\u{2069}")
+        } else {
+            marked
+        }
     }
 
     /// Markdown to both forms; `text` (the writer's own text wording) wins for the text part.
@@ -253,8 +339,14 @@ impl Builder<'_> {
     }
 
     fn action(&mut self, a: &Action) -> ActionView {
+        // A link written without words reads "Read more" in the issue's language.
+        let label = if a.label.as_str().trim().is_empty() {
+            self.label("read_more", "Read more")
+        } else {
+            self.mark(a.label.as_str())
+        };
         ActionView {
-            label: self.mark(a.label.as_str()),
+            label,
             url: self.mark(a.url.as_str()),
         }
     }
@@ -297,28 +389,29 @@ impl Builder<'_> {
             let parts: Vec<String> = [&i.venue, &i.city]
                 .into_iter()
                 .flatten()
-                .map(|p| self.mark(p.as_str()))
+                .map(|p| self.inline(p.as_str()))
                 .collect();
-            (!parts.is_empty()).then(|| parts.join(", "))
+            let separator = self.label("list_separator", ", ");
+            (!parts.is_empty()).then(|| parts.join(&separator))
         };
         ItemView {
-            title: self.mark_opt(i.title.as_ref().map(|t| t.as_str())),
-            tag: self.mark_opt(i.tag.as_ref().map(|t| t.as_str())),
+            title: self.inline_opt(i.title.as_ref().map(|t| t.as_str())),
+            tag: self.inline_opt(i.tag.as_ref().map(|t| t.as_str())),
             image: i.image.as_ref().map(|img| self.image(img)),
             body_html: body.as_ref().map(|b| b.html.clone()),
             body_text: body.map(|b| b.text),
             link: i.link.as_ref().map(|a| self.action(a)),
             when,
             online: i.online,
-            venue: self.mark_opt(i.venue.as_ref().map(|t| t.as_str())),
-            city: self.mark_opt(i.city.as_ref().map(|t| t.as_str())),
+            venue: self.inline_opt(i.venue.as_ref().map(|t| t.as_str())),
+            city: self.inline_opt(i.city.as_ref().map(|t| t.as_str())),
             location,
             registration: i.registration.as_ref().map(|u| self.mark(u.as_str())),
             note: self.mark_opt(i.note.as_ref().map(|n| n.as_str())),
             date: i.date.map(|d| self.dates.range(d, i.until)),
             date_iso: i.date.map(|d| d.to_string()),
-            kind: self.mark_opt(i.kind.as_ref().map(|t| t.as_str())),
-            place: self.mark_opt(i.place.as_ref().map(|t| t.as_str())),
+            kind: self.inline_opt(i.kind.as_ref().map(|t| t.as_str())),
+            place: self.inline_opt(i.place.as_ref().map(|t| t.as_str())),
             info: i.info.as_ref().map(|u| self.mark(u.as_str())),
         }
     }
@@ -355,6 +448,45 @@ impl Builder<'_> {
             Value::Object(o) => o.values_mut().for_each(|v| self.mark_strings(v)),
             _ => {}
         }
+    }
+}
+
+/// Which way a text runs, by its first strong character (Unicode's bidi classes), merge
+/// fields skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strong {
+    Ltr,
+    Rtl,
+    /// Only merge fields say: the reader's value decides.
+    Unknown,
+    /// Nothing does: digits, punctuation.
+    None,
+}
+
+fn first_strong(written: &str) -> Strong {
+    use icu_properties::{CodePointMapData, props::BidiClass};
+    let bidi = CodePointMapData::<BidiClass>::new();
+    let pieces =
+        crate::merge::scan(written).unwrap_or_else(|_| vec![crate::merge::Piece::Text(written)]);
+    let mut fields = false;
+    for piece in pieces {
+        match piece {
+            crate::merge::Piece::Field(_) => fields = true,
+            crate::merge::Piece::Text(t) => {
+                for c in t.chars() {
+                    match bidi.get(c) {
+                        BidiClass::LeftToRight => return Strong::Ltr,
+                        BidiClass::RightToLeft | BidiClass::ArabicLetter => return Strong::Rtl,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    if fields {
+        Strong::Unknown
+    } else {
+        Strong::None
     }
 }
 
@@ -448,6 +580,33 @@ mod tests {
             images_url: None,
         };
         assert_eq!(images.issue("images/a.png"), "../issues/images/a.png");
+    }
+
+    #[test]
+    fn languages_cldr_writes_right_to_left_are_rtl() {
+        let dir = |tag: &str| {
+            issue::Language::try_from(tag.to_string())
+                .unwrap()
+                .direction()
+        };
+        for rtl in [
+            "ar", "ar-EG", "he", "fa", "ur", "yi", "ps", "ckb", "az-Arab", "pa-Arab", "dv",
+        ] {
+            assert_eq!(dir(rtl), "rtl", "{rtl}");
+        }
+        for ltr in ["en", "fr", "az", "pa", "sr-Latn", "ja", "zh-Hant", "tlh"] {
+            assert_eq!(dir(ltr), "ltr", "{ltr}");
+        }
+    }
+
+    #[test]
+    fn first_strong_skips_merge_fields() {
+        assert_eq!(first_strong("Palais des Congrès"), Strong::Ltr);
+        assert_eq!(first_strong("2020 — نيس"), Strong::Rtl);
+        assert_eq!(first_strong("«שלום»"), Strong::Rtl);
+        assert_eq!(first_strong("{{subscriber.city}} 2020"), Strong::Unknown);
+        assert_eq!(first_strong("{{subscriber.city}}، مدينة"), Strong::Rtl);
+        assert_eq!(first_strong("2020 – 12"), Strong::None);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! part (email clients drop most stylesheets, so the layout's `[markdown]` styles are written
 //! on each element) and readable plain text for the text part (links written out in full).
 //! Image paths are resolved by the caller's function (`context` knows where images are).
+//! The styles are written for left-to-right text; [`Styles::mirrored`] swaps left and right
+//! for a right-to-left issue (list indents, a quote's rule).
 
 use std::collections::BTreeMap;
 
@@ -27,12 +29,87 @@ impl Styles {
         Styles(map)
     }
 
+    /// The same styles for right-to-left text: every left becomes right and the other way
+    /// round (`padding: 0 0 0 22px` → `0 22px 0 0`, `border-left` → `border-right`,
+    /// `text-align: left` → `right`).
+    pub fn mirrored(&self) -> Self {
+        Styles(
+            self.0
+                .iter()
+                .map(|(tag, style)| (tag.clone(), mirror_css(style)))
+                .collect(),
+        )
+    }
+
     fn open(&self, tag: &str, attrs: &str) -> String {
         match self.0.get(tag) {
             Some(style) => format!("<{tag}{attrs} style=\"{}\">", escape_html(style)),
             None => format!("<{tag}{attrs}>"),
         }
     }
+}
+
+/// An inline style with left and right swapped: property names (`padding-left`,
+/// `border-left`), the four sides of `margin`, `padding` and `border-*` shorthands, the
+/// corners of `border-radius`, and the values of `text-align`, `float` and `clear`. Anything
+/// else is kept as written.
+pub fn mirror_css(style: &str) -> String {
+    let mut out = Vec::new();
+    for declaration in style.split(';') {
+        let Some((property, value)) = declaration.split_once(':') else {
+            if !declaration.trim().is_empty() {
+                out.push(declaration.trim().to_string());
+            }
+            continue;
+        };
+        let property = property.trim();
+        let name = property.to_ascii_lowercase();
+        let value = value.trim();
+        let (value, important) = match value.strip_suffix("!important") {
+            Some(v) => (v.trim_end(), " !important"),
+            None => (value, ""),
+        };
+        let mirrored_name = swap_sides(&name);
+        let words: Vec<&str> = value.split_whitespace().collect();
+        let mirrored_value = match name.as_str() {
+            "margin" | "padding" | "border-width" | "border-style" | "border-color" | "inset"
+                if words.len() == 4 =>
+            {
+                [words[0], words[3], words[2], words[1]].join(" ")
+            }
+            "border-radius" if !value.contains('/') => match words.as_slice() {
+                [a, b] => format!("{b} {a}"),
+                [a, b, c] => format!("{b} {a} {b} {c}"),
+                [a, b, c, d] => format!("{b} {a} {d} {c}"),
+                _ => value.to_string(),
+            },
+            "text-align" | "float" | "clear" => swap_sides(value),
+            _ => value.to_string(),
+        };
+        let property = if mirrored_name == name {
+            property.to_string()
+        } else {
+            mirrored_name
+        };
+        out.push(format!("{property}: {mirrored_value}{important}"));
+    }
+    let mut css = out.join("; ");
+    if style.trim_end().ends_with(';') {
+        css.push(';');
+    }
+    css
+}
+
+/// "left" and "right" swapped in a word or name (`border-left` → `border-right`).
+fn swap_sides(s: &str) -> String {
+    s.split('-')
+        .map(|part| match part {
+            "left" => "right",
+            "right" => "left",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 fn options() -> Options {
@@ -216,6 +293,35 @@ mod tests {
         assert_eq!(
             html,
             "<img src=\"https://cdn.example.org/images/chart.png\" alt=\"A chart\" />"
+        );
+    }
+
+    #[test]
+    fn styles_mirror_for_right_to_left_text() {
+        assert_eq!(
+            mirror_css("margin: 0 0 12px 0; padding: 0 0 0 22px;"),
+            "margin: 0 0 12px 0; padding: 0 22px 0 0;"
+        );
+        assert_eq!(
+            mirror_css(
+                "margin: 0 0 12px 0; padding: 0 0 0 12px; border-left: 3px solid #d9e2ec; color: #4a5563;"
+            ),
+            "margin: 0 0 12px 0; padding: 0 12px 0 0; border-right: 3px solid #d9e2ec; color: #4a5563;"
+        );
+        assert_eq!(
+            mirror_css("text-align: left; margin-left: 4px !important; border-radius: 4px 0 0 4px"),
+            "text-align: right; margin-right: 4px !important; border-radius: 0 4px 4px 0"
+        );
+        assert_eq!(mirror_css("color: #123"), "color: #123");
+        let styles = Styles(
+            [("ul".to_string(), "padding: 0 0 0 22px;".to_string())]
+                .into_iter()
+                .collect(),
+        )
+        .mirrored();
+        assert_eq!(
+            to_html("- a", &styles, &str::to_string),
+            "<ul style=\"padding: 0 22px 0 0;\"><li>a</li>\n</ul>"
         );
     }
 

@@ -6,7 +6,11 @@
 //! fields. Pure: reads nothing from disk and touches no network; the issue and the layout
 //! arrive loaded (loading them and choosing the layout is [`crate::edition`]'s). Relative
 //! image paths, the issue's and the layout's, are resolved for where the email is read
-//! ([`AssetBase`]). Decides nothing about sending: `check` says what may go out.
+//! ([`AssetBase`]). Dates are written from CLDR in the issue's language (`dates`), and a
+//! right-to-left language is laid out from the right (`context`). What a render had to guess
+//! (a language without CLDR data or without the layout's words) comes back as
+//! [`RenderWarning`]s for the command line to print and `check` to report. Decides nothing
+//! about sending: `check` says what may go out.
 
 mod context;
 mod dates;
@@ -20,7 +24,7 @@ use serde_json::Value;
 
 pub use context::AssetBase;
 use context::Images;
-pub use dates::{Dates, When};
+pub use dates::{DateOptions, Dates, Fallback, When};
 
 use crate::diag::line_col;
 use crate::issue::{LoadedIssue, Problem};
@@ -46,6 +50,26 @@ pub struct Rendered {
     /// The MJML that Handlebars produced, before compilation: for debugging a layout and for
     /// comparing compilers.
     pub mjml: String,
+    /// What the render had to guess: the command line prints them, `check` reports them.
+    pub warnings: Vec<RenderWarning>,
+}
+
+/// Something a render did not stop for but the writer should know: the email went out in
+/// another language than the issue's, in part.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderWarning {
+    /// CLDR has no locale data for the issue's language: dates are written in `locale`.
+    #[error(
+        "no locale data for \"{language}\" in CLDR: dates and times are written as for \"{locale}\" instead"
+    )]
+    NoLocaleData { language: String, locale: String },
+    /// The layout has no words for the issue's language: its own words stay in English.
+    #[error(
+        "the layout has no words for \"{language}\": \"View in browser\", \"Unsubscribe\" and the \
+         other words the layout writes itself stay in English; add [labels.{language}] to the \
+         layout's theme.toml (see labels.toml in the default layout for the keys)"
+    )]
+    NoLabels { language: String },
 }
 
 /// One recipient's copy of an issue.
@@ -109,6 +133,10 @@ pub enum RenderError {
         key: String,
         pattern: String,
     },
+    /// CLDR's date data could not be loaded for the issue's language (it is compiled in, so
+    /// this is a bug rather than bad input; the message says which piece).
+    #[error("cannot write dates in \"{language}\": {message}")]
+    Locale { language: String, message: String },
     #[error(
         "the layout produced invalid MJML at line {line}:{column} of the generated document: {message}{}{}",
         if excerpt.is_empty() { String::new() } else { format!("\n  | {excerpt}") },
@@ -148,10 +176,11 @@ pub fn render(
     };
     let context = context::build(loaded, layout, images, &mut fields)?;
     let data = serde_json::to_value(&context).unwrap_or(Value::Null);
+    let language = loaded.issue.language.as_str();
 
-    let mjml = Templates::new(layout, Part::Mjml, images, &mut fields)?.render(&data)?;
+    let mjml = Templates::new(layout, Part::Mjml, images, language, &mut fields)?.render(&data)?;
     let html = compile_mjml(&mjml)?;
-    let text = Templates::new(layout, Part::Text, images, &mut fields)?.render(&data)?;
+    let text = Templates::new(layout, Part::Text, images, language, &mut fields)?.render(&data)?;
     let text = text::tidy(&text);
     let subject = fields.mark(loaded.issue.title.as_str());
     let preheader = loaded
@@ -166,6 +195,7 @@ pub fn render(
         html: Prepared::html(&html, &fields),
         text: Prepared::text(&text, &fields),
         mjml,
+        warnings: context.warnings,
     })
 }
 
@@ -207,6 +237,7 @@ impl<'a> Templates<'a> {
         layout: &Layout,
         part: Part,
         images: Images<'_>,
+        language: &str,
         fields: &mut FieldTable,
     ) -> Result<Self, RenderError> {
         let mut registry = Handlebars::new();
@@ -214,7 +245,7 @@ impl<'a> Templates<'a> {
         if part == Part::Text {
             registry.register_escape_fn(no_escape);
         }
-        text::register_helpers(&mut registry);
+        text::register_helpers(&mut registry, language);
         let mut origins = BTreeMap::new();
         let mut add = |name: &str, t: &Template, registry: &mut Handlebars<'a>| {
             origins.insert(name.to_string(), t.origin.describe(&t.name));

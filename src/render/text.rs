@@ -1,19 +1,46 @@
 //! The plain-text part after Handlebars: blank lines tidied, long lines wrapped at 72
-//! characters (never inside a URL), list items indented under their marker. Also the small
-//! helpers text templates use.
+//! columns (never inside a URL), list items indented under their marker. Also the small
+//! helpers templates use: `upper`, in the language's own rules (Turkish dotted İ,
+//! Greek capitals without accents, from CLDR through ICU4X), and `underline`, as wide as
+//! the text is on screen (a Japanese character takes two columns, a bidi isolate none).
 
-use handlebars::{Handlebars, handlebars_helper};
+use handlebars::{
+    Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, ScopedJson,
+    handlebars_helper,
+};
+use icu_locale::LanguageIdentifier;
 
 /// Where text lines are wrapped.
 pub const WIDTH: usize = 72;
 
-// Both take any value (a missing one is empty), so that a layout need not guard each call.
-// Merge-field markers keep their case: they are filled later.
-handlebars_helper!(upper: |s: Json| crate::merge::map_outside_fields(&as_text(s), str::to_uppercase));
+// It takes any value (a missing one is empty), so that a layout need not guard each call.
 // An underline never runs past the wrap width, even under a title that wraps.
 handlebars_helper!(underline: |s: Json, c: Json| {
-    as_text(c).repeat(as_text(s).chars().count().min(WIDTH))
+    as_text(c).repeat(textwrap::core::display_width(&as_text(s)).min(WIDTH))
 });
+
+/// `{{upper heading}}`: capitals as the language writes them. Merge-field markers
+/// keep their case: they are filled later. Any value is taken; a missing one is empty.
+struct Upper {
+    language: LanguageIdentifier,
+}
+
+impl HelperDef for Upper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let text = h.param(0).map(|p| as_text(p.value())).unwrap_or_default();
+        let mapper = icu_casemap::CaseMapper::new();
+        let upper = crate::merge::map_outside_fields(&text, |t| {
+            mapper.uppercase_to_string(t, &self.language).into_owned()
+        });
+        Ok(ScopedJson::Derived(serde_json::Value::String(upper)))
+    }
+}
 
 fn as_text(v: &serde_json::Value) -> String {
     match v {
@@ -23,9 +50,13 @@ fn as_text(v: &serde_json::Value) -> String {
     }
 }
 
-/// Helpers for both registries: `upper` and `underline` (a line of `c` as wide as `s`).
-pub fn register_helpers(registry: &mut Handlebars<'_>) {
-    registry.register_helper("upper", Box::new(upper));
+/// Helpers for both registries: `upper` (in the rules of `language`, a BCP 47 tag) and
+/// `underline` (a line of `c` as wide as `s`).
+pub fn register_helpers(registry: &mut Handlebars<'_>, language: &str) {
+    let language = icu_locale::Locale::try_from_str(language)
+        .map(|l| l.id)
+        .unwrap_or(icu_locale::langid!("und"));
+    registry.register_helper("upper", Box::new(Upper { language }));
     registry.register_helper("underline", Box::new(underline));
 }
 
@@ -106,6 +137,38 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("- word"));
         assert!(lines[1].starts_with("  word"));
+    }
+
+    fn upper(language: &str, text: &str) -> String {
+        let mut registry = Handlebars::new();
+        registry.register_escape_fn(handlebars::no_escape);
+        register_helpers(&mut registry, language);
+        registry
+            .render_template("{{upper t}}", &serde_json::json!({ "t": text }))
+            .unwrap()
+    }
+
+    #[test]
+    fn capitals_follow_the_language() {
+        assert_eq!(upper("en", "Events in Izmir"), "EVENTS IN IZMIR");
+        assert_eq!(upper("tr", "Etkinlikler İzmir'de"), "ETKİNLİKLER İZMİR'DE");
+        assert_eq!(upper("el", "Πληροφορίες"), "ΠΛΗΡΟΦΟΡΙΕΣ");
+        assert_eq!(upper("de", "Straße"), "STRASSE");
+        assert_eq!(upper("ar", "الأحداث"), "الأحداث");
+    }
+
+    #[test]
+    fn underlines_are_as_wide_as_the_text_on_screen() {
+        let mut registry = Handlebars::new();
+        registry.register_escape_fn(handlebars::no_escape);
+        register_helpers(&mut registry, "ja");
+        let line = |t: &str| {
+            registry
+                .render_template("{{underline t \"=\"}}", &serde_json::json!({ "t": t }))
+                .unwrap()
+        };
+        assert_eq!(line("イベント"), "========");
+        assert_eq!(line("\u{2068}Nice\u{2069}"), "====");
     }
 
     #[test]

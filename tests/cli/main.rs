@@ -2,13 +2,16 @@
 //! One test binary (modules below) keeps link time down.
 #![allow(dead_code)]
 
+mod browser;
 mod check;
 mod common;
 mod errors;
 mod init;
+mod languages;
 mod new;
 mod preview;
 mod providers;
 mod render;
+mod rtl;
 mod schema;
 mod send;

@@ -7,9 +7,10 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use serde_json::json;
 
+use crate::browser::{ChromeDriver, eval, free_port, wait_until};
 use crate::common::Workspace;
 
 /// A running `bulletin preview`, stopped (by PID) when dropped.
@@ -74,15 +75,6 @@ impl Drop for Preview {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A raw HTTP/1.1 GET, exactly as written (browsers and HTTP clients would remove `..`).
@@ -249,87 +241,6 @@ fn without_an_issue_the_index_lists_issues_newest_first() {
     let (status, body) = raw_get(preview.port(), "/issue/2020-07/state.json");
     assert_eq!(status, 200);
     assert!(body.contains("\"subject\":\"July issue\""), "{body}");
-}
-
-/// A chromedriver on a free port, stopped (by PID) when dropped.
-struct ChromeDriver {
-    child: Child,
-    url: String,
-    profile: tempfile::TempDir,
-}
-
-impl ChromeDriver {
-    fn start() -> ChromeDriver {
-        let port = free_port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver not found: run `bash tests/setup.sh` (Debian packages chromium, chromium-driver)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        ChromeDriver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            profile: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    async fn connect(&self) -> Client {
-        let args = [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-dev-shm-usage",
-            "--window-size=1400,1000",
-            &format!("--user-data-dir={}", self.profile.path().display()),
-        ];
-        let caps = json!({ "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args } });
-        let serde_json::Value::Object(caps) = caps else {
-            unreachable!()
-        };
-        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&self.url)
-            .await
-            .expect("connect to chromedriver")
-    }
-}
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Evaluates `js` (a function body that returns a value) in the page.
-async fn eval(c: &Client, js: &str) -> serde_json::Value {
-    c.execute(js, vec![]).await.expect("script runs")
-}
-
-/// Waits (up to 15 s) until `js` returns `want`; returns how long that took.
-async fn wait_until(c: &Client, js: &str, want: serde_json::Value) -> Duration {
-    let start = Instant::now();
-    loop {
-        let got = eval(c, js).await;
-        if got == want {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "waited for {js} to be {want}, it is {got}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// Replaces a file the way vim and many IDEs save: write a new file, rename it over the old.

@@ -114,6 +114,9 @@ pub fn run(args: Args) -> Result<(), Error> {
         ));
     }
     say(&report);
+    for w in &rendered.warnings {
+        warn(&w.to_string());
+    }
     if email.html.len() > crate::check::CLIP_BYTES {
         warn(&format!(
             "the HTML is {}, over Gmail's 102 KB limit: Gmail will clip it",
