@@ -188,8 +188,9 @@ pub fn misaligned(config: &Config, profile: &str) -> Option<Misaligned> {
 /// Whether the signature of `dkim` counts for mail from `from` under DMARC's relaxed
 /// alignment, taken simply: the DKIM domain is From's domain or a parent of it (with a dot in
 /// it: never a bare top-level domain). DMARC compares organisational domains, which needs the
-/// public suffix list; this simpler rule never calls aligned what is not, and warns (where
-/// DMARC would not) only when d= is a subdomain of From's domain or a sibling of it.
+/// public suffix list. This simpler rule warns where DMARC would not when d= is a subdomain of
+/// From's domain or a sibling of it, and takes a public suffix such as `co.uk` for a parent
+/// (no one can sign for one anyway).
 pub fn alignment(profile: &str, dkim: &Dkim, from: &Address) -> Result<(), Misaligned> {
     let ascii = |domain: &str| {
         idna::domain_to_ascii(domain.trim_end_matches('.'))
