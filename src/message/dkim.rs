@@ -66,7 +66,7 @@ pub enum KeyError {
     Invalid { kind: &'static str, reason: String },
 }
 
-/// The signing set-up of a profile's `dkim` table: its key (PEM, see [`FORMATS`]) read from
+/// The signing set-up of a profile's `dkim` table: its key (PEM, see [`signing_key`]) read from
 /// `private_key_file`, relative to `base` (the workspace).
 pub fn load(dkim: &Dkim, base: &Path) -> Result<DkimConfig, DkimError> {
     let path = base.join(&dkim.private_key_file);
@@ -78,7 +78,10 @@ pub fn load(dkim: &Dkim, base: &Path) -> Result<DkimConfig, DkimError> {
     Ok(dkim_config(&dkim.selector, &dkim.domain, key))
 }
 
-/// The key in a PEM file, in the form lettre signs with.
+/// The key in a PEM file, in the form lettre signs with: RSA in PKCS#8 (`BEGIN PRIVATE KEY`,
+/// what `openssl genrsa` writes on OpenSSL 3) or PKCS#1 (`BEGIN RSA PRIVATE KEY`), Ed25519 in
+/// PKCS#8 (`openssl genpkey -algorithm ed25519`), or lettre's own Ed25519 form (its 32 bytes
+/// in base64).
 pub fn signing_key(text: &str) -> Result<DkimSigningKey, KeyError> {
     let text = text.trim_start_matches('\u{feff}').trim();
     let Some((label, block)) = pem_block(text) else {
