@@ -35,6 +35,16 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
 }
 
+impl Config {
+    /// The Feedback-ID the profile `name`'s messages carry: its own (SMTP), or `[sender]`'s.
+    pub fn feedback_id(&self, name: &str) -> Option<&FeedbackId> {
+        match self.profiles.get(name) {
+            Some(profile) => profile.feedback_id(&self.sender),
+            None => self.sender.feedback_id.as_ref(),
+        }
+    }
+}
+
 /// Who the newsletter comes from.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,17 +56,64 @@ pub struct Sender {
     pub reply_to: Option<Mailbox>,
     /// The List-Id header: "Efus newsletter <newsletter.efus.eu>".
     pub list_id: String,
+    /// Gmail's feedback loop: `Feedback-ID: <issue slug>:<this>` (see [`FeedbackId`]).
+    pub feedback_id: Option<FeedbackId>,
+}
+
+/// The sender's part of a Feedback-ID header, for Gmail's feedback loop (Postmaster Tools):
+/// one to three fields separated by colons, the last the sender's identifier, e.g.
+/// `"newsletter:efus"`. The issue's slug goes in front as the campaign field, so the header
+/// reads `Feedback-ID: 2020-06:newsletter:efus` (Gmail's `CampaignID:CustomerID:MailTypeID:
+/// SenderId`, at most four fields). Fields are letters, digits, `.`, `_` and `-`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct FeedbackId(String);
+
+/// Text that cannot be the sender's part of a Feedback-ID.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "feedback_id = \"{0}\" is not a Feedback-ID; write one to three fields of letters, digits, '.', '_' or '-' separated by colons, the last naming the sender, e.g. \"newsletter:efus\" (the issue's slug is put in front)"
+)]
+pub struct FeedbackIdError(pub String);
+
+impl TryFrom<String> for FeedbackId {
+    type Error = FeedbackIdError;
+    fn try_from(s: String) -> Result<Self, FeedbackIdError> {
+        let field = |f: &str| {
+            !f.is_empty()
+                && f.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        };
+        let fields = s.split(':').count();
+        if (1..=3).contains(&fields) && s.split(':').all(field) {
+            Ok(FeedbackId(s))
+        } else {
+            Err(FeedbackIdError(s))
+        }
+    }
+}
+
+impl FeedbackId {
+    /// The header's value for the issue `slug`: `2020-06:newsletter:efus`.
+    pub fn for_issue(&self, slug: &str) -> String {
+        format!("{slug}:{}", self.0)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// How each reader unsubscribes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Unsubscribe {
-    /// An https URL with `{token}` (and optionally `{email}`) in it.
+    /// An https URL with `{token}` in it: the reader's address, sealed
+    /// ([`crate::message::unsubscribe`]). Never `{email}`: the address stays out of the link.
     pub url: String,
     /// An address for List-Unsubscribe's mailto.
     pub mailto: lettre::Address,
-    /// The environment variable holding the secret that signs each reader's token.
+    /// The environment variable holding the secret that seals each reader's token.
     pub secret_env: String,
 }
 
@@ -96,6 +153,15 @@ impl Profile {
             Profile::Ses(_) => ses::TRANSPORT,
             Profile::Resend(_) => resend::TRANSPORT,
         }
+    }
+
+    /// The Feedback-ID the profile's messages carry: its own (SMTP), or the sender's.
+    pub fn feedback_id<'a>(&'a self, sender: &'a Sender) -> Option<&'a FeedbackId> {
+        match self {
+            Profile::Smtp(smtp) => smtp.feedback_id.as_ref(),
+            _ => None,
+        }
+        .or(sender.feedback_id.as_ref())
     }
 
     /// DKIM signing by bulletin, where the profile has it.
@@ -160,6 +226,8 @@ pub struct Smtp {
     #[serde(default = "default_per_connection")]
     pub messages_per_connection: u32,
     pub dkim: Option<Dkim>,
+    /// Feedback-ID for this relay's messages, in place of `[sender]`'s.
+    pub feedback_id: Option<FeedbackId>,
 }
 
 fn default_pool() -> u32 {
@@ -292,6 +360,16 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             "unsubscribe.url must be an https URL with {token} in it, so that each reader's link is their own".into(),
         ));
     }
+    // An error, not a warning: the reader's address in clear is readable by every server and
+    // log the link passes through, and spam filters score it (issue 14). {token} now carries
+    // the address, so the page has all it needs without it.
+    if config.unsubscribe.url.contains("{email}") {
+        return Err(rule(format!(
+            "unsubscribe.url has {{email}} in it; the reader's address must not be in their link (anyone the link passes can read it, and spam filters score it). \
+             {{token}} carries the address, sealed, and the unsubscribe page opens it with the same secret: write e.g. url = \"{}\"",
+            suggested_url(&config.unsubscribe.url)
+        )));
+    }
     for (name, profile) in &config.profiles {
         profile.validate().map_err(|source| ConfigError::Profile {
             path: path.to_path_buf(),
@@ -317,6 +395,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         }
     }
     Ok(config)
+}
+
+/// The URL without `{email}`: the same site and path, the token alone.
+fn suggested_url(url: &str) -> String {
+    let base = url.split(['?', '#']).next().unwrap_or(url);
+    let base = base.replace("{token}", "").replace("{email}", "");
+    format!("{}/{{token}}", base.trim_end_matches('/'))
 }
 
 /// True for `localhost`, 127.0.0.0/8 and ::1.
@@ -350,6 +435,11 @@ impl Secret {
                 name: name.to_string(),
             }),
         }
+    }
+
+    /// A secret given as a value (one read elsewhere, or a test's).
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
     }
 
     /// Stands in for a secret that a dry run does not need.
@@ -386,7 +476,7 @@ reply_to = "contact@example.org"
 list_id = "Efus newsletter <newsletter.example.org>"
 
 [unsubscribe]
-url = "https://example.org/unsubscribe?email={email}&token={token}"
+url = "https://example.org/unsubscribe/{token}"
 mailto = "unsubscribe@example.org"
 secret_env = "BULLETIN_UNSUBSCRIBE_SECRET"
 
@@ -558,6 +648,47 @@ rate = "10/s"
         assert_eq!(ses.configuration_set.as_deref(), Some("news"));
         assert_eq!(ses.common.rate.map(|r| r.messages), Some(14));
         assert!(ses.common.unused.is_empty());
+    }
+
+    #[test]
+    fn the_readers_address_stays_out_of_the_unsubscribe_link() {
+        let old = GOOD.replace(
+            "https://example.org/unsubscribe/{token}",
+            "https://example.org/unsubscribe?email={email}&token={token}",
+        );
+        let err = load_text(&old).unwrap_err().to_string();
+        assert!(
+            err.contains("bulletin.toml: unsubscribe.url has {email} in it")
+                && err.contains("{token} carries the address, sealed")
+                && err.ends_with("url = \"https://example.org/unsubscribe/{token}\""),
+            "{err}"
+        );
+        let no_token = GOOD.replace("/{token}", "/");
+        let err = load_text(&no_token).unwrap_err().to_string();
+        assert!(err.contains("with {token} in it"), "{err}");
+    }
+
+    #[test]
+    fn feedback_id_from_the_sender_or_the_profile() {
+        let c =
+            load_text(&GOOD.replace("list_id =", "feedback_id = \"newsletter:efus\"\nlist_id ="))
+                .unwrap();
+        let id = c.feedback_id("default").unwrap();
+        assert_eq!(id.for_issue("2020-06"), "2020-06:newsletter:efus");
+        // A dry run without the profile still has the sender's.
+        assert_eq!(c.feedback_id("none"), Some(id));
+        // A relay's own wins.
+        let c = load_text(&format!("{GOOD}feedback_id = \"relay.efus\"\n")).unwrap();
+        assert_eq!(c.feedback_id("default").unwrap().as_str(), "relay.efus");
+        assert_eq!(load_text(GOOD).unwrap().feedback_id("default"), None);
+        for bad in ["", "a:b:c:d", "news letter", "a::b", "ü", "a:"] {
+            let err = load_text(
+                &GOOD.replace("list_id =", &format!("feedback_id = \"{bad}\"\nlist_id =")),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("is not a Feedback-ID"), "{bad}: {err}");
+        }
     }
 
     #[test]

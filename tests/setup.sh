@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs what the tests need besides cargo: Debian's chromium and chromium-driver, which
-# the preview test drives headless, Python's aiosmtpd, the SMTP server the send tests
-# deliver to, and dkimpy, which verifies their DKIM signatures. Safe to run again: it installs only what is missing.
+# the preview test drives headless, spamassassin, which scores the sample message, and
+# openssl, which makes the DKIM keys the send tests sign with;
+# Python's aiosmtpd, the SMTP server the send tests deliver to, dkimpy, which verifies their
+# DKIM signatures, and PyNaCl, which dkimpy needs for Ed25519 ones. Safe to run again: it
+# installs only what is missing.
 set -euo pipefail
 
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v spamassassin >/dev/null || missing+=(spamassassin)
+command -v openssl >/dev/null || missing+=(openssl)
 
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
@@ -20,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${missing[@]}" fonts-dejavu-core >/dev/null
 fi
 
-if ! python3 -c "import aiosmtpd, dkim" 2>/dev/null; then
-  echo "tests/setup.sh: installing aiosmtpd and dkimpy (pip)"
-  python3 -m pip install --quiet --disable-pip-version-check aiosmtpd dkimpy
+if ! python3 -c "import aiosmtpd, dkim, nacl" 2>/dev/null; then
+  echo "tests/setup.sh: installing aiosmtpd, dkimpy and pynacl (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check aiosmtpd dkimpy pynacl
 fi

@@ -5,8 +5,9 @@
 //! bounced) is honoured, and so is a suppression file (one address a line). UTF-8 with or
 //! without a byte-order mark, separated by commas, semicolons or tabs (the header tells which).
 //! Invalid addresses are reported with their line and skipped; an address seen before (in any
-//! case) is skipped as a duplicate. Rows stream: only a 128-bit fingerprint of each address is
-//! kept, for de-duplication.
+//! case, its domain in Unicode or in ASCII form) is skipped as a duplicate. Rows stream: only a
+//! 128-bit fingerprint of each address is kept, for de-duplication. Internationalised
+//! addresses are read as written; [`idn`] gives the forms sending and people need.
 //!
 //! This module knows nothing of issues or sending.
 
@@ -21,6 +22,8 @@ use std::str::FromStr;
 use lettre::Address;
 
 use crate::merge::Recipient;
+
+pub mod idn;
 
 /// One person to send to.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,8 +158,9 @@ pub fn read_suppressions(path: &Path) -> Result<Fingerprints, AudienceError> {
     Ok(set)
 }
 
-/// A set of addresses kept as 128-bit fingerprints of their lower-case form: a million
-/// addresses take about 32 MB instead of the addresses themselves.
+/// A set of addresses kept as 128-bit fingerprints of their lower-case form (the domain in
+/// ASCII form, [`idn::key`]): a million addresses take about 32 MB instead of the addresses
+/// themselves.
 #[derive(Debug)]
 pub struct Fingerprints {
     keys: (RandomState, RandomState),
@@ -174,7 +178,7 @@ impl Default for Fingerprints {
 
 impl Fingerprints {
     fn fingerprint(&self, address: &str) -> u128 {
-        let lower = address.trim().to_lowercase();
+        let lower = idn::key(address);
         let half = |state: &RandomState| {
             let mut h = state.build_hasher();
             h.write(lower.as_bytes());
@@ -458,6 +462,29 @@ mod tests {
                 (6, Skip::Invalid("no address".into())),
             ]
         );
+    }
+
+    #[test]
+    fn an_internationalised_domain_is_one_reader_in_either_form() {
+        let list =
+            "email\njörg@münchen.example\nJÖRG@xn--mnchen-3ya.example\nascii@MÜNCHEN.example\n";
+        let rows = rows(list.as_bytes(), &["ascii@xn--mnchen-3ya.example"]);
+        // Kept as written, for people and the ledger; sending converts the domain.
+        assert_eq!(sent(&rows), [("jörg@münchen.example".to_string(), 2)]);
+        assert!(matches!(
+            &rows[1],
+            Row::Skipped {
+                why: Skip::Duplicate,
+                ..
+            }
+        ));
+        assert!(matches!(
+            &rows[2],
+            Row::Skipped {
+                why: Skip::Suppressed,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -4,9 +4,16 @@
 //! List-Unsubscribe — the reader's own https link and the mailto —, List-Unsubscribe-Post for
 //! RFC 8058 one-click, List-Id, a DKIM signature when configured), parts, or template values.
 //! The Message-ID is the same for the same issue and recipient, so a retry is recognisable.
+//! A Feedback-ID (Gmail's feedback loop) is added when the settings name one.
 //!
-//! Data never becomes a header it was not meant to be: a CR or LF in any value that lands in
-//! a header (a subject filled with a name, a name in To) is an error.
+//! Addresses go out with their domains in ASCII form (`ascii@xn--mnchen-3ya.example`), in
+//! the envelope and in the headers ([`crate::audience::idn`]); a local part in Unicode stays
+//! as it is, for a relay with SMTPUTF8.
+//!
+//! Data never becomes a header it was not meant to be: a reader's name is one line (its runs
+//! of white space, line breaks among them, folded to one space: a spreadsheet cell may hold
+//! two lines, issue 14), and a CR or LF in any other value that lands in a header (a subject
+//! filled with a merge field) is an error.
 
 use std::time::SystemTime;
 
@@ -18,7 +25,8 @@ use sha2::{Digest, Sha256};
 use super::mime::Mime;
 use super::unsubscribe::{Unsubscribe, hex};
 use super::{Envelope, Filled, Form, Letterhead, Outgoing, Parts, Payload};
-use crate::audience::Subscriber;
+use crate::audience::{Subscriber, idn};
+use crate::config::FeedbackId;
 use crate::merge::{Prepared, Slots};
 use crate::render::Rendered;
 
@@ -35,6 +43,8 @@ pub struct Composer {
     /// Prefix the subject with `[TEST] ` (a test send).
     pub test: bool,
     pub dkim: Option<DkimConfig>,
+    /// Gmail's Feedback-ID, `<issue>:<this>`, when the settings have one.
+    pub feedback_id: Option<FeedbackId>,
     /// The holes of [`Composer::template`], numbered once; `Default::default()`.
     pub slots: std::sync::OnceLock<Slots>,
 }
@@ -130,15 +140,15 @@ impl Composer {
             "<{}.{}{test}@{}>",
             self.issue,
             hex(&digest[..12]),
-            self.from.email.domain()
+            idn::ascii(&self.from.email).domain()
         )
     }
 
     /// The sender and the issue, as APIs take them once.
     pub fn letterhead(&self) -> Letterhead {
         Letterhead {
-            from: self.from.clone(),
-            reply_to: self.reply_to.clone(),
+            from: ascii_mailbox(&self.from),
+            reply_to: self.reply_to.as_ref().map(ascii_mailbox),
             tag: self.issue.clone(),
         }
     }
@@ -191,7 +201,7 @@ impl Composer {
         let unsubscribe_url = self.unsubscribe.url_for(&subscriber.address);
         let list_unsubscribe = format!(
             "<{unsubscribe_url}>, <mailto:{}?subject=unsubscribe>",
-            self.unsubscribe.mailto
+            idn::ascii(&self.unsubscribe.mailto)
         );
         let recipient = subscriber.recipient(Some(unsubscribe_url));
         let subject = format!(
@@ -209,21 +219,22 @@ impl Composer {
         let name = subscriber
             .fields
             .get("name")
-            .filter(|n| !n.trim().is_empty())
-            .cloned();
-        if name.as_deref().is_some_and(|n| n.contains(['\r', '\n'])) {
-            return Err(line_break("the name"));
-        }
+            .map(|n| display_name(n))
+            .filter(|n| !n.is_empty());
         if list_unsubscribe.contains(['\r', '\n']) {
             return Err(line_break("the unsubscribe link"));
         }
         let message_id = self.message_id(&subscriber.address);
+        let feedback_id = self.feedback_id.as_ref().map(|f| f.for_issue(&self.issue));
+        let to = idn::ascii(&subscriber.address);
+        let from = ascii_mailbox(&self.from);
+        let reply_to = self.reply_to.as_ref().map(ascii_mailbox);
         let payload = match form {
             Form::Mime => Payload::Mime(
                 Mime {
-                    from: &self.from,
-                    reply_to: self.reply_to.as_ref(),
-                    to: Mailbox::new(name, subscriber.address.clone()),
+                    from: &from,
+                    reply_to: reply_to.as_ref(),
+                    to: Mailbox::new(name, to.clone()),
                     subject,
                     date,
                     message_id: message_id.clone(),
@@ -231,6 +242,7 @@ impl Composer {
                     list_unsubscribe,
                     text: self.rendered.text.fill(&recipient),
                     html: self.rendered.html.fill(&recipient),
+                    feedback_id,
                     dkim: self.dkim.as_ref(),
                 }
                 .build()
@@ -244,37 +256,58 @@ impl Composer {
                 subject,
                 html: self.rendered.html.fill(&recipient),
                 text: self.rendered.text.fill(&recipient),
-                headers: self.list_headers(list_unsubscribe),
+                headers: self.list_headers(list_unsubscribe, feedback_id),
             }),
             Form::Values => Payload::Values(Filled {
                 to_name: name,
                 subject,
                 values: self.slots().values(&recipient),
-                headers: self.list_headers(list_unsubscribe),
+                headers: self.list_headers(list_unsubscribe, feedback_id),
             }),
         };
         Ok(Outgoing {
             envelope: Envelope {
-                from: self.from.email.clone(),
-                to: subscriber.address.clone(),
+                from: from.email,
+                to,
             },
             message_id,
             payload,
         })
     }
 
-    /// List-Unsubscribe, List-Unsubscribe-Post and List-Id, for payloads that carry their
-    /// headers apart.
-    fn list_headers(&self, list_unsubscribe: String) -> Vec<(&'static str, String)> {
-        vec![
+    /// List-Unsubscribe, List-Unsubscribe-Post and List-Id, and Feedback-ID when there is
+    /// one, for payloads that carry their headers apart.
+    fn list_headers(
+        &self,
+        list_unsubscribe: String,
+        feedback_id: Option<String>,
+    ) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
             ("List-Unsubscribe", list_unsubscribe),
             (
                 "List-Unsubscribe-Post",
                 "List-Unsubscribe=One-Click".to_string(),
             ),
             ("List-Id", self.list_id.clone()),
-        ]
+        ];
+        headers.extend(feedback_id.map(|f| ("Feedback-ID", f)));
+        headers
     }
+}
+
+/// A name as one header line: every run of white space (line breaks, tabs, Unicode spaces)
+/// one space, other control characters dropped, trimmed.
+fn display_name(name: &str) -> String {
+    name.split_whitespace()
+        .map(|word| word.chars().filter(|c| !c.is_control()).collect::<String>())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The mailbox with its domain in ASCII form, its name as it is.
+fn ascii_mailbox(mailbox: &Mailbox) -> Mailbox {
+    Mailbox::new(mailbox.name.clone(), idn::ascii(&mailbox.email))
 }
 
 #[cfg(test)]
@@ -309,12 +342,13 @@ mod tests {
             reply_to: Some(Mailbox::from_str("contact@example.org").unwrap()),
             list_id: "Efus newsletter <newsletter.example.org>".into(),
             unsubscribe: Unsubscribe {
-                url: "https://example.org/unsubscribe?email={email}&token={token}".into(),
+                url: "https://example.org/unsubscribe/{token}".into(),
                 mailto: Address::from_str("unsubscribe@example.org").unwrap(),
-                secret: Secret::from_env("PATH").unwrap(),
+                secret: Secret::new("a test secret"),
             },
             test,
             dkim: None,
+            feedback_id: None,
             slots: Default::default(),
         }
     }
@@ -372,12 +406,16 @@ mod tests {
                 < raw.find("Content-Type: text/html").unwrap()
         );
         assert!(raw.contains("multipart/alternative"));
-        // The reader's own unsubscribe link, in the footer and in the headers.
+        // The reader's own unsubscribe link, in the footer and in the headers: their address
+        // sealed in the token, never in clear.
         let token = c.unsubscribe.token(&out.envelope.to);
-        assert_eq!(token.len(), 32);
-        let link =
-            format!("https://example.org/unsubscribe?email=mariusz%40example.pl&token={token}");
+        assert_eq!(
+            crate::message::unsubscribe::open(&c.unsubscribe.secret, &token),
+            Some(out.envelope.to.clone())
+        );
+        let link = format!("https://example.org/unsubscribe/{token}");
         assert!(text.contains(&link), "{text}");
+        assert!(!raw.contains("mariusz%40") && !link.contains("mariusz"));
         let header = msg.header_raw("List-Unsubscribe").unwrap();
         assert!(header.contains(&link) && header.contains("mailto:unsubscribe@example.org"));
         assert_eq!(
@@ -411,24 +449,45 @@ mod tests {
     fn data_never_becomes_a_header() {
         let c = composer(false);
         let injected = "X\r\nBcc: victim@example.org";
-        for (first_name, name, field) in
-            [(injected, "X", "the subject"), ("X", injected, "the name")]
-        {
-            for form in [Form::Mime, Form::Parts, Form::Values] {
-                let err = c
-                    .compose_as(
-                        &subscriber("x@example.org", first_name, name),
-                        SystemTime::UNIX_EPOCH,
-                        form,
-                    )
-                    .unwrap_err();
-                assert!(
-                    matches!(
-                        &err,
-                        ComposeError::LineBreak { field: f, to } if *f == field && to == "x@example.org"
-                    ),
-                    "{err:?}"
-                );
+        // In the subject (a merge field), a line break is an error.
+        for form in [Form::Mime, Form::Parts, Form::Values] {
+            let err = c
+                .compose_as(
+                    &subscriber("x@example.org", injected, "X"),
+                    SystemTime::UNIX_EPOCH,
+                    form,
+                )
+                .unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    ComposeError::LineBreak { field: "the subject", to } if to == "x@example.org"
+                ),
+                "{err:?}"
+            );
+        }
+        // In a name, line breaks fold to spaces: the reader gets their message, with no
+        // header the data wrote.
+        for form in [Form::Mime, Form::Parts, Form::Values] {
+            let out = c
+                .compose_as(
+                    &subscriber("x@example.org", "X", injected),
+                    SystemTime::UNIX_EPOCH,
+                    form,
+                )
+                .unwrap();
+            match &out.payload {
+                Payload::Mime(bytes) => {
+                    let msg = MessageParser::default().parse(bytes).unwrap();
+                    assert!(msg.header("Bcc").is_none() && msg.bcc().is_none());
+                    assert_eq!(
+                        msg.to().unwrap().first().unwrap().name(),
+                        Some("X Bcc: victim@example.org")
+                    );
+                    let raw = String::from_utf8(bytes.clone()).unwrap();
+                    assert!(!raw.to_lowercase().contains("\r\nbcc:"), "{raw}");
+                }
+                _ => assert_eq!(out.to_name(), Some("X Bcc: victim@example.org")),
             }
         }
         // HTML in a name is text in the HTML part.
@@ -491,6 +550,116 @@ mod tests {
             );
         }
         assert!(signature.contains("d=example.org") && signature.contains("s=news"));
+    }
+
+    #[test]
+    fn a_name_over_several_lines_is_one_line() {
+        let c = composer(false);
+        for (name, shown) in [
+            ("Anna\nMaria  Schmidt", Some("Anna Maria Schmidt")),
+            ("  Dr.\r\n\tJörg\u{2028}Müller \r", Some("Dr. Jörg Müller")),
+            ("Zoë\u{0}\u{1b}", Some("Zoë")),
+            ("\r\n \t", None),
+        ] {
+            let out = c
+                .compose(
+                    &subscriber("x@example.org", "X", name),
+                    SystemTime::UNIX_EPOCH,
+                )
+                .unwrap();
+            let msg = MessageParser::default().parse(out.mime().unwrap()).unwrap();
+            assert_eq!(msg.to().unwrap().first().unwrap().name(), shown, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn internationalised_domains_go_out_in_ascii_form() {
+        let mut c = composer(false);
+        c.from = Mailbox::from_str("Efus <newsletter@bücher.example>").unwrap();
+        for (written, sent) in [
+            ("ascii@münchen.example", "ascii@xn--mnchen-3ya.example"),
+            ("jörg@münchen.example", "jörg@xn--mnchen-3ya.example"),
+        ] {
+            for form in [Form::Mime, Form::Parts, Form::Values] {
+                let out = c
+                    .compose_as(
+                        &subscriber(written, "J", "Jörg"),
+                        SystemTime::UNIX_EPOCH,
+                        form,
+                    )
+                    .unwrap();
+                assert_eq!(out.envelope.to.to_string(), sent);
+                assert_eq!(
+                    out.envelope.from.to_string(),
+                    "newsletter@xn--bcher-kva.example"
+                );
+                assert!(out.message_id.ends_with("@xn--bcher-kva.example>"));
+                if let Payload::Mime(bytes) = &out.payload {
+                    let raw = String::from_utf8(bytes.clone()).unwrap();
+                    let headers = raw.split("\r\n\r\n").next().unwrap();
+                    assert!(!headers.contains("münchen") && !headers.contains("bücher"));
+                    let msg = MessageParser::default().parse(bytes).unwrap();
+                    assert_eq!(msg.to().unwrap().first().unwrap().address(), Some(sent));
+                    assert_eq!(
+                        msg.from().unwrap().first().unwrap().address(),
+                        Some("newsletter@xn--bcher-kva.example")
+                    );
+                }
+            }
+        }
+        // An ASCII address comes out as written, message for message.
+        let plain = composer(false)
+            .compose(
+                &subscriber("Ana@Example.org", "A", "Ana"),
+                SystemTime::UNIX_EPOCH,
+            )
+            .unwrap();
+        assert_eq!(plain.envelope.to.to_string(), "Ana@Example.org");
+    }
+
+    #[test]
+    fn feedback_id_carries_the_issue_and_is_signed() {
+        use lettre::message::dkim::{DkimSigningAlgorithm, DkimSigningKey};
+        let mut c = composer(false);
+        let none = c
+            .compose(
+                &subscriber("ana@example.org", "Ana", "Ana"),
+                SystemTime::UNIX_EPOCH,
+            )
+            .unwrap();
+        let raw = String::from_utf8(none.mime().unwrap().to_vec()).unwrap();
+        assert!(!raw.contains("Feedback-ID"));
+        c.feedback_id = Some(FeedbackId::try_from("newsletter:efus".to_string()).unwrap());
+        let key = DkimSigningKey::new(
+            "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=",
+            DkimSigningAlgorithm::Ed25519,
+        )
+        .unwrap();
+        c.dkim = Some(dkim_config("news", "example.org", key));
+        let ana = subscriber("ana@example.org", "Ana", "Ana");
+        let out = c.compose(&ana, SystemTime::UNIX_EPOCH).unwrap();
+        let msg = MessageParser::default().parse(out.mime().unwrap()).unwrap();
+        assert_eq!(
+            msg.header_raw("Feedback-ID").map(str::trim),
+            Some("2020-06:newsletter:efus")
+        );
+        let raw = String::from_utf8(out.mime().unwrap().to_vec())
+            .unwrap()
+            .to_lowercase();
+        let signed = raw.split("h=").nth(1).unwrap().split(';').next().unwrap();
+        assert!(
+            signed.split(':').any(|h| h.trim() == "feedback-id"),
+            "{signed}"
+        );
+        // Providers that build the message get it with the other headers.
+        let parts = c
+            .compose_as(&ana, SystemTime::UNIX_EPOCH, Form::Parts)
+            .unwrap();
+        assert!(
+            parts
+                .headers()
+                .contains(&("Feedback-ID", "2020-06:newsletter:efus".to_string()))
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! One reader's message as MIME bytes, built with lettre: From, Reply-To, To, Subject
 //! (RFC 2047 where needed), Date, Message-ID, List-Id, List-Unsubscribe and
-//! List-Unsubscribe-Post, then multipart/alternative with the text part first, both UTF-8 in
+//! List-Unsubscribe-Post, Feedback-ID when there is one, then multipart/alternative with the text part first, both UTF-8 in
 //! quoted-printable (see [`super::qp`]), and a DKIM signature when there is a key.
 //!
 //! The values arrive checked (no line break in anything bound for a header): this module only
@@ -39,6 +39,7 @@ macro_rules! text_header {
 text_header!(ListUnsubscribe, "List-Unsubscribe");
 text_header!(ListUnsubscribePost, "List-Unsubscribe-Post");
 text_header!(ListId, "List-Id");
+text_header!(FeedbackId, "Feedback-ID");
 
 /// Everything one reader's MIME message is made of.
 pub(super) struct Mime<'a> {
@@ -53,6 +54,8 @@ pub(super) struct Mime<'a> {
     pub list_unsubscribe: String,
     pub text: String,
     pub html: String,
+    /// Feedback-ID, for Gmail's feedback loop: `2020-06:newsletter:efus`.
+    pub feedback_id: Option<String>,
     pub dkim: Option<&'a DkimConfig>,
 }
 
@@ -70,6 +73,9 @@ impl Mime<'_> {
             .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));
         if let Some(reply_to) = self.reply_to {
             builder = builder.reply_to(reply_to.clone());
+        }
+        if let Some(feedback_id) = self.feedback_id {
+            builder = builder.header(FeedbackId(feedback_id));
         }
         // Quoted-printable keeps lines under 78 characters and the text readable in source.
         let part = |content_type: ContentType, body: String| {

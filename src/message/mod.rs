@@ -16,7 +16,7 @@ mod compose;
 pub mod dkim;
 mod mime;
 mod qp;
-mod unsubscribe;
+pub mod unsubscribe;
 
 use std::fmt;
 

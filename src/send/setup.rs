@@ -89,6 +89,7 @@ fn composer(setup: &Setup, slug: &str, rendered: Rendered) -> Result<Composer, S
         },
         test: setup.test,
         dkim,
+        feedback_id: config.feedback_id(setup.profile).cloned(),
         slots: Default::default(),
     })
 }

@@ -44,6 +44,7 @@ fn composer() -> Composer {
         },
         test: false,
         dkim: None,
+        feedback_id: None,
         slots: Default::default(),
     }
 }

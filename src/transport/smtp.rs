@@ -5,7 +5,9 @@
 //! not hang a newsletter.
 //!
 //! It takes MIME bytes ([`crate::message::Form::Mime`]) and answers with an outcome; lettre
-//! stays in here, and nothing here knows of the send loop or the ledger.
+//! stays in here, and nothing here knows of the send loop or the ledger. Addresses arrive with
+//! their domains in ASCII form; one whose local part is not ASCII goes out with SMTPUTF8 when
+//! the relay offers it, and is a permanent failure when it does not (`transaction`).
 
 mod pool;
 mod relay;
@@ -107,9 +109,18 @@ impl SmtpTransport {
     }
 
     /// One message on a pooled connection; the connection goes back to the pool only if the
-    /// relay accepted the message.
+    /// relay accepted the message, or if nothing was said on it because the relay cannot take
+    /// this message at all (a permanent failure: an address that needs SMTPUTF8, which it does
+    /// not offer).
     async fn deliver(&self, envelope: &Envelope, bytes: &[u8]) -> Result<Response, Failure> {
         let mut loan = self.pool.take(&self.relay).await?;
+        if let Some(reply) = transaction::unsendable(loan.smtp(), envelope, bytes) {
+            self.pool.give_back(loan);
+            return Err(Failure {
+                kind: Kind::Permanent,
+                reply,
+            });
+        }
         let response = transaction::transmit(loan.smtp(), envelope, bytes)
             .await
             .map_err(|e| classify(&e))?;

@@ -2,7 +2,8 @@
 //! test on 127.0.0.1 and stopped by PID), with the received messages parsed by an independent
 //! MIME parser (mail-parser).
 
-use std::io::{BufRead, BufReader};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -68,6 +69,22 @@ impl SmtpServer {
                 let name = p.file_stem().unwrap().to_string_lossy().into_owned();
                 let rcpt = name.split_once('-').unwrap().1.to_string();
                 (rcpt, std::fs::read(&p).unwrap())
+            })
+            .collect()
+    }
+
+    /// What the client said for each message received, by recipient: the MAIL FROM address
+    /// and its parameters ("newsletter@example.org SMTPUTF8 BODY=8BITMIME").
+    fn envelopes(&self) -> BTreeMap<String, String> {
+        std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "envelope"))
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let mut lines = text.lines();
+                let mail = lines.next().unwrap().trim().to_string();
+                (lines.next().unwrap().to_string(), mail)
             })
             .collect()
     }
@@ -170,10 +187,24 @@ fn a_list_is_sent_once_to_each_subscribed_address_with_correct_messages() {
         let text = msg.body_text(0).unwrap();
         let html = msg.body_html(0).unwrap();
         let unsubscribe = msg.header_raw("List-Unsubscribe").unwrap();
+        // The link holds the reader's address sealed in the token, never in clear (issue 14).
         assert!(
-            unsubscribe.contains("https://example.org/unsubscribe?email=")
+            unsubscribe.contains("https://example.org/unsubscribe/")
                 && unsubscribe.contains("mailto:")
         );
+        let token = unsubscribe
+            .split("https://example.org/unsubscribe/")
+            .nth(1)
+            .unwrap()
+            .split('>')
+            .next()
+            .unwrap();
+        assert_eq!(
+            bulletin::message::unsubscribe::open(&bulletin::config::Secret::new(SECRET.1), token)
+                .map(|a| a.to_string()),
+            Some(rcpt.to_lowercase())
+        );
+        assert!(!unsubscribe.contains(&rcpt.replace('@', "%40")));
         assert_eq!(
             msg.header_raw("List-Unsubscribe-Post").map(str::trim),
             Some("List-Unsubscribe=One-Click")
@@ -763,24 +794,26 @@ fn a_connection_dropped_during_data_is_retried_without_a_second_copy() {
     );
 }
 
-#[test]
-fn dkim_signatures_verify_with_an_independent_verifier() {
-    let received = tempfile::tempdir().unwrap();
-    let server = SmtpServer::start(received.path(), &[]);
-    let ws = workspace(server.port);
-    // An RSA key made by the test (openssl comes with Debian's ca-certificates).
+/// A DKIM key made in the workspace by `openssl MAKE…` (`KEY` in `make` stands for the key's
+/// path), as `dkim.key`; its first line; and its public half as DER, in `dkim.pub.der`.
+fn dkim_key(ws: &Workspace, make: &[&str]) -> (String, PathBuf) {
     let key = ws.path().join("dkim.key");
+    let args: Vec<&std::ffi::OsStr> = make
+        .iter()
+        .map(|a| match *a {
+            "KEY" => key.as_os_str(),
+            other => std::ffi::OsStr::new(other),
+        })
+        .collect();
     let made = Command::new("openssl")
-        .args(["genrsa", "-traditional", "-out"])
-        .arg(&key)
-        .arg("2048")
+        .args(&args)
         .stderr(Stdio::null())
         .status()
-        .expect("openssl");
-    assert!(made.success());
+        .expect("openssl: run `bash tests/setup.sh`");
+    assert!(made.success(), "openssl {make:?}");
     let public = ws.path().join("dkim.pub.der");
     let exported = Command::new("openssl")
-        .args(["rsa", "-pubout", "-outform", "DER", "-in"])
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
         .arg(&key)
         .arg("-out")
         .arg(&public)
@@ -788,20 +821,16 @@ fn dkim_signatures_verify_with_an_independent_verifier() {
         .status()
         .unwrap();
     assert!(exported.success());
-    let config = ws.read("bulletin.toml")
-        + "\n[profiles.test.dkim]\ndomain = \"example.org\"\nselector = \"news\"\nprivate_key_file = \"dkim.key\"\n";
-    ws.write("bulletin.toml", &config);
-    send(&ws, &["--list", "subscribers.csv", "--yes"]).ok();
-    let files: Vec<PathBuf> = std::fs::read_dir(received.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .collect();
-    assert_eq!(files.len(), 3);
+    let first = ws.read("dkim.key").lines().next().unwrap().to_string();
+    (first, public)
+}
+
+/// Runs dkimpy on `files` against the public key `public`; asserts each verifies.
+fn assert_dkim_verifies(public: &Path, files: &[PathBuf]) {
     let verified = Command::new("python3")
         .arg(repo().join("tests/servers/dkim_verify.py"))
-        .arg(&public)
-        .args(&files)
+        .arg(public)
+        .args(files)
         .output()
         .expect("python3 with dkimpy: run `bash tests/setup.sh`");
     let report = String::from_utf8_lossy(&verified.stdout);
@@ -812,22 +841,121 @@ fn dkim_signatures_verify_with_an_independent_verifier() {
     );
     assert_eq!(
         report.lines().filter(|l| l.starts_with("ok ")).count(),
-        3,
+        files.len(),
         "{report}"
     );
-    // The one-click headers are among those signed.
-    let raw = std::fs::read_to_string(&files[0]).unwrap().to_lowercase();
-    let signed = raw
+}
+
+/// The headers a message's DKIM-Signature covers (its h= tag), lower case.
+fn signed_headers(raw: &str) -> Vec<String> {
+    let lower = raw.to_lowercase();
+    let signature = &lower[lower.find("dkim-signature:").expect("signed")..];
+    signature
         .split("h=")
         .nth(1)
         .unwrap()
         .split(';')
         .next()
         .unwrap()
-        .to_string();
+        .split(':')
+        .map(|h| h.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn dkim_keys_made_either_way_sign_messages_an_independent_verifier_accepts() {
+    // Issue 14: OpenSSL 3's `openssl genrsa` writes PKCS#8, which bulletin refused.
+    let kinds: [(&[&str], &str, &str); 3] = [
+        (
+            &["genrsa", "-out", "KEY", "2048"],
+            "-----BEGIN PRIVATE KEY-----",
+            "a=rsa-sha256",
+        ),
+        (
+            &["genrsa", "-traditional", "-out", "KEY", "2048"],
+            "-----BEGIN RSA PRIVATE KEY-----",
+            "a=rsa-sha256",
+        ),
+        (
+            &["genpkey", "-algorithm", "ed25519", "-out", "KEY"],
+            "-----BEGIN PRIVATE KEY-----",
+            "a=ed25519-sha256",
+        ),
+    ];
+    for (make, first_line, algorithm) in kinds {
+        let received = tempfile::tempdir().unwrap();
+        let server = SmtpServer::start(received.path(), &[]);
+        let ws = workspace(server.port);
+        let (first, public) = dkim_key(&ws, make);
+        assert_eq!(first, first_line, "openssl {make:?}");
+        // Gmail's feedback loop, signed with the rest.
+        let config = ws.read("bulletin.toml").replacen(
+            "list_id =",
+            "feedback_id = \"newsletter:efus\"\nlist_id =",
+            1,
+        ) + "\n[profiles.test.dkim]\ndomain = \"example.org\"\nselector = \"news\"\nprivate_key_file = \"dkim.key\"\n";
+        ws.write("bulletin.toml", &config);
+        let run = send(&ws, &["--list", "subscribers.csv", "--yes"]);
+        run.ok();
+        assert!(
+            !run.stderr().contains("warning"),
+            "d= is From's domain: {}",
+            run.stderr()
+        );
+        let files: Vec<PathBuf> = std::fs::read_dir(received.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        assert_eq!(files.len(), 3);
+        assert_dkim_verifies(&public, &files);
+        let raw = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(raw.contains(algorithm), "{make:?}: {raw}");
+        let msg = MessageParser::default().parse(raw.as_bytes()).unwrap();
+        assert_eq!(
+            msg.header_raw("Feedback-ID").map(str::trim),
+            Some("2020-06:newsletter:efus")
+        );
+        // The one-click headers and Feedback-ID are among those signed.
+        let signed = signed_headers(&raw);
+        for header in [
+            "list-unsubscribe",
+            "list-unsubscribe-post",
+            "feedback-id",
+            "from",
+        ] {
+            assert!(signed.iter().any(|h| h == header), "{header}: {signed:?}");
+        }
+    }
+}
+
+#[test]
+fn a_dkim_domain_that_does_not_align_with_from_is_warned_about() {
+    let ws = workspace(1);
+    dkim_key(&ws, &["genpkey", "-algorithm", "ed25519", "-out", "KEY"]);
+    let config = ws.read("bulletin.toml")
+        + "\n[profiles.test.dkim]\ndomain = \"mailer.example\"\nselector = \"news\"\nprivate_key_file = \"dkim.key\"\n";
+    ws.write("bulletin.toml", &config);
+    let run = send(&ws, &["--list", "subscribers.csv", "--dry-run", "eml"]);
+    run.ok();
     assert!(
-        signed.contains("list-unsubscribe") && signed.contains("list-unsubscribe-post"),
-        "{signed}"
+        run.stderr().contains(
+            "warning: DKIM signs for mailer.example (profiles.test.dkim.domain), which is not the From address's domain example.org nor a parent of it"
+        ),
+        "{}",
+        run.stderr()
+    );
+    // A key in a format bulletin does not read names the file and the formats it does.
+    ws.write(
+        "dkim.key",
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAA=\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    );
+    let err = send(&ws, &["--list", "subscribers.csv", "--dry-run", "eml2"]).bad_input();
+    assert!(
+        err.contains("dkim.key cannot be used: it is encrypted")
+            && err.contains("RSA in PKCS#8")
+            && err.contains("Ed25519 in PKCS#8"),
+        "{err}"
     );
 }
 
@@ -947,4 +1075,174 @@ fn the_layout_logo_is_published_with_the_images_or_the_issue_is_refused() {
     }
     assert_eq!(server.received().len(), 1, "a refused issue was sent");
     assert_nothing_recorded(&ws);
+}
+
+/// A list with internationalised addresses, and a name over two lines (a spreadsheet cell).
+const IDN_LIST: &str = "email,first_name,name\n\
+    jörg@münchen.example,Jörg,Jörg Müller\n\
+    ascii@münchen.example,Ascii,Ascii\n\
+    ana@example.org,Ana,\"Ana\nMartin\"\n";
+
+#[test]
+fn internationalised_domains_go_out_in_ascii_form_and_unicode_local_parts_need_smtputf8() {
+    // Issue 14: both addresses failed with "Envelope contains non-ascii chars" on a relay
+    // without SMTPUTF8, were recorded as temporary and retried on every run, for ever.
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &["--no-smtputf8"]);
+    let ws = workspace(server.port);
+    ws.write("idn.csv", IDN_LIST);
+    let run = send(&ws, &["--list", "idn.csv", "--yes"]);
+    let out = run.stdout();
+    assert_eq!(run.code(), 1, "{out}");
+    assert!(out.contains("Sent: 2\n"), "{out}");
+    assert!(
+        out.contains(
+            "jörg@münchen.example: jörg@münchen.example cannot be sent through this relay: its part before the @ is not ASCII, which needs SMTPUTF8, and the relay does not offer it (permanent)"
+        ),
+        "{out}"
+    );
+    let got = server.received();
+    let rcpts: Vec<&str> = got.iter().map(|(r, _)| r.as_str()).collect();
+    let mut sorted = rcpts.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["ana@example.org", "ascii@xn--mnchen-3ya.example"]);
+    let envelopes = server.envelopes();
+    assert_eq!(
+        envelopes["ascii@xn--mnchen-3ya.example"], "newsletter@example.org",
+        "an ASCII envelope needs no extension"
+    );
+    for (rcpt, raw) in &got {
+        let msg = MessageParser::default().parse(raw).unwrap();
+        let to = msg.to().unwrap().first().unwrap();
+        assert_eq!(
+            to.address(),
+            Some(rcpt.as_str()),
+            "the To header in ASCII form"
+        );
+        if rcpt == "ana@example.org" {
+            // A line break in the name is folded, not a reason to fail.
+            assert_eq!(to.name(), Some("Ana Martin"));
+        }
+        let headers = String::from_utf8_lossy(raw);
+        assert!(
+            !headers
+                .split("\r\n\r\n")
+                .next()
+                .unwrap()
+                .contains("münchen")
+        );
+    }
+    // Recorded as permanent, as written in the list; a second run does not try again.
+    let failed = || {
+        ws.run(&["status", "issues/2020-06.json", "--failed", "--csv"])
+            .ok()
+    };
+    let csv = failed();
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("jörg@münchen.example,failed (permanent),1,"),
+        "{csv}"
+    );
+    send(&ws, &["--list", "idn.csv", "--yes"]);
+    assert_eq!(failed(), csv);
+    assert_eq!(server.received().len(), 2);
+
+    // A relay that offers SMTPUTF8 (aiosmtpd does by default) takes all three; only jörg's
+    // needs it.
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &[]);
+    let ws = workspace(server.port);
+    ws.write("idn.csv", IDN_LIST);
+    let out = send(&ws, &["--list", "idn.csv", "--yes"]).ok();
+    assert!(out.contains("Sent: 3\n"), "{out}");
+    let envelopes = server.envelopes();
+    let mut rcpts: Vec<&str> = envelopes.keys().map(String::as_str).collect();
+    rcpts.sort();
+    assert_eq!(
+        rcpts,
+        [
+            "ana@example.org",
+            "ascii@xn--mnchen-3ya.example",
+            "jörg@xn--mnchen-3ya.example"
+        ]
+    );
+    assert!(
+        envelopes["jörg@xn--mnchen-3ya.example"]
+            .split_whitespace()
+            .any(|p| p == "SMTPUTF8"),
+        "{envelopes:?}"
+    );
+    assert_eq!(
+        envelopes["ascii@xn--mnchen-3ya.example"],
+        "newsletter@example.org"
+    );
+    let (_, raw) = server
+        .received()
+        .into_iter()
+        .find(|(r, _)| r.starts_with("jörg"))
+        .unwrap();
+    let msg = MessageParser::default().parse(&raw).unwrap();
+    let to = msg.to().unwrap().first().unwrap();
+    assert_eq!(to.address(), Some("jörg@xn--mnchen-3ya.example"));
+    assert_eq!(to.name(), Some("Jörg Müller"));
+}
+
+/// The rules SpamAssassin's report lists, with their points: (points, rule).
+fn spamassassin_rules(report: &str) -> Vec<(f64, String)> {
+    report
+        .lines()
+        .skip_while(|l| !l.starts_with("---- "))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let points = words.next()?.parse().ok()?;
+            Some((points, words.next()?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn spamassassin_scores_the_sample_at_zero_on_local_rules() {
+    // Issue 14: the default message scored 1.7 (the preheader's low contrast, and links that
+    // carried the reader's address in clear: GB_CUSTOM_HTM_URI).
+    let received = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(received.path(), &[]);
+    let ws = workspace(server.port);
+    ws.write(
+        "one.csv",
+        "email,first_name,name\nana@example.org,Ana,Ana Martin\n",
+    );
+    send(&ws, &["--list", "one.csv", "--yes"]).ok();
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    // Its own home, so that it writes its preferences nowhere else.
+    let home = tempfile::tempdir().unwrap();
+    let mut sa = Command::new("spamassassin")
+        .args(["-L", "-t"])
+        .env("HOME", home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spamassassin: run `bash tests/setup.sh`");
+    sa.stdin.take().unwrap().write_all(&got[0].1).unwrap();
+    let out = sa.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let rules = spamassassin_rules(&report);
+    assert!(!rules.is_empty(), "no SpamAssassin report:\n{report}");
+    // A message handed straight to a test server was relayed by nothing and received by
+    // nobody: those two rules say so, and score nothing.
+    let counted: Vec<&(f64, String)> = rules
+        .iter()
+        .filter(|(_, rule)| rule != "NO_RECEIVED" && rule != "NO_RELAYS")
+        .collect();
+    let score: f64 = counted.iter().map(|(points, _)| points).sum();
+    let scoring: Vec<&(f64, String)> = counted.into_iter().filter(|(p, _)| *p != 0.0).collect();
+    assert!(
+        score <= 0.0,
+        "SpamAssassin scores the sample {score:.1} on local rules: {scoring:?}\n{report}"
+    );
 }

@@ -3,7 +3,9 @@ command line instead of DNS (the tests reach no DNS server).
 
     python3 tests/servers/dkim_verify.py PUBLIC_KEY.der FILE.eml...
 
-Prints "ok FILE" or "FAIL FILE" per file; exits 1 if any fails.
+The key is DER as `openssl pkey -pubout -outform DER` writes it (SubjectPublicKeyInfo): an RSA
+key is published as it is (k=rsa), an Ed25519 key as its raw 32 bytes (k=ed25519, RFC 8463;
+dkimpy needs PyNaCl for it). Prints "ok FILE" or "FAIL FILE" per file; exits 1 if any fails.
 """
 
 import base64
@@ -11,11 +13,18 @@ import sys
 
 import dkim
 
+# SubjectPublicKeyInfo of an Ed25519 key, up to the key's 32 bytes (RFC 8410).
+ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
+
 
 def main():
     with open(sys.argv[1], "rb") as f:
-        public_key = base64.b64encode(f.read()).decode()
-    record = ("v=DKIM1; k=rsa; p=%s" % public_key).encode()
+        der = f.read()
+    if der.startswith(ED25519_SPKI_PREFIX) and len(der) == len(ED25519_SPKI_PREFIX) + 32:
+        kind, key = "ed25519", der[len(ED25519_SPKI_PREFIX):]
+    else:
+        kind, key = "rsa", der
+    record = ("v=DKIM1; k=%s; p=%s" % (kind, base64.b64encode(key).decode())).encode()
     failed = False
     for path in sys.argv[2:]:
         with open(path, "rb") as f:

@@ -13,6 +13,9 @@ needs --auth). --drop closes the connection instead of answering the first N DAT
 it speaks TLS from the first byte. --auth USER:PASSWORD requires AUTH (PLAIN or LOGIN), over
 TLS unless there is no certificate (for a relay on this machine). Prints "READY" on stdout once
 it listens; stops on SIGTERM/SIGINT.
+--no-smtputf8 does not offer SMTPUTF8 (RFC 6531; aiosmtpd's enable_SMTPUTF8, which its
+Controller turns on by default). Beside each message, NNNNNN-<recipient>.envelope holds what the client said: the
+MAIL FROM address and its parameters on the first line, the recipient on the second.
 """
 
 import argparse
@@ -104,6 +107,12 @@ class Keeper:
             tmp = path + ".part"
             with open(tmp, "wb") as f:
                 f.write(envelope.original_content or envelope.content)
+            # Written before the message appears, so that a test finding one finds both.
+            with open(path[: -len(".eml")] + ".envelope", "w", encoding="utf-8") as f:
+                f.write(
+                    "%s %s\n%s\n"
+                    % (envelope.mail_from, " ".join(envelope.mail_options), rcpt)
+                )
             os.rename(tmp, path)
         return "250 2.0.0 OK: queued as Q%06d" % n
 
@@ -131,6 +140,7 @@ def main():
     p.add_argument("--starttls", action="store_true")
     p.add_argument("--implicit-tls", action="store_true")
     p.add_argument("--auth")
+    p.add_argument("--no-smtputf8", action="store_true")
     args = p.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     options = {}
@@ -140,6 +150,8 @@ def main():
         context.load_cert_chain(args.cert, args.key)
     if args.starttls:
         options.update(tls_context=context, require_starttls=True)
+    if args.no_smtputf8:
+        options.update(enable_SMTPUTF8=False)
     if args.implicit_tls:
         # aiosmtpd only counts STARTTLS as TLS when deciding to offer AUTH; here the whole
         # connection is TLS from the first byte.

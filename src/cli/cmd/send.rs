@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::check;
 use crate::cli::term::{confirm, progress_bar};
-use crate::cli::{Error, note, say};
+use crate::cli::{Error, note, say, warn};
 use crate::clock::SystemClock;
 use crate::config;
 use crate::edition::{self, Edition, Images};
@@ -73,6 +73,9 @@ pub fn run(args: Args) -> Result<(), Error> {
     let here = std::env::current_dir().map_err(Error::CurrentDir)?;
     let root = crate::workspace::root(&here)?;
     let config = config::load(&root.join(config::FILE_NAME))?;
+    if let Some(misaligned) = crate::message::dkim::misaligned(&config, &args.profile) {
+        warn(&misaligned.to_string());
+    }
     // The edition `check` checks, in the same layout, refused by the same rules.
     let Edition {
         issue, rendered, ..

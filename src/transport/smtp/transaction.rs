@@ -5,6 +5,12 @@
 //! send the same commands ourselves and escape it in one pass that copies whole runs of lines
 //! (memchr finds the lines that start with "."). Other messages (8-bit, or an address that
 //! needs SMTPUTF8) go through lettre's `send`, which knows those extensions.
+//!
+//! What the relay cannot take at all is found before a command is sent ([`unsendable`]): an
+//! address whose part before the @ is not ASCII (`jörg@…`) travels only over SMTPUTF8
+//! (RFC 6531), and a relay that does not offer it will never take that message (issue 14:
+//! lettre's refusal read as temporary, retried on every run). Domains are already in ASCII
+//! form ([`crate::message`] converts them), so they never need it.
 
 use std::fmt;
 
@@ -12,7 +18,40 @@ use lettre::address::Envelope;
 use lettre::transport::smtp::Error;
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::Extension;
 use lettre::transport::smtp::response::Response;
+
+use crate::audience::idn;
+
+/// Why this relay can never take the message, whatever is tried again: the extension it
+/// would need and does not offer (in its answer to EHLO). `None` when it can.
+pub(super) fn unsendable(
+    conn: &AsyncSmtpConnection,
+    envelope: &Envelope,
+    message: &[u8],
+) -> Option<String> {
+    let offers = |extension| conn.server_info().supports_feature(extension);
+    let unicode = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .find(|a| !AsRef::<str>::as_ref(*a).is_ascii());
+    if let Some(address) = unicode
+        && !offers(Extension::SmtpUtfEight)
+    {
+        return Some(format!(
+            "{} cannot be sent through this relay: its part before the @ is not ASCII, which needs SMTPUTF8, and the relay does not offer it",
+            idn::display(address)
+        ));
+    }
+    if !message.is_ascii() && !offers(Extension::EightBitMime) {
+        return Some(
+            "the message is not ASCII and the relay does not offer 8BITMIME, which it would need"
+                .into(),
+        );
+    }
+    None
+}
 
 /// Sends `message` to the envelope's recipients; the relay's reply to the end of the data.
 pub(super) async fn transmit(

@@ -174,18 +174,13 @@ pub fn ledger(ws: &Path) -> BTreeMap<String, (String, String)> {
         .collect()
 }
 
-/// The reader's unsubscribe token, computed as the binary does (HMAC-SHA256 of the address,
-/// with the test secret) so that a test can check a header carries the reader's own link.
+/// The reader's unsubscribe link, made as the binary makes it (their address sealed with the
+/// test secret, the library's own `seal`), so that a test can check a header carries the
+/// reader's own link.
 pub fn unsubscribe_url(address: &str) -> String {
-    use hmac::{KeyInit, Mac};
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.1.as_bytes()).unwrap();
-    mac.update(address.to_lowercase().as_bytes());
-    let token: String = mac.finalize().into_bytes()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let email = address.replace('@', "%40");
-    format!("https://example.org/unsubscribe?email={email}&token={token}")
+    let secret = bulletin::config::Secret::new(SECRET.1);
+    let token = bulletin::message::unsubscribe::seal(&secret, &address.parse().unwrap());
+    format!("https://example.org/unsubscribe/{token}")
 }
 
 /// The first reader's own message ("Czepczyński <b>&</b>"): the subject, the name
