@@ -242,7 +242,8 @@ pub fn open(
     Ok(match dry_run {
         Some(dir) => AnyTransport::ApiDryRun(api::DryRun::new(provider, dir)),
         None => AnyTransport::Api(
-            api::ApiTransport::new(provider, common.pacing()).map_err(in_profile)?,
+            api::ApiTransport::new(provider, common.pacing(), common.timeout())
+                .map_err(in_profile)?,
         ),
     })
 }

@@ -5,8 +5,13 @@
 //! send the same commands ourselves and escape it in one pass that copies whole runs of lines
 //! (memchr finds the lines that start with "."). Other messages (8-bit, or an address that
 //! needs SMTPUTF8) go through lettre's `send`, which knows those extensions.
+//!
+//! `went` is raised as the message goes out (before its final "." on our path, before
+//! lettre's `send` on the other): a connection lost after that may have left the message with
+//! the relay.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::Error;
@@ -15,14 +20,19 @@ use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::response::Response;
 
 /// Sends `message` to the envelope's recipients; the relay's reply to the end of the data.
+/// Raises `went` once the message may have reached the relay.
 pub(super) async fn transmit(
     conn: &mut AsyncSmtpConnection,
     envelope: &Envelope,
     message: &[u8],
+    went: &AtomicBool,
 ) -> Result<Response, Error> {
     let text = match std::str::from_utf8(message) {
         Ok(text) if text.is_ascii() && ascii_envelope(envelope) => text,
-        _ => return conn.send(envelope, message).await,
+        _ => {
+            went.store(true, Ordering::SeqCst);
+            return conn.send(envelope, message).await;
+        }
     };
     conn.command(Mail::new(envelope.from().cloned(), vec![]))
         .await?;
@@ -30,6 +40,7 @@ pub(super) async fn transmit(
         conn.command(Rcpt::new(to.clone(), vec![])).await?;
     }
     conn.command(Data).await?;
+    went.store(true, Ordering::SeqCst);
     conn.command(DataBlock(text)).await
 }
 
