@@ -61,6 +61,8 @@ struct Pending {
     /// The keys of the requests that carried it and whose answer was lost: it may have been
     /// delivered by any of them.
     lost: Vec<String>,
+    /// What was said when the last of them was lost.
+    lost_reply: Option<String>,
     /// Why its last try failed.
     last: Option<Failure>,
 }
@@ -229,7 +231,7 @@ impl<T: Transport> Dispatcher<T> {
         let keys: Vec<RecipientKey> = group.iter().map(|p| p.key.clone()).collect();
         let (meta, messages): (Vec<_>, Vec<Outgoing>) = group
             .into_iter()
-            .map(|p| ((p.key, p.lost), p.message))
+            .map(|p| ((p.key, p.lost, p.lost_reply), p.message))
             .unzip();
         let batch = Batch {
             key: batch_key(issue, &keys),
@@ -238,13 +240,15 @@ impl<T: Transport> Dispatcher<T> {
         let n = batch.messages.len();
         let result = self.transport.send_batch(&batch).await;
         let mut tried = Tried::default();
-        let rebuild = |meta: Vec<(RecipientKey, Vec<String>)>, messages: Vec<Outgoing>| {
+        type Meta = (RecipientKey, Vec<String>, Option<String>);
+        let rebuild = |meta: Vec<Meta>, messages: Vec<Outgoing>| {
             meta.into_iter()
                 .zip(messages)
-                .map(|((key, lost), message)| Pending {
+                .map(|((key, lost, lost_reply), message)| Pending {
                     key,
                     message,
                     lost,
+                    lost_reply,
                     last: None,
                 })
                 .collect::<Group>()
@@ -284,12 +288,13 @@ impl<T: Transport> Dispatcher<T> {
                     // the provider takes an idempotency key; anything else may be a second.
                     let uncertain =
                         p.in_doubt() && !(idempotent && p.lost.iter().all(|k| *k == batch.key));
+                    let doubt = uncertain.then(|| p.lost_reply.clone().unwrap_or_default());
                     done.push((
                         p.key,
                         Fate::Sent {
                             message_id: p.message.message_id,
                             reply,
-                            uncertain,
+                            doubt,
                         },
                     ));
                 }
@@ -297,8 +302,11 @@ impl<T: Transport> Dispatcher<T> {
                 Err(f) if f.kind.is_retryable() || f.kind == Kind::Bystander => {
                     match f.kind {
                         Kind::Throttled(d) => tried.pause = longest(tried.pause, Some(d)),
-                        Kind::Lost if !p.lost.contains(&batch.key) => {
-                            p.lost.push(batch.key.clone())
+                        Kind::Lost => {
+                            if !p.lost.contains(&batch.key) {
+                                p.lost.push(batch.key.clone());
+                            }
+                            p.lost_reply = Some(f.reply.clone());
                         }
                         _ => {}
                     }
@@ -343,7 +351,7 @@ impl<T: Transport> Dispatcher<T> {
                         Fate::Sent {
                             message_id: p.message.message_id,
                             reply,
-                            uncertain: false,
+                            doubt: None,
                         },
                     )),
                     _ => rest.push(p),
@@ -397,6 +405,7 @@ fn compose(
                 key,
                 message,
                 lost: Vec::new(),
+                lost_reply: None,
                 last: None,
             }),
             Err(e) => failed.push((

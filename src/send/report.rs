@@ -68,7 +68,7 @@ impl Tally {
                 "Uncertain (may have two copies): {}\n",
                 self.uncertain.len()
             ));
-            out.push_str(&grouped(&self.uncertain, "an answer was lost"));
+            out.push_str(&grouped(&self.uncertain, "uncertain"));
         }
         out
     }
@@ -249,7 +249,7 @@ mod tests {
              \x20 2 readers: 550 no such user (permanent, in an earlier run)\n    b@example.org, c@example.org\n\
              \x20 1000 readers: HTTP 503 (temporary: a new run retries it)\n\
              \x20   r0@example.org, r1@example.org, r2@example.org, r3@example.org, r4@example.org and 995 more\n\
-             Uncertain (may have two copies): 1\n  d@example.org: no answer within 60 s (an answer was lost)\n"
+             Uncertain (may have two copies): 1\n  d@example.org: no answer within 60 s (uncertain)\n"
         );
         let j = t.json("2020-06");
         assert_eq!(

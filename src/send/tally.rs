@@ -57,11 +57,12 @@ pub struct Progress {
 /// [`Tally::uncertain`]).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Fate {
-    /// Accepted: our Message-ID and the server's reply.
+    /// Accepted: our Message-ID and the server's reply; `doubt`, why they may have two
+    /// copies (an earlier try's answer was lost), if they may.
     Sent {
         message_id: String,
         reply: String,
-        uncertain: bool,
+        doubt: Option<String>,
     },
     /// Not accepted, for this reason.
     Failed { failure: Failure, uncertain: bool },
@@ -79,7 +80,7 @@ impl Fate {
         Fate::Sent {
             message_id: message_id.into(),
             reply: reply.into(),
-            uncertain: false,
+            doubt: None,
         }
     }
 
@@ -102,14 +103,16 @@ impl Tally {
             Fate::Sent {
                 message_id,
                 reply,
-                uncertain,
+                doubt,
             } => {
                 self.sent += 1;
-                self.doubt(&key, uncertain, &reply);
+                if let Some(why) = &doubt {
+                    self.doubt(&key, true, &format!("sent again after: {why}"));
+                }
                 Outcome::Sent {
                     message_id,
                     reply,
-                    uncertain,
+                    uncertain: doubt.is_some(),
                 }
             }
             Fate::NotTried { uncertain } => {
