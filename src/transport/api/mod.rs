@@ -327,15 +327,15 @@ pub trait Provider: Send + Sync + 'static {
         false
     }
 
-    /// The request that asks the provider which messages of `batch` (sent before, answer
-    /// lost) it accepted; `None` when it cannot be asked.
-    fn look_up(&self, _batch: &Batch) -> Option<Request> {
-        None
+    /// The requests that ask the provider which messages of `batch` (sent before, answer
+    /// lost) it accepted; none when it cannot be asked.
+    fn look_up(&self, _batch: &Batch) -> Vec<Request> {
+        Vec::new()
     }
 
-    /// From the answer to [`Provider::look_up`]'s request: each message of `batch` the
-    /// provider shows accepted.
-    fn found(&self, batch: &Batch, _answer: &Answer) -> Vec<Option<Accepted>> {
+    /// From the answers to [`Provider::look_up`]'s requests, in their order (`None` for one
+    /// that failed): each message of `batch` the provider shows accepted.
+    fn found(&self, batch: &Batch, _answers: &[Option<Answer>]) -> Vec<Option<Accepted>> {
         vec![None; batch.messages.len()]
     }
 
@@ -738,19 +738,23 @@ impl Transport for ApiTransport {
     }
 
     async fn look_up(&self, batch: &Batch) -> Vec<Option<Accepted>> {
-        let nothing = || vec![None; batch.messages.len()];
-        let Some(request) = self.provider.look_up(batch) else {
-            return nothing();
-        };
-        match self.exchange(request).await {
-            Ok(answer) if (200..300).contains(&answer.status) => {
-                let mut found = self.provider.found(batch, &answer);
-                found.resize(batch.messages.len(), None);
-                found
-            }
-            // Not knowing is not finding: the batch goes again, its readers uncertain.
-            _ => nothing(),
+        let requests = self.provider.look_up(batch);
+        if requests.is_empty() {
+            return vec![None; batch.messages.len()];
         }
+        let mut answers = Vec::with_capacity(requests.len());
+        for request in requests {
+            // Not knowing is not finding: what no answer shows goes again, uncertain.
+            answers.push(
+                self.exchange(request)
+                    .await
+                    .ok()
+                    .filter(|a| (200..300).contains(&a.status)),
+            );
+        }
+        let mut found = self.provider.found(batch, &answers);
+        found.resize(batch.messages.len(), None);
+        found
     }
 
     fn describe(&self) -> String {

@@ -145,14 +145,14 @@ impl Provider for Postmark {
     }
 
     /// The outbound messages whose metadata holds the batch's key, on the stream.
-    fn look_up(&self, batch: &Batch) -> Option<Request> {
+    fn look_up(&self, batch: &Batch) -> Vec<Request> {
         let query: String = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("count", &BATCH_LIMIT.to_string())
             .append_pair("offset", "0")
             .append_pair(&format!("metadata_{BATCH}"), &batch.key)
             .append_pair("messagestream", &self.stream)
             .finish();
-        Some(Request {
+        vec![Request {
             url: format!("{}/messages/outbound?{query}", self.endpoint),
             headers: Vec::new(),
             auth: Auth::Header {
@@ -160,13 +160,16 @@ impl Provider for Postmark {
                 value: self.token.clone(),
             },
             body: Body::None,
-        })
+        }]
     }
 
     /// `{"TotalCount", "Messages": [{"MessageID", "Metadata": {…}, …}]}`: a message found
     /// with our message's ID in its metadata was accepted.
-    fn found(&self, batch: &Batch, answer: &Answer) -> Vec<Option<Accepted>> {
-        let json = answer.json().unwrap_or(Value::Null);
+    fn found(&self, batch: &Batch, answers: &[Option<Answer>]) -> Vec<Option<Accepted>> {
+        let json = answers
+            .first()
+            .and_then(|a| a.as_ref()?.json())
+            .unwrap_or(Value::Null);
         let listed = json
             .get("Messages")
             .and_then(Value::as_array)
