@@ -642,10 +642,12 @@ impl ApiTransport {
                     reply,
                 };
                 let culprits = self.provider.culprits(batch, answer);
-                if !culprits.is_empty() && culprits.len() < batch.messages.len() {
-                    return Ok(pinned_on(batch, &culprits, &failure));
-                }
-                return Err(failure);
+                return match culprits.len() {
+                    0 => Err(failure),
+                    // Every reader named: each fails for their own part of it.
+                    n if n == batch.messages.len() => Ok(vec![Err(failure); n]),
+                    _ => Ok(pinned_on(batch, &culprits, &failure)),
+                };
             }
         };
         Err(Failure { kind, reply })
@@ -920,6 +922,49 @@ mod tests {
         );
         assert_eq!(retry_after_header(&h), Some(Duration::from_secs(60)));
         assert_eq!(retry_after_header(&HeaderMap::new()), None);
+    }
+
+    fn batch_to(addresses: &[&str]) -> Batch {
+        Batch {
+            key: "k".into(),
+            messages: addresses
+                .iter()
+                .map(|a| Outgoing {
+                    envelope: Envelope {
+                        from: "news@example.org".parse().unwrap(),
+                        to: a.parse().unwrap(),
+                    },
+                    message_id: format!("<{a}>"),
+                    payload: Payload::Mime(Vec::new()),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_pinned_on_the_addresses_it_quotes_and_only_those() {
+        let batch = batch_to(&["ann@example.org", "nn@example.org", "bob@example.org"]);
+        assert_eq!(
+            named_in(&batch, "email is not valid in to: NN@example.org."),
+            [1],
+            "not ann@example.org, which contains it; a closing dot is not part of it"
+        );
+        assert_eq!(
+            named_in(
+                &batch,
+                "'bob@example.org' and <ann@example.org> are refused"
+            ),
+            [0, 2]
+        );
+        assert!(named_in(&batch, "to parameter is not a valid address").is_empty());
+        let failure = Failure {
+            kind: Kind::Permanent,
+            reply: "refused".into(),
+        };
+        let pinned = pinned_on(&batch, &[1], &failure);
+        assert_eq!(pinned[1], Err(failure));
+        assert!(matches!(&pinned[0], Err(f) if f.kind == Kind::Bystander));
+        assert!(matches!(&pinned[2], Err(f) if f.kind == Kind::Bystander));
     }
 
     #[test]
