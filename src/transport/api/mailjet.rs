@@ -214,8 +214,19 @@ impl Provider for Mailjet {
     fn found(&self, batch: &Batch, answers: &[Option<Answer>]) -> Vec<Option<Accepted>> {
         (0..batch.messages.len())
             .map(|i| {
+                let ours = batch.messages[i].message_id.as_str();
                 let json = answers.get(i)?.as_ref()?.json()?;
-                let first = json.get("Data")?.as_array()?.first()?.clone();
+                // A listed message that says its CustomID must say ours (in case the filter
+                // was not applied: never take another message for this one).
+                let first = json
+                    .get("Data")?
+                    .as_array()?
+                    .iter()
+                    .find(|d| {
+                        d.get("CustomID")
+                            .is_none_or(|c| c.as_str() == Some(ours))
+                    })?
+                    .clone();
                 let id = first.get("ID").map(Value::to_string).unwrap_or_default();
                 Some(Accepted {
                     reply: format!(

@@ -1058,6 +1058,21 @@ mod tests {
     }
 
     #[test]
+    fn the_batch_size_reads_well_for_one_message() {
+        let describe = |provider: Box<dyn Provider>| {
+            ApiTransport::new(provider, Pacing::ONE_AT_A_TIME, REQUEST_TIMEOUT)
+                .unwrap()
+                .describe()
+        };
+        let mut all = providers();
+        assert!(
+            describe(all.remove(2)).ends_with("(1 message per request)"),
+            "SES"
+        );
+        assert!(describe(all.remove(0)).ends_with("(500 messages per request)"));
+    }
+
+    #[test]
     fn a_message_in_another_form_is_a_typed_error_not_an_empty_request() {
         let wrong = [
             Payload::Parts(Parts {
