@@ -1,7 +1,8 @@
 //! The command line: clap's argument structs, one `run` per command in `cmd/`, and the one
 //! place where results and errors become text for people and exit codes for scripts.
 //!
-//! Exit codes: 0 success, 1 bad input (or a failed check), 2 usage.
+//! Exit codes: 0 success, 1 bad input (or a failed check), 2 usage, 3 a send that ran but
+//! left readers without the issue ([`UNSENT`]).
 
 mod cmd;
 mod term;
@@ -110,7 +111,17 @@ pub enum Error {
     /// The command has reported what failed (a check found errors): exit 1, nothing more to say.
     #[error("")]
     Failed,
+    /// A send ran, and has reported who did not get the issue (failed now or in an earlier
+    /// run, or not tried because it stopped): exit [`UNSENT`], nothing more to say.
+    #[error("")]
+    Unsent,
 }
+
+/// The exit code of a send that left readers without the issue. Not 1: a script must tell
+/// "nothing was sent, fix the input" (1) from "the send ran and some readers remain" (3: run
+/// the same command later, or `--only-failed`, or read `status --failed`); 0, 1 and 2 keep
+/// the meaning every bulletin command gives them.
+pub const UNSENT: u8 = 3;
 
 /// A send's error, with the command-line way out where the ledger refused the run.
 impl From<crate::send::SendError> for Error {
@@ -137,8 +148,36 @@ impl Error {
         match self {
             Error::Usage(_) | Error::NoWorkspace(_) => 2,
             Error::Setup(SetupError::Transport(TransportError::NoProfile { .. })) => 2,
+            Error::Unsent => UNSENT,
             _ => 1,
         }
+    }
+}
+
+/// What a send's report leaves to say on stderr, and its exit code: 0 when every reader of
+/// the list has the issue, [`UNSENT`] when some remain (failed now or before, or not tried).
+pub(crate) fn after_send(tally: &crate::send::Tally) -> Result<(), Error> {
+    if let Some(stopped) = &tally.stopped {
+        note(&format!(
+            "{}\nTo continue where it stopped, run the same command again.",
+            stopped.explain()
+        ));
+    }
+    if !tally.failed_before.is_empty() {
+        note(&format!(
+            "{} readers failed for good in an earlier run; --only-failed tries them again.",
+            tally.failed_before.len()
+        ));
+    }
+    if !tally.uncertain.is_empty() {
+        note(&format!(
+            "{} readers may have two copies; bulletin status --uncertain lists them.",
+            tally.uncertain.len()
+        ));
+    }
+    match tally.stopped.is_some() || tally.unsent() > 0 {
+        true => Err(Error::Unsent),
+        false => Ok(()),
     }
 }
 
@@ -183,6 +222,9 @@ pub fn main() -> ExitCode {
 
 /// Prints an error on stderr, one `error:` line per problem.
 fn report(e: &Error) {
+    if matches!(e, Error::Failed | Error::Unsent) {
+        return; // already reported
+    }
     let text = crate::diag::error_lines(&e.to_string());
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }

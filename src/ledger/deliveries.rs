@@ -10,15 +10,37 @@ use rusqlite::{OptionalExtension, params};
 use super::schema::stamp;
 use super::{Fault, Ledger, LedgerError, RecipientKey, RunId, State};
 
-/// How one delivery ended.
+/// How one delivery ended. `uncertain`: the reader may have two copies (an answer was lost
+/// and the message went again, or may have gone before it failed); once recorded, it stays.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Accepted by the server: its Message-ID and its reply.
-    Sent { message_id: String, reply: String },
+    Sent {
+        message_id: String,
+        reply: String,
+        uncertain: bool,
+    },
     /// Not accepted; `permanent` failures are not retried.
-    Failed { permanent: bool, reply: String },
-    /// Claimed but not tried (the run stopped first): pending again, attempts unchanged.
-    Released,
+    Failed {
+        permanent: bool,
+        reply: String,
+        uncertain: bool,
+    },
+    /// Claimed but not sent (the run stopped first, or could not go on for a reason that is
+    /// not the reader's): pending again, attempts unchanged.
+    Released { uncertain: bool },
+}
+
+/// What [`Ledger::claim`] gave a run, and what it left alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claim {
+    /// This run's to send.
+    pub claimed: Vec<RecipientKey>,
+    /// Sent by an earlier run.
+    pub sent_before: u64,
+    /// Failed for good in an earlier run (left alone unless permanent failures are retried),
+    /// with the reply they failed with.
+    pub failed_before: Vec<(RecipientKey, String)>,
 }
 
 /// Counts of deliveries by state, for one issue.
@@ -33,7 +55,7 @@ pub struct Report {
     pub uncertain: u64,
 }
 
-/// A delivery that did not succeed (yet).
+/// A delivery that did not succeed (yet), or that may have succeeded twice.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Undelivered {
     pub recipient: RecipientKey,
@@ -41,12 +63,14 @@ pub struct Undelivered {
     pub reply: Option<String>,
     /// Runs that tried it.
     pub attempts: u32,
+    /// The reader may have two copies.
+    pub uncertain: bool,
 }
 
 impl Ledger {
-    /// Marks `recipients` in flight for `run`, in one transaction, and returns those claimed:
+    /// Marks `recipients` in flight for `run`, in one transaction, and says which it claimed:
     /// a recipient already sent to (or failed permanently, unless `retry_permanent`) is left
-    /// alone and not returned.
+    /// alone, and counted as such.
     pub fn claim(
         &mut self,
         issue: &str,
@@ -54,13 +78,16 @@ impl Ledger {
         recipients: &[RecipientKey],
         retry_permanent: bool,
         now: DateTime<Utc>,
-    ) -> Result<Vec<RecipientKey>, LedgerError> {
+    ) -> Result<Claim, LedgerError> {
         self.with_tx(|conn| {
             let tx = conn.transaction()?;
-            let mut claimed = Vec::with_capacity(recipients.len());
+            let mut claim = Claim {
+                claimed: Vec::with_capacity(recipients.len()),
+                ..Claim::default()
+            };
             {
                 let mut current = tx.prepare_cached(
-                    "SELECT state FROM deliveries WHERE issue = ?1 AND recipient = ?2",
+                    "SELECT state, coalesce(reply, '') FROM deliveries WHERE issue = ?1 AND recipient = ?2",
                 )?;
                 let mut upsert = tx.prepare_cached(
                     "INSERT INTO deliveries (issue, recipient, state, run, updated_at)
@@ -69,23 +96,27 @@ impl Ledger {
                      SET state = 'in_flight', run = excluded.run, updated_at = excluded.updated_at",
                 )?;
                 for r in recipients {
-                    let stored: Option<String> = current
-                        .query_row(params![issue, r], |row| row.get(0))
+                    let stored: Option<(String, String)> = current
+                        .query_row(params![issue, r], |row| Ok((row.get(0)?, row.get(1)?)))
                         .optional()?;
-                    let state = stored.map(|s| State::read(issue, &s)).transpose()?;
-                    let skip = match state {
-                        Some(State::Sent) => true,
-                        Some(State::FailedPermanent) => !retry_permanent,
-                        _ => false,
+                    let (state, reply) = match stored {
+                        Some((s, reply)) => (Some(State::read(issue, &s)?), reply),
+                        None => (None, String::new()),
                     };
-                    if !skip {
-                        upsert.execute(params![issue, r, run.0, stamp(now)])?;
-                        claimed.push(r.clone());
+                    match state {
+                        Some(State::Sent) => claim.sent_before += 1,
+                        Some(State::FailedPermanent) if !retry_permanent => {
+                            claim.failed_before.push((r.clone(), reply));
+                        }
+                        _ => {
+                            upsert.execute(params![issue, r, run.0, stamp(now)])?;
+                            claim.claimed.push(r.clone());
+                        }
                     }
                 }
             }
             tx.commit()?;
-            Ok(claimed)
+            Ok(claim)
         })
     }
 
@@ -99,26 +130,39 @@ impl Ledger {
         self.with_tx(|conn| {
             let tx = conn.transaction()?;
             {
+                // `uncertain` only ever goes from 0 to 1: a reader who may have two copies
+                // still may, whatever happens next.
                 let mut update = tx.prepare_cached(
                     "UPDATE deliveries
                      SET state = ?3, message_id = coalesce(?4, message_id), reply = ?5,
-                         attempts = attempts + 1, updated_at = ?6
+                         attempts = attempts + 1, updated_at = ?6, uncertain = max(uncertain, ?7)
                      WHERE issue = ?1 AND recipient = ?2",
                 )?;
                 let mut release = tx.prepare_cached(
-                    "UPDATE deliveries SET state = 'pending', updated_at = ?3
+                    "UPDATE deliveries SET state = 'pending', updated_at = ?3, uncertain = max(uncertain, ?4)
                      WHERE issue = ?1 AND recipient = ?2 AND state = 'in_flight'",
                 )?;
                 for (recipient, outcome) in outcomes {
-                    let (state, message_id, reply) = match outcome {
-                        Outcome::Released => {
-                            release.execute(params![issue, recipient, stamp(now)])?;
+                    let (state, message_id, reply, uncertain) = match outcome {
+                        Outcome::Released { uncertain } => {
+                            release.execute(params![issue, recipient, stamp(now), uncertain])?;
                             continue;
                         }
-                        Outcome::Sent { message_id, reply } => {
-                            (State::Sent, Some(message_id.as_str()), reply.as_str())
-                        }
-                        Outcome::Failed { permanent, reply } => (
+                        Outcome::Sent {
+                            message_id,
+                            reply,
+                            uncertain,
+                        } => (
+                            State::Sent,
+                            Some(message_id.as_str()),
+                            reply.as_str(),
+                            uncertain,
+                        ),
+                        Outcome::Failed {
+                            permanent,
+                            reply,
+                            uncertain,
+                        } => (
                             if *permanent {
                                 State::FailedPermanent
                             } else {
@@ -126,6 +170,7 @@ impl Ledger {
                             },
                             None,
                             reply.as_str(),
+                            uncertain,
                         ),
                     };
                     update.execute(params![
@@ -134,7 +179,8 @@ impl Ledger {
                         state.as_stored(),
                         message_id,
                         reply,
-                        stamp(now)
+                        stamp(now),
+                        uncertain
                     ])?;
                 }
             }
@@ -175,30 +221,42 @@ impl Ledger {
 
     /// Everyone who did not get `issue`, and why, in recipient order.
     pub fn failures(&self, issue: &str) -> Result<Vec<Undelivered>, LedgerError> {
+        self.select(issue, "state <> 'sent'")
+    }
+
+    /// Everyone who may have two copies of `issue`, whatever their state, in recipient order.
+    pub fn uncertain(&self, issue: &str) -> Result<Vec<Undelivered>, LedgerError> {
+        self.select(issue, "uncertain = 1")
+    }
+
+    /// The deliveries of `issue` that `filter` (SQL, a constant) keeps.
+    fn select(&self, issue: &str, filter: &str) -> Result<Vec<Undelivered>, LedgerError> {
         self.with(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT recipient, state, reply, attempts FROM deliveries
-                 WHERE issue = ?1 AND state <> 'sent' ORDER BY recipient",
-            )?;
+            let mut stmt = conn.prepare(&format!(
+                "SELECT recipient, state, reply, attempts, uncertain FROM deliveries
+                 WHERE issue = ?1 AND {filter} ORDER BY recipient"
+            ))?;
             let rows = stmt.query_map(params![issue], |r| {
                 Ok((
                     r.get::<_, RecipientKey>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, Option<String>>(2)?,
                     r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
                 ))
             })?;
-            let mut failures = Vec::new();
+            let mut found = Vec::new();
             for row in rows {
-                let (recipient, state, reply, attempts) = row?;
-                failures.push(Undelivered {
+                let (recipient, state, reply, attempts, uncertain) = row?;
+                found.push(Undelivered {
                     recipient,
                     state: State::read(issue, &state)?,
                     reply,
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    uncertain: uncertain != 0,
                 });
             }
-            Ok::<_, Fault>(failures)
+            Ok::<_, Fault>(found)
         })
     }
 }
@@ -217,7 +275,9 @@ mod tests {
             .run;
         let everyone = people(3);
         assert_eq!(
-            l.claim("2020-06", run, &everyone, false, at(1)).unwrap(),
+            l.claim("2020-06", run, &everyone, false, at(1))
+                .unwrap()
+                .claimed,
             everyone
         );
         l.record(
@@ -229,6 +289,7 @@ mod tests {
                     Outcome::Failed {
                         permanent: true,
                         reply: "550 no such user".into(),
+                        uncertain: false,
                     },
                 ),
             ],
@@ -240,15 +301,21 @@ mod tests {
             (report.sent, report.failed_permanent, report.in_flight),
             (1, 1, 1)
         );
-        // Claimed again: only the one still in flight.
+        // Claimed again: only the one still in flight; the sent one and the one failed for
+        // good are counted apart, the failure with its reply.
         assert_eq!(
             l.claim("2020-06", run, &everyone, false, at(3)).unwrap(),
-            [everyone[2].clone()]
+            Claim {
+                claimed: vec![everyone[2].clone()],
+                sent_before: 1,
+                failed_before: vec![(everyone[1].clone(), "550 no such user".into())],
+            }
         );
         // --only-failed style retry of permanent failures.
         assert_eq!(
             l.claim("2020-06", run, &everyone[1..2], true, at(4))
-                .unwrap(),
+                .unwrap()
+                .claimed,
             [everyone[1].clone()]
         );
     }
@@ -262,13 +329,58 @@ mod tests {
             .run;
         let p = people(1);
         l.claim("i", run, &p, false, at(1)).unwrap();
-        l.record("i", &[(p[0].clone(), Outcome::Released)], at(2))
-            .unwrap();
+        l.record(
+            "i",
+            &[(p[0].clone(), Outcome::Released { uncertain: false })],
+            at(2),
+        )
+        .unwrap();
         let failures = l.failures("i").unwrap();
         assert_eq!(
             (failures[0].state, failures[0].attempts),
             (State::Pending, 0)
         );
+    }
+
+    #[test]
+    fn uncertain_is_sticky_whatever_the_reader_becomes_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let run = start(&mut l, "i", "h", &me(1), false, at(0), alive)
+            .unwrap()
+            .run;
+        let p = people(3);
+        l.claim("i", run, &p, false, at(1)).unwrap();
+        let failed = |uncertain| Outcome::Failed {
+            permanent: false,
+            reply: "no answer".into(),
+            uncertain,
+        };
+        l.record(
+            "i",
+            &[
+                (p[0].clone(), failed(true)),
+                (p[1].clone(), Outcome::Released { uncertain: true }),
+                (p[2].clone(), failed(false)),
+            ],
+            at(2),
+        )
+        .unwrap();
+        l.claim("i", run, &p, false, at(3)).unwrap();
+        let certain = Outcome::Sent {
+            message_id: "<x@example.org>".into(),
+            reply: "250".into(),
+            uncertain: false,
+        };
+        let everyone: Vec<_> = p.iter().map(|k| (k.clone(), certain.clone())).collect();
+        l.record("i", &everyone, at(4)).unwrap();
+        let report = l.report("i").unwrap();
+        assert_eq!((report.sent, report.uncertain), (3, 2));
+        let who: Vec<_> = l.uncertain("i").unwrap();
+        assert_eq!(who.len(), 2);
+        assert!(who.iter().all(|u| u.uncertain && u.state == State::Sent));
+        assert_eq!(who[0].recipient, p[0]);
+        assert_eq!(who[1].recipient, p[1]);
     }
 
     #[test]

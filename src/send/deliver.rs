@@ -258,7 +258,8 @@ struct Held<'a> {
 
 impl Held<'_> {
     /// Claims `batch` for the run: those the ledger gives back are this run's to send; the
-    /// rest were sent already (or failed for good, unless `retry_permanent`).
+    /// rest were sent already, or failed for good (unless `retry_permanent`) and are still
+    /// failed: counted so, never as sent.
     fn claim(
         &mut self,
         batch: Vec<(RecipientKey, Subscriber)>,
@@ -266,18 +267,16 @@ impl Held<'_> {
         tally: &mut Tally,
     ) -> Result<Vec<(RecipientKey, Subscriber)>, LedgerError> {
         let keys: Vec<RecipientKey> = batch.iter().map(|(k, _)| k.clone()).collect();
-        let claimed: HashSet<RecipientKey> = self
-            .ledger
-            .claim(
-                self.issue,
-                self.run,
-                &keys,
-                retry_permanent,
-                self.clock.now(),
-            )?
-            .into_iter()
-            .collect();
-        tally.already_sent += (keys.len() - claimed.len()) as u64;
+        let claim = self.ledger.claim(
+            self.issue,
+            self.run,
+            &keys,
+            retry_permanent,
+            self.clock.now(),
+        )?;
+        tally.already_sent += claim.sent_before;
+        tally.failed_before.extend(claim.failed_before);
+        let claimed: HashSet<RecipientKey> = claim.claimed.into_iter().collect();
         Ok(batch
             .into_iter()
             .filter(|(k, _)| claimed.contains(k))

@@ -2,6 +2,22 @@
 //! an API) composed, sent within the pace, and what failed for a reason that may pass sent
 //! again after a backoff (or as long as the provider asked), a bounded number of times.
 //!
+//! Three rules keep a reader from paying for someone else's problem:
+//! - **A request refused whole** (a provider that takes or refuses a batch at once) is not
+//!   the fault of every reader in it. Where the provider names the readers at fault, only
+//!   they fail and the others ([`Kind::Bystander`]) go again at once without them; where it
+//!   does not, the batch is split in halves, and each half that is refused again is split
+//!   again, down to the reader at fault. When every part of a split is refused the same way
+//!   ([`SHARED_AFTER`] requests at one level), the fault is in what they share (the sender,
+//!   the settings): the run stops and nobody fails.
+//! - **An answer lost** after the request went out ([`Kind::Lost`]) may hide a delivery:
+//!   before sending again, the transport is asked whether it shows the messages accepted
+//!   ([`Transport::look_up`]); those it shows are sent, the others go again and, unless the
+//!   provider's idempotency key covers the retry, are recorded as *uncertain*: they may have
+//!   two copies.
+//! - A group of messages that went out together goes again together, so that its
+//!   idempotency key stays the same.
+//!
 //! Owns the transport calls and the waits between them; it never touches the ledger (the
 //! loop claims before and records after) and decides nothing about the run as a whole except
 //! raising the halt when the relay refuses us or is gone, so that nothing more starts.
@@ -19,6 +35,11 @@ use crate::ledger::RecipientKey;
 use crate::message::{Composer, Outgoing};
 use crate::transport::{Accepted, Batch, Failure, Kind, Transport};
 
+/// Requests at one level of a split, all refused whole with the same reply, after which the
+/// fault is taken to be in what they share rather than in a reader of each: 1 + 2 + 4
+/// requests are spent finding out.
+pub(super) const SHARED_AFTER: usize = 4;
+
 /// What every delivery of a run shares.
 pub(super) struct Dispatcher<T> {
     pub(super) transport: std::sync::Arc<T>,
@@ -34,7 +55,59 @@ pub(super) struct Dispatcher<T> {
 }
 
 /// A message waiting for its (next) try.
-type Pending = (RecipientKey, Outgoing);
+struct Pending {
+    key: RecipientKey,
+    message: Outgoing,
+    /// The keys of the requests that carried it and whose answer was lost: it may have been
+    /// delivered by any of them.
+    lost: Vec<String>,
+    /// What was said when the last of them was lost.
+    lost_reply: Option<String>,
+    /// Why its last try failed.
+    last: Option<Failure>,
+}
+
+impl Pending {
+    /// Whether an earlier try may have delivered it.
+    fn in_doubt(&self) -> bool {
+        !self.lost.is_empty()
+    }
+
+    /// Its fate when the run stops before it is sent.
+    fn not_tried(self) -> Delivered {
+        let uncertain = self.in_doubt();
+        (self.key, Fate::NotTried { uncertain })
+    }
+
+    /// Its fate when it fails for good (for this run) with `failure`.
+    fn failed(self, failure: Failure) -> Delivered {
+        let uncertain = self.in_doubt();
+        (self.key, Fate::Failed { failure, uncertain })
+    }
+}
+
+/// Messages that go out in one request, and go again together.
+type Group = Vec<Pending>;
+
+/// What one try of a group came to, besides what went to `done`.
+#[derive(Default)]
+struct Tried {
+    /// To try again after a backoff, with why in `last`.
+    again: Group,
+    /// The longest pause the provider asked for.
+    pause: Option<Duration>,
+    /// Not sent because another message of the request was refused: to go again at once.
+    aside: Group,
+    /// Refused whole, for a reason the answer does not pin on any of them.
+    refused: Option<(Group, Failure)>,
+}
+
+/// What a round of tries came to: the groups to try again, and the longest pause asked for.
+#[derive(Default)]
+struct Round {
+    again: Vec<Group>,
+    pause: Option<Duration>,
+}
 
 impl<T: Transport> Dispatcher<T> {
     /// Delivers `chunk` (at most the transport's batch limit), composed at `now`: each
@@ -49,25 +122,33 @@ impl<T: Transport> Dispatcher<T> {
         if self.halted() {
             return chunk
                 .into_iter()
-                .map(|(key, _)| (key, Fate::NotTried))
+                .map(|(key, _)| (key, Fate::NotTried { uncertain: false }))
                 .collect();
         }
-        let (mut pending, mut done) = compose(composer, chunk, now, self.transport.form());
+        let (pending, mut done) = compose(composer, chunk, now, self.transport.form());
+        let issue = &composer.issue;
         let mut attempts = Attempts::new(self.retry);
-        while !pending.is_empty() {
-            self.pace.wait().await;
-            let (again, pause) = self.try_once(&composer.issue, pending, &mut done).await;
-            if again.is_empty() {
+        let mut groups = vec![pending];
+        loop {
+            let round = self.round(issue, groups, &mut done).await;
+            if round.again.is_empty() {
                 break;
             }
-            let next = attempts.after(pause);
+            let next = attempts.after(round.pause);
             if next == Next::GiveUp {
-                done.extend(again.into_iter().map(|(key, _, f)| (key, Fate::Failed(f))));
+                done.extend(round.again.into_iter().flatten().map(|p| {
+                    let failure = p.last.clone().unwrap_or_else(|| Failure {
+                        kind: Kind::Transient,
+                        reply: "not sent".into(),
+                    });
+                    p.failed(failure)
+                }));
                 break;
             }
             if self.halted() {
                 // The run is stopping: these were not delivered, and a new run sends them.
-                done.extend(again.into_iter().map(|(key, _, _)| (key, Fate::NotTried)));
+                let again = round.again.into_iter().flatten();
+                done.extend(again.map(Pending::not_tried));
                 break;
             }
             match next {
@@ -75,7 +156,7 @@ impl<T: Transport> Dispatcher<T> {
                 Next::Hold(pause) => self.pace.hold(pause).await,
                 Next::GiveUp => unreachable!("handled above"),
             }
-            pending = again.into_iter().map(|(key, m, _)| (key, m)).collect();
+            groups = self.look_up(round.again, &mut done).await;
         }
         done
     }
@@ -85,49 +166,207 @@ impl<T: Transport> Dispatcher<T> {
         self.halt.requested() || self.stop.requested()
     }
 
-    /// One delivery of `pending`: the accepted and the definitive failures go to `done`;
-    /// returned are those to try again, and the longest pause a provider asked for.
-    async fn try_once(
-        &self,
-        issue: &str,
-        pending: Vec<Pending>,
-        done: &mut Vec<Delivered>,
-    ) -> (Vec<(RecipientKey, Outgoing, Failure)>, Option<Duration>) {
-        let (keys, messages): (Vec<RecipientKey>, Vec<Outgoing>) = pending.into_iter().unzip();
+    /// Each group once, and whatever a refusal splits off, level by level, until no request
+    /// is left to make at once: what to try again after a backoff.
+    async fn round(&self, issue: &str, groups: Vec<Group>, done: &mut Vec<Delivered>) -> Round {
+        let mut round = Round::default();
+        let mut level = groups;
+        while !level.is_empty() {
+            let mut next = Vec::new();
+            let mut refusals = Vec::new();
+            let mut requests = 0;
+            for group in level {
+                if group.is_empty() {
+                    continue;
+                }
+                if self.halted() {
+                    done.extend(group.into_iter().map(Pending::not_tried));
+                    continue;
+                }
+                requests += 1;
+                self.pace.wait().await;
+                let tried = self.try_once(issue, group, done).await;
+                if !tried.again.is_empty() {
+                    round.again.push(tried.again);
+                }
+                round.pause = longest(round.pause, tried.pause);
+                if !tried.aside.is_empty() {
+                    next.push(tried.aside);
+                }
+                refusals.extend(tried.refused);
+            }
+            let shared = requests >= SHARED_AFTER
+                && refusals.len() == requests
+                && refusals.iter().all(|(_, f)| f.reply == refusals[0].1.reply);
+            for (mut group, failure) in refusals {
+                if shared {
+                    // Not any reader's doing: stop the run, leave them all to the next one.
+                    self.halt.request();
+                    let failure = Failure {
+                        kind: Kind::Unreachable,
+                        reply: format!(
+                            "{}; every part of the request was refused the same way, so the fault is in what all readers share (the sender, the issue, the settings), not in a reader",
+                            failure.reply
+                        ),
+                    };
+                    done.extend(group.into_iter().map(|p| p.failed(failure.clone())));
+                } else if group.iter().any(Pending::in_doubt) {
+                    // An earlier request of these may have been delivered: split, they would
+                    // go under new idempotency keys and could get two copies.
+                    done.extend(group.into_iter().map(|p| p.failed(failure.clone())));
+                } else {
+                    let second = group.split_off(group.len() / 2);
+                    next.push(group);
+                    next.push(second);
+                }
+            }
+            level = next;
+        }
+        round
+    }
+
+    /// One request of `group`: the accepted and the definitive failures go to `done`; the
+    /// rest is sorted for what comes next.
+    async fn try_once(&self, issue: &str, group: Group, done: &mut Vec<Delivered>) -> Tried {
+        let keys: Vec<RecipientKey> = group.iter().map(|p| p.key.clone()).collect();
+        let (meta, messages): (Vec<_>, Vec<Outgoing>) = group
+            .into_iter()
+            .map(|p| ((p.key, p.lost, p.lost_reply), p.message))
+            .unzip();
         let batch = Batch {
             key: batch_key(issue, &keys),
             messages,
         };
-        let outcomes = answers(
-            self.transport.send_batch(&batch).await,
-            batch.messages.len(),
-        );
-        let mut pause: Option<Duration> = None;
-        let mut again = Vec::new();
-        for ((key, message), outcome) in keys.into_iter().zip(batch.messages).zip(outcomes) {
-            match outcome {
-                Ok(Accepted { reply }) => done.push((
+        let n = batch.messages.len();
+        let result = self.transport.send_batch(&batch).await;
+        let mut tried = Tried::default();
+        type Meta = (RecipientKey, Vec<String>, Option<String>);
+        let rebuild = |meta: Vec<Meta>, messages: Vec<Outgoing>| {
+            meta.into_iter()
+                .zip(messages)
+                .map(|((key, lost, lost_reply), message)| Pending {
                     key,
-                    Fate::Sent {
-                        message_id: message.message_id,
-                        reply,
+                    message,
+                    lost,
+                    lost_reply,
+                    last: None,
+                })
+                .collect::<Group>()
+        };
+        let outcomes = match result {
+            Err(f) if f.kind == Kind::Permanent && n > 1 => {
+                tried.refused = Some((rebuild(meta, batch.messages), f));
+                return tried;
+            }
+            Ok(outcomes)
+                if n > 1
+                    && outcomes.len() == n
+                    && outcomes
+                        .iter()
+                        .all(|o| matches!(o, Err(f) if f.kind == Kind::Bystander)) =>
+            {
+                // Refused for someone, and nobody named: as good as refused whole.
+                let first = outcomes.into_iter().find_map(Result::err);
+                let failure = first.map_or_else(
+                    || unreachable!("n > 1 failures"),
+                    |f| Failure {
+                        kind: Kind::Permanent,
+                        reply: f.reply,
                     },
-                )),
-                Err(f) if f.kind.is_retryable() => {
-                    if let Kind::Throttled(d) = f.kind {
-                        pause = Some(pause.map_or(d, |p| p.max(d)));
+                );
+                tried.refused = Some((rebuild(meta, batch.messages), failure));
+                return tried;
+            }
+            other => answers(other, n),
+        };
+        let idempotent = self.transport.idempotent();
+        let pending = rebuild(meta, batch.messages);
+        for (mut p, outcome) in pending.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(Accepted { reply }) => {
+                    // A retry under the very key whose answer was lost is one delivery where
+                    // the provider takes an idempotency key; anything else may be a second.
+                    let uncertain =
+                        p.in_doubt() && !(idempotent && p.lost.iter().all(|k| *k == batch.key));
+                    let doubt = uncertain.then(|| p.lost_reply.clone().unwrap_or_default());
+                    done.push((
+                        p.key,
+                        Fate::Sent {
+                            message_id: p.message.message_id,
+                            reply,
+                            doubt,
+                        },
+                    ));
+                }
+                Err(f) if f.kind == Kind::Bystander && n > 1 => tried.aside.push(p),
+                Err(f) if f.kind.is_retryable() || f.kind == Kind::Bystander => {
+                    match f.kind {
+                        Kind::Throttled(d) => tried.pause = longest(tried.pause, Some(d)),
+                        Kind::Lost => {
+                            if !p.lost.contains(&batch.key) {
+                                p.lost.push(batch.key.clone());
+                            }
+                            p.lost_reply = Some(f.reply.clone());
+                        }
+                        _ => {}
                     }
-                    again.push((key, message, f));
+                    p.last = Some(f);
+                    tried.again.push(p);
                 }
                 Err(f) => {
                     if matches!(f.kind, Kind::Auth | Kind::Unreachable) {
                         self.halt.request();
                     }
-                    done.push((key, Fate::Failed(f)));
+                    done.push(p.failed(f));
                 }
             }
         }
-        (again, pause)
+        tried
+    }
+
+    /// Before groups whose answer was lost go again: those the transport shows accepted are
+    /// sent; the rest go again.
+    async fn look_up(&self, groups: Vec<Group>, done: &mut Vec<Delivered>) -> Vec<Group> {
+        if self.transport.idempotent() {
+            // The same key again: the provider answers for the first request.
+            return groups;
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        for group in groups {
+            let Some(lost_key) = group.iter().find_map(|p| p.lost.last().cloned()) else {
+                out.push(group);
+                continue;
+            };
+            let batch = Batch {
+                key: lost_key,
+                messages: group.iter().map(|p| p.message.clone()).collect(),
+            };
+            let found = self.transport.look_up(&batch).await;
+            let mut rest = Vec::with_capacity(group.len());
+            for (i, p) in group.into_iter().enumerate() {
+                match found.get(i).cloned().flatten() {
+                    // The provider has it: sent once, and not sent again.
+                    Some(Accepted { reply }) if p.in_doubt() => done.push((
+                        p.key,
+                        Fate::Sent {
+                            message_id: p.message.message_id,
+                            reply,
+                            doubt: None,
+                        },
+                    )),
+                    _ => rest.push(p),
+                }
+            }
+            out.push(rest);
+        }
+        out
+    }
+}
+
+fn longest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -157,15 +396,21 @@ fn compose(
     chunk: Vec<(RecipientKey, Subscriber)>,
     now: SystemTime,
     form: crate::message::Form,
-) -> (Vec<Pending>, Vec<Delivered>) {
+) -> (Group, Vec<Delivered>) {
     let mut pending = Vec::with_capacity(chunk.len());
     let mut failed = Vec::new();
     for (key, subscriber) in chunk {
         match composer.compose_as(&subscriber, now, form) {
-            Ok(message) => pending.push((key, message)),
+            Ok(message) => pending.push(Pending {
+                key,
+                message,
+                lost: Vec::new(),
+                lost_reply: None,
+                last: None,
+            }),
             Err(e) => failed.push((
                 key,
-                Fate::Failed(Failure {
+                Fate::failed(Failure {
                     kind: Kind::Permanent,
                     reply: e.to_string(),
                 }),

@@ -50,7 +50,7 @@ pub use plan::{List, Plan, plan};
 pub use report::TestReport;
 pub use run::{Event, RunOptions, dry_run_ledger, run};
 pub use setup::{Setup, SetupError, tools};
-pub use status::{Format, Status, status};
+pub use status::{Format, Listing, Status, status};
 pub use stop::Stop;
 pub use tally::{Progress, Stopped, Tally};
 pub use test_send::{TestOutcome, test_send};

@@ -34,9 +34,9 @@ impl StopPolicy {
                 self.ever_sent = true;
                 self.in_a_row = 0;
             }
-            Fate::Failed(failure) => self.failed(failure),
+            Fate::Failed { failure, .. } => self.failed(failure),
             // Neither says anything about the relay.
-            Fate::NotTried | Fate::Crashed(_) => {}
+            Fate::NotTried { .. } | Fate::Crashed(_) => {}
         }
     }
 
@@ -45,7 +45,11 @@ impl StopPolicy {
             Kind::Permanent => self.in_a_row = 0,
             // Refused credentials outrank everything: nothing will pass until they change.
             Kind::Auth => self.verdict = Some(Stopped::Auth(failure.reply.clone())),
-            Kind::Transient | Kind::Throttled(_) | Kind::Unreachable => {
+            Kind::Transient
+            | Kind::Throttled(_)
+            | Kind::Lost
+            | Kind::Bystander
+            | Kind::Unreachable => {
                 self.in_a_row += 1;
                 let gone = failure.kind == Kind::Unreachable
                     || (!self.ever_sent && self.in_a_row >= self.unreachable_after);
@@ -67,17 +71,14 @@ mod tests {
     use super::*;
 
     fn failed(kind: Kind, reply: &str) -> Fate {
-        Fate::Failed(Failure {
+        Fate::failed(Failure {
             kind,
             reply: reply.into(),
         })
     }
 
     fn sent() -> Fate {
-        Fate::Sent {
-            message_id: "<m>".into(),
-            reply: "250".into(),
-        }
+        Fate::sent("<m>", "250")
     }
 
     #[test]
@@ -106,7 +107,7 @@ mod tests {
         p.observe(&failed(Kind::Transient, "451"));
         p.observe(&failed(Kind::Permanent, "550"));
         p.observe(&Fate::Crashed("panic".into()));
-        p.observe(&Fate::NotTried);
+        p.observe(&Fate::NotTried { uncertain: false });
         p.observe(&failed(Kind::Transient, "451"));
         assert_eq!(p.verdict(), None);
     }

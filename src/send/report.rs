@@ -29,8 +29,13 @@ impl Plan {
     }
 }
 
+/// Readers named in the report for each reason; the rest are counted (`bulletin status
+/// --failed --csv` lists them all).
+pub const EXAMPLES: usize = 5;
+
 impl Tally {
-    /// The end-of-run report.
+    /// The end-of-run report. Failures are grouped by reason: a provider that refuses a
+    /// request names the same reason for each of its readers.
     pub fn text(&self) -> String {
         let mut out = format!("Sent: {}\n", self.sent);
         if self.already_sent > 0 {
@@ -49,28 +54,43 @@ impl Tally {
             ));
         }
         out.push_str(&format!("Failed: {}\n", self.failed()));
-        for (who, reply) in &self.failed_permanent {
-            out.push_str(&format!("  {who}: {reply} (permanent)\n"));
-        }
-        for (who, reply) in &self.failed_temporary {
+        out.push_str(&grouped(&self.failed_permanent, "permanent"));
+        out.push_str(&grouped(
+            &self.failed_before,
+            "permanent, in an earlier run",
+        ));
+        out.push_str(&grouped(
+            &self.failed_temporary,
+            "temporary: a new run retries it",
+        ));
+        if !self.uncertain.is_empty() {
             out.push_str(&format!(
-                "  {who}: {reply} (temporary: a new run retries it)\n"
+                "Uncertain (may have two copies): {}\n",
+                self.uncertain.len()
             ));
+            out.push_str(&grouped(&self.uncertain, "uncertain"));
         }
         out
     }
 
-    /// The end-of-run report for scripts, of the issue `issue` (its slug).
+    /// The end-of-run report for scripts, of the issue `issue` (its slug): every reader
+    /// named, whatever their number.
     pub fn json(&self, issue: &str) -> Value {
-        let failed = |list: &[(RecipientKey, String)], permanent: bool| -> Vec<Value> {
-            list.iter()
-                .map(|(who, reply)| {
-                    json!({"email": who.as_str(), "reply": reply, "permanent": permanent})
-                })
-                .collect()
-        };
-        let mut failures = failed(&self.failed_permanent, true);
-        failures.extend(failed(&self.failed_temporary, false));
+        let mut failures: Vec<Value> = Vec::new();
+        for (list, permanent, earlier) in [
+            (&self.failed_permanent, true, false),
+            (&self.failed_before, true, true),
+            (&self.failed_temporary, false, false),
+        ] {
+            failures.extend(list.iter().map(|(who, reply)| {
+                json!({"email": who.as_str(), "reply": reply, "permanent": permanent, "earlier": earlier})
+            }));
+        }
+        let uncertain: Vec<Value> = self
+            .uncertain
+            .iter()
+            .map(|(who, why)| json!({"email": who.as_str(), "reply": why}))
+            .collect();
         let stopped = self.stopped.as_ref().map(|s| match s {
             Stopped::Interrupted => json!({"why": "interrupted"}),
             Stopped::Unreachable(reply) => json!({"why": "unreachable", "reply": reply}),
@@ -86,12 +106,45 @@ impl Tally {
             "sent": self.sent,
             "already_sent": self.already_sent,
             "not_tried": self.not_tried,
+            "unsent": self.unsent(),
             "skipped": self.skipped,
             "invalid": invalid,
             "failed": failures,
+            "uncertain": uncertain,
             "stopped": stopped,
         })
     }
+}
+
+/// `list` grouped by reply, in the order each reply first came: one line for a reason that
+/// concerns one reader, else the count and the first [`EXAMPLES`] readers.
+fn grouped(list: &[(RecipientKey, String)], what: &str) -> String {
+    let mut groups: Vec<(&str, Vec<&RecipientKey>)> = Vec::new();
+    for (who, reply) in list {
+        match groups.iter_mut().find(|(r, _)| *r == reply.as_str()) {
+            Some((_, readers)) => readers.push(who),
+            None => groups.push((reply, vec![who])),
+        }
+    }
+    let mut out = String::new();
+    for (reply, readers) in groups {
+        if let [who] = readers.as_slice() {
+            out.push_str(&format!("  {who}: {reply} ({what})\n"));
+            continue;
+        }
+        let named: Vec<&str> = readers.iter().take(EXAMPLES).map(|k| k.as_str()).collect();
+        let more = readers.len().saturating_sub(EXAMPLES);
+        let rest = match more {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        out.push_str(&format!(
+            "  {} readers: {reply} ({what})\n    {}{rest}\n",
+            readers.len(),
+            named.join(", ")
+        ));
+    }
+    out
 }
 
 /// What a test send did, address by address.
@@ -131,10 +184,8 @@ impl Stopped {
     pub fn explain(&self) -> String {
         match self {
             Stopped::Interrupted => "stopped by Ctrl-C".to_string(),
-            Stopped::Unreachable(reply) => format!("stopped: the relay keeps failing ({reply})"),
-            Stopped::Auth(reply) => format!(
-                "stopped: the relay refused the credentials ({reply}); check the password's environment variable"
-            ),
+            Stopped::Unreachable(reply) => format!("stopped: sending cannot go on ({reply})"),
+            Stopped::Auth(reply) => format!("stopped: the credentials were refused ({reply})"),
         }
     }
 }
@@ -168,11 +219,47 @@ mod tests {
              Not tried (the run stopped first): 3\nFailed: 2\n  mariusz@example.pl: 550 no (permanent)\n\
              \x20 tom@example.org: 451 later (temporary: a new run retries it)\n"
         );
+        assert_eq!(t.unsent(), 5);
         let j = t.json("2020-06");
         assert_eq!(j["failed"][0]["email"], "mariusz@example.pl");
         assert_eq!(j["failed"][1]["permanent"], false);
         assert_eq!(j["stopped"]["why"], "unreachable");
         assert_eq!(j["invalid"][0]["line"], 4);
+    }
+
+    #[test]
+    fn failures_are_grouped_by_reason_with_five_examples_and_earlier_ones_count() {
+        let mut t = Tally::default();
+        for i in 0..1000 {
+            t.failed_temporary
+                .push((key(&format!("r{i}@example.org")), "HTTP 503".into()));
+        }
+        t.failed_permanent
+            .push((key("a@example.org"), "550 no such user".into()));
+        t.failed_before
+            .push((key("b@example.org"), "550 no such user".into()));
+        t.failed_before
+            .push((key("c@example.org"), "550 no such user".into()));
+        t.uncertain
+            .push((key("d@example.org"), "no answer within 60 s".into()));
+        let text = t.text();
+        assert_eq!(
+            text,
+            "Sent: 0\nFailed: 1003\n  a@example.org: 550 no such user (permanent)\n\
+             \x20 2 readers: 550 no such user (permanent, in an earlier run)\n    b@example.org, c@example.org\n\
+             \x20 1000 readers: HTTP 503 (temporary: a new run retries it)\n\
+             \x20   r0@example.org, r1@example.org, r2@example.org, r3@example.org, r4@example.org and 995 more\n\
+             Uncertain (may have two copies): 1\n  d@example.org: no answer within 60 s (uncertain)\n"
+        );
+        let j = t.json("2020-06");
+        assert_eq!(
+            j["failed"].as_array().unwrap().len(),
+            1003,
+            "JSON names everyone"
+        );
+        assert_eq!(j["failed"][1]["earlier"], true);
+        assert_eq!(j["unsent"], 1003);
+        assert_eq!(j["uncertain"][0]["email"], "d@example.org");
     }
 
     #[test]

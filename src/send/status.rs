@@ -1,5 +1,6 @@
 //! Status: where the sending of an issue stands, from the ledger alone — how many got it,
-//! failed (and why), are pending, and how many a crash left uncertain.
+//! failed (and why), are pending, and how many may have two copies (uncertain: a crash left
+//! them in flight, or an answer was lost before they went again).
 //!
 //! Reads the ledger, never writes it (it is not even created when missing).
 
@@ -17,9 +18,19 @@ pub enum Status {
     Recorded {
         issue: String,
         report: Report,
-        /// Who did not get it (when asked for).
+        /// Who did not get it, or who may have two copies (when asked for).
         failures: Vec<Undelivered>,
     },
+}
+
+/// Whom a [`Status`] lists besides the counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    Nobody,
+    /// Who did not get it, and why.
+    Failed,
+    /// Who may have two copies.
+    Uncertain,
 }
 
 /// How to show a [`Status`].
@@ -31,9 +42,9 @@ pub enum Format {
     Csv,
 }
 
-/// Where the sending of `issue` (its slug) stands in the ledger at `ledger`; with
-/// `failures`, who did not get it.
-pub fn status(ledger: &Path, issue: &str, failures: bool) -> Result<Status, LedgerError> {
+/// Where the sending of `issue` (its slug) stands in the ledger at `ledger`, and whom
+/// `listing` asks for.
+pub fn status(ledger: &Path, issue: &str, listing: Listing) -> Result<Status, LedgerError> {
     if !ledger.is_file() {
         return Ok(Status::NothingSent {
             issue: issue.to_string(),
@@ -43,9 +54,10 @@ pub fn status(ledger: &Path, issue: &str, failures: bool) -> Result<Status, Ledg
     Ok(Status::Recorded {
         issue: issue.to_string(),
         report: ledger.report(issue)?,
-        failures: match failures {
-            true => ledger.failures(issue)?,
-            false => Vec::new(),
+        failures: match listing {
+            Listing::Failed => ledger.failures(issue)?,
+            Listing::Uncertain => ledger.uncertain(issue)?,
+            Listing::Nobody => Vec::new(),
         },
     })
 }
@@ -90,6 +102,7 @@ fn json_of(issue: &str, report: &Report, failures: &[Undelivered]) -> serde_json
         "uncertain": report.uncertain,
         "failures": failures.iter().map(|f| json!({
             "email": f.recipient.as_str(), "state": label(f.state), "attempts": f.attempts, "reply": f.reply,
+            "uncertain": f.uncertain,
         })).collect::<Vec<_>>(),
     })
 }
@@ -119,7 +132,7 @@ fn text_of(issue: &str, report: &Report, failures: &[Undelivered]) -> String {
     );
     if report.uncertain > 0 {
         out.push_str(&format!(
-            "Uncertain: {} (in flight when a run stopped; they may have received two copies)\n",
+            "Uncertain: {} (may have received two copies: an answer was lost, or they were in flight when a run stopped, before they went again)\n",
             report.uncertain
         ));
     }

@@ -27,12 +27,19 @@ pub struct Tally {
     pub failed_permanent: Vec<(RecipientKey, String)>,
     /// Recipients still to retry, with the last reply.
     pub failed_temporary: Vec<(RecipientKey, String)>,
+    /// Recipients an earlier run failed for good, left alone by this one (`--only-failed`
+    /// tries them again), with the reply they failed with.
+    pub failed_before: Vec<(RecipientKey, String)>,
+    /// Recipients who may have two copies (an answer was lost and the message went again, or
+    /// may have gone before it failed), with what happened.
+    pub uncertain: Vec<(RecipientKey, String)>,
     /// Rows not sent to, by reason ("unsubscribed", "duplicate"…).
     pub skipped: BTreeMap<String, u64>,
     /// Invalid rows, with their line and why.
     pub invalid: Vec<(u64, String)>,
     pub already_sent: u64,
-    /// Recipients claimed but not tried because the run stopped; a new run sends to them.
+    /// Recipients claimed but not sent because the run stopped (Ctrl-C, refused credentials,
+    /// a provider that cannot go on): pending again, and a new run sends to them.
     pub not_tried: u64,
     pub stopped: Option<Stopped>,
 }
@@ -46,18 +53,44 @@ pub struct Progress {
     pub failed: u64,
 }
 
-/// What became of one recipient in this run.
+/// What became of one recipient in this run. `uncertain`: they may have two copies (see
+/// [`Tally::uncertain`]).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Fate {
-    /// Accepted: our Message-ID and the server's reply.
-    Sent { message_id: String, reply: String },
+    /// Accepted: our Message-ID and the server's reply; `doubt`, why they may have two
+    /// copies (an earlier try's answer was lost), if they may.
+    Sent {
+        message_id: String,
+        reply: String,
+        doubt: Option<String>,
+    },
     /// Not accepted, for this reason.
-    Failed(Failure),
+    Failed { failure: Failure, uncertain: bool },
     /// Not sent because the run stopped first.
-    NotTried,
-    /// The task sending it failed (a panic): whether it left is unknown; a new run tries
-    /// again.
+    NotTried { uncertain: bool },
+    /// The task sending it failed (a panic): whether it left is unknown, so they may get two
+    /// copies when a new run tries again.
     Crashed(String),
+}
+
+impl Fate {
+    /// Accepted, with no doubt about it.
+    #[cfg(test)]
+    pub(super) fn sent(message_id: &str, reply: &str) -> Fate {
+        Fate::Sent {
+            message_id: message_id.into(),
+            reply: reply.into(),
+            doubt: None,
+        }
+    }
+
+    /// Failed, with no doubt that nothing went.
+    pub(super) fn failed(failure: Failure) -> Fate {
+        Fate::Failed {
+            failure,
+            uncertain: false,
+        }
+    }
 }
 
 /// A recipient, and what became of them.
@@ -67,15 +100,36 @@ impl Tally {
     /// Counts one recipient's fate; returns what the ledger records for them.
     pub(super) fn count(&mut self, key: RecipientKey, fate: Fate) -> (RecipientKey, Outcome) {
         let outcome = match fate {
-            Fate::Sent { message_id, reply } => {
+            Fate::Sent {
+                message_id,
+                reply,
+                doubt,
+            } => {
                 self.sent += 1;
-                Outcome::Sent { message_id, reply }
+                if let Some(why) = &doubt {
+                    self.doubt(&key, true, &format!("sent again after: {why}"));
+                }
+                Outcome::Sent {
+                    message_id,
+                    reply,
+                    uncertain: doubt.is_some(),
+                }
             }
-            Fate::NotTried => {
+            Fate::NotTried { uncertain } => {
                 self.not_tried += 1;
-                Outcome::Released
+                self.doubt(&key, uncertain, "an answer was lost before the run stopped");
+                Outcome::Released { uncertain }
             }
-            Fate::Failed(failure) => {
+            // Refused credentials, a relay or provider that cannot go on: nothing this reader
+            // did, so they are not failed but pending again, for the next run.
+            Fate::Failed { failure, uncertain }
+                if matches!(failure.kind, Kind::Auth | Kind::Unreachable) =>
+            {
+                self.not_tried += 1;
+                self.doubt(&key, uncertain, &failure.reply);
+                Outcome::Released { uncertain }
+            }
+            Fate::Failed { failure, uncertain } => {
                 let permanent = failure.kind == Kind::Permanent;
                 let list = if permanent {
                     &mut self.failed_permanent
@@ -83,24 +137,41 @@ impl Tally {
                     &mut self.failed_temporary
                 };
                 list.push((key.clone(), failure.reply.clone()));
+                self.doubt(&key, uncertain, &failure.reply);
                 Outcome::Failed {
                     permanent,
                     reply: failure.reply,
+                    uncertain,
                 }
             }
             Fate::Crashed(reply) => {
                 self.failed_temporary.push((key.clone(), reply.clone()));
+                self.doubt(&key, true, &reply);
                 Outcome::Failed {
                     permanent: false,
                     reply,
+                    uncertain: true,
                 }
             }
         };
         (key, outcome)
     }
 
-    /// Failed, either way.
+    fn doubt(&mut self, key: &RecipientKey, uncertain: bool, why: &str) {
+        if uncertain {
+            self.uncertain.push((key.clone(), why.to_string()));
+        }
+    }
+
+    /// Failed, in this run or for good in an earlier one.
     pub fn failed(&self) -> u64 {
-        (self.failed_permanent.len() + self.failed_temporary.len()) as u64
+        (self.failed_permanent.len() + self.failed_temporary.len() + self.failed_before.len())
+            as u64
+    }
+
+    /// Readers of the list who do not have the issue: failed (now or before), or not tried
+    /// because the run stopped.
+    pub fn unsent(&self) -> u64 {
+        self.failed() + self.not_tried
     }
 }

@@ -326,11 +326,12 @@ async fn refused_credentials_stop_at_once_and_the_others_go_back_to_pending() {
         Some(Stopped::Auth("535 5.7.8 authentication failed".into()))
     );
     assert_eq!(b.stub().calls().len(), 1, "nothing after the refusal");
-    assert_eq!((tally.failed_temporary.len(), tally.not_tried), (1, 4));
+    // Refused credentials are nobody's own failure: the refused reader is pending too.
+    assert_eq!((tally.failed(), tally.not_tried), (0, 5));
     let report = b.report();
     assert_eq!(
         (report.failed_temporary, report.pending, report.in_flight),
-        (1, 4, 0)
+        (0, 5, 0)
     );
 }
 
@@ -344,8 +345,14 @@ async fn an_unreachable_relay_stops_at_once_even_after_successes() {
         tally.stopped,
         Some(Stopped::Unreachable("connection refused".into()))
     );
-    assert_eq!((tally.sent, tally.failed_temporary.len()), (2, 1));
+    assert_eq!((tally.sent, tally.failed(), tally.not_tried), (2, 0, 1));
     assert_eq!(b.stub().calls().len(), 3);
+    let report = b.report();
+    assert_eq!(
+        (report.failed_temporary, report.pending),
+        (0, 1),
+        "nobody failed for a relay that is gone"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -420,7 +427,7 @@ async fn a_panicking_delivery_is_a_temporary_failure_of_its_readers_and_the_run_
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_batch_refused_whole_fails_each_of_its_readers() {
+async fn a_batch_refused_whole_once_is_split_and_its_readers_sent() {
     let b = Bench::new(4, |_| {
         StubTransport::new()
             .with_batch_limit(2)
@@ -432,8 +439,180 @@ async fn a_batch_refused_whole_fails_each_of_its_readers() {
             ..Options::default()
         })
         .await;
-    assert_eq!((tally.sent, tally.failed_permanent.len()), (2, 2));
-    assert_eq!(b.stub().calls().len(), 2);
+    // The refusal named nobody: each half goes alone, and passes.
+    assert_eq!((tally.sent, tally.failed()), (4, 0));
+    assert_eq!(b.stub().calls().len(), 4);
+}
+
+/// Eight readers, one request of eight, one delivery at a time.
+fn one_request_of_eight() -> Options {
+    Options {
+        concurrency: 1,
+        ..Options::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_refused_address_fails_alone_when_the_refusal_does_not_name_it() {
+    let b = Bench::new(8, |b| {
+        StubTransport::new()
+            .with_batch_limit(8)
+            .message_answers(b.id(5), [Answer::Spoils])
+    });
+    let start = Instant::now();
+    let tally = b.send(one_request_of_eight()).await;
+    assert_eq!(tally.sent, 7);
+    assert_eq!(
+        tally.failed_permanent,
+        [(b.key(5), "550 5.1.1 refused: bad address".to_string())]
+    );
+    // 8 → 4 + 4 → (4) 2 + 2 → (2) 1 + 1: seven requests, none waiting for a backoff.
+    let sizes: Vec<usize> = b
+        .stub()
+        .calls()
+        .iter()
+        .map(|c| c.message_ids.len())
+        .collect();
+    assert_eq!(sizes, [8, 4, 4, 2, 2, 1, 1]);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    for i in 0..8 {
+        let copies = b.stub().copies_of(&b.id(i));
+        assert_eq!(copies, usize::from(i != 5), "r{i}");
+    }
+    assert_eq!(
+        b.undelivered(),
+        [("r5@example.org".to_string(), State::FailedPermanent)]
+    );
+    // --only-failed tries the one at fault, alone.
+    let again = b
+        .send(Options {
+            only_failed: true,
+            ..one_request_of_eight()
+        })
+        .await;
+    assert_eq!((again.sent, again.failed_permanent.len()), (0, 1));
+    assert_eq!(b.stub().calls().last().unwrap().message_ids, [b.id(5)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_that_names_the_address_fails_it_and_sends_the_others_at_once() {
+    let b = Bench::new(8, |b| {
+        StubTransport::new()
+            .with_batch_limit(8)
+            .message_answers(b.id(2), [Answer::SpoilsNamed])
+    });
+    let tally = b.send(one_request_of_eight()).await;
+    assert_eq!((tally.sent, tally.failed_permanent.len()), (7, 1));
+    assert_eq!(tally.failed_permanent[0].0, b.key(2));
+    let sizes: Vec<usize> = b
+        .stub()
+        .calls()
+        .iter()
+        .map(|c| c.message_ids.len())
+        .collect();
+    assert_eq!(sizes, [8, 7], "the others again, without the one named");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_of_every_part_stops_the_run_and_fails_nobody() {
+    let b = Bench::new(16, |_| {
+        StubTransport::new()
+            .with_batch_limit(8)
+            .otherwise(Answer::Spoils)
+    });
+    let tally = b.send(one_request_of_eight()).await;
+    assert!(
+        matches!(&tally.stopped, Some(Stopped::Unreachable(r)) if r.contains("what all readers share")),
+        "{:?}",
+        tally.stopped
+    );
+    assert_eq!((tally.failed(), tally.not_tried), (0, 16));
+    assert_eq!(
+        b.stub().calls().len(),
+        7,
+        "1 + 2 + 4 requests, then nothing"
+    );
+    assert_eq!(b.report().pending, 16);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_sent_again_is_uncertain_and_stays_so() {
+    let b = Bench::new(2, |_| {
+        StubTransport::new()
+            .with_batch_limit(2)
+            .calls_answer([Answer::Lost])
+    });
+    let tally = b.send(Options::default()).await;
+    assert_eq!(tally.sent, 2);
+    let doubtful: Vec<&RecipientKey> = tally.uncertain.iter().map(|(k, _)| k).collect();
+    assert_eq!(doubtful, [&b.key(0), &b.key(1)]);
+    assert_eq!(b.stub().copies_of(&b.id(0)), 2, "the stub got it twice");
+    let report = b.report();
+    assert_eq!((report.sent, report.uncertain), (2, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_is_looked_up_before_sending_again() {
+    let b = Bench::new(2, |_| {
+        StubTransport::new()
+            .with_batch_limit(2)
+            .with_look_up()
+            .calls_answer([Answer::Lost])
+    });
+    let tally = b.send(Options::default()).await;
+    assert_eq!((tally.sent, tally.uncertain.len()), (2, 0));
+    assert_eq!(b.stub().calls().len(), 1, "found: not sent again");
+    assert_eq!(b.stub().copies_of(&b.id(0)), 1);
+    assert_eq!(b.report().uncertain, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_retried_under_the_same_idempotency_key_is_certain() {
+    let b = Bench::new(2, |_| {
+        StubTransport::new()
+            .with_batch_limit(2)
+            .idempotent()
+            .calls_answer([Answer::Lost])
+    });
+    let tally = b.send(Options::default()).await;
+    assert_eq!((tally.sent, tally.uncertain.len()), (2, 0));
+    let calls = b.stub().calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].key, calls[1].key, "the same key again");
+    assert_eq!(b.stub().copies_of(&b.id(0)), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_whose_answer_was_lost_is_still_uncertain_after_a_later_run_sends_it() {
+    let b = Bench::new(1, |_| StubTransport::new().calls_answer([Answer::Lost]));
+    let first = b
+        .send(Options {
+            max_attempts: 1,
+            ..Options::default()
+        })
+        .await;
+    assert_eq!((first.sent, first.failed_temporary.len()), (0, 1));
+    assert_eq!(first.uncertain.len(), 1);
+    let second = b.send(Options::default()).await;
+    assert_eq!(second.sent, 1);
+    let report = b.report();
+    assert_eq!((report.sent, report.uncertain), (1, 1), "it may have two");
+}
+
+#[tokio::test(start_paused = true)]
+async fn readers_failed_for_good_are_failed_on_a_rerun_not_already_sent() {
+    let b = Bench::new(3, |b| {
+        StubTransport::new().message_answers(b.id(1), [Answer::Permanent])
+    });
+    let first = b.send(one_at_a_time()).await;
+    assert_eq!((first.sent, first.unsent()), (2, 1));
+    let again = b.send(one_at_a_time()).await;
+    assert_eq!((again.sent, again.already_sent), (0, 2));
+    assert_eq!(
+        again.failed_before,
+        [(b.key(1), "550 5.1.1 no such user".to_string())]
+    );
+    assert_eq!((again.failed(), again.unsent()), (1, 1));
 }
 
 #[tokio::test(start_paused = true)]

@@ -37,9 +37,18 @@ pub struct Accepted {
 /// What kind of failure, for deciding what to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// Try again later: 4xx SMTP replies (421, 450, 451, 454…), HTTP 5xx, timeouts, dropped
-    /// connections.
+    /// Try again later: 4xx SMTP replies (421, 450, 451, 454…), HTTP 5xx, a connection that
+    /// failed before the message went out.
     Transient,
+    /// The message went out but its answer never came (a timeout, a connection dropped after
+    /// the request or the message's final "." was sent): it may have been delivered. Worth
+    /// trying again, but the reader may then get two copies, unless the provider takes an
+    /// idempotency key ([`Transport::idempotent`]) or shows it accepted the first
+    /// ([`Transport::look_up`]); the send loop records them as uncertain.
+    Lost,
+    /// Not delivered because another message of the same request was refused, and the whole
+    /// request with it: nothing is wrong with this one, which goes again without the other.
+    Bystander,
     /// Try again after this long: the provider said so (HTTP 429 with Retry-After).
     Throttled(Duration),
     /// This recipient will not get it: 5xx SMTP replies (550 no such user…), HTTP 4xx.
@@ -53,7 +62,7 @@ pub enum Kind {
 impl Kind {
     /// True when the same message may succeed if sent again later.
     pub fn is_retryable(self) -> bool {
-        matches!(self, Kind::Transient | Kind::Throttled(_))
+        matches!(self, Kind::Transient | Kind::Throttled(_) | Kind::Lost)
     }
 }
 
@@ -103,6 +112,20 @@ pub trait Transport: Send + Sync + 'static {
     /// What each message must carry: the MIME bytes (SMTP, SES), or its parts (JSON APIs).
     fn form(&self) -> Form {
         Form::Mime
+    }
+
+    /// Whether a batch sent again with the same [`Batch::key`] is never delivered twice: the
+    /// provider takes an idempotency key (Brevo, Resend).
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    /// After a delivery of `batch` whose answer was lost ([`Kind::Lost`]), before sending it
+    /// again: what the provider shows of it, message by message (`Some` for one it shows
+    /// accepted). `None` for each where the provider cannot be asked, or does not show it.
+    fn look_up(&self, batch: &Batch) -> impl Future<Output = Vec<Option<Accepted>>> + Send {
+        let n = batch.messages.len();
+        async move { vec![None; n] }
     }
 
     /// How to name it to a person: "SMTP smtp.example.org:587 (STARTTLS)".
@@ -219,7 +242,8 @@ pub fn open(
     Ok(match dry_run {
         Some(dir) => AnyTransport::ApiDryRun(api::DryRun::new(provider, dir)),
         None => AnyTransport::Api(
-            api::ApiTransport::new(provider, common.pacing()).map_err(in_profile)?,
+            api::ApiTransport::new(provider, common.pacing(), common.timeout())
+                .map_err(in_profile)?,
         ),
     })
 }
@@ -285,6 +309,24 @@ impl Transport for AnyTransport {
             AnyTransport::Api(t) => t.form(),
             AnyTransport::ApiDryRun(t) => t.form(),
             AnyTransport::File(t) => t.form(),
+        }
+    }
+
+    fn idempotent(&self) -> bool {
+        match self {
+            AnyTransport::Smtp(t) => t.idempotent(),
+            AnyTransport::Api(t) => t.idempotent(),
+            AnyTransport::ApiDryRun(t) => t.idempotent(),
+            AnyTransport::File(t) => t.idempotent(),
+        }
+    }
+
+    async fn look_up(&self, batch: &Batch) -> Vec<Option<Accepted>> {
+        match self {
+            AnyTransport::Api(t) => t.look_up(batch).await,
+            AnyTransport::Smtp(_) | AnyTransport::ApiDryRun(_) | AnyTransport::File(_) => {
+                vec![None; batch.messages.len()]
+            }
         }
     }
 

@@ -4,6 +4,12 @@
 //! profile's `messages_per_connection`. Our own timeout bounds each send: a silent server must
 //! not hang a newsletter.
 //!
+//! Replies: a 421 to a message (the relay closes the connection: too many messages on it, or
+//! shutting down) is no reason to wait, since the message was refused: it goes again at once
+//! on a new connection (once; a second 421 is a temporary failure, backed off). A connection
+//! lost, or a timeout, after the message went out and before the relay's reply is
+//! [`Kind::Lost`]: the relay may have stored it, and the reader may get it twice.
+//!
 //! It takes MIME bytes ([`crate::message::Form::Mime`]) and answers with an outcome; lettre
 //! stays in here, and nothing here knows of the send loop or the ledger. Addresses arrive with
 //! their domains in ASCII form; one whose local part is not ASCII goes out with SMTPUTF8 when
@@ -14,6 +20,7 @@ mod relay;
 mod transaction;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use lettre::address::Envelope;
@@ -57,6 +64,8 @@ pub struct SmtpTransport {
     description: String,
     timeout: Duration,
     pacing: Pacing,
+    /// The variable holding the password, to name when the relay refuses it.
+    password_env: Option<String>,
 }
 
 impl SmtpTransport {
@@ -100,6 +109,7 @@ impl SmtpTransport {
                 concurrency: profile.pool as usize,
                 rate: profile.rate.map(|r| (r.messages, r.per)),
             },
+            password_env: profile.password_env.clone(),
         })
     }
 
@@ -108,24 +118,77 @@ impl SmtpTransport {
         self.pacing
     }
 
+    /// One message, on a pooled connection, or on a new one at once if the relay closed the
+    /// first with a 421. `went` is raised once the message may have reached the relay.
+    async fn deliver(
+        &self,
+        envelope: &Envelope,
+        bytes: &[u8],
+        went: &AtomicBool,
+    ) -> Result<Response, Failure> {
+        match self.deliver_once(envelope, bytes, went).await {
+            Err(Refused::Closing(_)) => {
+                // A 421 refuses the message: nothing was stored, nothing went.
+                went.store(false, Ordering::SeqCst);
+                self.deliver_once(envelope, bytes, went)
+                    .await
+                    .map_err(Refused::into_failure)
+            }
+            other => other.map_err(Refused::into_failure),
+        }
+    }
+
     /// One message on a pooled connection; the connection goes back to the pool only if the
     /// relay accepted the message, or if nothing was said on it because the relay cannot take
     /// this message at all (a permanent failure: an address that needs SMTPUTF8, which it does
     /// not offer).
-    async fn deliver(&self, envelope: &Envelope, bytes: &[u8]) -> Result<Response, Failure> {
-        let mut loan = self.pool.take(&self.relay).await?;
+    async fn deliver_once(
+        &self,
+        envelope: &Envelope,
+        bytes: &[u8],
+        went: &AtomicBool,
+    ) -> Result<Response, Refused> {
+        let mut loan = self.pool.take(&self.relay).await.map_err(Refused::Other)?;
         if let Some(reply) = transaction::unsendable(loan.smtp(), envelope, bytes) {
             self.pool.give_back(loan);
-            return Err(Failure {
+            return Err(Refused::Other(Failure {
                 kind: Kind::Permanent,
                 reply,
-            });
+            }));
         }
-        let response = transaction::transmit(loan.smtp(), envelope, bytes)
-            .await
-            .map_err(|e| classify(&e))?;
+        let response = match transaction::transmit(loan.smtp(), envelope, bytes, went).await {
+            Ok(response) => response,
+            Err(e) if e.status().is_some_and(|c| c.to_string() == "421") => {
+                return Err(Refused::Closing(classify(&e)));
+            }
+            // No reply after the message went out: the relay may have stored it.
+            Err(e) if e.status().is_none() && went.load(Ordering::SeqCst) => {
+                return Err(Refused::Other(Failure {
+                    kind: Kind::Lost,
+                    reply: format!(
+                        "the connection to the relay was lost after the message was sent, before the relay confirmed it ({e}); it may have been delivered"
+                    ),
+                }));
+            }
+            Err(e) => return Err(Refused::Other(classify(&e))),
+        };
         self.pool.give_back(loan);
         Ok(response)
+    }
+}
+
+/// Why one try of a message failed.
+enum Refused {
+    /// 421: the relay closes the connection.
+    Closing(Failure),
+    Other(Failure),
+}
+
+impl Refused {
+    fn into_failure(self) -> Failure {
+        match self {
+            Refused::Closing(f) | Refused::Other(f) => f,
+        }
     }
 }
 
@@ -201,7 +264,8 @@ impl Transport for SmtpTransport {
             vec![message.envelope.to.clone()],
         )
         .map_err(|e| permanent(e.to_string()))?;
-        match tokio::time::timeout(self.timeout, self.deliver(&envelope, bytes)).await {
+        let went = AtomicBool::new(false);
+        match tokio::time::timeout(self.timeout, self.deliver(&envelope, bytes, &went)).await {
             Ok(Ok(response)) => Ok(Accepted {
                 reply: format!(
                     "{} {}",
@@ -211,7 +275,27 @@ impl Transport for SmtpTransport {
                 .trim()
                 .to_string(),
             }),
+            Ok(Err(failure)) if failure.kind == Kind::Auth => Err(Failure {
+                reply: match &self.password_env {
+                    Some(var) => format!(
+                        "{}; check the username and the password in {var}",
+                        failure.reply
+                    ),
+                    None => format!(
+                        "{}; the relay wants a username and password_env",
+                        failure.reply
+                    ),
+                },
+                ..failure
+            }),
             Ok(Err(failure)) => Err(failure),
+            Err(_) if went.load(Ordering::SeqCst) => Err(Failure {
+                kind: Kind::Lost,
+                reply: format!(
+                    "no answer from the relay within {} s after the message was sent; it may have been delivered",
+                    self.timeout.as_secs()
+                ),
+            }),
             Err(_) => Err(Failure {
                 kind: Kind::Transient,
                 reply: format!(

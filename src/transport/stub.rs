@@ -41,6 +41,14 @@ pub enum Answer {
     Panic,
     /// The whole delivery fails with this kind of failure: nothing in it was delivered.
     RefuseBatch(Kind),
+    /// Delivered, but the answer is lost on the way ([`Kind::Lost`]): the reader has it.
+    Lost,
+    /// A reader the provider refuses, and the whole request with them, without saying who:
+    /// a request carrying this message is refused whole; alone, it is refused.
+    Spoils,
+    /// The same, but the answer names this message as the one at fault: it fails, the
+    /// others of the request are [`Kind::Bystander`]s.
+    SpoilsNamed,
 }
 
 impl Answer {
@@ -54,6 +62,10 @@ impl Answer {
             Answer::Unreachable => (Kind::Unreachable, "connection refused"),
             Answer::AuthRefused => (Kind::Auth, "535 5.7.8 authentication failed"),
             Answer::RefuseBatch(kind) => (*kind, "the whole request was refused"),
+            Answer::Lost => (Kind::Lost, "no answer: the connection was lost"),
+            Answer::Spoils | Answer::SpoilsNamed => {
+                (Kind::Permanent, "550 5.1.1 refused: bad address")
+            }
         };
         Some(Failure {
             kind,
@@ -98,8 +110,12 @@ pub struct StubTransport {
     script: Mutex<Script>,
     calls: Mutex<Vec<Call>>,
     delivered: Mutex<Vec<String>>,
+    /// The keys of the batches it accepted (with [`StubTransport::idempotent`]).
+    keys: Mutex<HashMap<String, usize>>,
     batch_limit: usize,
     form: Form,
+    idempotent: bool,
+    look_up: bool,
 }
 
 impl Default for StubTransport {
@@ -120,9 +136,34 @@ impl StubTransport {
             script: Mutex::new(Script::default()),
             calls: Mutex::new(Vec::new()),
             delivered: Mutex::new(Vec::new()),
+            keys: Mutex::new(HashMap::new()),
             batch_limit: 1,
             form: Form::Mime,
+            idempotent: false,
+            look_up: false,
         }
+    }
+
+    /// Takes an idempotency key: a batch whose key it accepted before is answered as
+    /// accepted, and not delivered again (as Resend does).
+    pub fn idempotent(mut self) -> StubTransport {
+        self.idempotent = true;
+        self
+    }
+
+    /// Can be asked what it delivered ([`Transport::look_up`]): it shows the messages it
+    /// delivered.
+    pub fn with_look_up(mut self) -> StubTransport {
+        self.look_up = true;
+        self
+    }
+
+    /// How many times the message with this Message-ID was delivered.
+    pub fn copies_of(&self, message_id: &str) -> usize {
+        lock(&self.delivered)
+            .iter()
+            .filter(|m| *m == message_id)
+            .count()
     }
 
     /// The first calls answer these, in order, for every message they carry (a failure
@@ -209,6 +250,17 @@ impl StubTransport {
 
     /// One delivery of `messages` (a batch, or one message sent alone).
     async fn deliver(&self, key: &str, messages: &[&Outgoing]) -> BatchResult {
+        if self.idempotent && lock(&self.keys).contains_key(key) {
+            lock(&self.calls).push(Call {
+                at: Instant::now(),
+                key: key.to_string(),
+                message_ids: messages.iter().map(|m| m.message_id.clone()).collect(),
+            });
+            let replay = Accepted {
+                reply: "accepted before under this key".to_string(),
+            };
+            return Ok(vec![Ok(replay); messages.len()]);
+        }
         let answers = self.answers(key, messages);
         if answers.contains(&Answer::Panic) {
             panic!("the stub transport was told to panic");
@@ -226,17 +278,39 @@ impl StubTransport {
         if let Some(refusal) = answers.iter().find(|a| matches!(a, Answer::RefuseBatch(_))) {
             return Err(refusal.failure().unwrap_or_else(|| unreachable!()));
         }
+        if answers.len() > 1 && answers.contains(&Answer::Spoils) {
+            return Err(Answer::Spoils.failure().unwrap_or_else(|| unreachable!()));
+        }
+        if answers.len() > 1 && answers.contains(&Answer::SpoilsNamed) {
+            return Ok(answers
+                .iter()
+                .map(|a| {
+                    Err(match a {
+                        Answer::SpoilsNamed => a.failure().unwrap_or_else(|| unreachable!()),
+                        _ => Failure {
+                            kind: Kind::Bystander,
+                            reply: "not sent: another address of the request was refused".into(),
+                        },
+                    })
+                })
+                .collect());
+        }
         let mut outcomes = Vec::with_capacity(answers.len());
+        let mut accepted = false;
         for (message, answer) in messages.iter().zip(&answers) {
+            if matches!(answer, Answer::Lost) || answer.failure().is_none() {
+                lock(&self.delivered).push(message.message_id.clone());
+                accepted = true;
+            }
             outcomes.push(match answer.failure() {
                 Some(failure) => Err(failure),
-                None => {
-                    lock(&self.delivered).push(message.message_id.clone());
-                    Ok(Accepted {
-                        reply: "250 2.0.0 accepted by the stub".to_string(),
-                    })
-                }
+                None => Ok(Accepted {
+                    reply: "250 2.0.0 accepted by the stub".to_string(),
+                }),
             });
+        }
+        if accepted {
+            *lock(&self.keys).entry(key.to_string()).or_default() += 1;
         }
         Ok(outcomes)
     }
@@ -264,6 +338,23 @@ impl Transport for StubTransport {
 
     fn form(&self) -> Form {
         self.form
+    }
+
+    fn idempotent(&self) -> bool {
+        self.idempotent
+    }
+
+    async fn look_up(&self, batch: &Batch) -> Vec<Option<Accepted>> {
+        let delivered = lock(&self.delivered).clone();
+        batch
+            .messages
+            .iter()
+            .map(|m| {
+                (self.look_up && delivered.contains(&m.message_id)).then(|| Accepted {
+                    reply: "found by the stub's look-up".to_string(),
+                })
+            })
+            .collect()
     }
 
     fn describe(&self) -> String {

@@ -9,6 +9,11 @@ commands, then accepts; --flaky-code chooses the reply instead: 421 answers DATA
 connection, as a relay shutting down does; 454 answers AUTH (temporary authentication failure,
 needs --auth). --drop closes the connection instead of answering the first N DATA commands;
 --delay waits that many seconds before answering each DATA.
+--per-connection N answers 421 to MAIL FROM once N messages were accepted on a connection, and
+closes it, as relays that limit messages per session do (Postfix's
+smtpd_client_message_rate_limit, Exchange's "too many messages in this session").
+--store-then-drop N keeps the first N messages and closes the connection without the 250
+reply: the client cannot tell whether the message was stored.
 --cert/--key give it a certificate: with --starttls it requires STARTTLS, with --implicit-tls
 it speaks TLS from the first byte. --auth USER:PASSWORD requires AUTH (PLAIN or LOGIN), over
 TLS unless there is no certificate (for a relay on this machine). Prints "READY" on stdout once
@@ -38,13 +43,16 @@ FLAKY_REPLIES = {
 
 
 class Keeper:
-    def __init__(self, directory, reject, flaky, flaky_code, delay, drop):
+    def __init__(self, directory, reject, flaky, flaky_code, delay, drop,
+                 per_connection=0, store_then_drop=0):
         self.directory = directory
         self.reject = {a.lower() for a in reject}
         self.flaky = flaky
         self.flaky_code = flaky_code
         self.delay = delay
         self.drop = drop
+        self.per_connection = per_connection
+        self.store_then_drop = store_then_drop
         self.count = itertools.count(1)
         self.sessions = itertools.count(1)
         self.counting = False
@@ -75,6 +83,16 @@ class Keeper:
         # handled=False: aiosmtpd then answers 535 itself.
         return AuthResult(success=ok, handled=False)
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        accepted = getattr(session, "bulletin_accepted", 0)
+        if self.per_connection and accepted >= self.per_connection:
+            # Closed once the reply is written.
+            asyncio.get_running_loop().call_soon(server.transport.close)
+            return "421 4.7.0 Too many messages in this session, closing connection"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.reject:
             return "550 5.1.1 <%s>: Recipient address rejected: no such user" % address
@@ -102,6 +120,9 @@ class Keeper:
             return failure
         with self.lock:
             n = next(self.count)
+            store_then_drop = self.store_then_drop > 0
+            if store_then_drop:
+                self.store_then_drop -= 1
         for rcpt in envelope.rcpt_tos:
             path = os.path.join(self.directory, "%06d-%s.eml" % (n, rcpt))
             tmp = path + ".part"
@@ -114,6 +135,11 @@ class Keeper:
                     % (envelope.mail_from, " ".join(envelope.mail_options), rcpt)
                 )
             os.rename(tmp, path)
+        if store_then_drop:
+            # Stored, and the connection goes away before the reply is written.
+            server.transport.abort()
+            return "250 2.0.0 OK: never seen by the client"
+        session.bulletin_accepted = getattr(session, "bulletin_accepted", 0) + 1
         return "250 2.0.0 OK: queued as Q%06d" % n
 
 
@@ -135,6 +161,8 @@ def main():
     p.add_argument("--flaky-code", type=int, default=451, choices=sorted(FLAKY_REPLIES))
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--drop", type=int, default=0)
+    p.add_argument("--per-connection", type=int, default=0)
+    p.add_argument("--store-then-drop", type=int, default=0)
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--starttls", action="store_true")
@@ -157,7 +185,8 @@ def main():
         # connection is TLS from the first byte.
         options.update(ssl_context=context, auth_require_tls=False)
     keeper = Keeper(
-        args.dir, args.reject, args.flaky, args.flaky_code, args.delay, args.drop
+        args.dir, args.reject, args.flaky, args.flaky_code, args.delay, args.drop,
+        args.per_connection, args.store_then_drop,
     )
     if args.auth:
         user, password = args.auth.split(":", 1)

@@ -25,7 +25,7 @@ use crate::transport::{Pacing, Transport};
 /// provider's API (brevo, mailjet, sendgrid, postmark, mailgun, ses, resend).
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  bulletin send issues/2020-06.json --to me@example.org\n  bulletin send issues/2020-06.json --list subscribers.csv\n  bulletin send issues/2020-06.json --list subscribers.csv --dry-run out/eml\n  bulletin send issues/2020-06.json --list subscribers.csv --only-failed"
+    after_help = "Examples:\n  bulletin send issues/2020-06.json --to me@example.org\n  bulletin send issues/2020-06.json --list subscribers.csv\n  bulletin send issues/2020-06.json --list subscribers.csv --dry-run out/eml\n  bulletin send issues/2020-06.json --list subscribers.csv --only-failed\n\nExit codes:\n  0  every reader of the list has the issue (some may have two copies: see status --uncertain)\n  1  bad input or a failed check: nothing was sent\n  2  usage: wrong arguments, no workspace, no such profile\n  3  the send ran, and readers remain without the issue (failed, or not tried because it stopped)"
 )]
 pub struct Args {
     /// The issue file (JSON).
@@ -176,14 +176,7 @@ async fn to_list<T: Transport>(
         true => format!("{}\n", tally.json(&tools.composer.issue)),
         false => tally.text(),
     });
-    if let Some(stopped) = &tally.stopped {
-        note(&format!(
-            "{}\nTo continue where it stopped, run the same command again.",
-            stopped.explain()
-        ));
-        return Err(Error::Failed);
-    }
-    (tally.failed() == 0).then_some(()).ok_or(Error::Failed)
+    crate::cli::after_send(&tally)
 }
 
 /// A test copy to each `--to` address (all checked by clap before anything is sent).
@@ -193,7 +186,7 @@ async fn test<T: Transport>(args: &Args, tools: &Tools<T>) -> Result<(), Error> 
         true => format!("{}\n", report.json()),
         false => report.text(),
     });
-    report.all_sent().then_some(()).ok_or(Error::Failed)
+    report.all_sent().then_some(()).ok_or(Error::Unsent)
 }
 
 /// A `--to` value: an email address, or a usage error that says so.

@@ -3,16 +3,18 @@
 use std::path::PathBuf;
 
 use crate::cli::{Error, say};
-use crate::send::{self, Format};
+use crate::send::{self, Format, Listing};
 use crate::workspace::ledger_path;
 
 /// Show how the sending of an issue stands.
 ///
 /// Reads the workspace's ledger: how many got it, failed (and why), are pending, and how many
-/// a crash left uncertain. --failed --csv lists exactly who did not get it and why.
+/// are uncertain: they may have two copies (an answer was lost before they went again, or a
+/// crash left them in flight). --failed --csv lists exactly who did not get it and why;
+/// --uncertain lists who may have it twice.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  bulletin status issues/2020-06.json\n  bulletin status issues/2020-06.json --failed --csv > failed.csv"
+    after_help = "Examples:\n  bulletin status issues/2020-06.json\n  bulletin status issues/2020-06.json --failed --csv > failed.csv\n  bulletin status issues/2020-06.json --uncertain --csv > uncertain.csv"
 )]
 pub struct Args {
     /// The issue file.
@@ -20,8 +22,11 @@ pub struct Args {
     /// List the recipients who did not get it.
     #[arg(long)]
     pub failed: bool,
-    /// With --failed: as CSV (email,state,attempts,reply).
-    #[arg(long, requires = "failed")]
+    /// List the recipients who may have two copies.
+    #[arg(long, conflicts_with = "failed")]
+    pub uncertain: bool,
+    /// With --failed or --uncertain: as CSV (email,state,attempts,reply).
+    #[arg(long)]
     pub csv: bool,
     /// As JSON.
     #[arg(long, conflicts_with = "csv")]
@@ -36,7 +41,17 @@ pub fn run(args: Args) -> Result<(), Error> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .ok_or_else(|| Error::Usage("name an issue file".into()))?;
-    let status = send::status(&ledger_path(&root), &slug, args.failed)?;
+    let listing = match (args.failed, args.uncertain) {
+        (true, _) => Listing::Failed,
+        (_, true) => Listing::Uncertain,
+        _ if args.csv => {
+            return Err(Error::Usage(
+                "--csv goes with --failed or --uncertain".into(),
+            ));
+        }
+        _ => Listing::Nobody,
+    };
+    let status = send::status(&ledger_path(&root), &slug, listing)?;
     let format = match (args.json, args.csv) {
         (true, _) => Format::Json,
         (_, true) => Format::Csv,

@@ -8,6 +8,12 @@
 //! <https://developers.brevo.com/docs/heterogenous-versions-batch-emails>; rate-limit
 //! headers: <https://developers.brevo.com/docs/limit-headers>.
 //!
+//! A request sent again with an `idempotencyKey` Brevo has seen in the last 30 minutes is
+//! not processed again and is answered `400 duplicate_parameter` (the idempotency guide's
+//! "Time-to-live and error handling"): the first request was accepted, so its readers are
+//! recorded as sent, never as refused. A request refused whole (`400 invalid_parameter`)
+//! is pinned on the readers its message quotes, else the send loop splits it to find them.
+//!
 //! Not documented by Brevo, done as django-anymail does: `headers` inside a version (the
 //! reader's own List-Unsubscribe), and `messageIds` in the order of the versions.
 
@@ -111,6 +117,18 @@ impl Brevo {
     }
 }
 
+/// The code of a Brevo error answer: `invalid_parameter`, `duplicate_parameter`…
+fn code(answer: &Answer) -> Option<String> {
+    answer
+        .json()?
+        .get("code")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// Brevo's answer to a request whose `idempotencyKey` it has already processed.
+const DUPLICATE: &str = "duplicate_parameter";
+
 /// `{"email", "name"}`, the name left out when there is none.
 fn address(mailbox: &lettre::message::Mailbox) -> Value {
     let mut a = json!({"email": mailbox.email.to_string()});
@@ -195,6 +213,17 @@ impl Provider for Brevo {
     /// (in the versions' order, as django-anymail reads them; not documented). Without as
     /// many IDs as readers, each is recorded with the answer as a whole.
     fn outcomes(&self, batch: &Batch, answer: &Answer) -> Option<Vec<Result<Accepted, Failure>>> {
+        if answer.status == 400 && code(answer).as_deref() == Some(DUPLICATE) {
+            // Every request carries an idempotencyKey, and no request names a reader twice:
+            // the duplicate is the key, whose first request Brevo accepted.
+            return Some(super::accept_all(
+                batch,
+                &format!(
+                    "accepted by Brevo in an earlier request with the same idempotencyKey {} (Brevo answered {DUPLICATE}: it did not send it again)",
+                    idempotency_key(batch)
+                ),
+            ));
+        }
         if !(200..300).contains(&answer.status) {
             return None;
         }
@@ -244,15 +273,14 @@ impl Provider for Brevo {
     /// Brevo's errors are `{"code": "invalid_parameter", "message": "email is not valid in to"}`.
     fn error_message(&self, answer: &Answer) -> String {
         let message = super::error_message(&answer.body);
-        match answer
-            .json()
-            .as_ref()
-            .and_then(|j| j.get("code"))
-            .and_then(Value::as_str)
-        {
+        match code(answer) {
             Some(code) => format!("{code}: {message}"),
             None => message,
         }
+    }
+
+    fn idempotent(&self) -> bool {
+        true
     }
 
     fn credentials(&self) -> String {

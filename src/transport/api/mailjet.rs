@@ -6,7 +6,11 @@
 //! API reference: <https://dev.mailjet.com/email/guides/send-api-v31/> and
 //! <https://dev.mailjet.com/reference/email/send-emails/>; answers:
 //! <https://dev.mailjet.com/docs/email-api/email_api_overview/status_codes>. Mailjet has no
-//! idempotency key.
+//! idempotency key. Each message carries its Message-ID as `CustomID`, so that after an answer
+//! lost on the way the message resource (`GET /v3/REST/message?CustomID=…`, one request a
+//! message: <https://dev.mailjet.com/email/reference/messages/>) says which messages Mailjet
+//! took before any is sent again. Mailjet's own guide warns that a message can take a moment
+//! to appear there: one not found goes again, and its reader is reported uncertain.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -181,6 +185,56 @@ impl Provider for Mailjet {
             Some(code) => format!("{code}: {message}"),
             None => message,
         }
+    }
+
+    /// One request a message: the messages with its `CustomID`.
+    fn look_up(&self, batch: &Batch) -> Vec<Request> {
+        batch
+            .messages
+            .iter()
+            .map(|m| {
+                let query: String = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("CustomID", &m.message_id)
+                    .finish();
+                Request {
+                    url: format!("{}/v3/REST/message?{query}", self.endpoint),
+                    headers: Vec::new(),
+                    auth: Auth::Basic {
+                        user: self.key.expose().to_string(),
+                        password: self.secret.clone(),
+                    },
+                    body: Body::None,
+                }
+            })
+            .collect()
+    }
+
+    /// `{"Count", "Data": [{"ID", "Status", …}], "Total"}`: a message is found when its
+    /// request's answer lists one.
+    fn found(&self, batch: &Batch, answers: &[Option<Answer>]) -> Vec<Option<Accepted>> {
+        (0..batch.messages.len())
+            .map(|i| {
+                let ours = batch.messages[i].message_id.as_str();
+                let json = answers.get(i)?.as_ref()?.json()?;
+                // A listed message that says its CustomID must say ours (in case the filter
+                // was not applied: never take another message for this one).
+                let first = json
+                    .get("Data")?
+                    .as_array()?
+                    .iter()
+                    .find(|d| {
+                        d.get("CustomID")
+                            .is_none_or(|c| c.as_str() == Some(ours))
+                    })?
+                    .clone();
+                let id = first.get("ID").map(Value::to_string).unwrap_or_default();
+                Some(Accepted {
+                    reply: format!(
+                        "accepted by Mailjet, MessageID {id} (found by its CustomID after the answer was lost; not sent again)"
+                    ),
+                })
+            })
+            .collect()
     }
 
     fn credentials(&self) -> String {

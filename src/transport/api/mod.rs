@@ -2,9 +2,12 @@
 //! says how a batch of messages becomes one request (URL, headers, body) and how the answer
 //! becomes each message's outcome; [`ApiTransport`] does the rest, the same for all: the
 //! HTTP client, credentials, timeouts, and the rules every provider shares (429 → wait as
-//! told, 5xx and timeouts → retry, other 4xx → permanent, 401/403 → stop and name the
-//! environment variable). Adding a provider is one small module, which owns its settings
-//! (`Settings`, as `bulletin.toml` writes them, and their rules) besides its requests.
+//! told, 5xx → retry, an answer lost after the request went out → [`Kind::Lost`], other 4xx →
+//! the request refused whole, pinned on the readers its error names if it names any,
+//! 401/403 → stop and name the environment variable). A provider that can be asked what it
+//! accepted says how ([`Provider::look_up`]). Adding a provider is one small module, which
+//! owns its settings (`Settings`, as `bulletin.toml` writes them, and their rules) besides
+//! its requests.
 //!
 //! [`DryRun`] writes the requests a send would make, credentials redacted, and sends nothing.
 //!
@@ -34,7 +37,8 @@ use crate::clock::Clock;
 use crate::config::{Rate, Secret, SecretError, is_loopback};
 use crate::message::{Form, Letterhead, Outgoing, PayloadError, Template};
 
-/// How long one request may take, from connecting to the last byte of the answer.
+/// How long one request may take, from connecting to the last byte of the answer, unless
+/// the profile says otherwise (`timeout`, in seconds).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long to wait after a 429 that does not say.
@@ -56,6 +60,9 @@ pub struct Common {
     pub rate: Option<Rate>,
     /// Fewer messages per request than the provider allows.
     pub batch_size: Option<u32>,
+    /// Seconds one request may take before its answer counts as lost ([`REQUEST_TIMEOUT`]
+    /// unless set).
+    pub timeout: Option<f64>,
     /// The settings written in the profile that its provider does not take (another
     /// provider's, or a typo), refused by [`Common::validate`]. serde cannot deny unknown
     /// fields beside a flattened struct, and this way the refusal names the provider.
@@ -82,8 +89,16 @@ impl Common {
             concurrency: default_concurrency(),
             rate: None,
             batch_size: None,
+            timeout: None,
             unused: Vec::new(),
         }
+    }
+
+    /// How long one request may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map_or(REQUEST_TIMEOUT, |s| Duration::from_secs_f64(s.min(3600.0)))
     }
 
     /// The rules every provider shares: nothing it does not take, an endpoint that keeps the
@@ -112,6 +127,9 @@ impl Common {
             return Err(SettingsError::Zero {
                 field: "batch_size",
             });
+        }
+        if self.timeout.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+            return Err(SettingsError::Timeout);
         }
         Ok(())
     }
@@ -170,6 +188,8 @@ pub enum SettingsError {
     Unencrypted { endpoint: String },
     #[error("{field} must be at least 1")]
     Zero { field: &'static str },
+    #[error("timeout must be a number of seconds above 0")]
+    Timeout,
 }
 
 /// The value of a setting the provider needs, or the error that says so.
@@ -294,6 +314,31 @@ pub trait Provider: Send + Sync + 'static {
         error_message(&answer.body)
     }
 
+    /// The messages of `batch` that a refusal of the whole request (a 4xx other than 401,
+    /// 403, 429) names as the cause, by index: the readers at fault. Empty when it names
+    /// none. By default, the messages whose address the provider's explanation quotes.
+    fn culprits(&self, batch: &Batch, answer: &Answer) -> Vec<usize> {
+        named_in(batch, &self.error_message(answer))
+    }
+
+    /// Whether the provider takes an idempotency key, so that the same batch sent again is
+    /// not delivered twice (see [`Transport::idempotent`]).
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    /// The requests that ask the provider which messages of `batch` (sent before, answer
+    /// lost) it accepted; none when it cannot be asked.
+    fn look_up(&self, _batch: &Batch) -> Vec<Request> {
+        Vec::new()
+    }
+
+    /// From the answers to [`Provider::look_up`]'s requests, in their order (`None` for one
+    /// that failed): each message of `batch` the provider shows accepted.
+    fn found(&self, batch: &Batch, _answers: &[Option<Answer>]) -> Vec<Option<Accepted>> {
+        vec![None; batch.messages.len()]
+    }
+
     /// The environment variables that hold the credentials, to name when they are refused.
     fn credentials(&self) -> String;
 
@@ -318,6 +363,8 @@ pub enum Body {
     Json(serde_json::Value),
     /// `application/x-www-form-urlencoded`, a field may repeat.
     Form(Vec<(String, String)>),
+    /// None: the request is a GET (a look-up), its question in the URL.
+    None,
 }
 
 /// How a request carries credentials.
@@ -372,6 +419,58 @@ pub fn tag_value(text: &str) -> String {
     } else {
         value
     }
+}
+
+/// The messages of `batch` whose address `text` quotes (not as part of a longer address):
+/// the readers a provider's explanation names.
+pub fn named_in(batch: &Batch, text: &str) -> Vec<usize> {
+    let text = text.to_lowercase();
+    let part_of_address = |c: char| c.is_alphanumeric() || "._%+-@".contains(c);
+    batch
+        .messages
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| {
+            let address = m.envelope.to.to_string().to_lowercase();
+            text.match_indices(&address).any(|(at, _)| {
+                let before = text[..at].chars().next_back();
+                let after = text[at + address.len()..].chars().next();
+                // An address ends before a dot that ends the sentence.
+                let after_ok = match after {
+                    Some('.') => text[at + address.len() + 1..]
+                        .chars()
+                        .next()
+                        .is_none_or(|c| !part_of_address(c)),
+                    other => other.is_none_or(|c| !part_of_address(c)),
+                };
+                before.is_none_or(|c| !part_of_address(c)) && after_ok
+            })
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Each message of `batch` as the answer to a request refused whole because of `culprits`:
+/// they fail with `failure`, the others are [`Kind::Bystander`]s, to go again without them.
+pub fn pinned_on(
+    batch: &Batch,
+    culprits: &[usize],
+    failure: &Failure,
+) -> Vec<Result<Accepted, Failure>> {
+    (0..batch.messages.len())
+        .map(|i| {
+            Err(match culprits.contains(&i) {
+                true => failure.clone(),
+                false => Failure {
+                    kind: Kind::Bystander,
+                    reply: format!(
+                        "not sent: the request was refused for another reader ({})",
+                        failure.reply
+                    ),
+                },
+            })
+        })
+        .collect()
 }
 
 /// Every message of `batch` accepted with the same reply (a provider that accepts or refuses
@@ -452,10 +551,15 @@ pub struct ApiTransport {
 }
 
 impl ApiTransport {
-    /// The transport for `provider`, driven as fast as `pacing` allows.
-    pub fn new(provider: Box<dyn Provider>, pacing: Pacing) -> Result<ApiTransport, ProviderError> {
+    /// The transport for `provider`, driven as fast as `pacing` allows, each request given
+    /// `timeout` to answer.
+    pub fn new(
+        provider: Box<dyn Provider>,
+        pacing: Pacing,
+        timeout: Duration,
+    ) -> Result<ApiTransport, ProviderError> {
         let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .connect_timeout(Duration::from_secs(20))
             .user_agent(concat!("bulletin/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -473,7 +577,10 @@ impl ApiTransport {
     }
 
     fn build(&self, request: Request) -> Result<reqwest::Request, RequestError> {
-        let mut builder = self.client.post(&request.url);
+        let mut builder = match request.body {
+            Body::None => self.client.get(&request.url),
+            _ => self.client.post(&request.url),
+        };
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }
@@ -489,6 +596,7 @@ impl ApiTransport {
                 .header(reqwest::header::ACCEPT, "application/json")
                 .body(serde_json::to_vec(json)?),
             Body::Form(fields) => builder.form(fields),
+            Body::None => builder.header(reqwest::header::ACCEPT, "application/json"),
         };
         let mut built = builder.build().map_err(|source| RequestError::Build {
             url: request.url.clone(),
@@ -526,9 +634,54 @@ impl ApiTransport {
                     .unwrap_or(DEFAULT_THROTTLE),
             ),
             408 | 500..=599 => Kind::Transient,
-            _ => Kind::Permanent,
+            _ => {
+                // Refused whole: pinned on the readers the answer names, if it names some
+                // and not all; else the send loop finds them.
+                let failure = Failure {
+                    kind: Kind::Permanent,
+                    reply,
+                };
+                let culprits = self.provider.culprits(batch, answer);
+                return match culprits.len() {
+                    0 => Err(failure),
+                    // Every reader named: each fails for their own part of it.
+                    n if n == batch.messages.len() => Ok(vec![Err(failure); n]),
+                    _ => Ok(pinned_on(batch, &culprits, &failure)),
+                };
+            }
         };
         Err(Failure { kind, reply })
+    }
+
+    /// One request, and its answer whole; a request that got none is a failure.
+    async fn exchange(&self, request: Request) -> Result<Answer, Failure> {
+        let permanent = |e: RequestError| Failure {
+            kind: Kind::Permanent,
+            reply: e.to_string(),
+        };
+        let request = self.build(request).map_err(permanent)?;
+        let name = self.provider.name();
+        let response = match self.client.execute(request).await {
+            Ok(r) => r,
+            Err(e) => return Err(network_failure(name, &e)),
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = match response.bytes().await {
+            Ok(b) => b.to_vec(),
+            // The request was answered, but its answer did not arrive whole.
+            Err(e) => {
+                return Err(Failure {
+                    kind: Kind::Lost,
+                    reply: format!("no complete answer from {name}: {}", reason(&e)),
+                });
+            }
+        };
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -548,33 +701,23 @@ impl Transport for ApiTransport {
     }
 
     async fn send_batch(&self, batch: &Batch) -> BatchResult {
-        let permanent = |e: RequestError| Failure {
+        let request = self.provider.request(batch).map_err(|e| Failure {
             kind: Kind::Permanent,
             reply: e.to_string(),
-        };
-        let request = self.provider.request(batch).map_err(permanent)?;
-        let request = self.build(request).map_err(permanent)?;
-        let response = match self.client.execute(request).await {
-            Ok(r) => r,
-            Err(e) => return Err(network_failure(self.provider.name(), &e)),
-        };
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = match response.bytes().await {
-            Ok(b) => b.to_vec(),
-            Err(e) => return Err(network_failure(self.provider.name(), &e)),
-        };
-        let answer = Answer {
-            status,
-            headers,
-            body,
-        };
+        })?;
+        let answer = self.exchange(request).await?;
+        let status = answer.status;
         match self.provider.outcomes(batch, &answer) {
             Some(outcomes) if outcomes.len() == batch.messages.len() => Ok(outcomes),
             Some(_) => Err(Failure {
                 // Not knowing which message went is not knowing whether any did: retry the
-                // whole batch, which the idempotency key (where there is one) makes safe.
-                kind: Kind::Transient,
+                // whole batch, which the idempotency key (where there is one) makes safe,
+                // and where there is none, its readers may get two.
+                kind: if (200..300).contains(&status) {
+                    Kind::Lost
+                } else {
+                    Kind::Transient
+                },
                 reply: format!(
                     "{} answered HTTP {status} for a different number of messages than were sent",
                     self.provider.name()
@@ -592,36 +735,74 @@ impl Transport for ApiTransport {
         self.provider.form()
     }
 
+    fn idempotent(&self) -> bool {
+        self.provider.idempotent()
+    }
+
+    async fn look_up(&self, batch: &Batch) -> Vec<Option<Accepted>> {
+        let requests = self.provider.look_up(batch);
+        if requests.is_empty() {
+            return vec![None; batch.messages.len()];
+        }
+        let mut answers = Vec::with_capacity(requests.len());
+        for request in requests {
+            // Not knowing is not finding: what no answer shows goes again, uncertain.
+            answers.push(
+                self.exchange(request)
+                    .await
+                    .ok()
+                    .filter(|a| (200..300).contains(&a.status)),
+            );
+        }
+        let mut found = self.provider.found(batch, &answers);
+        found.resize(batch.messages.len(), None);
+        found
+    }
+
     fn describe(&self) -> String {
+        let n = self.provider.batch_limit();
         format!(
-            "{} API {} ({} messages per request)",
+            "{} API {} ({n} {} per request)",
             self.provider.name(),
             self.provider.endpoint(),
-            self.provider.batch_limit()
+            if n == 1 { "message" } else { "messages" }
         )
     }
 }
 
 /// A request that got no answer: the provider cannot be reached (a wrong endpoint, no
-/// network), or the answer did not arrive in time (worth another try).
+/// network: nothing went out), the connection could not be made in time (nothing went out
+/// either: worth another try), or the request went out and its answer did not come (a
+/// timeout, a connection reset): the provider may have accepted it.
 fn network_failure(name: &str, e: &reqwest::Error) -> Failure {
+    let reason = reason(e);
+    if e.is_connect() && !e.is_timeout() {
+        Failure {
+            kind: Kind::Unreachable,
+            reply: format!("cannot reach {name}: {reason}"),
+        }
+    } else if e.is_connect() {
+        Failure {
+            kind: Kind::Transient,
+            reply: format!("cannot reach {name} in time: {reason}"),
+        }
+    } else {
+        Failure {
+            kind: Kind::Lost,
+            reply: format!("no answer from {name}, which may have accepted the request: {reason}"),
+        }
+    }
+}
+
+/// An error with its causes, as one line.
+fn reason(e: &reqwest::Error) -> String {
     let mut reason = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         reason = format!("{reason}: {s}");
         source = s.source();
     }
-    if e.is_connect() && !e.is_timeout() {
-        Failure {
-            kind: Kind::Unreachable,
-            reply: format!("cannot reach {name}: {reason}"),
-        }
-    } else {
-        Failure {
-            kind: Kind::Transient,
-            reply: format!("no complete answer from {name}: {reason}"),
-        }
-    }
+    reason
 }
 
 /// Writes each request a send would make into a folder, credentials redacted, and sends
@@ -658,6 +839,7 @@ pub fn redacted(request: &Request) -> serde_json::Value {
         headers.insert(name.to_string(), value.into());
     }
     let body = match &request.body {
+        Body::None => serde_json::Value::Null,
         Body::Json(json) => json.clone(),
         Body::Form(fields) => fields
             .iter()
@@ -665,8 +847,12 @@ pub fn redacted(request: &Request) -> serde_json::Value {
             .collect::<Vec<_>>()
             .into(),
     };
+    let method = match request.body {
+        Body::None => "GET",
+        _ => "POST",
+    };
     serde_json::json!({
-        "method": "POST",
+        "method": method,
         "url": request.url,
         "headers": headers,
         "body": body,
@@ -736,6 +922,49 @@ mod tests {
         );
         assert_eq!(retry_after_header(&h), Some(Duration::from_secs(60)));
         assert_eq!(retry_after_header(&HeaderMap::new()), None);
+    }
+
+    fn batch_to(addresses: &[&str]) -> Batch {
+        Batch {
+            key: "k".into(),
+            messages: addresses
+                .iter()
+                .map(|a| Outgoing {
+                    envelope: Envelope {
+                        from: "news@example.org".parse().unwrap(),
+                        to: a.parse().unwrap(),
+                    },
+                    message_id: format!("<{a}>"),
+                    payload: Payload::Mime(Vec::new()),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_pinned_on_the_addresses_it_quotes_and_only_those() {
+        let batch = batch_to(&["ann@example.org", "nn@example.org", "bob@example.org"]);
+        assert_eq!(
+            named_in(&batch, "email is not valid in to: NN@example.org."),
+            [1],
+            "not ann@example.org, which contains it; a closing dot is not part of it"
+        );
+        assert_eq!(
+            named_in(
+                &batch,
+                "'bob@example.org' and <ann@example.org> are refused"
+            ),
+            [0, 2]
+        );
+        assert!(named_in(&batch, "to parameter is not a valid address").is_empty());
+        let failure = Failure {
+            kind: Kind::Permanent,
+            reply: "refused".into(),
+        };
+        let pinned = pinned_on(&batch, &[1], &failure);
+        assert_eq!(pinned[1], Err(failure));
+        assert!(matches!(&pinned[0], Err(f) if f.kind == Kind::Bystander));
+        assert!(matches!(&pinned[2], Err(f) if f.kind == Kind::Bystander));
     }
 
     #[test]
@@ -826,6 +1055,21 @@ mod tests {
             Box::new(sendgrid::SendGrid::new(&sendgrid, &context).unwrap()),
             Box::new(ses::Ses::new(&ses, &context).unwrap()),
         ]
+    }
+
+    #[test]
+    fn the_batch_size_reads_well_for_one_message() {
+        let describe = |provider: Box<dyn Provider>| {
+            ApiTransport::new(provider, Pacing::ONE_AT_A_TIME, REQUEST_TIMEOUT)
+                .unwrap()
+                .describe()
+        };
+        let mut all = providers();
+        assert!(
+            describe(all.remove(2)).ends_with("(1 message per request)"),
+            "SES"
+        );
+        assert!(describe(all.remove(0)).ends_with("(500 messages per request)"));
     }
 
     #[test]

@@ -4,7 +4,11 @@
 //!
 //! API reference: <https://postmarkapp.com/developer/api/email-api#send-batch-emails>;
 //! answers and error codes: <https://postmarkapp.com/developer/api/overview#response-codes>.
-//! Postmark has no idempotency key.
+//! Postmark has no idempotency key. Each message carries the request's key in its metadata
+//! (`bulletin-batch`), so that after an answer lost on the way the outbound message search
+//! (<https://postmarkapp.com/developer/api/messages-api>, `GET /messages/outbound` with a
+//! `metadata_bulletin-batch` filter, up to 500 a page: one batch) says which messages
+//! Postmark accepted before any is sent again.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -45,6 +49,9 @@ pub const BATCH_LIMIT: usize = 500;
 /// The stream newsletters go through unless the profile names another broadcast stream.
 pub const DEFAULT_STREAM: &str = "broadcast";
 
+/// The metadata key that carries the request's key, to find its messages again.
+const BATCH: &str = "bulletin-batch";
+
 pub struct Postmark {
     endpoint: String,
     token: Secret,
@@ -70,7 +77,7 @@ impl Postmark {
         })
     }
 
-    fn message(&self, m: &Outgoing) -> Result<Value, RequestError> {
+    fn message(&self, m: &Outgoing, batch_key: &str) -> Result<Value, RequestError> {
         let parts = m.parts()?;
         let to = recipient(m);
         let headers: Vec<Value> = parts
@@ -87,7 +94,7 @@ impl Postmark {
             "Headers": headers,
             "Tag": self.letterhead.tag,
             "MessageStream": self.stream,
-            "Metadata": {"bulletin-message-id": m.message_id},
+            "Metadata": {"bulletin-message-id": m.message_id, BATCH: batch_key},
         });
         if let Some(reply_to) = &self.letterhead.reply_to {
             message["ReplyTo"] = reply_to.to_string().into();
@@ -113,7 +120,7 @@ impl Provider for Postmark {
         let messages = batch
             .messages
             .iter()
-            .map(|m| self.message(m))
+            .map(|m| self.message(m, &batch.key))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Request {
             url: format!("{}/email/batch", self.endpoint),
@@ -135,6 +142,56 @@ impl Provider for Postmark {
         }
         // A count that differs from the batch's is caught by the shared transport.
         Some(answer.json()?.as_array()?.iter().map(result).collect())
+    }
+
+    /// The outbound messages whose metadata holds the batch's key, on the stream.
+    fn look_up(&self, batch: &Batch) -> Vec<Request> {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("count", &BATCH_LIMIT.to_string())
+            .append_pair("offset", "0")
+            .append_pair(&format!("metadata_{BATCH}"), &batch.key)
+            .append_pair("messagestream", &self.stream)
+            .finish();
+        vec![Request {
+            url: format!("{}/messages/outbound?{query}", self.endpoint),
+            headers: Vec::new(),
+            auth: Auth::Header {
+                name: "X-Postmark-Server-Token",
+                value: self.token.clone(),
+            },
+            body: Body::None,
+        }]
+    }
+
+    /// `{"TotalCount", "Messages": [{"MessageID", "Metadata": {…}, …}]}`: a message found
+    /// with our message's ID in its metadata was accepted.
+    fn found(&self, batch: &Batch, answers: &[Option<Answer>]) -> Vec<Option<Accepted>> {
+        let json = answers
+            .first()
+            .and_then(|a| a.as_ref()?.json())
+            .unwrap_or(Value::Null);
+        let listed = json
+            .get("Messages")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        batch
+            .messages
+            .iter()
+            .map(|m| {
+                let hit = listed.iter().find(|l| {
+                    l.pointer("/Metadata/bulletin-message-id")
+                        .and_then(Value::as_str)
+                        == Some(m.message_id.as_str())
+                })?;
+                let id = hit.get("MessageID").and_then(Value::as_str).unwrap_or("");
+                Some(Accepted {
+                    reply: format!(
+                        "accepted by Postmark, MessageID {id} (found by its search after the answer was lost; not sent again)"
+                    ),
+                })
+            })
+            .collect()
     }
 
     fn credentials(&self) -> String {

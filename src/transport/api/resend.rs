@@ -3,6 +3,10 @@
 //! timeout, a 5xx or a crash, within Resend's 24 hours, is answered with the first answer and
 //! not delivered again.
 //!
+//! Each request asks for `x-batch-validation: permissive`: Resend then queues the valid
+//! emails and lists the invalid ones by index in `errors`, instead of refusing the whole
+//! batch for one bad address (<https://resend.com/changelog/batch-validation-modes>).
+//!
 //! API reference: <https://resend.com/docs/api-reference/emails/send-batch-emails>;
 //! idempotency: <https://resend.com/docs/dashboard/emails/idempotency-keys>;
 //! errors: <https://resend.com/docs/api-reference/errors>;
@@ -107,29 +111,65 @@ impl Provider for Resend {
             url: format!("{}/emails/batch", self.endpoint),
             // The same key for the same issue and readers: a retry (this run's or the next
             // one's) of a batch Resend already took is not delivered twice.
-            headers: vec![("Idempotency-Key".to_string(), batch.key.clone())],
+            headers: vec![
+                ("Idempotency-Key".to_string(), batch.key.clone()),
+                ("x-batch-validation".to_string(), "permissive".to_string()),
+            ],
             auth: Auth::Bearer(self.key.clone()),
             body: Body::Json(emails.into()),
         })
     }
 
-    /// A 200 answer holds `{"data": [{"id"}…]}`, one per email in the request's order. Errors
-    /// whose meaning the shared rules would get wrong are judged here (see `error`).
+    /// A 200 answer holds `{"data": [{"id"}…]}`, one per email queued, in the request's
+    /// order, and (permissive validation) `{"errors": [{"index", "message"}…]}` for the
+    /// emails refused: each is that reader's own failure. Errors whose meaning the shared
+    /// rules would get wrong are judged here (see `error`).
     fn outcomes(&self, batch: &Batch, answer: &Answer) -> Option<Vec<Result<Accepted, Failure>>> {
         if answer.status != 200 {
             return error(answer).map(|f| batch.messages.iter().map(|_| Err(f.clone())).collect());
         }
-        let ids = answer.json()?.get("data")?.as_array()?.clone();
-        Some(
-            ids.iter()
-                .map(|d| {
-                    let id = d.get("id").and_then(Value::as_str).unwrap_or("");
-                    Ok(Accepted {
-                        reply: format!("accepted by Resend, id {id}"),
+        let json = answer.json()?;
+        let ids = json.get("data")?.as_array()?.clone();
+        let mut refused: Vec<(usize, String)> = json
+            .get("errors")
+            .and_then(Value::as_array)
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| {
+                        let index = usize::try_from(e.get("index")?.as_u64()?).ok()?;
+                        let message = e.get("message").and_then(Value::as_str).unwrap_or("");
+                        Some((index, message.to_string()))
                     })
+                    .collect()
+            })
+            .unwrap_or_default();
+        refused.retain(|(i, _)| *i < batch.messages.len());
+        let mut ids = ids.iter();
+        Some(
+            (0..batch.messages.len())
+                .map(|i| match refused.iter().find(|(at, _)| *at == i) {
+                    Some((_, message)) => Err(Failure {
+                        kind: Kind::Permanent,
+                        reply: format!("Resend refused this email: {message}"),
+                    }),
+                    None => {
+                        let id = ids
+                            .next()
+                            .and_then(|d| d.get("id"))
+                            .and_then(Value::as_str)
+                            .unwrap_or("");
+                        Ok(Accepted {
+                            reply: format!("accepted by Resend, id {id}"),
+                        })
+                    }
                 })
                 .collect(),
         )
+    }
+
+    fn idempotent(&self) -> bool {
+        true
     }
 
     fn credentials(&self) -> String {

@@ -13,7 +13,9 @@
 //! our own List-Unsubscribe:
 //! <https://www.twilio.com/docs/sendgrid/ui/sending-email/list-unsubscribe>.
 //! SendGrid has no idempotency key and reports no per-recipient outcome: a request is
-//! accepted or refused whole.
+//! accepted or refused whole. A refusal's errors name the field they are about
+//! (`personalizations.3.to.0.email`): the readers of those personalizations are the ones at
+//! fault, and the others go again without them.
 
 use std::time::Duration;
 
@@ -258,6 +260,36 @@ impl Provider for SendGrid {
             let reset = answer.header("x-ratelimit-reset")?.trim().parse().ok()?;
             Some(until_reset(reset, self.clock.now().timestamp()))
         })
+    }
+
+    /// The readers of the personalizations the errors' fields name (`personalizations.N…`),
+    /// and any reader an error's message quotes.
+    fn culprits(&self, batch: &Batch, answer: &Answer) -> Vec<usize> {
+        // Personalization N is the N-th message not left out for its size.
+        let included: Vec<usize> = (0..batch.messages.len())
+            .filter(|i| self.too_big(&batch.messages[*i]).is_none())
+            .collect();
+        let errors = answer
+            .json()
+            .and_then(|j| j.get("errors").and_then(Value::as_array).cloned())
+            .unwrap_or_default();
+        let mut culprits: Vec<usize> = errors
+            .iter()
+            .filter_map(|e| {
+                let field = e.get("field")?.as_str()?;
+                let n: usize = field
+                    .strip_prefix("personalizations.")?
+                    .split(['.', '['])
+                    .next()?
+                    .parse()
+                    .ok()?;
+                included.get(n).copied()
+            })
+            .collect();
+        culprits.extend(super::named_in(batch, &self.error_message(answer)));
+        culprits.sort_unstable();
+        culprits.dedup();
+        culprits
     }
 
     /// `{"errors": [{"message", "field"}, …]}`: every message, with the field it is about.

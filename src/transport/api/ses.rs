@@ -8,6 +8,10 @@
 //! <https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_MessageTag.html>; errors every
 //! operation may answer: <https://docs.aws.amazon.com/ses/latest/APIReference-V2/CommonErrors.html>;
 //! quota errors: <https://docs.aws.amazon.com/ses/latest/dg/manage-sending-quotas-errors.html>;
+//! throttling: SES says "slow down" as HTTP 429 `TooManyRequestsException`, and as HTTP 400
+//! `ThrottlingException` (CommonErrors: "the request was denied due to request throttling";
+//! the quota guide's "Throttling – Maximum sending rate exceeded"): every one is a wait, never
+//! a reader's failure (see `throttled`);
 //! signing: <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv.html>.
 
 use std::sync::Arc;
@@ -166,6 +170,9 @@ impl Provider for Ses {
                     .collect(),
             );
         }
+        if let Some(failure) = throttled(answer) {
+            return Some(vec![Err(failure); batch.messages.len()]);
+        }
         let failure = account_stops(answer)?;
         Some(
             batch
@@ -216,6 +223,30 @@ impl Provider for Ses {
     fn endpoint(&self) -> String {
         self.endpoint.clone()
     }
+}
+
+/// The failure that waits and tries again when SES says it is sent to too fast, whatever
+/// the HTTP status: `ThrottlingException` (HTTP 400), `TooManyRequestsException` (429),
+/// `Throttling` (the v1 API's name), "Maximum sending rate exceeded". The day's quota used up
+/// comes as a throttling error too, and is not one to wait seconds for (see
+/// `account_stops`).
+fn throttled(answer: &Answer) -> Option<Failure> {
+    let (kind, message) = aws_error(answer);
+    let kind = kind.unwrap_or_default();
+    if message.contains("Daily message quota exceeded") {
+        return None;
+    }
+    let throttling = matches!(
+        kind.as_str(),
+        "ThrottlingException" | "TooManyRequestsException" | "Throttling"
+    ) || message.contains("Maximum sending rate exceeded");
+    throttling.then(|| Failure {
+        kind: Kind::Throttled(super::retry_after_header(&answer.headers).unwrap_or(THROTTLE)),
+        reply: format!(
+            "Amazon SES answered HTTP {} {kind}: {message}",
+            answer.status
+        ),
+    })
 }
 
 /// The failure that stops the run when SES refuses for a reason every other message would
@@ -427,6 +458,43 @@ mod tests {
         );
         // The same request at the same moment: the same signature.
         assert_eq!(signed().headers()["authorization"], authorization);
+    }
+
+    #[test]
+    fn every_documented_throttling_answer_is_a_wait_and_the_days_quota_is_not() {
+        let answer = |status: u16, kind: &str, message: &str| Answer {
+            status,
+            headers: {
+                let mut h = reqwest::header::HeaderMap::new();
+                h.insert("x-amzn-errortype", kind.parse().unwrap());
+                h
+            },
+            body: serde_json::to_vec(&json!({ "message": message })).unwrap(),
+        };
+        for (status, kind, message) in [
+            (400, "ThrottlingException", "Rate exceeded"),
+            (429, "TooManyRequestsException", "Too many requests"),
+            (400, "Throttling", "Maximum sending rate exceeded."),
+            (
+                400,
+                "MessageRejected",
+                "Throttling – Maximum sending rate exceeded.",
+            ),
+        ] {
+            let f = throttled(&answer(status, kind, message)).expect(kind);
+            assert_eq!(f.kind, Kind::Throttled(THROTTLE), "{kind}");
+        }
+        let quota = answer(400, "ThrottlingException", "Daily message quota exceeded.");
+        assert!(throttled(&quota).is_none());
+        assert_eq!(account_stops(&quota).unwrap().kind, Kind::Unreachable);
+        assert!(
+            throttled(&answer(
+                400,
+                "MessageRejected",
+                "Email address is not verified."
+            ))
+            .is_none()
+        );
     }
 
     #[test]

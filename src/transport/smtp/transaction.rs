@@ -11,8 +11,13 @@
 //! (RFC 6531), and a relay that does not offer it will never take that message (issue 14:
 //! lettre's refusal read as temporary, retried on every run). Domains are already in ASCII
 //! form ([`crate::message`] converts them), so they never need it.
+//!
+//! `went` is raised as the message goes out (before its final "." on our path, before
+//! lettre's `send` on the other): a connection lost after that may have left the message with
+//! the relay.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::Error;
@@ -54,14 +59,19 @@ pub(super) fn unsendable(
 }
 
 /// Sends `message` to the envelope's recipients; the relay's reply to the end of the data.
+/// Raises `went` once the message may have reached the relay.
 pub(super) async fn transmit(
     conn: &mut AsyncSmtpConnection,
     envelope: &Envelope,
     message: &[u8],
+    went: &AtomicBool,
 ) -> Result<Response, Error> {
     let text = match std::str::from_utf8(message) {
         Ok(text) if text.is_ascii() && ascii_envelope(envelope) => text,
-        _ => return conn.send(envelope, message).await,
+        _ => {
+            went.store(true, Ordering::SeqCst);
+            return conn.send(envelope, message).await;
+        }
     };
     conn.command(Mail::new(envelope.from().cloned(), vec![]))
         .await?;
@@ -69,6 +79,7 @@ pub(super) async fn transmit(
         conn.command(Rcpt::new(to.clone(), vec![])).await?;
     }
     conn.command(Data).await?;
+    went.store(true, Ordering::SeqCst);
     conn.command(DataBlock(text)).await
 }
 

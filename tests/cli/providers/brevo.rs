@@ -7,7 +7,9 @@
 //! (up to 1000 versions), <https://developers.brevo.com/docs/heterogenous-versions-batch-emails>
 //! (`headers.idempotencyKey`) and <https://developers.brevo.com/docs/limit-headers> (429 with
 //! `x-sib-ratelimit-reset` in seconds). A version's `headers` is not documented; the fake takes
-//! it as Brevo does for django-anymail.
+//! it as Brevo does for django-anymail. The idempotency guide's "Time-to-live and error
+//! handling": a key reused within 30 minutes is not processed again, and answered 400
+//! `duplicate_parameter`; the fake does that for every key it accepted.
 
 use serde_json::{Value, json};
 use wiremock::{Request, ResponseTemplate};
@@ -29,9 +31,11 @@ fn invalid(message: &str) -> ResponseTemplate {
 }
 
 /// Brevo's answer: 401 without the key; 400 for a body Brevo would refuse, or for a request
-/// with a recipient in `refused` (Brevo takes or refuses a request whole); else 201 with a
-/// message ID for each version.
+/// with a recipient in `refused` (Brevo takes or refuses a request whole, and does not say
+/// for whom); 400 `duplicate_parameter` for an `idempotencyKey` it accepted before; else 201
+/// with a message ID for each version.
 fn brevo(refused: &'static [&'static str]) -> impl wiremock::Respond {
+    let keys = std::sync::Mutex::new(std::collections::HashSet::<String>::new());
     answer(move |r: &Request| {
         if r.headers.get("api-key").and_then(|v| v.to_str().ok()) != Some(KEY.1) {
             return ResponseTemplate::new(401)
@@ -77,9 +81,16 @@ fn brevo(refused: &'static [&'static str]) -> impl wiremock::Respond {
             for t in to {
                 let email = t["email"].as_str().unwrap_or("");
                 if refused.contains(&email) {
-                    return invalid(&format!("email is not valid in to: {email}"));
+                    return invalid("email is not valid in to");
                 }
             }
+        }
+        let key = body["headers"]["idempotencyKey"].as_str().unwrap_or("");
+        if !keys.lock().unwrap().insert(key.to_string()) {
+            return ResponseTemplate::new(400).set_body_json(json!({
+                "code": "duplicate_parameter",
+                "message": "Request with the same idempotency key already processed"
+            }));
         }
         let ids: Vec<String> = versions
             .iter()
@@ -198,40 +209,77 @@ fn versions_carry_each_readers_own_message_and_unsubscribe_link() {
 }
 
 #[test]
-fn a_refused_request_fails_its_readers_and_the_other_requests_are_sent() {
+fn a_refused_address_is_found_by_splitting_and_fails_alone() {
+    // Brevo refuses the request whole without naming the reader: bulletin halves it until
+    // the reader at fault is alone. Before, everyone in the request failed for good.
     let fake = Fake::start();
     mount(&fake, brevo(&["reader1@example.org"]));
-    let ws = profile(&fake, "batch_size = 2", 4);
+    let ws = profile(&fake, "", 4);
     let out = send(&ws, &[KEY], &[]);
-    assert_eq!(out.code(), 1, "a failed recipient fails the run");
+    assert_eq!(
+        out.code(),
+        3,
+        "a refused reader leaves a reader unsent: exit 3"
+    );
     let stdout = out.stdout();
-    assert!(stdout.contains("email is not valid in to"), "{stdout}");
-    // Brevo takes or refuses a request whole: whoever shared a request with reader1 failed
-    // with them, and only they.
-    let bodies = fake.json_bodies();
-    assert_eq!(bodies.len(), 2);
-    let refused: Vec<&str> = bodies
-        .iter()
-        .map(|body| {
-            body["messageVersions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v["to"][0]["email"].as_str().unwrap())
-                .collect::<Vec<_>>()
-        })
-        .find(|readers| readers.contains(&"reader1@example.org"))
-        .unwrap();
+    assert!(
+        stdout.contains("Sent: 3") && stdout.contains("Failed: 1\n"),
+        "{stdout}"
+    );
     assert_only_refused_failed(
         &ws,
         4,
-        &refused,
+        &["reader1@example.org"],
         &["HTTP 400", "invalid_parameter: email is not valid in to"],
     );
-    assert!(
-        stdout.contains("Sent: 2") && stdout.contains("Failed: 2"),
-        "{stdout}"
+    let sizes: Vec<usize> = fake
+        .json_bodies()
+        .iter()
+        .map(|b| b["messageVersions"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [4, 2, 2, 1, 1]);
+}
+
+#[test]
+fn a_request_sent_again_after_its_answer_was_lost_is_recorded_sent_once() {
+    // Brevo takes the request, its answer comes after bulletin stopped waiting; the retry
+    // carries the same idempotencyKey and Brevo answers duplicate_parameter. Before, every
+    // reader was recorded as failed for good, and --only-failed sent them a second copy.
+    let fake = Fake::start();
+    let inner = brevo(&[]);
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    mount(
+        &fake,
+        answer(move |r: &Request| {
+            let reply = wiremock::Respond::respond(&inner, r);
+            match seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => reply.set_delay(std::time::Duration::from_secs(3)),
+                _ => reply,
+            }
+        }),
     );
+    let ws = profile(&fake, "timeout = 1", 3);
+    let out = send(&ws, &[KEY], &[]);
+    let stdout = out.ok();
+    assert!(stdout.contains("Sent: 3\n"), "{stdout}");
+    assert!(!stdout.contains("Uncertain"), "{stdout}");
+    let bodies = fake.json_bodies();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(
+        bodies[0]["headers"]["idempotencyKey"], bodies[1]["headers"]["idempotencyKey"],
+        "the same key again"
+    );
+    let held = super::ledger(ws.path());
+    for (who, (state, reply)) in &held {
+        assert_eq!(state, "sent", "{who}");
+        assert!(reply.contains("duplicate_parameter"), "{who}: {reply}");
+    }
+    let status = ws.run(&["status", "issues/2020-06.json"]).ok();
+    assert!(!status.contains("Uncertain"), "{status}");
+    // Nobody failed: --only-failed has nobody to send a second copy to.
+    let again = send(&ws, &[KEY], &["--only-failed"]).ok();
+    assert!(again.contains("Sent: 0\n"), "{again}");
+    assert_eq!(fake.requests().len(), 2);
 }
 
 #[test]

@@ -241,7 +241,11 @@ fn a_refused_message_in_a_400_answer_fails_alone_and_the_others_are_sent() {
     mount(&fake, mailjet(&["reader1@example.org"]));
     let ws = profile(&fake, "", 3);
     let out = send(&ws, &[KEY, SECRET_KEY], &[]);
-    assert_eq!(out.code(), 1, "a failed recipient fails the run");
+    assert_eq!(
+        out.code(),
+        3,
+        "a failed recipient leaves a reader unsent: exit 3"
+    );
     let stdout = out.stdout();
     assert!(
         stdout.contains("Sent: 2") && stdout.contains("Failed: 1"),
@@ -315,4 +319,77 @@ fn a_dry_run_writes_the_requests_with_the_credentials_redacted() {
     }
     // Without the credentials in the environment, a dry run still works.
     dry_run_without_credentials(&profile(&fake, "", 1));
+}
+
+/// Mailjet's message resource (<https://dev.mailjet.com/email/reference/messages/>: `GET
+/// /v3/REST/message` with Basic auth, filtered by `CustomID`; answer `{"Count", "Data": [{"ID",
+/// "Status", …}], "Total"}`), over the `CustomID`s the fake accepted in `accepted`.
+fn messages(accepted: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> impl wiremock::Respond {
+    answer(move |r: &Request| {
+        if r.headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(BASIC) {
+            return global_error(401, "mj-0001", "Unauthorized");
+        }
+        let custom_id = r
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "CustomID")
+            .map(|(_, v)| v.into_owned());
+        let data: Vec<Value> = accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| Some(*id) == custom_id.as_ref())
+            .map(|(i, _)| json!({"ID": 70650219165027410u64 + i as u64, "Status": "sent"}))
+            .collect();
+        ResponseTemplate::new(200)
+            .set_body_json(json!({"Count": data.len(), "Data": data, "Total": data.len()}))
+    })
+}
+
+#[test]
+fn messages_whose_answer_was_lost_are_found_by_their_custom_id_and_not_sent_again() {
+    // Mailjet takes the request, but its answer comes after bulletin stopped waiting (1 s).
+    // Before sending again, bulletin asks for each message by its CustomID. Before, 50
+    // readers got a second copy, unreported.
+    let fake = Fake::start();
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let kept = std::sync::Arc::clone(&accepted);
+    let inner = mailjet(&[]);
+    mount(
+        &fake,
+        answer(move |r: &Request| {
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            for m in body["Messages"].as_array().unwrap() {
+                kept.lock()
+                    .unwrap()
+                    .push(m["CustomID"].as_str().unwrap().to_string());
+            }
+            wiremock::Respond::respond(&inner, r).set_delay(std::time::Duration::from_secs(3))
+        }),
+    );
+    fake.mount(
+        wiremock::Mock::given(wiremock::matchers::method("GET"))
+            .and(wiremock::matchers::path("/v3/REST/message"))
+            .respond_with(messages(std::sync::Arc::clone(&accepted))),
+    );
+    let ws = profile(&fake, "timeout = 1", 3);
+    let stdout = send(&ws, &[KEY, SECRET_KEY], &[]).ok();
+    assert!(stdout.contains("Sent: 3\n"), "{stdout}");
+    assert!(!stdout.contains("Uncertain"), "{stdout}");
+    let methods: Vec<String> = fake
+        .requests()
+        .iter()
+        .map(|r| r.method.to_string())
+        .collect();
+    assert_eq!(
+        methods,
+        ["POST", "GET", "GET", "GET"],
+        "one look-up a message"
+    );
+    assert_eq!(accepted.lock().unwrap().len(), 3, "each reader once");
+    for (who, (state, reply)) in ledger(ws.path()) {
+        assert_eq!(state, "sent", "{who}");
+        assert!(reply.contains("found by its CustomID"), "{who}: {reply}");
+    }
 }

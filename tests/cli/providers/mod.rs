@@ -72,6 +72,15 @@ impl Fake {
             .unwrap_or_default()
     }
 
+    /// Every POST request's body as JSON (look-ups are GETs without a body).
+    pub fn json_bodies_of_posts(&self) -> Vec<Value> {
+        self.requests()
+            .iter()
+            .filter(|r| r.method.as_str() == "POST")
+            .map(|r| serde_json::from_slice(&r.body).expect("a JSON body"))
+            .collect()
+    }
+
     /// Every request's body as JSON.
     pub fn json_bodies(&self) -> Vec<Value> {
         self.requests()
@@ -302,10 +311,10 @@ pub fn assert_only_refused_failed(
 }
 
 /// After a run with a wrong secret in one of the variables `names` (all of them the
-/// profile's credentials): it failed, named each variable, said the HTTP status
-/// (`status_text`, e.g. "HTTP 401"), never printed `wrong_secret`, told how to resume; it
-/// made one request and stopped (the profile sends 5 readers one a request), and nobody is
-/// recorded as sent.
+/// profile's credentials): it failed (exit 3: readers remain), named each variable, said the
+/// HTTP status (`status_text`, e.g. "HTTP 401"), never printed `wrong_secret`, told how to
+/// resume; it made one request and stopped (the profile sends 5 readers one a request), and
+/// nobody is recorded as sent or failed: all five are pending, the refused one too.
 pub fn assert_refused_key_stops_at_once(
     out: &Run,
     fake: &Fake,
@@ -314,7 +323,7 @@ pub fn assert_refused_key_stops_at_once(
     wrong_secret: &str,
     status_text: &str,
 ) {
-    assert_eq!(out.code(), 1);
+    assert_eq!(out.code(), 3);
     let all = format!("{}{}", out.stdout(), out.stderr());
     for name in names {
         assert!(all.contains(name), "{name} is named: {all}");
@@ -328,12 +337,22 @@ pub fn assert_refused_key_stops_at_once(
         "no more requests after a refused key"
     );
     assert!(
-        all.contains("Not tried (the run stopped first): 4"),
+        all.contains("Not tried (the run stopped first): 5"),
         "{all}"
     );
     assert!(
-        ledger(ws.path()).values().all(|(state, _)| state != "sent"),
-        "nothing recorded as sent"
+        all.contains("stopped: the credentials were refused"),
+        "{all}"
+    );
+    assert!(
+        !all.contains("relay") && !all.contains("password"),
+        "an API key is not a relay's password: {all}"
+    );
+    assert!(
+        ledger(ws.path())
+            .values()
+            .all(|(state, _)| state == "pending"),
+        "nothing recorded as sent or failed"
     );
 }
 

@@ -144,7 +144,11 @@ fn a_refused_recipient_is_a_permanent_failure_and_the_others_are_sent() {
     mount(&fake, postmark(&["reader1@example.org"]));
     let ws = profile(&fake, "", 3);
     let out = send(&ws, &[TOKEN], &[]);
-    assert_eq!(out.code(), 1, "a failed recipient fails the run");
+    assert_eq!(
+        out.code(),
+        3,
+        "a failed recipient leaves a reader unsent: exit 3"
+    );
     let stdout = out.stdout();
     assert!(
         stdout.contains("Sent: 2") && stdout.contains("Failed: 1"),
@@ -212,7 +216,7 @@ fn the_report_is_json_for_scripts() {
     mount(&fake, postmark(&["reader1@example.org"]));
     let ws = profile(&fake, "", 3);
     let out = send(&ws, &[TOKEN], &["--json"]);
-    assert_eq!(out.code(), 1);
+    assert_eq!(out.code(), 3);
     // Standard output is the JSON report alone; the plan went to standard error.
     let report: Value = serde_json::from_str(&out.stdout()).expect("JSON on stdout");
     assert!(out.stderr().contains("Recipients: 3"), "{}", out.stderr());
@@ -255,4 +259,126 @@ fn a_test_send_goes_through_the_api_whole_and_is_not_recorded() {
     assert!(m["HtmlBody"].as_str().unwrap().contains("<html"));
     assert!(!m["TextBody"].as_str().unwrap().is_empty());
     assert!(!ws.path().join(".bulletin/ledger.sqlite").exists());
+}
+
+/// Postmark's outbound message search (<https://postmarkapp.com/developer/api/messages-api>:
+/// `GET /messages/outbound` with `count` and `offset` required, filters such as
+/// `metadata_KEY=VALUE` and `messagestream`; answer `{TotalCount, Messages: [{MessageID, To,
+/// Metadata, MessageStream, …}]}`), over the messages the fake accepted in `accepted`.
+fn search(accepted: std::sync::Arc<std::sync::Mutex<Vec<Value>>>) -> impl wiremock::Respond {
+    answer(move |r: &Request| {
+        if r.headers
+            .get("X-Postmark-Server-Token")
+            .and_then(|v| v.to_str().ok())
+            != Some(TOKEN.1)
+        {
+            return ResponseTemplate::new(401).set_body_json(json!({"ErrorCode": 10}));
+        }
+        let query: std::collections::HashMap<String, String> =
+            r.url.query_pairs().into_owned().collect();
+        let count: usize = match query.get("count").and_then(|c| c.parse().ok()) {
+            Some(n) if n <= 500 && query.contains_key("offset") => n,
+            _ => {
+                return ResponseTemplate::new(422)
+                    .set_body_json(json!({"ErrorCode": 600, "Message": "count and offset are required; count at most 500"}));
+            }
+        };
+        let found: Vec<Value> = accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| {
+                query.iter().all(|(k, v)| match k.strip_prefix("metadata_") {
+                    Some(key) => m["Metadata"][key] == *v,
+                    None if k == "messagestream" => m["MessageStream"] == *v,
+                    None => true,
+                })
+            })
+            .take(count)
+            .map(|m| {
+                json!({"MessageID": format!("pm-{}", m["To"].as_str().unwrap().len()), "To": [{"Email": m["To"]}],
+                       "Metadata": m["Metadata"], "MessageStream": m["MessageStream"], "Status": "Sent"})
+            })
+            .collect();
+        ResponseTemplate::new(200)
+            .set_body_json(json!({"TotalCount": found.len(), "Messages": found}))
+    })
+}
+
+#[test]
+fn a_batch_whose_answer_was_lost_is_found_by_the_search_and_not_sent_again() {
+    // Postmark takes the batch, but its answer comes after bulletin stopped waiting (1 s).
+    // Before sending again, bulletin searches for the batch's messages by their metadata,
+    // finds them, and records them sent once. Before, the batch went again unreported.
+    let fake = Fake::start();
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let kept = std::sync::Arc::clone(&accepted);
+    let inner = postmark(&[]);
+    mount(
+        &fake,
+        answer(move |r: &Request| {
+            let messages: Vec<Value> = serde_json::from_slice(&r.body).unwrap();
+            kept.lock().unwrap().extend(messages);
+            wiremock::Respond::respond(&inner, r).set_delay(std::time::Duration::from_secs(3))
+        }),
+    );
+    fake.mount(
+        wiremock::Mock::given(wiremock::matchers::method("GET"))
+            .and(wiremock::matchers::path("/messages/outbound"))
+            .respond_with(search(std::sync::Arc::clone(&accepted))),
+    );
+    let ws = profile(&fake, "timeout = 1", 3);
+    let out = send(&ws, &[TOKEN], &[]);
+    let stdout = out.ok();
+    assert!(stdout.contains("Sent: 3\n"), "{stdout}");
+    assert!(!stdout.contains("Uncertain"), "{stdout}");
+    let requests = fake.requests();
+    let methods: Vec<&str> = requests.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(methods, ["POST", "GET"], "searched, not sent again");
+    let search = &requests[1].url;
+    let key = fake.json_bodies_of_posts()[0][0]["Metadata"]["bulletin-batch"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        search
+            .query_pairs()
+            .any(|(k, v)| k == "metadata_bulletin-batch" && v == key),
+        "{search}"
+    );
+    for (who, (state, reply)) in ledger(ws.path()) {
+        assert_eq!(state, "sent", "{who}");
+        assert!(reply.contains("found by its search"), "{who}: {reply}");
+    }
+    assert_eq!(accepted.lock().unwrap().len(), 3, "each reader once");
+}
+
+#[test]
+fn a_batch_whose_answer_was_lost_and_not_found_goes_again_as_uncertain() {
+    // The search does not show the batch yet (or cannot be asked): it goes again, and its
+    // readers are reported as possibly having two copies.
+    let fake = Fake::start();
+    let slow = ResponseTemplate::new(200)
+        .set_body_json(json!([]))
+        .set_delay(std::time::Duration::from_secs(3));
+    mount(&fake, first_then(slow, postmark(&[])));
+    fake.mount(
+        wiremock::Mock::given(wiremock::matchers::method("GET"))
+            .and(wiremock::matchers::path("/messages/outbound"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"TotalCount": 0, "Messages": []})),
+            ),
+    );
+    let ws = profile(&fake, "timeout = 1", 2);
+    let stdout = send(&ws, &[TOKEN], &[]).ok();
+    assert!(
+        stdout.contains("Sent: 2\n") && stdout.contains("Uncertain (may have two copies): 2"),
+        "{stdout}"
+    );
+    let methods: Vec<String> = fake
+        .requests()
+        .iter()
+        .map(|r| r.method.to_string())
+        .collect();
+    assert_eq!(methods, ["POST", "GET", "POST"]);
 }

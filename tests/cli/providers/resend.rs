@@ -38,7 +38,8 @@ struct Account {
     keys: Mutex<HashMap<String, (Vec<u8>, Value)>>,
     /// The recipients of every email sent, once per delivery.
     delivered: Mutex<Vec<String>>,
-    /// Emails to this address fail validation (strict mode: the whole batch is refused).
+    /// Emails to this address fail validation (strict mode: the whole batch is refused;
+    /// permissive: only that email).
     invalid: Option<&'static str>,
 }
 
@@ -105,19 +106,37 @@ impl Account {
         if emails.is_empty() || emails.len() > 100 {
             return error(422, "validation_error", "between 1 and 100 emails");
         }
-        for e in &emails {
+        // Strict validation (the default) refuses the batch for one invalid email;
+        // permissive queues the valid ones and lists the others by index.
+        let permissive = r
+            .headers
+            .get("x-batch-validation")
+            .and_then(|v| v.to_str().ok())
+            == Some("permissive");
+        let mut errors = Vec::new();
+        for (index, e) in emails.iter().enumerate() {
             if let Some(problem) = self.problem(e) {
-                return error(422, "validation_error", &problem);
+                if !permissive {
+                    return error(422, "validation_error", &problem);
+                }
+                errors.push(json!({"index": index, "message": problem}));
             }
         }
-        let data: Vec<Value> = emails
+        let valid: Vec<(usize, &Value)> = emails
             .iter()
             .enumerate()
+            .filter(|(i, _)| !errors.iter().any(|e| e["index"] == *i))
+            .collect();
+        let data: Vec<Value> = valid
+            .iter()
             .map(|(i, _)| json!({"id": format!("re-{}-{i}", &key[..8])}))
             .collect();
-        let reply = json!({ "data": data });
+        let reply = match permissive {
+            true => json!({ "data": data, "errors": errors }),
+            false => json!({ "data": data }),
+        };
         let mut delivered = self.delivered.lock().unwrap();
-        for e in &emails {
+        for (_, e) in &valid {
             delivered.push(e["to"][0].as_str().unwrap().to_string());
         }
         self.keys
@@ -247,27 +266,41 @@ fn batches_carry_each_readers_own_email_with_an_idempotency_key() {
 }
 
 #[test]
-fn a_refused_batch_is_a_permanent_failure_and_the_other_batches_are_sent() {
-    // Resend validates a batch whole (strict mode, the default): one invalid email refuses
-    // the batch it is in, with a 422.
+fn an_invalid_email_fails_alone_with_permissive_batch_validation() {
+    // With x-batch-validation: permissive, Resend queues the valid emails of a batch and
+    // lists the invalid one by index. Before (strict, the default), one invalid email
+    // refused its whole batch, and its batch-mate failed for good with it.
     let fake = Fake::start();
     let account = Account::new(Some("reader2@example.org"));
     mount(&fake, answers(&account));
     let ws = profile(&fake, "batch_size = 2", 4);
     let out = send(&ws, &[KEY], &[]);
-    assert_eq!(out.code(), 1, "failed recipients fail the run");
+    assert_eq!(
+        out.code(),
+        3,
+        "a refused reader leaves a reader unsent: exit 3"
+    );
     let stdout = out.stdout();
     assert!(
-        stdout.contains("Sent: 2") && stdout.contains("Failed: 2"),
+        stdout.contains("Sent: 3") && stdout.contains("Failed: 1\n"),
         "{stdout}"
     );
     assert_only_refused_failed(
         &ws,
         4,
-        &["reader2@example.org", "reader3@example.org"],
-        &["HTTP 422", "reader2@example.org is not a valid address"],
+        &["reader2@example.org"],
+        &["reader2@example.org is not a valid address"],
     );
-    assert_eq!(fake.requests().len(), 2, "a 422 is not retried");
+    assert_eq!(fake.requests().len(), 2, "nothing is sent again");
+    for r in fake.requests() {
+        assert_eq!(r.headers.get("x-batch-validation").unwrap(), "permissive");
+    }
+    let delivered = account.delivered.lock().unwrap().clone();
+    assert_eq!(delivered.len(), 3, "{delivered:?}");
+    assert!(
+        !delivered.iter().any(|d| d.contains("reader2@")),
+        "{delivered:?}"
+    );
 }
 
 #[test]
@@ -330,7 +363,7 @@ fn a_used_up_quota_stops_the_run_and_a_later_run_sends_the_rest() {
     );
     let ws = profile(&fake, "batch_size = 1\nconcurrency = 1", 4);
     let out = send(&ws, &[KEY], &[]);
-    assert_eq!(out.code(), 1);
+    assert_eq!(out.code(), 3);
     let all = format!("{}{}", out.stdout(), out.stderr());
     assert!(all.contains("daily_quota_exceeded"), "{all}");
     assert!(all.contains("run the same command again"), "{all}");
