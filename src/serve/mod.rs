@@ -59,7 +59,7 @@ pub enum ServeError {
         path: String,
         why: &'static str,
     },
-    #[error("{}: unsubscribe.secret_env: {0}", config.display())]
+    #[error("{}: unsubscribe.secret_env: {source}", config.display())]
     Secret {
         config: PathBuf,
         #[source]
