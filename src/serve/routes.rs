@@ -85,15 +85,18 @@ async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Html(pages::not_found())).into_response()
 }
 
-/// The reader a token was sealed for, or the "not valid" answer.
-fn reader(shared: &Shared, token: &str) -> Result<Address, Response> {
-    match unsubscribe::open(&shared.0.settings.secret, token) {
-        Some(address) => Ok(address),
-        None => {
-            (shared.0.log)("invalid token: nothing recorded");
-            Err((StatusCode::NOT_FOUND, Html(pages::invalid())).into_response())
-        }
+/// The reader a token was sealed for; `None` (logged) for a token that does not open.
+fn reader(shared: &Shared, token: &str) -> Option<Address> {
+    let address = unsubscribe::open(&shared.0.settings.secret, token);
+    if address.is_none() {
+        (shared.0.log)("invalid token: nothing recorded");
     }
+    address
+}
+
+/// The one answer to every token that does not open, whatever was wrong with it.
+fn invalid() -> Response {
+    (StatusCode::NOT_FOUND, Html(pages::invalid())).into_response()
 }
 
 async fn show_unsubscribe(
@@ -101,10 +104,10 @@ async fn show_unsubscribe(
     UrlPath(token): UrlPath<String>,
 ) -> Response {
     match reader(&shared, &token) {
-        Ok(address) => {
+        Some(address) => {
             Html(pages::confirm(&shared.0.settings.newsletter, &address)).into_response()
         }
-        Err(invalid) => invalid,
+        None => invalid(),
     }
 }
 
@@ -113,12 +116,12 @@ async fn show_resubscribe(
     UrlPath(token): UrlPath<String>,
 ) -> Response {
     match reader(&shared, &token) {
-        Ok(address) => Html(pages::offer_resubscribe(
+        Some(address) => Html(pages::offer_resubscribe(
             &shared.0.settings.newsletter,
             &address,
         ))
         .into_response(),
-        Err(invalid) => invalid,
+        None => invalid(),
     }
 }
 
@@ -128,13 +131,12 @@ async fn unsubscribe(
     UrlPath(token): UrlPath<String>,
     body: Bytes,
 ) -> Response {
-    let address = match reader(&shared, &token) {
-        Ok(address) => address,
-        Err(invalid) => return invalid,
+    let Some(address) = reader(&shared, &token) else {
+        return invalid();
     };
     let source = source(&body);
-    if let Err(failed) = record(&shared, &address, Kind::Unsubscribe, source).await {
-        return failed;
+    if !record(&shared, &address, Kind::Unsubscribe, source).await {
+        return failed();
     }
     match source {
         // A mail client's button: it shows its own confirmation.
@@ -149,12 +151,11 @@ async fn unsubscribe(
 }
 
 async fn resubscribe(State(shared): State<Shared>, UrlPath(token): UrlPath<String>) -> Response {
-    let address = match reader(&shared, &token) {
-        Ok(address) => address,
-        Err(invalid) => return invalid,
+    let Some(address) = reader(&shared, &token) else {
+        return invalid();
     };
-    if let Err(failed) = record(&shared, &address, Kind::Resubscribe, Source::Page).await {
-        return failed;
+    if !record(&shared, &address, Kind::Resubscribe, Source::Page).await {
+        return failed();
     }
     Html(pages::resubscribed(
         &shared.0.settings.newsletter,
@@ -181,14 +182,9 @@ fn source(body: &[u8]) -> Source {
     }
 }
 
-/// Records the event, committed before this returns; a failure answers 503 (the mail client
-/// or the reader tries again) and is logged.
-async fn record(
-    shared: &Shared,
-    address: &Address,
-    kind: Kind,
-    source: Source,
-) -> Result<(), Response> {
+/// Records the event, committed before this returns true; a failure is logged, and answered
+/// 503 by the caller (the mail client or the reader tries again).
+async fn record(shared: &Shared, address: &Address, kind: Kind, source: Source) -> bool {
     let inner = shared.0.clone();
     let text = address.to_string();
     let at = crate::clock::now();
@@ -209,21 +205,21 @@ async fn record(
             .map(|_| ())
     })
     .await;
-    let who = fingerprint(&address.to_string());
+    let who = fingerprint(address.as_ref());
     match done {
         Ok(Ok(())) => {
             (shared.0.log)(&format!("{kind} {who} ({})", source.as_str()));
-            Ok(())
+            true
         }
         Ok(Err(e)) => {
             (shared.0.log)(&format!("{kind} {who} NOT recorded: {}", e.reason));
-            Err(failed())
+            false
         }
         Err(_) => {
             (shared.0.log)(&format!(
                 "{kind} {who} NOT recorded: the recording task failed"
             ));
-            Err(failed())
+            false
         }
     }
 }
