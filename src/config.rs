@@ -31,6 +31,9 @@ pub const FILE_NAME: &str = "bulletin.toml";
 pub struct Config {
     pub sender: Sender,
     pub unsubscribe: Unsubscribe,
+    /// `bulletin serve`, the public side; every setting has a default.
+    #[serde(default)]
+    pub serve: Serve,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
 }
@@ -115,6 +118,41 @@ pub struct Unsubscribe {
     pub mailto: lettre::Address,
     /// The environment variable holding the secret that seals each reader's token.
     pub secret_env: String,
+}
+
+/// `bulletin serve`: where it listens and where it keeps what readers asked. What the
+/// settings must hold together (the path and the unsubscribe URL) is checked by
+/// [`crate::serve::Settings`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Serve {
+    /// The address the server listens on, behind the TLS reverse proxy.
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+    /// The suppression store, relative to the workspace.
+    #[serde(default = "default_store")]
+    pub store: PathBuf,
+    /// The path requests arrive at, with `{token}` as its last segment; by default the path
+    /// of `unsubscribe.url` (a proxy that rewrites paths needs it).
+    pub path: Option<String>,
+}
+
+impl Default for Serve {
+    fn default() -> Self {
+        Serve {
+            listen: default_listen(),
+            store: default_store(),
+            path: None,
+        }
+    }
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8480))
+}
+
+fn default_store() -> PathBuf {
+    Path::new(crate::workspace::STATE_DIR).join("suppressions.sqlite")
 }
 
 /// How messages leave: one transport with its settings. Each provider's settings, and what

@@ -37,5 +37,7 @@ pub mod output;
 pub mod preview;
 pub mod render;
 pub mod send;
+pub mod serve;
+pub mod suppressions;
 pub mod transport;
 pub mod workspace;

@@ -215,6 +215,7 @@ pub struct Rows {
     status_column: Option<usize>,
     seen: Fingerprints,
     suppressed: Fingerprints,
+    unsubscribed: Fingerprints,
 }
 
 /// Opens a list; `suppressed` are addresses never to send to.
@@ -261,6 +262,7 @@ pub fn open(path: &Path, suppressed: Fingerprints) -> Result<Rows, AudienceError
         status_column,
         seen: Fingerprints::default(),
         suppressed,
+        unsubscribed: Fingerprints::default(),
     })
 }
 
@@ -318,6 +320,13 @@ fn malformed(path: &Path, e: &csv::Error) -> AudienceError {
 }
 
 impl Rows {
+    /// Also skips `unsubscribed` (the suppression store's readers), counted as unsubscribed
+    /// like the list's own `status` column.
+    pub fn unsubscribed(mut self, unsubscribed: Fingerprints) -> Rows {
+        self.unsubscribed = unsubscribed;
+        self
+    }
+
     /// The merge fields the list provides (its column names).
     pub fn columns(&self) -> &[String] {
         &self.headers
@@ -356,6 +365,9 @@ impl Rows {
                 )));
             }
         };
+        if self.unsubscribed.contains(&email) {
+            return skip(Skip::Unsubscribed);
+        }
         if self.suppressed.contains(&email) {
             return skip(Skip::Suppressed);
         }

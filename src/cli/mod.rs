@@ -42,6 +42,8 @@ enum Command {
     Check(cmd::check::Args),
     Send(cmd::send::Args),
     Status(cmd::status::Args),
+    Serve(cmd::serve::Args),
+    Suppressions(cmd::suppressions::Args),
     Schema(cmd::schema::Args),
 }
 
@@ -108,6 +110,12 @@ pub enum Error {
     /// The command line itself is wrong (exit 2).
     #[error("{0}")]
     Usage(String),
+    /// `bulletin serve`: its settings, or the server.
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
+    /// The suppression store.
+    #[error(transparent)]
+    Suppressions(#[from] crate::suppressions::StoreError),
     /// The command has reported what failed (a check found errors): exit 1, nothing more to say.
     #[error("")]
     Failed,
@@ -209,6 +217,8 @@ pub fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(args),
         Command::Send(args) => cmd::send::run(args),
         Command::Status(args) => cmd::status::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Suppressions(args) => cmd::suppressions::run(args),
         Command::Schema(args) => cmd::schema::run(args),
     };
     match result {

@@ -19,6 +19,9 @@ pub struct List {
     pub path: PathBuf,
     /// A file of addresses, one a line, never to send to.
     pub suppress: Option<PathBuf>,
+    /// The suppression store (`bulletin serve`'s): its unsubscribed readers are skipped as
+    /// unsubscribed. A store that does not exist has none.
+    pub store: Option<PathBuf>,
 }
 
 impl List {
@@ -28,7 +31,16 @@ impl List {
             Some(f) => audience::read_suppressions(f)?,
             None => Fingerprints::default(),
         };
-        audience::open(&self.path, suppressed)
+        let mut unsubscribed = Fingerprints::default();
+        if let Some(store) = &self.store {
+            crate::suppressions::add_current(store, &mut unsubscribed).map_err(|e| {
+                AudienceError::Read {
+                    path: e.path,
+                    reason: e.reason,
+                }
+            })?;
+        }
+        Ok(audience::open(&self.path, suppressed)?.unsubscribed(unsubscribed))
     }
 }
 

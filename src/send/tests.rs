@@ -102,6 +102,7 @@ impl Bench {
             list: List {
                 path: self.dir.path().join("list.csv"),
                 suppress: None,
+                store: None,
             },
             force: false,
             stop,

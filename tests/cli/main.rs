@@ -15,3 +15,4 @@ mod render;
 mod rtl;
 mod schema;
 mod send;
+mod serve;

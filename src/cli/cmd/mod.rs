@@ -7,4 +7,6 @@ pub mod preview;
 pub mod render;
 pub mod schema;
 pub mod send;
+pub mod serve;
 pub mod status;
+pub mod suppressions;

@@ -88,10 +88,12 @@ pub fn run(args: Args) -> Result<(), Error> {
         test: args.list.is_none(),
         clock: Arc::new(SystemClock),
     };
+    // Readers who unsubscribed through `bulletin serve` are skipped.
+    let store = root.join(&config.serve.store);
     crate::cli::runtime()?.block_on(async {
         let (tools, pacing) = send::tools(&setup, &issue.slug, rendered)?;
         match &args.list {
-            Some(list) => to_list(&args, list, &issue.path, &root, &tools, pacing).await,
+            Some(list) => to_list(&args, list, &issue.path, &root, &store, &tools, pacing).await,
             None => test(&args, &tools).await,
         }
     })
@@ -125,12 +127,14 @@ async fn to_list<T: Transport>(
     path: &Path,
     issue: &Path,
     root: &Path,
+    store: &Path,
     tools: &Tools<T>,
     pacing: Pacing,
 ) -> Result<(), Error> {
     let list = send::List {
         path: path.to_path_buf(),
         suppress: args.suppress.clone(),
+        store: Some(store.to_path_buf()),
     };
     let plan = send::plan(&list, tools)?;
     // With --json, stdout is the report's alone.

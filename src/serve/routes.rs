@@ -1,0 +1,249 @@
+//! The HTTP side of `bulletin serve`: the link's path and its resubscribe twin, GET (a page,
+//! never a change) and POST (a change, recorded before the answer), the body limit, the
+//! per-request timeout and the headers every answer carries.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use lettre::Address;
+
+use super::{BODY_LIMIT, REQUEST_TIMEOUT, Settings, pages};
+use crate::message::unsubscribe;
+use crate::suppressions::{Event, Kind, Source, Store, fingerprint};
+
+/// What every request shares: the settings, the store (one connection; SQLite writes one at
+/// a time anyway) and the log.
+#[derive(Clone)]
+pub struct Shared(Arc<Inner>);
+
+struct Inner {
+    settings: Settings,
+    store: Mutex<Store>,
+    log: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+impl Shared {
+    pub fn new(settings: Settings, store: Store, log: Arc<dyn Fn(&str) + Send + Sync>) -> Self {
+        Shared(Arc::new(Inner {
+            settings,
+            store: Mutex::new(store),
+            log,
+        }))
+    }
+}
+
+/// The routes: `{path}` (GET shows, POST unsubscribes) and `{path}/resubscribe` (GET shows,
+/// POST resubscribes); anything else is 404.
+pub fn router(shared: Shared) -> Router {
+    let path = shared.0.settings.path.clone();
+    Router::new()
+        .route(&path, get(show_unsubscribe).post(unsubscribe))
+        .route(
+            &format!("{path}/resubscribe"),
+            get(show_resubscribe).post(resubscribe),
+        )
+        .fallback(not_found)
+        .with_state(shared)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(guard))
+}
+
+/// A time limit for each request, and the headers every answer carries: no caching, no
+/// referrer (the token is in the URL), no framing, no scripts, not for search engines.
+async fn guard(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut response = match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Html(pages::try_again("This took too long.")),
+        )
+            .into_response(),
+    };
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers.insert("x-robots-tag", HeaderValue::from_static("noindex"));
+    response
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Html(pages::not_found())).into_response()
+}
+
+/// The reader a token was sealed for; `None` (logged) for a token that does not open.
+fn reader(shared: &Shared, token: &str) -> Option<Address> {
+    let address = unsubscribe::open(&shared.0.settings.secret, token);
+    if address.is_none() {
+        (shared.0.log)("invalid token: nothing recorded");
+    }
+    address
+}
+
+/// The one answer to every token that does not open, whatever was wrong with it.
+fn invalid() -> Response {
+    (StatusCode::NOT_FOUND, Html(pages::invalid())).into_response()
+}
+
+async fn show_unsubscribe(
+    State(shared): State<Shared>,
+    UrlPath(token): UrlPath<String>,
+) -> Response {
+    match reader(&shared, &token) {
+        Some(address) => {
+            Html(pages::confirm(&shared.0.settings.newsletter, &address)).into_response()
+        }
+        None => invalid(),
+    }
+}
+
+async fn show_resubscribe(
+    State(shared): State<Shared>,
+    UrlPath(token): UrlPath<String>,
+) -> Response {
+    match reader(&shared, &token) {
+        Some(address) => Html(pages::offer_resubscribe(
+            &shared.0.settings.newsletter,
+            &address,
+        ))
+        .into_response(),
+        None => invalid(),
+    }
+}
+
+/// RFC 8058's one-click body, the page's button, or any other POST: each unsubscribes.
+async fn unsubscribe(
+    State(shared): State<Shared>,
+    UrlPath(token): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let Some(address) = reader(&shared, &token) else {
+        return invalid();
+    };
+    let source = source(&body);
+    if !record(&shared, &address, Kind::Unsubscribe, source).await {
+        return failed();
+    }
+    match source {
+        // A mail client's button: it shows its own confirmation.
+        Source::OneClick => StatusCode::OK.into_response(),
+        _ => Html(pages::unsubscribed(
+            &shared.0.settings.newsletter,
+            &address,
+            &token,
+        ))
+        .into_response(),
+    }
+}
+
+async fn resubscribe(State(shared): State<Shared>, UrlPath(token): UrlPath<String>) -> Response {
+    let Some(address) = reader(&shared, &token) else {
+        return invalid();
+    };
+    if !record(&shared, &address, Kind::Resubscribe, Source::Page).await {
+        return failed();
+    }
+    Html(pages::resubscribed(
+        &shared.0.settings.newsletter,
+        &address,
+        &token,
+    ))
+    .into_response()
+}
+
+/// Where a POST came from: RFC 8058's `List-Unsubscribe=One-Click` (form-urlencoded, or
+/// multipart/form-data, which the RFC also allows), `via=page` from our button, or neither.
+fn source(body: &[u8]) -> Source {
+    let fields: Vec<_> = url::form_urlencoded::parse(body).collect();
+    let one_click = fields.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("List-Unsubscribe") && v.trim().eq_ignore_ascii_case("One-Click")
+    });
+    let text = String::from_utf8_lossy(body);
+    if one_click || (text.contains("name=\"List-Unsubscribe\"") && text.contains("One-Click")) {
+        Source::OneClick
+    } else if fields.iter().any(|(k, v)| k == "via" && v == "page") {
+        Source::Page
+    } else {
+        Source::Post
+    }
+}
+
+/// Records the event, committed before this returns true; a failure is logged, and answered
+/// 503 by the caller (the mail client or the reader tries again).
+async fn record(shared: &Shared, address: &Address, kind: Kind, source: Source) -> bool {
+    let inner = shared.0.clone();
+    let text = address.to_string();
+    let at = crate::clock::now();
+    let done = tokio::task::spawn_blocking(move || {
+        let mut store = inner
+            .store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        store
+            .record(&Event {
+                at,
+                address: &text,
+                kind,
+                source,
+                issue: None,
+                reason: None,
+            })
+            .map(|_| ())
+    })
+    .await;
+    let who = fingerprint(address.as_ref());
+    match done {
+        Ok(Ok(())) => {
+            (shared.0.log)(&format!("{kind} {who} ({})", source.as_str()));
+            true
+        }
+        Ok(Err(e)) => {
+            (shared.0.log)(&format!("{kind} {who} NOT recorded: {}", e.reason));
+            false
+        }
+        Err(_) => {
+            (shared.0.log)(&format!(
+                "{kind} {who} NOT recorded: the recording task failed"
+            ));
+            false
+        }
+    }
+}
+
+fn failed() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Html(pages::try_again("Your request could not be recorded.")),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_source_of_a_post_is_read_from_its_body() {
+        assert_eq!(source(b"List-Unsubscribe=One-Click"), Source::OneClick);
+        assert_eq!(
+            source(b"--x\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--x--"),
+            Source::OneClick
+        );
+        assert_eq!(source(b"via=page"), Source::Page);
+        assert_eq!(source(b""), Source::Post);
+    }
+}

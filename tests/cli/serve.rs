@@ -1,0 +1,452 @@
+//! `bulletin serve` run for real: a send to aiosmtpd, the unsubscribe link of a received
+//! message POSTed one-click, the next issue sent without that reader; forged tokens and GETs
+//! that change nothing; concurrent POSTs, and a `kill -9` that loses no answered POST; and
+//! `serve --check`, `bulletin suppressions`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bulletin::config::Secret;
+use bulletin::message::unsubscribe::seal;
+use bulletin::suppressions::Store;
+use mail_parser::MessageParser;
+
+use crate::common::{Workspace, repo};
+
+const SECRET: (&str, &str) = (
+    "BULLETIN_UNSUBSCRIBE_SECRET",
+    "test-secret-not-for-production",
+);
+
+/// `bulletin serve` on a free loopback port; killed (SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(ws: &Workspace) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bulletin"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(ws.path())
+            .env(SECRET.0, SECRET.1)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run bulletin serve");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("bulletin serve: listening on http://")
+            .unwrap_or_else(|| panic!("serve did not start: {line}"))
+            .to_string();
+        // Keep reading the log, so the server never blocks on a full pipe.
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        Server { child, addr, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request: (status, body).
+fn http(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status in {out:?}")))?;
+    let body = out
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    Ok((status, body))
+}
+
+const ONE_CLICK: &str = "List-Unsubscribe=One-Click";
+
+fn store(ws: &Workspace) -> Store {
+    Store::open(&ws.path().join(".bulletin/suppressions.sqlite")).unwrap()
+}
+
+fn events(ws: &Workspace) -> u64 {
+    store(ws).events().unwrap()
+}
+
+fn token_path(address: &str, secret: &str) -> String {
+    format!(
+        "/unsubscribe/{}",
+        seal(&Secret::new(secret), &address.parse().unwrap())
+    )
+}
+
+/// aiosmtpd keeping what it accepts in a folder; stopped when dropped.
+struct Smtp {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Smtp {
+    fn start(dir: &Path) -> Smtp {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("python3")
+            .arg(repo().join("tests/servers/smtp_server.py"))
+            .args(["--port", &port.to_string(), "--dir"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 with aiosmtpd: run `bash tests/setup.sh`");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "READY", "the SMTP server did not start");
+        Smtp {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Every message received, by recipient.
+    fn received(&self) -> BTreeMap<String, Vec<Vec<u8>>> {
+        let mut by = BTreeMap::<String, Vec<Vec<u8>>>::new();
+        for entry in std::fs::read_dir(&self.dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_some_and(|e| e == "eml") {
+                let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+                let rcpt = name.split_once('-').unwrap().1.to_string();
+                by.entry(rcpt).or_default().push(std::fs::read(&p).unwrap());
+            }
+        }
+        by
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn send(ws: &Workspace, issue: &str) -> String {
+    ws.run_with(
+        &[
+            "send",
+            issue,
+            "--profile",
+            "test",
+            "--list",
+            "subscribers.csv",
+            "--yes",
+        ],
+        &[SECRET],
+    )
+    .ok()
+}
+
+/// The issue's own test of done: unsubscribed by one click on a received message's link,
+/// a reader gets no next issue, and the others do.
+#[test]
+fn a_one_click_unsubscribe_from_a_received_message_keeps_the_next_issue_from_that_reader() {
+    let received = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(received.path());
+    let ws = Workspace::for_sending(&format!(
+        "[profiles.test]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\n",
+        smtp.port
+    ));
+    ws.write(
+        "subscribers.csv",
+        "email,first_name\nana@example.org,Ana\nbo@example.org,Bo\ncy@example.org,Cy\n",
+    );
+    let out = send(&ws, "issues/2020-06.json");
+    assert!(out.contains("Sent: 3\n"), "{out}");
+
+    // Bo's link, as his mail client reads it from the message.
+    let got = smtp.received();
+    let raw = &got["bo@example.org"][0];
+    let msg = MessageParser::default().parse(raw).unwrap();
+    let header = msg.header_raw("List-Unsubscribe").unwrap();
+    let url = header
+        .split(['<', '>'])
+        .find(|part| part.starts_with("https://"))
+        .unwrap();
+    let path = url.strip_prefix("https://example.org").unwrap().to_string();
+    assert!(!url.contains("bo@") && !url.contains("bo%40"));
+
+    let server = Server::start(&ws);
+    // A GET (a mail scanner following the link) shows the page and changes nothing.
+    let (status, page) = http(&server.addr, "GET", &path, "").unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("<form method=\"post\">") && page.contains("Unsubscribe"));
+    assert!(!page.contains("bo@example.org"));
+    assert_eq!(events(&ws), 0);
+
+    // Forged tokens: one character changed, or sealed with another secret.
+    let token = path.rsplit('/').next().unwrap();
+    let mid = token.len() / 2;
+    let flipped = if &token[mid..=mid] == "A" { "B" } else { "A" };
+    let altered = format!(
+        "/unsubscribe/{}{flipped}{}",
+        &token[..mid],
+        &token[mid + 1..]
+    );
+    let other = token_path("bo@example.org", "another secret");
+    let cut = format!("/unsubscribe/{}", &token[..token.len() - 3]);
+    for forged in [&altered, &other, &cut] {
+        for method in ["GET", "POST"] {
+            let (status, page) = http(&server.addr, method, forged, ONE_CLICK).unwrap();
+            assert_eq!(status, 404, "{method} {forged}");
+            assert!(page.contains("This link is not valid"), "{page}");
+        }
+    }
+    assert_eq!(events(&ws), 0);
+
+    // The mail client's one-click button.
+    let (status, body) = http(&server.addr, "POST", &path, ONE_CLICK).unwrap();
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert_eq!(events(&ws), 1);
+    let current = store(&ws).current().unwrap();
+    assert_eq!(current.len(), 1);
+    assert_eq!(
+        (current[0].address.as_str(), current[0].source.as_str()),
+        ("bo@example.org", "one-click")
+    );
+    // The log names no reader.
+    let log = server.log();
+    assert!(
+        log.contains("unsubscribe") && !log.contains("@example.org"),
+        "{log}"
+    );
+
+    // The next issue: Bo is skipped, and reported; Ana and Cy get it.
+    let next = ws.read("issues/2020-06.json");
+    ws.write("issues/2020-07.json", &next);
+    let out = send(&ws, "issues/2020-07.json");
+    assert!(
+        out.contains("Recipients: 2") && out.contains("Skipped:    1 unsubscribed"),
+        "{out}"
+    );
+    assert!(out.contains("Sent: 2\n"), "{out}");
+    let got = smtp.received();
+    let counts: Vec<(&str, usize)> = got.iter().map(|(r, m)| (r.as_str(), m.len())).collect();
+    assert_eq!(
+        counts,
+        [
+            ("ana@example.org", 2),
+            ("bo@example.org", 1),
+            ("cy@example.org", 2)
+        ]
+    );
+}
+
+/// The page's button, the confirmation's "clicked by mistake", and the history they leave.
+#[test]
+fn the_page_unsubscribes_with_its_button_and_resubscribes_by_mistake() {
+    let ws = Workspace::for_sending("");
+    let server = Server::start(&ws);
+    let path = token_path("Ana@Example.org", SECRET.1);
+    let (status, page) = http(&server.addr, "POST", &path, "via=page").unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("<h1>You are unsubscribed</h1>"), "{page}");
+    let token = path.rsplit('/').next().unwrap();
+    assert!(
+        page.contains(&format!("action=\"{token}/resubscribe\"")),
+        "{page}"
+    );
+
+    // A GET of the resubscribe page changes nothing either.
+    let (status, _) = http(&server.addr, "GET", &format!("{path}/resubscribe"), "").unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(events(&ws), 1);
+    let (status, page) = http(
+        &server.addr,
+        "POST",
+        &format!("{path}/resubscribe"),
+        "via=page",
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("You are subscribed again"), "{page}");
+    assert_eq!(events(&ws), 2);
+    assert!(store(&ws).current().unwrap().is_empty());
+
+    // A body over the limit is refused before anything is recorded.
+    let big = "x".repeat(10_000);
+    let (status, _) = http(&server.addr, "POST", &path, &big).unwrap();
+    assert_eq!(status, 413);
+    assert_eq!(events(&ws), 2);
+    let (status, _) = http(&server.addr, "GET", "/elsewhere", "").unwrap();
+    assert_eq!(status, 404);
+}
+
+/// Every answered POST is in the store: under concurrency, and across a `kill -9`.
+#[test]
+fn every_answered_post_is_recorded_even_when_the_server_is_killed() {
+    let ws = Workspace::for_sending("");
+    let server = Server::start(&ws);
+    let post_all =
+        |addr: String, from: usize, threads: usize, each: usize, stop: Arc<AtomicBool>| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (addr, stop) = (addr.clone(), stop.clone());
+                    std::thread::spawn(move || {
+                        let mut answered = Vec::new();
+                        for i in 0..each {
+                            if stop.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            let address = format!("r{}@example.org", from + t * each + i);
+                            match http(&addr, "POST", &token_path(&address, SECRET.1), ONE_CLICK) {
+                                Ok((200, _)) => answered.push(address),
+                                Ok((status, body)) => panic!("{status}: {body}"),
+                                Err(_) => break, // the server is gone
+                            }
+                        }
+                        answered
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        };
+
+    // 200 POSTs from 20 threads: 200 events, each reader once.
+    let answered = post_all(
+        server.addr.clone(),
+        0,
+        20,
+        10,
+        Arc::new(AtomicBool::new(false)),
+    );
+    assert_eq!(answered.len(), 200);
+    assert_eq!(events(&ws), 200);
+    assert_eq!(store(&ws).current().unwrap().len(), 200);
+
+    // Killed (SIGKILL) while POSTs keep coming: whatever got its 200 is there.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (addr, stop) = (server.addr.clone(), stop.clone());
+        std::thread::spawn(move || post_all(addr, 1000, 20, 200, stop))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while events(&ws) < 400 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let answered = load.join().unwrap();
+    assert!(answered.len() >= 100, "only {} answered", answered.len());
+
+    // A new server opens the store the killed one left, with every answered POST in it.
+    let again = Server::start(&ws);
+    let current: std::collections::HashSet<String> = store(&ws)
+        .current()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.address)
+        .collect();
+    let lost: Vec<&String> = answered.iter().filter(|a| !current.contains(*a)).collect();
+    assert!(lost.is_empty(), "answered but not recorded: {lost:?}");
+    let (status, _) = http(
+        &again.addr,
+        "POST",
+        &token_path("late@example.org", SECRET.1),
+        ONE_CLICK,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn serve_check_needs_the_secret_and_a_path_that_ends_in_the_token() {
+    let ws = Workspace::for_sending("");
+    let err = ws.run(&["serve", "--check"]).bad_input();
+    assert!(err.contains("BULLETIN_UNSUBSCRIBE_SECRET"), "{err}");
+    let out = ws.run_with(&["serve", "--check"], &[SECRET]).ok();
+    assert!(
+        out.contains("listen:  127.0.0.1:8480")
+            && out.contains("path:    /unsubscribe/{token}")
+            && out.contains("created on the first request"),
+        "{out}"
+    );
+    let config = ws.read("bulletin.toml");
+    ws.write(
+        "bulletin.toml",
+        &format!("{config}\n[serve]\npath = \"/unsubscribe\"\n"),
+    );
+    let err = ws.run_with(&["serve", "--check"], &[SECRET]).bad_input();
+    assert!(err.contains("serve.path = \"/unsubscribe\""), "{err}");
+}
+
+#[test]
+fn suppressions_are_listed_added_and_removed_with_their_history_kept() {
+    let ws = Workspace::for_sending("");
+    assert_eq!(ws.run(&["suppressions", "list"]).ok(), "");
+    ws.run(&["suppressions", "add", "Ana@Example.org"]).ok();
+    let list = ws.run(&["suppressions", "list"]).ok();
+    assert!(
+        list.starts_with("ana@example.org\tunsubscribe\tstaff\t"),
+        "{list}"
+    );
+    // Remove asks why.
+    assert_eq!(
+        ws.run(&["suppressions", "remove", "ana@example.org"])
+            .code(),
+        2
+    );
+    ws.run(&[
+        "suppressions",
+        "remove",
+        "ana@example.org",
+        "--reason",
+        "asked by phone",
+    ])
+    .ok();
+    assert_eq!(ws.run(&["suppressions", "list"]).ok(), "");
+    assert_eq!(events(&ws), 2);
+}
