@@ -69,6 +69,17 @@ impl Problem {
 }
 
 impl Problem {
+    /// A JSON syntax error: the one error reported for a file that is not JSON.
+    pub fn syntax(file: &Path, source: &str, err: &serde_json::Error) -> Self {
+        Problem {
+            file: file.to_path_buf(),
+            position: Some((err.line(), err.column().max(1))).filter(|(l, _)| *l > 0),
+            json_path: String::new(),
+            message: format!("invalid JSON: {}", strip_position(&err.to_string())),
+        }
+        .or_end_of(source)
+    }
+
     /// Text after the closing brace.
     pub fn trailing(file: &Path, source: &str, err: &serde_json::Error) -> Self {
         Problem {

@@ -66,12 +66,12 @@ fn invalid_date_names_the_path() {
     ));
     assert!(err.contains("issue.json:5:"), "{err}");
     assert!(
-        err.contains("sections[0].items[0].date: input is out of range"),
+        err.contains("sections[0].items[0].date: \"2020-02-30\" is not a date: February 2020 has no day 30; write YYYY-MM-DD — the nearest valid date is \"2020-02-29\""),
         "{err}"
     );
     let err = fails(&issue_with("").replace("2020-06-03", "June 3rd"));
     assert!(
-        err.contains("issue.json:3:11: date: input contains invalid characters"),
+        err.contains("issue.json:3:11: date: \"June 3rd\" is not a date; write it as YYYY-MM-DD"),
         "{err}"
     );
 }
