@@ -37,9 +37,14 @@ impl Problem {
     ) -> Self {
         let json_path = err.path().to_string();
         // serde_path_to_error says "." for the root and "?" where it could not follow.
+        // A path never shows "?" (issue 12: `sections[7].cta.?`): the steps it could follow.
         let json_path = match json_path.as_str() {
             "." | "?" => String::new(),
-            _ => json_path,
+            _ => json_path
+                .split('.')
+                .filter(|step| *step != "?")
+                .collect::<Vec<_>>()
+                .join("."),
         };
         let inner = err.into_inner();
         let position = match (inner.line(), inner.column()) {

@@ -9,6 +9,7 @@ mod error;
 mod fields;
 mod locate;
 pub mod next;
+mod patch;
 mod time;
 
 use std::path::{Path, PathBuf};
@@ -445,15 +446,29 @@ impl Source {
         let kinds = section_kinds_of(&doc);
         let problem = |p: &str, m: String| Problem::at(&path, &text, p, m);
         let taken = custom.take(&mut doc, &problem, &mut problems);
-        let issue: Option<Issue> = match serde_path_to_error::deserialize(doc) {
-            Ok(issue) => Some(issue),
-            Err(e) => {
-                let mut p = Problem::from_serde(&path, &text, e);
-                add_hint(&mut p, &kinds, custom);
-                problems.push(p);
-                None
+        // serde stops at the first problem; to report them all in one run (issue 12: five
+        // problems took four runs), each one found is patched out of the document — the
+        // value dropped, or a stand-in put where a value is required — and the parse is
+        // tried again. The stand-ins never reach anyone: the problems make this an error.
+        let mut issue: Option<Issue> = None;
+        for _ in 0..MAX_PROBLEMS {
+            match serde_path_to_error::deserialize(doc.clone()) {
+                Ok(parsed) => {
+                    issue = Some(parsed);
+                    break;
+                }
+                Err(e) => {
+                    let at = e.path().to_string();
+                    let raw = e.inner().to_string();
+                    let mut p = Problem::from_serde(&path, &text, e);
+                    add_hint(&mut p, &kinds, custom);
+                    problems.push(p);
+                    if !patch::patch(&mut doc, &at, &raw) {
+                        break;
+                    }
+                }
             }
-        };
+        }
         let Some(mut issue) = issue else {
             return Err(IssueError::Invalid(sorted(problems)));
         };
@@ -476,6 +491,9 @@ impl Source {
         }
     }
 }
+
+/// How many problems one run reports at most.
+const MAX_PROBLEMS: usize = 200;
 
 /// Problems in file order, each once.
 fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
