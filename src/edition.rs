@@ -70,8 +70,7 @@ pub enum EditionError {
 
 /// Loads the issue, chooses its layout and renders it for `opts.images`.
 pub fn prepare(opts: &Options) -> Result<Edition, EditionError> {
-    let loaded = issue::load(&opts.issue)?;
-    let layout = Layout::for_issue(opts.layout.as_deref(), &loaded)?;
+    let (loaded, layout) = load(&opts.issue, opts.layout.as_deref())?;
     let assets = match &opts.images {
         Images::Sent => AssetBase::Sent,
         Images::FromFolder(out) => AssetBase::Local {
@@ -92,6 +91,17 @@ pub fn prepare(opts: &Options) -> Result<Edition, EditionError> {
         layout,
         rendered,
     })
+}
+
+/// Reads the issue, chooses and loads its layout, and checks the issue with the fields the
+/// layout declares for its kinds (`fields.toml`): the layout is chosen from the issue's JSON
+/// before the issue is checked, since what it may hold depends on the layout.
+pub fn load(issue: &Path, layout: Option<&Path>) -> Result<(LoadedIssue, Layout), EditionError> {
+    let source = issue::read(issue)?;
+    let folder = crate::layout::folder_for(layout, &source.dir, source.layout());
+    let layout = Layout::load(folder.as_deref())?;
+    let loaded = source.check(layout.fields())?;
+    Ok((loaded, layout))
 }
 
 /// The folder `to` as a URL prefix relative to the folder `from` ("../issues/").

@@ -37,9 +37,14 @@ impl Problem {
     ) -> Self {
         let json_path = err.path().to_string();
         // serde_path_to_error says "." for the root and "?" where it could not follow.
+        // A path never shows "?" (issue 12: `sections[7].cta.?`): the steps it could follow.
         let json_path = match json_path.as_str() {
             "." | "?" => String::new(),
-            _ => json_path,
+            _ => json_path
+                .split('.')
+                .filter(|step| *step != "?")
+                .collect::<Vec<_>>()
+                .join("."),
         };
         let inner = err.into_inner();
         let position = match (inner.line(), inner.column()) {
@@ -69,6 +74,17 @@ impl Problem {
 }
 
 impl Problem {
+    /// A JSON syntax error: the one error reported for a file that is not JSON.
+    pub fn syntax(file: &Path, source: &str, err: &serde_json::Error) -> Self {
+        Problem {
+            file: file.to_path_buf(),
+            position: Some((err.line(), err.column().max(1))).filter(|(l, _)| *l > 0),
+            json_path: String::new(),
+            message: format!("invalid JSON: {}", strip_position(&err.to_string())),
+        }
+        .or_end_of(source)
+    }
+
     /// Text after the issue's closing brace.
     pub fn trailing(file: &Path, source: &str, err: &serde_json::Error) -> Self {
         Problem {

@@ -6,8 +6,10 @@
 //! it cannot answer alone — which section kinds exist — is answered by the caller's list.
 
 mod error;
+mod fields;
 mod locate;
 pub mod next;
+mod patch;
 mod time;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +19,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use error::{IssueError, Problem};
-pub use time::{EventEnd, EventStart, TimeError};
+pub use fields::{CustomFields, FieldSpec, FieldType, FieldValue, Fields, KindFields};
+pub use time::{EventEnd, EventStart, TimeError, parse_day};
 
 use crate::merge::{self, MergeText};
 
@@ -145,6 +148,7 @@ pub struct Issue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preheader: Option<MergeText>,
     /// Issue date, YYYY-MM-DD.
+    #[serde(deserialize_with = "time::de_day")]
     #[schemars(with = "String", regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))]
     pub date: NaiveDate,
     /// Language of the issue (BCP 47); dates and layout labels follow it. Default "en".
@@ -204,6 +208,11 @@ pub struct Section {
     /// The items of the section: news stories, events, agenda entries…
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<Item>,
+    /// The fields the layout declares for this section's kind ([`CustomFields`]); taken out
+    /// of the JSON before the typed parse, written back when the issue is serialized.
+    #[serde(flatten, skip_deserializing)]
+    #[schemars(skip)]
+    pub fields: Fields,
 }
 
 fn one_column() -> u8 {
@@ -290,11 +299,19 @@ pub struct Item {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<MergeText>,
     /// Agenda date, YYYY-MM-DD; with `until`, the first day of a range.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "time::de_opt_day",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "Option<String>", regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))]
     pub date: Option<NaiveDate>,
     /// Last day of a date range, YYYY-MM-DD.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "time::de_opt_day",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "Option<String>", regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))]
     pub until: Option<NaiveDate>,
     /// Type of agenda entry: Webconference, Webinar, Meeting, Conference…
@@ -306,6 +323,10 @@ pub struct Item {
     /// An "Information" page for an agenda entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub info: Option<Link>,
+    /// The fields the layout declares for items of this section's kind ([`CustomFields`]).
+    #[serde(flatten, skip_deserializing)]
+    #[schemars(skip)]
+    pub fields: Fields,
 }
 
 /// An issue file as loaded: the typed issue, where it came from, and its source text (kept so
@@ -344,21 +365,50 @@ impl LoadedIssue {
 }
 
 /// Reads and validates an issue file: JSON syntax, field types, dates and time zones, URLs,
-/// alt text, body files and local images. All problems are reported together.
+/// alt text, body files and local images. All problems are reported together. Fields a
+/// layout declares are refused: use [`read`] and [`Source::check`] to allow them.
 pub fn load(path: &Path) -> Result<LoadedIssue, IssueError> {
-    let source = std::fs::read_to_string(path).map_err(|e| IssueError::Read {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    parse(path, source)
+    read(path)?.check(&CustomFields::default())
 }
 
 /// Parses issue text that claims to come from `path` (used for errors and relative paths).
 pub fn parse(path: &Path, source: String) -> Result<LoadedIssue, IssueError> {
+    read_str(path, source)?.check(&CustomFields::default())
+}
+
+/// An issue file read and parsed as JSON, not yet checked against the issue format: what a
+/// caller needs to choose the layout first, whose declared fields ([`CustomFields`]) the
+/// check needs.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The issue file.
+    pub path: PathBuf,
+    /// The folder the issue file is in.
+    pub dir: PathBuf,
+    text: String,
+    doc: serde_json::Value,
+}
+
+/// Reads an issue file and parses its JSON; a syntax error is the one error reported.
+pub fn read(path: &Path) -> Result<Source, IssueError> {
+    let source = std::fs::read_to_string(path).map_err(|e| IssueError::Read {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    read_str(path, source)
+}
+
+/// Parses the JSON of issue text that claims to come from `path`.
+pub fn read_str(path: &Path, source: String) -> Result<Source, IssueError> {
+    // Notepad saves UTF-8 with a byte-order mark; JSON parsers refuse it (issue 12).
+    let source = match source.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => source,
+    };
     let mut de = serde_json::Deserializer::from_str(&source);
-    let issue: Issue = match serde_path_to_error::deserialize(&mut de) {
-        Ok(issue) => issue,
-        Err(e) => return Err(Problem::from_serde(path, &source, e).into()),
+    let doc = match <serde_json::Value as Deserialize>::deserialize(&mut de) {
+        Ok(doc) => doc,
+        Err(e) => return Err(Problem::syntax(path, &source, &e).into()),
     };
     if let Err(e) = de.end() {
         return Err(Problem::trailing(path, &source, &e).into());
@@ -368,19 +418,158 @@ pub fn parse(path: &Path, source: String) -> Result<LoadedIssue, IssueError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    let slug = slug_of(path);
-    let mut loaded = LoadedIssue {
-        issue,
+    Ok(Source {
         path: path.to_path_buf(),
         dir,
-        slug,
-        source,
+        text: source,
+        doc,
+    })
+}
+
+impl Source {
+    /// The layout folder the issue names in `"layout"`, relative to the issue's folder.
+    pub fn layout(&self) -> Option<PathBuf> {
+        let layout = self.doc.get("layout")?.as_str()?;
+        Some(self.dir.join(layout))
+    }
+
+    /// Checks the issue against the format, with the fields `custom` declares for its
+    /// section kinds, and reads its body files.
+    pub fn check(self, custom: &CustomFields) -> Result<LoadedIssue, IssueError> {
+        let Source {
+            path,
+            dir,
+            text,
+            mut doc,
+        } = self;
+        let mut problems = Vec::new();
+        let kinds = section_kinds_of(&doc);
+        let problem = |p: &str, m: String| Problem::at(&path, &text, p, m);
+        let taken = custom.take(&mut doc, &problem, &mut problems);
+        // serde stops at the first problem; to report them all in one run (issue 12: five
+        // problems took four runs), each one found is patched out of the document — the
+        // value dropped, or a stand-in put where a value is required — and the parse is
+        // tried again. The stand-ins never reach anyone: the problems make this an error.
+        let mut issue: Option<Issue> = None;
+        for _ in 0..MAX_PROBLEMS {
+            match serde_path_to_error::deserialize(doc.clone()) {
+                Ok(parsed) => {
+                    issue = Some(parsed);
+                    break;
+                }
+                Err(e) => {
+                    let at = e.path().to_string();
+                    let raw = e.inner().to_string();
+                    let mut p = Problem::from_serde(&path, &text, e);
+                    add_hint(&mut p, &kinds, custom);
+                    problems.push(p);
+                    if !patch::patch(&mut doc, &at, &raw) {
+                        break;
+                    }
+                }
+            }
+        }
+        let Some(mut issue) = issue else {
+            return Err(IssueError::Invalid(sorted(problems)));
+        };
+        for t in taken {
+            put_fields(&mut issue, &t.path, t.fields);
+        }
+        let slug = slug_of(&path);
+        let mut loaded = LoadedIssue {
+            issue,
+            path,
+            dir,
+            slug,
+            source: text,
+        };
+        problems.extend(validate_and_resolve(&mut loaded));
+        if problems.is_empty() {
+            Ok(loaded)
+        } else {
+            Err(IssueError::Invalid(sorted(problems)))
+        }
+    }
+}
+
+/// How many problems one run reports at most.
+const MAX_PROBLEMS: usize = 200;
+
+/// Problems in file order, each once.
+fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
+    problems.sort_by_key(|p| p.position.unwrap_or((usize::MAX, 0)));
+    let mut out: Vec<Problem> = Vec::new();
+    for p in problems {
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The `kind` of each section, by index, as written.
+fn section_kinds_of(doc: &serde_json::Value) -> Vec<Option<String>> {
+    doc.get("sections")
+        .and_then(|s| s.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|s| s.get("kind").and_then(|k| k.as_str()).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Section and item index of a JSON path: `sections[2].items[0].x` → (2, Some(0)).
+fn indexes_of(json_path: &str) -> Option<(usize, Option<usize>)> {
+    let rest = json_path.strip_prefix("sections[")?;
+    let (si, rest) = rest.split_once(']')?;
+    let si = si.parse().ok()?;
+    let ii = rest
+        .strip_prefix(".items[")
+        .and_then(|r| r.split_once(']'))
+        .and_then(|(i, _)| i.parse().ok());
+    Some((si, ii))
+}
+
+/// An unknown field in a section (or item) of a kind the layout adds fields to names them,
+/// and the file that declares them.
+fn add_hint(p: &mut Problem, kinds: &[Option<String>], custom: &CustomFields) {
+    if !p.message.starts_with("unknown field") {
+        return;
+    }
+    let Some((si, ii)) = indexes_of(&p.json_path) else {
+        return;
     };
-    let problems = validate_and_resolve(&mut loaded);
-    if problems.is_empty() {
-        Ok(loaded)
-    } else {
-        Err(IssueError::Invalid(problems))
+    // The path of an unknown field is the field's own; only a field directly in the item
+    // (or section) concerns the declared fields.
+    let depth_ok = match ii {
+        Some(_) => p.json_path.matches('.').count() <= 2,
+        None => p.json_path.matches('.').count() <= 1,
+    };
+    if !depth_ok {
+        return;
+    }
+    if let Some(Some(kind)) = kinds.get(si)
+        && let Some(hint) = custom.hint(kind, ii.is_some())
+    {
+        p.message = format!("{}; {hint}", p.message);
+    }
+}
+
+fn put_fields(issue: &mut Issue, json_path: &str, fields: Fields) {
+    let Some((si, ii)) = indexes_of(json_path) else {
+        return;
+    };
+    let Some(section) = issue.sections.get_mut(si) else {
+        return;
+    };
+    match ii {
+        None => section.fields = fields,
+        Some(ii) => {
+            if let Some(item) = section.items.get_mut(ii) {
+                item.fields = fields;
+            }
+        }
     }
 }
 
@@ -518,7 +707,20 @@ fn check_event_times(loaded: &LoadedIssue, path: &str, item: &Item, out: &mut Ve
 
 /// The JSON Schema of the issue format, as published in `schema/issue.schema.json`.
 pub fn json_schema() -> String {
-    let schema = schemars::schema_for!(Issue);
+    json_schema_with(&CustomFields::default())
+}
+
+/// The JSON Schema of the issue format with the fields a layout declares for its kinds.
+pub fn json_schema_with(custom: &CustomFields) -> String {
+    let mut schema = schemars::schema_for!(Issue);
+    // Through the Schema, not a plain Value: it writes its keywords in their usual order.
+    if let Some(obj) = schema.as_object_mut() {
+        let mut value = serde_json::Value::Object(std::mem::take(obj));
+        custom.extend_schema(&mut value);
+        if let serde_json::Value::Object(map) = value {
+            *obj = map;
+        }
+    }
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');
     text

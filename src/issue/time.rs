@@ -249,3 +249,108 @@ mod tests {
         );
     }
 }
+
+/// A day as an issue writes it, `YYYY-MM-DD`. A date that does not exist (`2020-13-40`) is
+/// refused with the form expected and the nearest date that does (issue 12: chrono said only
+/// "input is out of range").
+pub fn parse_day(s: &str) -> Result<chrono::NaiveDate, String> {
+    let t = s.trim();
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Ok(d);
+    }
+    let parts: Vec<&str> = t.split('-').collect();
+    let numbers: Option<Vec<u32>> = match parts.as_slice() {
+        [y, m, d] if y.len() == 4 && (1..=2).contains(&m.len()) && (1..=2).contains(&d.len()) => {
+            parts.iter().map(|p| p.parse().ok()).collect()
+        }
+        _ => None,
+    };
+    let Some([y, m, d]) = numbers
+        .as_deref()
+        .and_then(|n| <[u32; 3]>::try_from(n).ok())
+    else {
+        return Err(format!(
+            "\"{s}\" is not a date; write it as YYYY-MM-DD, e.g. \"2020-06-04\""
+        ));
+    };
+    let year = y as i32;
+    let month = m.clamp(1, 12);
+    let last = (28..=31)
+        .rev()
+        .find(|day| chrono::NaiveDate::from_ymd_opt(year, month, *day).is_some())
+        .unwrap_or(28);
+    let day = d.clamp(1, last);
+    let why = if !(1..=12).contains(&m) {
+        format!("there is no month {m}")
+    } else {
+        format!("{} has no day {d}", month_name(m, year))
+    };
+    match chrono::NaiveDate::from_ymd_opt(year, month, day) {
+        Some(near) => Err(format!(
+            "\"{s}\" is not a date: {why}; write YYYY-MM-DD — the nearest valid date is \"{near}\""
+        )),
+        None => Err(format!(
+            "\"{s}\" is not a date: {why}; write it as YYYY-MM-DD, e.g. \"2020-06-04\""
+        )),
+    }
+}
+
+fn month_name(m: u32, year: i32) -> String {
+    const NAMES: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let name = NAMES[(m.clamp(1, 12) - 1) as usize];
+    if m == 2 {
+        format!("{name} {year}")
+    } else {
+        name.to_string()
+    }
+}
+
+/// `#[serde(deserialize_with)]` for a day.
+pub fn de_day<'de, D: serde::Deserializer<'de>>(d: D) -> Result<chrono::NaiveDate, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_day(&s).map_err(serde::de::Error::custom)
+}
+
+/// `#[serde(deserialize_with)]` for an optional day.
+pub fn de_opt_day<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<chrono::NaiveDate>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    s.map(|s| parse_day(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+#[cfg(test)]
+mod day_tests {
+    use super::parse_day;
+
+    #[test]
+    fn impossible_dates_name_the_nearest_valid_one() {
+        assert!(parse_day("2020-06-04").is_ok());
+        let e = parse_day("2020-13-40").unwrap_err();
+        assert!(
+            e.contains("no month 13") && e.contains("\"2020-12-31\""),
+            "{e}"
+        );
+        let e = parse_day("2021-02-29").unwrap_err();
+        assert!(
+            e.contains("February 2021 has no day 29") && e.contains("\"2021-02-28\""),
+            "{e}"
+        );
+        let e = parse_day("June 4").unwrap_err();
+        assert!(e.contains("YYYY-MM-DD"), "{e}");
+    }
+}

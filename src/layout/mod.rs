@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 
 use rust_embed::RustEmbed;
 
+use crate::issue::{CustomFields, FieldSpec, FieldType, KindFields};
+
 #[derive(RustEmbed)]
 #[folder = "layouts/default/"]
 #[exclude = "*.md"]
@@ -34,6 +36,8 @@ pub const EMAIL_TEXT: &str = "email.txt.hbs";
 pub const THEME: &str = "theme.toml";
 /// The layout's words per language.
 pub const LABELS: &str = "labels.toml";
+/// The fields the layout's own section kinds add to sections and items.
+pub const FIELDS: &str = "fields.toml";
 
 /// Every file of the built-in default layout, by its path in the layout
 /// (`sections/news.mjml.hbs`), with its bytes, sorted by path: what `bulletin init
@@ -102,6 +106,8 @@ pub struct Layout {
     labels: toml::Table,
     /// The override folder, if any: relative paths in the theme (the logo) start there.
     dir: Option<PathBuf>,
+    /// `fields.toml`: the fields each kind adds, checked by the issue stage.
+    fields: CustomFields,
 }
 
 /// What can be wrong with a layout.
@@ -131,6 +137,7 @@ impl Layout {
         let mut templates = BTreeMap::new();
         let mut theme = toml::Table::new();
         let mut labels = toml::Table::new();
+        let mut fields = CustomFields::default();
         for name in DefaultLayout::iter() {
             let Some(file) = DefaultLayout::get(&name) else {
                 continue;
@@ -140,6 +147,9 @@ impl Layout {
                 theme = parse_theme(&source, &Origin::Builtin.describe(THEME))?;
             } else if name == LABELS {
                 labels = parse_theme(&source, &Origin::Builtin.describe(LABELS))?;
+            } else if name == FIELDS {
+                let file = Origin::Builtin.describe(FIELDS);
+                fields = parse_fields(&parse_theme(&source, &file)?, &file)?;
             } else if name.ends_with(".hbs") {
                 templates.insert(
                     name.to_string(),
@@ -156,6 +166,7 @@ impl Layout {
             theme,
             labels,
             dir: None,
+            fields,
         })
     }
 
@@ -164,7 +175,8 @@ impl Layout {
         asked: Option<&Path>,
         issue: &crate::issue::LoadedIssue,
     ) -> Result<Self, LayoutError> {
-        Self::load(folder_for(asked, issue).as_deref())
+        let declared = issue.issue.layout.as_ref().map(|l| issue.dir.join(l));
+        Self::load(folder_for(asked, &issue.dir, declared).as_deref())
     }
 
     /// The default layout with the files of `dir` laid over it.
@@ -204,6 +216,13 @@ impl Layout {
                 let source = std::fs::read_to_string(&path).map_err(|e| read_err(&path, e))?;
                 let over = parse_theme(&source, &path.display().to_string())?;
                 merge_tables(&mut self.labels, over);
+            } else if name == FIELDS {
+                let source = std::fs::read_to_string(&path).map_err(|e| read_err(&path, e))?;
+                let file = path.display().to_string();
+                let over = parse_fields(&parse_theme(&source, &file)?, &file)?;
+                // A folder's fields.toml declares its kinds; the built-in kinds declare none.
+                self.fields.kinds.extend(over.kinds);
+                self.fields.declared_in = over.declared_in;
             } else if name.ends_with(".hbs") {
                 let source = std::fs::read_to_string(&path).map_err(|e| read_err(&path, e))?;
                 self.templates.insert(
@@ -237,6 +256,15 @@ impl Layout {
                 file: format!("sections/{kind}.mjml.hbs"),
                 message: format!(
                     "section kind \"{kind}\" has an MJML partial but no text partial; add sections/{kind}.txt.hbs"
+                ),
+            });
+        }
+        if let Some(kind) = self.fields.kinds.keys().find(|k| !mjml.contains(k)) {
+            return Err(LayoutError::Invalid {
+                file: self.fields.declared_in.clone(),
+                message: format!(
+                    "fields are declared for the section kind \"{kind}\", which the layout does \
+                     not draw; add sections/{kind}.mjml.hbs and sections/{kind}.txt.hbs"
                 ),
             });
         }
@@ -289,6 +317,11 @@ impl Layout {
     /// Every template file, by name.
     pub fn templates(&self) -> impl Iterator<Item = &Template> {
         self.templates.values()
+    }
+
+    /// The fields the layout's kinds add to sections and items (`fields.toml`).
+    pub fn fields(&self) -> &CustomFields {
+        &self.fields
     }
 
     /// The theme, defaults merged with the override folder's `theme.toml`.
@@ -444,6 +477,127 @@ fn parse_theme(source: &str, file: &str) -> Result<toml::Table, LayoutError> {
     })
 }
 
+/// Reads `fields.toml`: `[kinds.<kind>.section]` and `[kinds.<kind>.items]`, each field
+/// `name = { type = "string", required = true, description = "…" }` or just
+/// `name = "string"`.
+fn parse_fields(table: &toml::Table, file: &str) -> Result<CustomFields, LayoutError> {
+    let invalid = |message: String| LayoutError::Invalid {
+        file: file.to_string(),
+        message,
+    };
+    let types = || {
+        FieldType::NAMES
+            .iter()
+            .map(|(n, _)| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = CustomFields {
+        kinds: BTreeMap::new(),
+        declared_in: file.to_string(),
+    };
+    if let Some(key) = table.keys().find(|k| *k != "kinds") {
+        return Err(invalid(format!(
+            "unknown table \"{key}\"; declare fields under [kinds.<kind>.section] and \
+             [kinds.<kind>.items]"
+        )));
+    }
+    let Some(kinds) = table.get("kinds") else {
+        return Ok(out);
+    };
+    let Some(kinds) = kinds.as_table() else {
+        return Err(invalid("\"kinds\" must be a table".into()));
+    };
+    for (kind, levels) in kinds {
+        let Some(levels) = levels.as_table() else {
+            return Err(invalid(format!("kinds.{kind} must be a table")));
+        };
+        let mut kf = KindFields::default();
+        for (level, specs) in levels {
+            let at = format!("kinds.{kind}.{level}");
+            let target = match level.as_str() {
+                "section" => &mut kf.section,
+                "items" => &mut kf.items,
+                _ => {
+                    return Err(invalid(format!(
+                        "unknown table [{at}]; a kind has [kinds.{kind}.section] and \
+                         [kinds.{kind}.items]"
+                    )));
+                }
+            };
+            let Some(specs) = specs.as_table() else {
+                return Err(invalid(format!("[{at}] must be a table")));
+            };
+            for (name, spec) in specs {
+                let at = format!("{at}.{name}");
+                let reserved: &[&str] = if level == "section" {
+                    &["kind", "items"]
+                } else {
+                    &["fields"]
+                };
+                let well_formed = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !well_formed || reserved.contains(&name.as_str()) {
+                    return Err(invalid(format!(
+                        "{at}: \"{name}\" cannot name a field; use letters, digits and _, \
+                         starting with a letter, and none of {reserved:?}"
+                    )));
+                }
+                let (ty, required, description) = match spec {
+                    toml::Value::String(t) => (t.as_str(), false, None),
+                    toml::Value::Table(t) => {
+                        if let Some(k) = t
+                            .keys()
+                            .find(|k| !["type", "required", "description"].contains(&k.as_str()))
+                        {
+                            return Err(invalid(format!(
+                                "{at}: unknown key \"{k}\"; a field has type, required and \
+                                 description"
+                            )));
+                        }
+                        let ty = t.get("type").and_then(|v| v.as_str()).ok_or_else(|| {
+                            invalid(format!("{at}: no type; write type = one of {}", types()))
+                        })?;
+                        let required = match t.get("required") {
+                            None => false,
+                            Some(v) => v.as_bool().ok_or_else(|| {
+                                invalid(format!("{at}.required must be true or false"))
+                            })?,
+                        };
+                        let description = t
+                            .get("description")
+                            .and_then(|v| v.as_str())
+                            .map(str::to_string);
+                        (ty, required, description)
+                    }
+                    _ => {
+                        return Err(invalid(format!(
+                            "{at}: write {{ type = \"string\", required = true }} or just \
+                             \"string\""
+                        )));
+                    }
+                };
+                let ty = FieldType::parse(ty).ok_or_else(|| {
+                    invalid(format!(
+                        "{at}: unknown type \"{ty}\"; use one of {}",
+                        types()
+                    ))
+                })?;
+                target.insert(
+                    name.clone(),
+                    FieldSpec {
+                        ty,
+                        required,
+                        description,
+                    },
+                );
+            }
+        }
+        out.kinds.insert(kind.clone(), kf);
+    }
+    Ok(out)
+}
+
 /// Lays `over` onto `base`: tables merge key by key, anything else is replaced.
 fn merge_tables(base: &mut toml::Table, over: toml::Table) {
     for (key, value) in over {
@@ -480,15 +634,20 @@ fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// The layout folder for an issue: the one asked for (`--layout`), else the issue's
-/// `"layout"`, else the workspace's `layouts/default/`, else none (the built-in layout alone).
-pub fn folder_for(asked: Option<&Path>, issue: &crate::issue::LoadedIssue) -> Option<PathBuf> {
+/// `"layout"` (`declared`, already joined to the issue's folder `issue_dir`), else the
+/// workspace's `layouts/default/`, else none (the built-in layout alone).
+pub fn folder_for(
+    asked: Option<&Path>,
+    issue_dir: &Path,
+    declared: Option<PathBuf>,
+) -> Option<PathBuf> {
     if let Some(dir) = asked {
         return Some(dir.to_path_buf());
     }
-    if let Some(dir) = &issue.issue.layout {
-        return Some(issue.dir.join(dir));
+    if declared.is_some() {
+        return declared;
     }
-    workspace_layout(&issue.dir)
+    workspace_layout(issue_dir)
 }
 
 /// Finds the layout folder of a workspace: the nearest `layouts/default/` above the issue's

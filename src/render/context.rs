@@ -23,7 +23,7 @@ use serde_json::Value;
 use super::dates::{DateOptions, Dates, When};
 use super::markdown::{self, Styles};
 use super::{RenderError, RenderWarning};
-use crate::issue::{self, Action, Image, Item, LoadedIssue, Section};
+use crate::issue::{self, Action, FieldValue, Image, Item, LoadedIssue, Section};
 use crate::layout::Layout;
 use crate::merge::FieldTable;
 
@@ -136,6 +136,10 @@ struct SectionView {
     /// The heading level for item titles: 3 under the section's heading, 2 without one, so
     /// that headings never skip a level.
     item_level: u8,
+    /// The fields the layout declares for this kind (`fields.toml`), by name; last, so that
+    /// a declared field wins over a built-in one of the same name.
+    #[serde(flatten)]
+    fields: serde_json::Map<String, Value>,
 }
 
 #[derive(Serialize, Clone)]
@@ -181,6 +185,9 @@ struct ItemView {
     kind: Option<String>,
     place: Option<String>,
     info: Option<String>,
+    /// The fields the layout declares for items of this kind, as for sections.
+    #[serde(flatten)]
+    fields: serde_json::Map<String, Value>,
 }
 
 /// Everything needed to turn issue values into views.
@@ -371,6 +378,7 @@ impl Builder<'_> {
             items,
             first,
             item_level: if s.heading.is_some() { 3 } else { 2 },
+            fields: self.declared(&s.fields),
         }
     }
 
@@ -413,7 +421,33 @@ impl Builder<'_> {
             kind: self.inline_opt(i.kind.as_ref().map(|t| t.as_str())),
             place: self.inline_opt(i.place.as_ref().map(|t| t.as_str())),
             info: i.info.as_ref().map(|u| self.mark(u.as_str())),
+            fields: self.declared(&i.fields),
         }
+    }
+
+    /// Declared fields as template data: text marked (and isolated like other short values),
+    /// Markdown as `{html, text}`, a date written out in the issue's language (and
+    /// `<name>_iso`), a URL as a string, a bool and a number as they are.
+    fn declared(&mut self, fields: &issue::Fields) -> serde_json::Map<String, Value> {
+        let mut out = serde_json::Map::new();
+        for (name, value) in fields {
+            let v = match value {
+                FieldValue::Text(t) => Value::String(self.inline(t.as_str())),
+                FieldValue::Markdown(t) => {
+                    let rich = self.rich(t.as_str(), None);
+                    serde_json::json!({"html": rich.html, "text": rich.text})
+                }
+                FieldValue::Bool(b) => Value::Bool(*b),
+                FieldValue::Number(n) => Value::Number(n.clone()),
+                FieldValue::Url(u) => Value::String(self.mark(u.as_str())),
+                FieldValue::Date(d) => {
+                    out.insert(format!("{name}_iso"), Value::String(d.to_string()));
+                    Value::String(self.dates.range(*d, None))
+                }
+            };
+            out.insert(name.clone(), v);
+        }
+        out
     }
 
     fn image(&mut self, img: &Image) -> ImageView {

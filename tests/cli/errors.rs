@@ -66,12 +66,12 @@ fn invalid_date_names_the_path() {
     ));
     assert!(err.contains("issue.json:5:"), "{err}");
     assert!(
-        err.contains("sections[0].items[0].date: input is out of range"),
+        err.contains("sections[0].items[0].date: \"2020-02-30\" is not a date: February 2020 has no day 30; write YYYY-MM-DD — the nearest valid date is \"2020-02-29\""),
         "{err}"
     );
     let err = fails(&issue_with("").replace("2020-06-03", "June 3rd"));
     assert!(
-        err.contains("issue.json:3:11: date: input contains invalid characters"),
+        err.contains("issue.json:3:11: date: \"June 3rd\" is not a date; write it as YYYY-MM-DD"),
         "{err}"
     );
 }
@@ -284,4 +284,47 @@ fn usage_errors_exit_2() {
         2
     );
     assert_eq!(ws.run(&["--help"]).code(), 0);
+}
+
+/// Issue 12: every problem after the JSON parses is reported in one run, in file order, each
+/// once, with file:line:col; a file saved with a byte-order mark (Notepad) is read.
+#[test]
+fn every_problem_is_reported_in_one_run_in_file_order() {
+    let issue = "\u{feff}{
+  \"title\": \"Eight problems\",
+  \"date\": \"2020-13-40\",
+  \"langage\": \"fr\",
+  \"web_url\": \"efus.eu\",
+  \"sections\": [
+    {\"kind\": \"news\", \"columns\": 3, \"items\": [
+      {\"titel\": \"T\", \"image\": {\"src\": \"images/missing.png\", \"alt\": \" \"}},
+      {\"title\": \"E\", \"start\": \"2020-06-04 10:00 Europe/Pariss\"}
+    ]},
+    {\"kind\": \"about\", \"bullets\": [\"a\", 3], \"cta\": {\"label\": \"Join\", \"url\": \"ftp://x\"}},
+    {\"kind\": \"agenda\", \"items\": [{\"title\": \"A\", \"date\": \"2020-06-10\", \"until\": \"2020-06-01\", \"online\": \"yes\"}]}
+  ]
+}";
+    let err = fails(issue);
+    let expected = [
+        "issue.json:3:11: date: \"2020-13-40\" is not a date: there is no month 13",
+        "issue.json:4:14: langage: unknown field \"langage\"",
+        "issue.json:5:14: web_url: \"efus.eu\" is not a valid URL",
+        "issue.json:7:33: sections[0].columns: 3 columns",
+        "issue.json:8:17: sections[0].items[0].titel: unknown field \"titel\"",
+        "issue.json:8:39: sections[0].items[0].image.src: image file",
+        "issue.json:8:68: sections[0].items[0].image.alt: the image has empty alt text",
+        "issue.json:9:31: sections[0].items[1].start: \"Europe/Pariss\" is not an IANA time zone",
+        "issue.json:11:40: sections[1].bullets[1]: invalid type: integer",
+        "issue.json:11:76: sections[1].cta.url: \"ftp://x\" uses the scheme \"ftp\"",
+        "issue.json:12:80: sections[2].items[0].until: the range ends (2020-06-01) before it starts (2020-06-10)",
+        "issue.json:12:104: sections[2].items[0].online: invalid type: string \"yes\", expected a boolean",
+    ];
+    let mut at = 0;
+    for e in expected {
+        let found = err[at..]
+            .find(e)
+            .unwrap_or_else(|| panic!("{e:?} missing or out of order in\n{err}"));
+        at += found + e.len();
+    }
+    assert_eq!(err.matches("error: ").count(), expected.len(), "{err}");
 }

@@ -6,6 +6,7 @@ mod browser;
 mod check;
 mod common;
 mod errors;
+mod fields;
 mod init;
 mod languages;
 mod new;

@@ -63,7 +63,8 @@ pub fn run(args: Args) -> Result<(), Error> {
             latest.path
         }
     };
-    let loaded = issue::load(&from)?;
+    // The previous issue's layout decides which fields its kinds may hold (fields.toml).
+    let (loaded, layout) = crate::edition::load(&from, None)?;
     let dir = from.parent().filter(|p| !p.as_os_str().is_empty());
     let in_dir = |slug: &str| {
         let name = format!("{slug}.json");
@@ -91,7 +92,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     let (new_issue, summary) = next::next_issue(&loaded.issue, date, &loaded.slug, &slug);
     let text = next::to_json(&new_issue, &path)?;
     // Never write an issue that bulletin itself would not read back.
-    issue::parse(&path, text.clone())?;
+    issue::read_str(&path, text.clone())?.check(layout.fields())?;
     write_atomic(&path, text.as_bytes())?;
     say(&format!("{}\n", path.display()));
     note(&describe(&summary));
