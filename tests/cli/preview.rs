@@ -21,7 +21,21 @@ struct Preview {
 
 impl Preview {
     fn start(ws: &Workspace, args: &[&str]) -> Preview {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bulletin"))
+        Preview::start_via(ws, &[], args)
+    }
+
+    /// `bulletin preview ARGS` run through `wrapper` (a program and its arguments, e.g.
+    /// `setpriv …`), or directly when `wrapper` is empty.
+    fn start_via(ws: &Workspace, wrapper: &[&str], args: &[&str]) -> Preview {
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(env!("CARGO_BIN_EXE_bulletin"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_bulletin")),
+        };
+        let mut child = command
             .arg("preview")
             .args(args)
             .arg("--no-open")
@@ -760,4 +774,224 @@ fn preview_check_render_and_send_use_the_same_layout_and_the_same_rules() {
         )
         .bad_input();
     assert_eq!(error_lines(&err), found);
+}
+
+#[test]
+fn layout_edits_show_when_the_issue_was_picked_in_the_page() {
+    // Issue 13: with plain `bulletin preview`, the layout folder was watched only once the
+    // issue file itself had been saved; 0 of 10 theme saves showed before that.
+    let ws = Workspace::with_sample();
+    let preview = Preview::start(&ws, &["--port", &free_port().to_string()]);
+    let driver = ChromeDriver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let c = driver.connect().await;
+        c.goto(&preview.url).await.unwrap();
+        // Picked on the index page, as a newcomer does.
+        c.find(Locator::Css("a[href=\"/issue/2020-06/\"]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let footer_has = |text: &str| {
+            format!(
+                "const d = document.getElementById('desktop').contentDocument; \
+                 return d && d.body ? d.body.innerText.includes('{text}') : false"
+            )
+        };
+        wait_until(&c, &footer_has("10 rue des Montiboeufs"), json!(true)).await;
+        // Each save of the theme shows, the first one included; the issue is never saved.
+        let theme = ws.read("layouts/efus/theme.toml");
+        for n in 11..14 {
+            let street = format!("{n} rue des Montiboeufs");
+            save_by_rename(
+                &ws,
+                "layouts/efus/theme.toml",
+                &theme.replace("10 rue des Montiboeufs", &street),
+            );
+            let took = wait_until(&c, &footer_has(&street), json!(true)).await;
+            eprintln!("theme save {n} seen after {} ms", took.as_millis());
+        }
+        // A template of the layout, too.
+        ws.write(
+            "layouts/efus/footer.txt.hbs",
+            "A FOOTER OF OUR OWN\n{{unsubscribe_url}}\n",
+        );
+        c.find(Locator::Css("button[data-view=text]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_until(
+            &c,
+            "return document.getElementById('text').textContent.includes('A FOOTER OF OUR OWN')",
+            json!(true),
+        )
+        .await;
+        c.close().await.unwrap();
+    });
+    drop(preview);
+}
+
+/// Waits (up to 15 s) for a stderr line containing `text`; returns every line read.
+fn wait_for_stderr(preview: &Preview, text: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.contains(text)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match preview.stderr_lines.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => panic!("no stderr line with {text:?}; got:\n{}", lines.join("\n")),
+        }
+    }
+    lines
+}
+
+/// Waits (up to 15 s) until the issue's state.json contains `text`.
+fn wait_for_state(port: u16, slug: &str, text: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (_, body) = raw_get(port, &format!("/issue/{slug}/state.json"));
+        if body.contains(text) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "state.json never had {text:?}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The inodes of the folders a process watches through inotify, from /proc/PID/fdinfo.
+#[cfg(target_os = "linux")]
+fn watched_inodes(pid: u32) -> Vec<u64> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).unwrap() {
+        let info = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+        for line in info.lines().filter(|l| l.starts_with("inotify wd:")) {
+            let ino = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("ino:"))
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+                .expect("an inode in the inotify line");
+            out.push(ino);
+        }
+    }
+    out
+}
+
+/// The inodes of every folder below `dir`, `dir` included, links not followed.
+#[cfg(target_os = "linux")]
+fn folder_inodes(dir: &std::path::Path) -> Vec<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = vec![std::fs::metadata(dir).unwrap().ino()];
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(folder_inodes(&entry.path()));
+        }
+    }
+    out
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_watcher_never_follows_a_link_out_of_the_workspace() {
+    // Issue 13: `ln -s /etc issues/etclink` had the preview watch all of /etc (as root), or
+    // stop with "Permission denied" (as anyone else).
+    let ws = Workspace::with_sample();
+    ws.write("bulletin.toml", "");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(outside.path().join("a/b")).unwrap();
+    std::os::unix::fs::symlink("/etc", ws.path().join("issues/etclink")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), ws.path().join("issues/elsewhere")).unwrap();
+    // A link that stays in the workspace is followed, to where it leads.
+    std::os::unix::fs::symlink("../layouts", ws.path().join("issues/layouts")).unwrap();
+    let mut preview = Preview::start(
+        &ws,
+        &["issues/2020-06.json", "--port", &free_port().to_string()],
+    );
+    // The watches are in place before the server answers.
+    wait_for_state(preview.port(), "2020-06", "\"rendered\":true");
+    let watched = watched_inodes(preview.child.id());
+    let ours = folder_inodes(ws.path());
+    eprintln!("{} folders watched", watched.len());
+    assert!(!watched.is_empty());
+    let strays = watched.iter().filter(|i| !ours.contains(i)).count();
+    assert_eq!(strays, 0, "watching {strays} folders outside the workspace");
+    let mut lines = wait_for_stderr(&preview, "not watching issues/elsewhere");
+    lines.extend(wait_for_stderr(&preview, "not watching issues/etclink"));
+    let warned = lines.join("\n");
+    assert!(
+        warned.contains(
+            "warning: not watching issues/etclink: it is a link to /etc, outside the workspace"
+        ),
+        "{warned}"
+    );
+    // And it is still serving, and following the issue.
+    let sample = ws.read("issues/2020-06.json");
+    save_by_rename(
+        &ws,
+        "issues/2020-06.json",
+        &sample.replace("June 2020", "July 2020"),
+    );
+    wait_for_state(preview.port(), "2020-06", "July 2020");
+    assert!(
+        preview.child.try_wait().unwrap().is_none(),
+        "the preview stopped"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn an_unreadable_folder_is_skipped_with_a_warning_and_the_preview_goes_on() {
+    // Issue 13: an unreadable `issues/locked/` made the preview print its address and exit 1
+    // ("cannot watch the files: … Permission denied").
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::with_sample();
+    let locked = ws.path().join("issues/locked");
+    std::fs::create_dir_all(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // Root reads any folder whatever its mode; without the two capabilities that let it,
+    // it cannot, as anyone else could not. `setpriv` (util-linux) takes them away.
+    let privileged = std::fs::read_dir(&locked).is_ok();
+    let wrapper: &[&str] = if privileged {
+        &[
+            "setpriv",
+            "--inh-caps=-dac_override,-dac_read_search",
+            "--bounding-set=-dac_override,-dac_read_search",
+        ]
+    } else {
+        &[]
+    };
+    eprintln!("running as a privileged user: {privileged}; wrapper: {wrapper:?}");
+    let mut preview = Preview::start_via(
+        &ws,
+        wrapper,
+        &["issues/2020-06.json", "--port", &free_port().to_string()],
+    );
+    let lines = wait_for_stderr(&preview, "not watching");
+    let warned = lines.join("\n");
+    assert!(
+        warned.contains("warning: not watching issues/locked: permission denied"),
+        "{warned}"
+    );
+    assert!(
+        preview.child.try_wait().unwrap().is_none(),
+        "the preview stopped"
+    );
+    let sample = ws.read("issues/2020-06.json");
+    save_by_rename(
+        &ws,
+        "issues/2020-06.json",
+        &sample.replace("June 2020", "July 2020"),
+    );
+    let took = wait_for_state(preview.port(), "2020-06", "July 2020");
+    eprintln!("the change was seen after {} ms", took.as_millis());
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
 }

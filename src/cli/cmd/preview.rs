@@ -91,6 +91,16 @@ pub fn run(args: Args) -> Result<(), Error> {
     Ok(())
 }
 
+/// A path as the user would name it from here: relative when it is below the current folder.
+fn shown_path(path: &std::path::Path) -> PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| cwd.canonicalize().ok())
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(PathBuf::from))
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
 /// One line per render on stderr, so the terminal shows what the page shows.
 fn report(outcome: Outcome) {
     let mut err = std::io::stderr().lock();
@@ -99,5 +109,10 @@ fn report(outcome: Outcome) {
             writeln!(err, "rendered {slug} in {} ms", took.as_millis())
         }
         Outcome::Failed { message, .. } => write!(err, "{message}"),
+        Outcome::NotWatched { path, reason } => writeln!(
+            err,
+            "warning: not watching {}: {reason}; changes there will not show",
+            shown_path(&path).display()
+        ),
     };
 }
