@@ -15,7 +15,7 @@ mod watch;
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 
 pub use server::contained;
 pub use site::Outcome;
@@ -131,7 +131,14 @@ fn bind_first_free(bind: IpAddr, first: u16) -> Result<(TcpListener, u16), Previ
 impl Running {
     /// Serves until Ctrl-C. Each render's outcome (the first, and each after a change) is
     /// passed to `report`.
+    ///
+    /// Ctrl-C is heard on a thread of its own, and stops the preview at once: the server's
+    /// threads are left to end with the process rather than waited for (issue 13: a render in
+    /// progress held Ctrl-C up for 1.5 s and more). The preview writes nothing, so nothing is
+    /// left half-done; open event streams are simply closed.
     pub fn run(self, report: impl Fn(Outcome) + Send + Sync + 'static) -> Result<(), PreviewError> {
+        let (stop_tx, stop) = mpsc::channel::<Stop>();
+        listen_for_ctrl_c(stop_tx.clone())?;
         self.site.report_to(Arc::new(report));
         if let Some(slug) = self.site.single_slug() {
             // Render now, so that problems show at once and the first page load is instant.
@@ -144,21 +151,50 @@ impl Running {
             .enable_all()
             .build()
             .map_err(PreviewError::Runtime)?;
-        let result = runtime.block_on(async move {
-            self.listener
-                .set_nonblocking(true)
-                .map_err(PreviewError::Runtime)?;
-            let listener =
-                tokio::net::TcpListener::from_std(self.listener).map_err(PreviewError::Runtime)?;
-            let app = server::routes(self.site, self.loopback_only);
-            tokio::select! {
-                served = axum::serve(listener, app) => served.map_err(PreviewError::Runtime),
-                // Ctrl-C: stop at once. The preview writes nothing, so nothing is left
-                // half-done; open event streams are simply closed.
-                _ = tokio::signal::ctrl_c() => Ok(()),
-            }
+        self.listener
+            .set_nonblocking(true)
+            .map_err(PreviewError::Runtime)?;
+        let app = server::routes(self.site, self.loopback_only);
+        let std_listener = self.listener;
+        runtime.spawn(async move {
+            let served = match tokio::net::TcpListener::from_std(std_listener) {
+                Ok(listener) => axum::serve(listener, app)
+                    .await
+                    .map_err(PreviewError::Runtime),
+                Err(e) => Err(PreviewError::Runtime(e)),
+            };
+            let _ = stop_tx.send(Stop::Served(served));
         });
-        runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+        let result = match stop.recv() {
+            Ok(Stop::Served(served)) => served,
+            Ok(Stop::CtrlC) | Err(_) => Ok(()),
+        };
+        runtime.shutdown_background();
         result
     }
+}
+
+/// Why the preview stops.
+enum Stop {
+    CtrlC,
+    /// The server ended by itself, which only an error makes it do.
+    Served(Result<(), PreviewError>),
+}
+
+/// Waits for Ctrl-C on a thread (and a small runtime) of its own, which nothing else keeps
+/// busy, and says so on `stop`.
+fn listen_for_ctrl_c(stop: mpsc::Sender<Stop>) -> Result<(), PreviewError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(PreviewError::Runtime)?;
+    std::thread::Builder::new()
+        .name("bulletin-ctrl-c".into())
+        .spawn(move || {
+            if runtime.block_on(tokio::signal::ctrl_c()).is_ok() {
+                let _ = stop.send(Stop::CtrlC);
+            }
+        })
+        .map_err(PreviewError::Runtime)?;
+    Ok(())
 }

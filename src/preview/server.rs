@@ -16,7 +16,7 @@ use axum::routing::get;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::site::{Folders, Shown, Site};
+use super::site::{Folders, Shown, Site, State};
 use crate::merge::escape_html;
 
 const PAGE: &str = include_str!("page.html");
@@ -70,6 +70,17 @@ async fn only_loopback_hosts(
     }
 }
 
+/// The state of an issue, rendering it first if the preview has not shown it yet — on a
+/// thread for blocking work, so that a render (a second or more for a big issue on a slow
+/// machine) never holds up the server's own threads (issue 13).
+async fn state_of(site: &Arc<Site>, slug: &str) -> Option<State> {
+    let (site, slug) = (Arc::clone(site), slug.to_string());
+    tokio::task::spawn_blocking(move || site.state(&slug))
+        .await
+        .ok()
+        .flatten()
+}
+
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
@@ -111,7 +122,7 @@ async fn to_slash(UrlPath(slug): UrlPath<String>) -> Redirect {
 }
 
 async fn page(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -> Response {
-    let Some(state) = site.state(&slug) else {
+    let Some(state) = state_of(&site, &slug).await else {
         return not_found().await;
     };
     let html = PAGE
@@ -163,7 +174,7 @@ async fn email_html(
     UrlPath(slug): UrlPath<String>,
     Query(q): Query<As>,
 ) -> Response {
-    match site.state(&slug) {
+    match state_of(&site, &slug).await {
         Some(state) => match state.good {
             Some(good) => no_store(Html(email_for(&site, &good, q.reader).0).into_response()),
             None => no_store(Html(String::new()).into_response()),
@@ -173,7 +184,7 @@ async fn email_html(
 }
 
 async fn readers(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -> Response {
-    if site.state(&slug).is_none() {
+    if state_of(&site, &slug).await.is_none() {
         return not_found().await;
     }
     let list: Vec<serde_json::Value> = site
@@ -207,7 +218,7 @@ async fn email_text(
     UrlPath(slug): UrlPath<String>,
     Query(q): Query<As>,
 ) -> Response {
-    match site.state(&slug) {
+    match state_of(&site, &slug).await {
         Some(state) => {
             let text = state
                 .good
@@ -220,7 +231,7 @@ async fn email_text(
 }
 
 async fn state(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -> Response {
-    let Some(state) = site.state(&slug) else {
+    let Some(state) = state_of(&site, &slug).await else {
         return not_found().await;
     };
     let good = state.good.as_deref();
@@ -244,7 +255,7 @@ async fn state(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) 
 }
 
 async fn events(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -> Response {
-    if site.state(&slug).is_none() {
+    if state_of(&site, &slug).await.is_none() {
         return not_found().await;
     }
     let stream = BroadcastStream::new(site.subscribe()).filter_map(move |change| match change {

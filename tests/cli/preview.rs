@@ -224,6 +224,104 @@ fn ctrl_c_stops_the_preview_cleanly() {
     );
 }
 
+/// Sends SIGINT (what Ctrl-C sends) to the preview and returns how long it took to exit,
+/// asserting that it exited with 0 and closed its port.
+fn interrupt(preview: &mut Preview) -> Duration {
+    let pid = preview.child.id().to_string();
+    let sent = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(status) = preview.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "preview still running after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let took = sent.elapsed();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        TcpStream::connect(("127.0.0.1", preview.port())).is_err(),
+        "port still open"
+    );
+    took
+}
+
+#[test]
+fn ctrl_c_stops_at_once_even_in_the_middle_of_a_render() {
+    // Issue 13: Ctrl-C took 1.5–1.8 s to stop the preview. The signal waited for the server's
+    // threads, which a render (of a big issue, or on a slow machine) kept busy.
+    let ws = Workspace::with_sample();
+    let paragraph =
+        "Words that make the email longer and **longer**, with [a link](https://example.com/p). ";
+    let body = vec![paragraph.repeat(3); 5000].join("\\n\\n");
+    for slug in ["big-1", "big-2"] {
+        ws.write(
+            &format!("issues/{slug}.json"),
+            &crate::common::issue_with(&format!(r#"{{"kind": "text", "body": "{body}"}}"#)),
+        );
+    }
+    let mut timings = Vec::new();
+
+    // Idle, and with a page's event stream open.
+    let mut preview = Preview::start(&ws, &["--port", &free_port().to_string()]);
+    assert_eq!(raw_get(preview.port(), "/").0, 200);
+    timings.push(("idle", interrupt(&mut preview)));
+    let mut preview = Preview::start(
+        &ws,
+        &["issues/2020-06.json", "--port", &free_port().to_string()],
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", preview.port())).unwrap();
+    write!(
+        stream,
+        "GET /issue/2020-06/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    timings.push(("with an event stream open", interrupt(&mut preview)));
+    drop(stream);
+
+    // Two big issues opened at once, each a render of a second or more: Ctrl-C during them.
+    let mut preview = Preview::start(&ws, &["--port", &free_port().to_string()]);
+    let port = preview.port();
+    let started = Instant::now();
+    for slug in ["big-1", "big-2"] {
+        std::thread::spawn(move || raw_get(port, &format!("/issue/{slug}/state.json")));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let sent_after = started.elapsed();
+    let during = interrupt(&mut preview);
+    timings.push(("during two renders", during));
+    for (when, took) in &timings {
+        eprintln!("Ctrl-C {when}: stopped after {} ms", took.as_millis());
+    }
+    // How long the renders take here, for comparison: the page of one big issue, alone.
+    let mut preview = Preview::start(&ws, &["--port", &free_port().to_string()]);
+    let alone = Instant::now();
+    raw_get(preview.port(), "/issue/big-1/state.json");
+    let render = alone.elapsed();
+    eprintln!(
+        "one big render takes {} ms here; Ctrl-C came {} ms after the two started",
+        render.as_millis(),
+        sent_after.as_millis()
+    );
+    interrupt(&mut preview);
+    // Generous: stopping is an exit, not a wait for the renders (which take over a second).
+    assert!(
+        during < Duration::from_millis(500),
+        "Ctrl-C took {} ms during a render",
+        during.as_millis()
+    );
+}
+
 #[test]
 fn a_taken_port_moves_to_the_next_free_one() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
