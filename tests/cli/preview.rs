@@ -21,7 +21,13 @@ struct Preview {
 
 impl Preview {
     fn start(ws: &Workspace, args: &[&str]) -> Preview {
-        Preview::start_via(ws, &[], args)
+        let preview = Preview::start_via(ws, &[], args);
+        assert!(
+            preview.url.starts_with("http://127.0.0.1:"),
+            "{}",
+            preview.url
+        );
+        preview
     }
 
     /// `bulletin preview ARGS` run through `wrapper` (a program and its arguments, e.g.
@@ -59,7 +65,7 @@ impl Preview {
                 break;
             }
         }
-        assert!(url.starts_with("http://127.0.0.1:"), "no address printed");
+        assert!(url.starts_with("http://"), "no address printed");
         Preview {
             child,
             url,
@@ -68,13 +74,19 @@ impl Preview {
     }
 
     fn port(&self) -> u16 {
-        self.url
-            .trim_start_matches("http://127.0.0.1:")
+        self.host_port().1
+    }
+
+    /// The host and port of the printed address.
+    fn host_port(&self) -> (String, u16) {
+        let authority = self
+            .url
+            .trim_start_matches("http://")
             .split('/')
             .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+            .unwrap();
+        let (host, port) = authority.rsplit_once(':').unwrap();
+        (host.to_string(), port.parse().unwrap())
     }
 
     /// The stderr lines printed so far.
@@ -1092,4 +1104,165 @@ fn an_unreadable_folder_is_skipped_with_a_warning_and_the_preview_goes_on() {
     let took = wait_for_state(preview.port(), "2020-06", "July 2020");
     eprintln!("the change was seen after {} ms", took.as_millis());
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The `key=…` part of an address's query.
+fn key_of(url: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("key="))
+        .map(str::to_string)
+}
+
+#[test]
+fn on_the_network_the_host_check_stays_and_readers_need_the_printed_key() {
+    // Issue 13: `--bind 0.0.0.0` turned the Host check off silently, and /readers.json handed
+    // the list's names and addresses to anyone on the network or to any DNS-rebinding page,
+    // while the printed address still said 127.0.0.1.
+    let ws = Workspace::with_sample();
+    ws.write(
+        "subscribers.csv",
+        "email,first_name,name\nana@example.org,Ana,Ana Martin\n",
+    );
+    let preview = Preview::start_via(
+        &ws,
+        &[],
+        &[
+            "issues/2020-06.json",
+            "--bind",
+            "0.0.0.0",
+            "--port",
+            &free_port().to_string(),
+            "--list",
+            "subscribers.csv",
+        ],
+    );
+    let (host, port) = preview.host_port();
+    eprintln!("printed: {}", preview.url);
+    assert!(
+        host != "127.0.0.1" && host != "0.0.0.0" && host != "localhost",
+        "the printed address is not the network's: {}",
+        preview.url
+    );
+    let key = key_of(&preview.url).expect("a key in the printed address");
+    assert!(key.len() >= 22, "a short key: {key}");
+    let warned = wait_for_stderr(&preview, "visible to your network").join("\n");
+    assert!(
+        warned.contains("warning: the preview is visible to your network"),
+        "{warned}"
+    );
+    let base = "/issue/2020-06";
+    // A DNS-rebinding page names its own host: refused, whatever it asks for.
+    for path in ["/", "/state.json", "/readers.json", "/email.html?as=0"] {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let (status, body) =
+            raw_get_as(port, &format!("{base}{path}{sep}key={key}"), "evil.example");
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(!body.contains("Ana"), "{path} leaked a reader");
+    }
+    // The address printed, this machine's name and loopback are answered.
+    let machine = hostname_of_this_machine();
+    for name in [
+        host.clone(),
+        machine.clone(),
+        "127.0.0.1".into(),
+        "localhost".into(),
+    ] {
+        let (status, _) = raw_get_as(port, &format!("{base}/"), &format!("{name}:{port}"));
+        assert_eq!(status, 200, "Host {name}");
+    }
+    // The issue itself is for colleagues to see; readers only with the key.
+    let (status, body) = raw_get(port, &format!("{base}/readers.json"));
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("Ana"));
+    let (status, body) = raw_get(port, &format!("{base}/readers.json?key=wrong{key}"));
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = raw_get(port, &format!("{base}/readers.json?key={key}"));
+    assert_eq!(status, 200);
+    assert!(body.contains("Ana Martin <ana@example.org>"), "{body}");
+    for part in ["email.html", "email.txt"] {
+        let (status, body) = raw_get(port, &format!("{base}/{part}?as=0"));
+        assert_eq!(status, 403, "{part}: {body}");
+        assert!(!body.contains("Ana"), "{part} leaked a reader");
+        let (status, body) = raw_get(port, &format!("{base}/{part}?as=0&key={key}"));
+        assert_eq!(status, 200);
+        assert!(body.contains("Ana"), "{part}: {body}");
+    }
+    assert_eq!(raw_get(port, &format!("{base}/email.html")).0, 200);
+
+    // In a browser: the address printed shows the reader picker; without the key, the page
+    // says where the readers went.
+    let driver = ChromeDriver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let c = driver.connect().await;
+        c.goto(&preview.url).await.unwrap();
+        let greeting = "const d = document.getElementById('desktop').contentDocument; \
+                        return d && d.body ? d.body.innerText.includes('Dear Ana,') : false";
+        wait_until(
+            &c,
+            "return !document.getElementById('reader-box').hidden",
+            json!(true),
+        )
+        .await;
+        c.find(Locator::Id("reader"))
+            .await
+            .unwrap()
+            .select_by_value("0")
+            .await
+            .unwrap();
+        wait_until(&c, greeting, json!(true)).await;
+        c.goto(&preview.url.replace(&format!("key={key}"), ""))
+            .await
+            .unwrap();
+        wait_until(
+            &c,
+            "return document.getElementById('reader-note').textContent.includes('key')",
+            json!(true),
+        )
+        .await;
+        assert_eq!(
+            eval(
+                &c,
+                "return document.getElementById('reader').options.length"
+            )
+            .await,
+            json!(1)
+        );
+        c.close().await.unwrap();
+    });
+}
+
+/// This machine's name, as `hostname` prints it.
+fn hostname_of_this_machine() -> String {
+    let out = Command::new("hostname").output().expect("hostname");
+    String::from_utf8_lossy(&out.stdout).trim().to_lowercase()
+}
+
+#[test]
+fn host_adds_a_name_the_preview_answers_to() {
+    let ws = Workspace::with_sample();
+    let preview = Preview::start(
+        &ws,
+        &[
+            "issues/2020-06.json",
+            "--host",
+            "News.Lan",
+            "--port",
+            &free_port().to_string(),
+        ],
+    );
+    let port = preview.port();
+    assert_eq!(
+        raw_get_as(port, "/issue/2020-06/", &format!("news.lan:{port}")).0,
+        200
+    );
+    assert_eq!(raw_get_as(port, "/issue/2020-06/", "news.lan.").0, 200);
+    assert_eq!(raw_get_as(port, "/issue/2020-06/", "other.lan").0, 403);
+    // On loopback, reader data needs no key: nobody else can reach it.
+    assert!(key_of(&preview.url).is_none(), "{}", preview.url);
 }

@@ -17,7 +17,7 @@ use crate::preview::{self, DEFAULT_PORT, Options, Outcome, PreviewError};
 /// it is fixed. Without ISSUE, the page lists the issues in issues/. Stop with Ctrl-C.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  bulletin preview issues/2020-06.json\n  bulletin preview --no-open --port 8080\n  bulletin preview issues/2020-06.json --layout layouts/test"
+    after_help = "Examples:\n  bulletin preview issues/2020-06.json\n  bulletin preview --no-open --port 8080\n  bulletin preview issues/2020-06.json --layout layouts/test\n  bulletin preview --bind 0.0.0.0 --host news.local"
 )]
 pub struct Args {
     /// The issue file to show; without it, the issues in issues/ are listed.
@@ -32,9 +32,16 @@ pub struct Args {
     #[arg(long, value_name = "DIR", help = super::render::LAYOUT_HELP)]
     pub layout: Option<PathBuf>,
     /// The address to listen on. The default, 127.0.0.1, keeps the preview on this machine;
-    /// 0.0.0.0 shows it to your network.
+    /// 0.0.0.0 shows it to your network: the address printed then carries a key, without which
+    /// the readers of --list are not shown.
     #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1")]
     pub bind: IpAddr,
+    /// A host name the preview answers to, besides localhost and this machine's own names
+    /// (repeatable): a name it has on your network or in a hosts file. Requests addressed to
+    /// any other name are refused, so that no web page can reach the preview through a name
+    /// of its own.
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
     /// Look for changes by polling the files, for folders where change notifications do not
     /// arrive (network drives, some containers).
     #[arg(long)]
@@ -67,7 +74,8 @@ pub fn run(args: Args) -> Result<(), Error> {
         bind: args.bind,
         port: args.port,
         poll: args.poll,
-        list: args.list,
+        list: args.list.clone(),
+        hosts: args.hosts,
     })
     .map_err(|e| match e {
         PreviewError::NoPort { .. } => Error::Hinted {
@@ -79,11 +87,24 @@ pub fn run(args: Args) -> Result<(), Error> {
     if let Some(port) = running.asked_port_taken {
         warn(&format!("port {port} is taken; using the next free one"));
     }
-    say(&format!(
-        "Preview: {}\nPress Ctrl-C to stop.\n",
-        running.url
-    ));
-    if !args.no_open && webbrowser::open(&running.url).is_err() {
+    say(&format!("Preview: {}\n", running.url));
+    if let Some(local) = &running.local_url {
+        let readers = if args.list.is_some() {
+            "The readers of --list (names and addresses) are shown only at the address above, \
+             with its key: share it only with who may see them"
+        } else {
+            "Readers of a --list would be shown only at the address above, with its key"
+        };
+        warn(&format!(
+            "the preview is visible to your network (--bind {}): anyone who can reach this \
+             machine can see the issue. {readers}",
+            args.bind
+        ));
+        say(&format!("On this machine: {local}\n"));
+    }
+    say("Press Ctrl-C to stop.\n");
+    let open = running.local_url.as_ref().unwrap_or(&running.url);
+    if !args.no_open && webbrowser::open(open).is_err() {
         warn("could not open a browser; open the address above yourself");
     }
     running.run(report)?;
