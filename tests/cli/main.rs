@@ -12,3 +12,4 @@ mod providers;
 mod render;
 mod schema;
 mod send;
+mod workspace;

@@ -51,6 +51,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         .ok_or_else(|| {
             Error::Usage("--timeout takes a number of seconds from above 0 to 3600".into())
         })?;
+    super::init::here()?;
     let (mut findings, links_checked) = find(&args, timeout)?;
     check::sort(&mut findings);
     let (errors, warnings) = check::counts(&findings);

@@ -14,13 +14,14 @@ use crate::preview::{self, DEFAULT_PORT, Options, Outcome, PreviewError};
 /// inbox shows them, the HTML at desktop and phone widths side by side, the plain-text part,
 /// the HTML size, and a dark-mode view. Saving the issue, a body file, an image or a layout
 /// file updates the page by itself; a render error shows over the last good render until
-/// it is fixed. Without ISSUE, the page lists the issues in issues/. Stop with Ctrl-C.
+/// it is fixed. Without ISSUE, the page lists the issues in the workspace's issues/ (the
+/// workspace is found upward from the current folder). Stop with Ctrl-C.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  bulletin preview issues/2020-06.json\n  bulletin preview --no-open --port 8080\n  bulletin preview issues/2020-06.json --layout layouts/test\n  bulletin preview --bind 0.0.0.0 --host news.local"
 )]
 pub struct Args {
-    /// The issue file to show; without it, the issues in issues/ are listed.
+    /// The issue file to show; without it, the issues in the workspace's issues/ are listed.
     pub issue: Option<PathBuf>,
     /// The port to use; if it is taken, the next free one is used and printed.
     #[arg(long, short, default_value_t = DEFAULT_PORT)]
@@ -53,19 +54,27 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
+    let here = super::init::here()?;
     let issues_dir = match &args.issue {
         Some(issue) => issue
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(".")),
-        None => PathBuf::from("issues"),
+        None => here.folder("issues"),
     };
     if args.issue.is_none() && !issues_dir.is_dir() {
-        return Err(Error::Usage(
-            "no issues/ folder here: run bulletin preview in a workspace, or name an issue file"
-                .into(),
-        ));
+        let message = match &here.workspace {
+            Some(ws) => format!(
+                "the workspace in {} has no issues/ folder: name an issue file, or start one with bulletin new",
+                ws.rel.display()
+            ),
+            None => "no bulletin.toml in this folder or any folder above it, and no issues/ \
+                     folder here: run bulletin preview in a workspace (bulletin init makes one), \
+                     or name an issue file"
+                .to_string(),
+        };
+        return Err(Error::Usage(message));
     }
     let running = preview::start(Options {
         issue: args.issue,
