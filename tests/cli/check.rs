@@ -773,3 +773,34 @@ fn the_progress_bar_names_the_link_it_waits_for() {
         "{shown:?}"
     );
 }
+
+#[test]
+fn online_findings_point_only_at_files_the_user_has() {
+    // Issue 13: with the network on, the built-in theme's own link was reported as
+    // "theme.toml (built-in default layout): https://example.org cannot be reached", which no
+    // user can fix. A link of the user's layout folder points at its line there.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let run = check_with(&clean_issue(PLAIN), &[], &["--timeout", "2"]);
+    let out = run.stdout();
+    assert!(!out.contains("built-in default layout"), "{out}");
+    assert!(!out.contains("cannot be reached"), "{out}");
+    let theme = format!(
+        "# Our links.\n[footer]\nsocial = [\n  {{ name = \"Website\", url = \"http://127.0.0.1:{closed}/\" }},\n]\n"
+    );
+    let run = check_with(
+        &clean_issue(PLAIN),
+        &[("layout/theme.toml", &theme)],
+        &["--timeout", "2", "--layout", "layout"],
+    );
+    let out = run.stdout();
+    assert!(
+        out.contains(&format!(
+            "error: layout/theme.toml:4:30: http://127.0.0.1:{closed}/ cannot be reached"
+        )),
+        "{out}"
+    );
+}
