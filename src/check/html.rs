@@ -1,21 +1,21 @@
 //! Findings in the rendered HTML itself: images without alt text or width (from the layout or
-//! from Markdown), and headings that skip a level.
+//! from Markdown), and headings that skip a level. Each points where the issue, or the layout
+//! folder, has what the email shows ([`super::place::about_email`]).
 
-use std::path::Path;
-
-use super::{Finding, Severity, path_of};
+use super::{Finding, Severity, place};
 use crate::issue::LoadedIssue;
+use crate::layout::Layout;
 
-/// `theme_file` is named for what the layout itself put in the email.
-pub fn check(loaded: &LoadedIssue, theme_file: &Path, html: &str, out: &mut Vec<Finding>) {
-    let ctx = Ctx { loaded, theme_file };
+/// `layout` is looked in for what the layout itself put in the email.
+pub fn check(loaded: &LoadedIssue, layout: &Layout, html: &str, out: &mut Vec<Finding>) {
+    let ctx = Ctx { loaded, layout };
     check_images(&ctx, html, out);
     check_headings(&ctx, html, out);
 }
 
 struct Ctx<'a> {
     loaded: &'a LoadedIssue,
-    theme_file: &'a Path,
+    layout: &'a Layout,
 }
 
 /// The tags named `name` in `html`, each as the text between `<` and `>`.
@@ -84,26 +84,22 @@ pub fn unescape(s: &str) -> String {
 }
 
 fn finding(ctx: &Ctx<'_>, severity: Severity, needle: &str, message: String) -> Finding {
-    let path = path_of(ctx.loaded, needle);
-    let problem = if path.is_empty() {
-        // Not from the issue: the layout or its theme put it there.
-        crate::issue::Problem {
-            file: ctx.theme_file.to_path_buf(),
-            position: None,
-            json_path: String::new(),
-            message,
-        }
-    } else {
-        ctx.loaded.problem(&path, message)
-    };
-    Finding { severity, problem }
+    Finding::new(
+        severity,
+        place::about_email(ctx.loaded, ctx.layout, needle, message),
+    )
 }
 
 fn check_images(ctx: &Ctx<'_>, html: &str, out: &mut Vec<Finding>) {
     for tag in tags(html, "img") {
         let src = attr(tag, "src").unwrap_or_default();
         let needle = src.rsplit('/').next().unwrap_or(&src).to_string();
-        if attr(tag, "alt").is_none_or(|a| a.trim().is_empty()) {
+        // The issue's images have their alt text checked where they are written (the issue
+        // format requires it of items, and Markdown images are checked as Markdown): only the
+        // layout's own are looked at here, so that none is reported twice.
+        if attr(tag, "alt").is_none_or(|a| a.trim().is_empty())
+            && super::path_of(ctx.loaded, &needle).is_empty()
+        {
             out.push(finding(
                 ctx,
                 Severity::Error,

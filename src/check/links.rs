@@ -2,19 +2,27 @@
 //! but only a few per host (a small web server should not take a newsletter check for an
 //! attack), with a timeout; HEAD first, GET where a server refuses HEAD.
 //!
+//! A URL that is not one (`http://host:99999/`) is not asked: the issue's own check reports it
+//! once (issue 13: it came twice, the second time as "builder error"). A link the issue does
+//! not have is looked for in the layout folder, and its finding points there; a link only
+//! the built-in layout has (its placeholder social link) is not asked, and `check` reports it
+//! as a placeholder to replace. While a link takes more than a second, [`Waiting`] names it
+//! for the progress bar.
+//!
 //! The only part of `check` that touches the network; it never decides whether an issue may
 //! be sent (a link that does not answer is an error finding like any other).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use tokio::sync::Semaphore;
 
-use super::{Finding, IMAGE_BYTES, path_of};
+use super::{Finding, IMAGE_BYTES, path_of, place};
 use crate::issue::{LoadedIssue, Problem};
+use crate::layout::Layout;
 
 /// How links are checked.
 #[derive(Debug, Clone)]
@@ -37,44 +45,106 @@ impl Default for LinkOptions {
     }
 }
 
-/// A URL to check, and where the issue has it.
+/// A URL to check, and where the issue (or the layout folder) has it.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub url: String,
+    /// Where the issue has it; empty when the layout put it in the email.
     pub json_path: String,
+    /// Where the layout folder has it, when the issue does not: the file, line and column.
+    pub in_layout: Option<(PathBuf, (usize, usize))>,
     pub image: bool,
 }
 
-/// Every distinct http(s) link and remote image of the email (merge fields left empty, so
-/// per-recipient links such as the unsubscribe link are not among them).
-pub fn targets(loaded: &LoadedIssue, html: &str) -> Vec<Target> {
+/// Every distinct http(s) link and remote image of the email that the issue or the layout
+/// folder has (merge fields left empty, so per-recipient links such as the unsubscribe link
+/// are not among them). URLs that do not parse are left to the issue's own check, and links
+/// only the built-in layout has to the placeholder check.
+pub fn targets(loaded: &LoadedIssue, layout: &Layout, html: &str) -> Vec<Target> {
     let mut found: BTreeMap<String, bool> = BTreeMap::new();
     for (attr, image) in [("href=\"", false), ("src=\"", true)] {
         for (at, _) in html.match_indices(attr) {
             let rest = &html[at + attr.len()..];
             let Some(end) = rest.find('"') else { continue };
             let url = super::html::unescape(&rest[..end]);
-            if url.starts_with("http://") || url.starts_with("https://") {
+            if (url.starts_with("http://") || url.starts_with("https://"))
+                && url::Url::parse(&url).is_ok()
+            {
                 *found.entry(url).or_insert(image) &= image;
             }
         }
     }
     found
         .into_iter()
-        .map(|(url, image)| {
+        .filter_map(|(url, image)| {
             let mut json_path = path_of(loaded, &url);
             if json_path.is_empty() && image {
                 // An image made absolute with `images_url`: the issue has its file name.
                 let name = url.rsplit('/').next().unwrap_or(&url);
                 json_path = path_of(loaded, name);
             }
-            Target {
+            let in_layout = if json_path.is_empty() {
+                Some(place::in_layout(layout, &url)?)
+            } else {
+                None
+            };
+            Some(Target {
                 json_path,
+                in_layout,
                 url,
                 image,
-            }
+            })
         })
         .collect()
+}
+
+/// Hears when each link's request starts and ends (a progress bar).
+pub trait Progress: Send + Sync + 'static {
+    fn started(&self, url: &str);
+    fn finished(&self, url: &str);
+}
+
+/// The links being asked, each since when: which one the checker is waiting on.
+#[derive(Debug, Default)]
+pub struct Waiting {
+    asked: Mutex<Vec<(String, Instant)>>,
+    done: std::sync::atomic::AtomicUsize,
+}
+
+impl Waiting {
+    /// The link asked longest ago, if it has been waited on for `at_least` at `now`.
+    pub fn longest(&self, now: Instant, at_least: Duration) -> Option<(String, Duration)> {
+        let asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+        asked
+            .iter()
+            .map(|(url, since)| (url, now.saturating_duration_since(*since)))
+            .filter(|(_, waited)| *waited >= at_least)
+            .max_by_key(|(_, waited)| *waited)
+            .map(|(url, waited)| (url.clone(), waited))
+    }
+
+    /// How many links have been answered (or given up on).
+    pub fn done(&self) -> usize {
+        self.done.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn asked_at(&self, url: &str, at: Instant) {
+        let mut asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+        asked.push((url.to_string(), at));
+    }
+}
+
+impl Progress for Waiting {
+    fn started(&self, url: &str) {
+        self.asked_at(url, Instant::now());
+    }
+    fn finished(&self, url: &str) {
+        let mut asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = asked.iter().position(|(u, _)| u == url) {
+            asked.remove(i);
+        }
+        self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// What stops links from being checked at all (a link that fails is a finding, not this).
@@ -87,27 +157,26 @@ pub enum LinkCheckError {
 /// [`check`] on a runtime of its own, for callers that are not async.
 pub fn check_blocking(
     loaded: &LoadedIssue,
-    theme_file: &Path,
     targets: Vec<Target>,
     opts: &LinkOptions,
-    on_done: impl Fn() + Send + Sync + 'static,
+    progress: Arc<dyn Progress>,
 ) -> Result<Vec<Finding>, LinkCheckError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(LinkCheckError::Runtime)?;
-    Ok(runtime.block_on(check(loaded, theme_file, targets, opts, on_done)))
+    Ok(runtime.block_on(check(loaded, targets, opts, progress)))
 }
 
-/// Checks every target; `on_done` is called after each one (for a progress bar). A link that
-/// is not in the issue came from the layout: its findings name `theme_file`.
+/// Checks every target; `progress` hears when each one is asked and answered. A finding
+/// points where the issue has the link (in a body file, at its line), else where the layout
+/// folder has it.
 pub async fn check(
     loaded: &LoadedIssue,
-    theme_file: &Path,
     targets: Vec<Target>,
     opts: &LinkOptions,
-    on_done: impl Fn() + Send + Sync + 'static,
+    progress: Arc<dyn Progress>,
 ) -> Vec<Finding> {
     let client = match reqwest::Client::builder()
         .timeout(opts.timeout)
@@ -132,7 +201,6 @@ pub async fn check(
     };
     let all = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut hosts: HashMap<String, Arc<Semaphore>> = HashMap::new();
-    let on_done = Arc::new(on_done);
     let mut tasks = tokio::task::JoinSet::new();
     for target in targets {
         let host = url::Url::parse(&target.url)
@@ -144,13 +212,14 @@ pub async fn check(
                 .entry(host)
                 .or_insert_with(|| Arc::new(Semaphore::new(opts.per_host.max(1)))),
         );
-        let (all, client, on_done) = (Arc::clone(&all), client.clone(), Arc::clone(&on_done));
+        let (all, client, progress) = (Arc::clone(&all), client.clone(), Arc::clone(&progress));
         let timeout = opts.timeout;
         tasks.spawn(async move {
             let _host = per_host.acquire_owned().await;
             let _slot = all.acquire_owned().await;
+            progress.started(&target.url);
             let verdict = probe(&client, &target, timeout).await;
-            on_done();
+            progress.finished(&target.url);
             (target, verdict)
         });
     }
@@ -161,19 +230,18 @@ pub async fn check(
         }
     }
     results.sort_by(|a, b| a.0.url.cmp(&b.0.url));
-    results
+    let mut findings = results
         .into_iter()
         .filter_map(|(target, verdict)| {
             let (severity_is_error, message) = verdict?;
-            let problem = if target.json_path.is_empty() {
-                Problem {
-                    file: theme_file.to_path_buf(),
-                    position: None,
+            let problem = match &target.in_layout {
+                Some((file, position)) if target.json_path.is_empty() => Problem {
+                    file: file.clone(),
+                    position: Some(*position),
                     json_path: String::new(),
                     message,
-                }
-            } else {
-                loaded.problem(&target.json_path, message)
+                },
+                _ => place::at_needle(loaded, &target.json_path, &target.url, message),
             };
             Some(if severity_is_error {
                 Finding::error(problem)
@@ -181,7 +249,9 @@ pub async fn check(
                 Finding::warning(problem)
             })
         })
-        .collect()
+        .collect::<Vec<Finding>>();
+    place::explain(loaded.source(), &mut findings);
+    findings
 }
 
 /// What is wrong with one URL, if anything: (is it an error, message).
@@ -249,5 +319,39 @@ fn unreachable(url: &str, e: &reqwest::Error, timeout: Duration) -> String {
         format!("{url} redirects too many times")
     } else {
         format!("{url} cannot be checked: {e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_link_waited_on_longest_is_named_after_a_second() {
+        let waiting = Waiting::default();
+        let t0 = Instant::now();
+        waiting.asked_at("https://a.example/slow", t0);
+        waiting.asked_at("https://b.example/quick", t0 + Duration::from_millis(900));
+        assert_eq!(
+            waiting.longest(t0 + Duration::from_millis(800), Duration::from_secs(1)),
+            None
+        );
+        let named = waiting.longest(t0 + Duration::from_millis(1500), Duration::from_secs(1));
+        assert_eq!(
+            named,
+            Some((
+                "https://a.example/slow".to_string(),
+                Duration::from_millis(1500)
+            ))
+        );
+        waiting.finished("https://a.example/slow");
+        assert_eq!(waiting.done(), 1);
+        assert_eq!(
+            waiting.longest(t0 + Duration::from_millis(2000), Duration::from_secs(1)),
+            Some((
+                "https://b.example/quick".to_string(),
+                Duration::from_millis(1100)
+            ))
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! `check`: what is wrong with an issue before it goes out, as findings with a severity, the
-//! file, line:column and JSON path — like a compiler.
+//! file, line:column and JSON path — like a compiler — and, for people, which section and
+//! item that is in words ([`place`], which also points into body files and layout folders,
+//! never at a file the user does not have).
 //!
 //! [`inspect`] looks at the issue, the layout's theme and the rendered email without the
 //! network; [`links`] checks that every link and remote image answers. [`send_blockers`] are
@@ -11,6 +13,7 @@
 mod contrast;
 pub mod html;
 pub mod links;
+pub mod place;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -46,6 +49,9 @@ pub enum Severity {
 pub struct Finding {
     pub severity: Severity,
     pub problem: Problem,
+    /// Which section and item the JSON path is, in words ("the 3rd section (news, "Our
+    /// projects"), 1st item ("SOLIDIFY")"), for people; the path stays, for tools.
+    pub place: Option<String>,
 }
 
 impl Finding {
@@ -53,26 +59,36 @@ impl Finding {
         Finding {
             severity: Severity::Error,
             problem,
+            place: None,
         }
     }
     fn warning(problem: Problem) -> Self {
         Finding {
             severity: Severity::Warning,
             problem,
+            place: None,
+        }
+    }
+
+    fn new(severity: Severity, problem: Problem) -> Self {
+        Finding {
+            severity,
+            problem,
+            place: None,
         }
     }
 
     /// A finding about a file as a whole (a layout file, the rendered email).
     fn about(severity: Severity, file: &Path, json_path: &str, message: String) -> Self {
-        Finding {
+        Finding::new(
             severity,
-            problem: Problem {
+            Problem {
                 file: file.to_path_buf(),
                 position: None,
                 json_path: json_path.to_string(),
                 message,
             },
-        }
+        )
     }
 
     /// The finding as one JSON object, for scripts.
@@ -83,18 +99,32 @@ impl Finding {
             "line": self.problem.position.map(|p| p.0),
             "column": self.problem.position.map(|p| p.1),
             "path": self.problem.json_path,
+            "where": self.place,
             "message": self.problem.message,
         })
     }
 }
 
 impl fmt::Display for Finding {
+    /// `error: issue.json:9:20: sections[2].items[0].link.url, in the 3rd section (news, "Our
+    /// projects"), 1st item ("SOLIDIFY"): https://… answers 404 Not Found`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let label = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{label}: {}", self.problem)
+        let p = &self.problem;
+        write!(f, "{label}: {}", p.file.display())?;
+        if let Some((l, c)) = p.position {
+            write!(f, ":{l}:{c}")?;
+        }
+        if !p.json_path.is_empty() {
+            write!(f, ": {}", p.json_path)?;
+            if let Some(place) = &self.place {
+                write!(f, ", in {place}")?;
+            }
+        }
+        write!(f, ": {}", p.message)
     }
 }
 
@@ -112,6 +142,14 @@ pub fn from_problems(problems: Vec<Problem>) -> Vec<Finding> {
 /// wrong with the issue, a template or the layout is reported like any other finding. Only
 /// what is not about them (an unreadable issue file) is returned as an error.
 pub fn unprepared(issue: &Path, e: EditionError) -> Result<Vec<Finding>, IssueError> {
+    let mut findings = unprepared_findings(issue, e)?;
+    if let Ok(source) = std::fs::read_to_string(issue) {
+        place::explain(&source, &mut findings);
+    }
+    Ok(findings)
+}
+
+fn unprepared_findings(issue: &Path, e: EditionError) -> Result<Vec<Finding>, IssueError> {
     Ok(match e {
         EditionError::Issue(IssueError::Invalid(problems)) => from_problems(problems),
         EditionError::Issue(e) => return Err(e),
@@ -146,12 +184,14 @@ pub fn inspect(edition: &Edition) -> Vec<Finding> {
     check_placeholders(loaded, &mut out);
     check_markdown(loaded, &mut out);
     check_labels(loaded, &mut out);
+    check_sections(loaded, &mut out);
     check_dates(loaded, &mut out);
     check_language(edition, &mut out);
     check_size(loaded, email.html.len(), &mut out);
     let theme = theme_file(layout);
-    html::check(loaded, &theme, &email.html, &mut out);
+    html::check(loaded, layout, &email.html, &mut out);
     contrast::check(layout, &theme, &mut out);
+    place::explain(loaded.source(), &mut out);
     out
 }
 
@@ -181,6 +221,7 @@ pub fn send_blockers(edition: &Edition) -> Vec<Finding> {
         issue_files(loaded, &mut out);
         layout_files(layout, rendered, &mut out);
     }
+    place::explain(loaded.source(), &mut out);
     out
 }
 
@@ -205,13 +246,14 @@ fn issue_files(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
         }
     }
     for (path, markdown) in bodies(loaded) {
-        for event in Parser::new(markdown) {
+        for (event, range) in Parser::new(markdown).into_offset_iter() {
             if let Event::Start(Tag::Image { dest_url, .. }) = event
                 && !dest_url.trim().is_empty()
                 && !dest_url.starts_with('#')
                 && is_relative_reference(&dest_url)
             {
-                out.push(Finding::error(loaded.problem(&path, message(&dest_url))));
+                let problem = place::at_offset(loaded, &path, range.start, message(&dest_url));
+                out.push(Finding::error(problem));
             }
         }
     }
@@ -388,59 +430,93 @@ fn check_placeholders(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
         if path == "$schema" {
             continue;
         }
-        if text.contains("TODO") {
-            out.push(Finding::error(loaded.problem(
+        if let Some(at) = text.find("TODO") {
+            out.push(Finding::error(place::at_offset(
+                loaded,
                 &path,
+                at,
                 format!("placeholder text left: \"{}\"", excerpt(&text, "TODO")),
             )));
         }
     }
 }
 
-/// A short piece of `text` around `needle`.
+/// Words before and after `needle` in an excerpt.
+const WORDS_BEFORE: usize = 4;
+const WORDS_AFTER: usize = 9;
+
+/// A short piece of `text` around `needle`, in whole words of its line, with "…" where it
+/// was cut.
 fn excerpt(text: &str, needle: &str) -> String {
-    let at = text.find(needle).unwrap_or(0);
-    let start = text[..at]
-        .char_indices()
-        .rev()
-        .nth(20)
-        .map_or(0, |(i, _)| i);
-    let piece: String = text[start..].chars().take(60).collect();
-    piece.replace('\n', " ").trim().to_string()
+    let found = text.find(needle).unwrap_or(0);
+    let line_start = text[..found].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[found..].find('\n').map_or(text.len(), |i| found + i);
+    let (text, at) = (&text[line_start..line_end], found - line_start);
+    // Each word with where it ends, so that the word holding `needle` can be found.
+    let mut words: Vec<(&str, usize)> = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
+        let word_start = text.len() - rest.len() + start;
+        let len = rest[start..]
+            .find(char::is_whitespace)
+            .unwrap_or(rest.len() - start);
+        words.push((&text[word_start..word_start + len], word_start + len));
+        rest = &rest[start + len..];
+    }
+    let Some(hit) = words.iter().position(|(_, end)| *end > at) else {
+        return String::new();
+    };
+    let from = hit.saturating_sub(WORDS_BEFORE);
+    let to = (hit + WORDS_AFTER).min(words.len());
+    let mut piece = words[from..to]
+        .iter()
+        .map(|(w, _)| *w)
+        .collect::<Vec<_>>()
+        .join(" ");
+    if from > 0 {
+        piece.insert_str(0, "… ");
+    }
+    if to < words.len() {
+        piece.push_str(" …");
+    }
+    piece
 }
 
-/// Links and images inside Markdown: their URLs and words.
+/// Links and images inside Markdown: their URLs and words. Each finding points at the link
+/// or image itself when the Markdown is a body file.
 fn check_markdown(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
     for (path, markdown) in bodies(loaded) {
-        let mut link: Option<(String, String)> = None;
-        let mut image: Option<(String, String)> = None;
-        for event in Parser::new(markdown) {
+        let mut link: Option<(String, String, usize)> = None;
+        let mut image: Option<(String, String, usize)> = None;
+        for (event, range) in Parser::new(markdown).into_offset_iter() {
             match event {
                 Event::Start(Tag::Link { dest_url, .. }) => {
-                    link = Some((dest_url.to_string(), String::new()))
+                    link = Some((dest_url.to_string(), String::new(), range.start))
                 }
                 Event::Start(Tag::Image { dest_url, .. }) => {
-                    image = Some((dest_url.to_string(), String::new()))
+                    image = Some((dest_url.to_string(), String::new(), range.start))
                 }
                 Event::Text(t) | Event::Code(t) => {
-                    if let Some((_, alt)) = image.as_mut() {
+                    if let Some((_, alt, _)) = image.as_mut() {
                         alt.push_str(&t);
-                    } else if let Some((_, words)) = link.as_mut() {
+                    } else if let Some((_, words, _)) = link.as_mut() {
                         words.push_str(&t);
                     }
                 }
                 Event::End(TagEnd::Link) => {
-                    if let Some((url, words)) = link.take() {
-                        check_url(loaded, &path, &url, out);
-                        check_link_words(loaded, &path, &words, out);
+                    if let Some((url, words, at)) = link.take() {
+                        check_url(loaded, &path, at, &url, out);
+                        check_link_words(loaded, &path, at, &words, out);
                     }
                 }
                 Event::End(TagEnd::Image) => {
-                    if let Some((src, alt)) = image.take()
+                    if let Some((src, alt, at)) = image.take()
                         && alt.trim().is_empty()
                     {
-                        out.push(Finding::error(loaded.problem(
+                        out.push(Finding::error(place::at_offset(
+                            loaded,
                             &path,
+                            at,
                             format!(
                                 "the image {src} has no alt text: write ![what it shows]({src})"
                             ),
@@ -453,12 +529,17 @@ fn check_markdown(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
     }
 }
 
-fn check_url(loaded: &LoadedIssue, path: &str, url: &str, out: &mut Vec<Finding>) {
+fn check_url(loaded: &LoadedIssue, path: &str, at: usize, url: &str, out: &mut Vec<Finding>) {
     if url.starts_with('#') {
         return;
     }
     if let Err(e) = Link::try_from(url.to_string()) {
-        out.push(Finding::error(loaded.problem(path, format!("a link {e}"))));
+        out.push(Finding::error(place::at_offset(
+            loaded,
+            path,
+            at,
+            format!("a link {e}"),
+        )));
     }
 }
 
@@ -474,14 +555,22 @@ const VAGUE_LINK_WORDS: [&str; 8] = [
     "read this",
 ];
 
-fn check_link_words(loaded: &LoadedIssue, path: &str, words: &str, out: &mut Vec<Finding>) {
+fn check_link_words(
+    loaded: &LoadedIssue,
+    path: &str,
+    at: usize,
+    words: &str,
+    out: &mut Vec<Finding>,
+) {
     let plain = words
         .trim()
         .trim_end_matches(['.', '!', ':', '…'])
         .to_lowercase();
     if VAGUE_LINK_WORDS.contains(&plain.as_str()) {
-        out.push(Finding::warning(loaded.problem(
+        out.push(Finding::warning(place::at_offset(
+            loaded,
             path,
+            at,
             format!(
                 "the link text \"{}\" does not say where it goes; use words that do, e.g. \"the programme\"",
                 words.trim()
@@ -496,6 +585,7 @@ fn check_labels(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
             check_link_words(
                 loaded,
                 &format!("sections[{si}].cta.label"),
+                0,
                 cta.label.as_str(),
                 out,
             );
@@ -503,9 +593,32 @@ fn check_labels(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
         for (ii, item) in s.items.iter().enumerate() {
             if let Some(link) = &item.link {
                 let path = format!("sections[{si}].items[{ii}].link.label");
-                check_link_words(loaded, &path, link.label.as_str(), out);
+                check_link_words(loaded, &path, 0, link.label.as_str(), out);
             }
         }
+    }
+}
+
+/// A section with nothing in it shows a lone heading, or nothing at all.
+fn check_sections(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
+    for (si, s) in loaded.issue.sections.iter().enumerate() {
+        let has_body = s
+            .body
+            .as_ref()
+            .is_some_and(|b| !b.as_str().trim().is_empty());
+        let has_bullets = s.bullets.iter().any(|b| !b.as_str().trim().is_empty());
+        if has_body || has_bullets || !s.items.is_empty() || s.cta.is_some() {
+            continue;
+        }
+        let shows = if s.heading.is_some() {
+            "the email would show its heading alone"
+        } else {
+            "the email would show nothing of it"
+        };
+        out.push(Finding::warning(loaded.problem(
+            &format!("sections[{si}]"),
+            format!("the section is empty: {shows}; fill it or remove it"),
+        )));
     }
 }
 

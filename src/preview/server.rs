@@ -2,13 +2,17 @@
 //! stream that says "render" after each render is in place, and the files under the issue's
 //! folder and the layout folder — nothing else. A path that leaves those folders (`..`,
 //! encoded or not, or a symlink pointing out) is answered 404, and there are no listings.
+//! Every request passes the [`Guard`]: a host name it knows, and for a subscriber list's
+//! readers, the key when there is one. Renders asked for by a request run on blocking threads.
 
+use std::collections::BTreeSet;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path as UrlPath, Query, State as Shared};
+use axum::extract::{Path as UrlPath, Query, State as With};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -16,16 +20,111 @@ use axum::routing::get;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::site::{Folders, Shown, Site};
+use super::site::{Folders, Shown, Site, State};
 use crate::merge::{Recipient, escape_html};
 
 const PAGE: &str = include_str!("page.html");
 
-/// The routes of the preview. On loopback, only requests addressed to a loopback name are
-/// answered: a web page elsewhere cannot reach the preview through a DNS name that it points
-/// at 127.0.0.1 (DNS rebinding).
-pub fn routes(site: Arc<Site>, loopback_only: bool) -> Router {
-    let router = Router::new()
+/// Who may ask the preview for what: the host names it answers to, and the key that reader
+/// data needs.
+///
+/// A web page elsewhere can reach the preview through a DNS name that it points at this
+/// machine (DNS rebinding); its requests then carry that name in `Host`. So only requests
+/// addressed to a name on the list are answered: loopback names, and beyond loopback this
+/// machine's own names, and the names added with `hosts`. An IP address as `Host` is accepted
+/// when the preview listens beyond loopback (rebinding needs a name; a colleague typing the
+/// address is the point), and only a loopback address when it does not.
+///
+/// Beyond loopback, anyone on the network can reach the preview: the issue is for them to see,
+/// but a subscriber list's readers (names and addresses) are served only to requests that
+/// carry the key (`?key=`) the preview printed (issue 13).
+#[derive(Debug, Clone)]
+pub struct Guard {
+    names: BTreeSet<String>,
+    any_ip: bool,
+    key: Option<String>,
+}
+
+impl Guard {
+    /// The guard for a preview listening on `bind`, answering also to `hosts`; `key` is asked
+    /// for reader data.
+    pub fn new(bind: IpAddr, hosts: &[String], key: Option<String>) -> Self {
+        let mut names: BTreeSet<String> = ["localhost"].iter().map(|s| s.to_string()).collect();
+        let network = !bind.is_loopback();
+        if network && let Some(machine) = machine_name() {
+            names.insert(format!("{machine}.local"));
+            names.insert(machine);
+        }
+        names.extend(hosts.iter().map(|h| normal_host(h)));
+        Guard {
+            names,
+            any_ip: network,
+            key,
+        }
+    }
+
+    /// Whether a request addressed to `host` (a `Host` header) is answered.
+    fn allows_host(&self, host: &str) -> bool {
+        let name = host_name(host);
+        // "[::1]" (IPv6 is written in brackets) or "127.0.0.1".
+        let literal = match name.strip_prefix('[') {
+            Some(rest) => rest
+                .strip_suffix(']')
+                .and_then(|ip| ip.parse::<IpAddr>().ok()),
+            None => name.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4),
+        };
+        match literal {
+            Some(ip) => self.any_ip || ip.is_loopback(),
+            None => self.names.contains(&name),
+        }
+    }
+
+    /// Whether reader data may be served with this `key` from the query.
+    fn allows_readers(&self, given: Option<&str>) -> bool {
+        match &self.key {
+            None => true,
+            Some(key) => given.is_some_and(|g| same(g.as_bytes(), key.as_bytes())),
+        }
+    }
+}
+
+/// This machine's name, lower-case.
+fn machine_name() -> Option<String> {
+    let name = hostname::get().ok()?.into_string().ok()?;
+    let name = normal_host(&name);
+    (!name.is_empty()).then_some(name)
+}
+
+/// A host name as compared: lower-case, without the root's trailing dot.
+fn normal_host(name: &str) -> String {
+    name.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The name (or bracketed IPv6 address) of a `Host` header, without its port.
+fn host_name(host: &str) -> String {
+    let host = host.trim();
+    let name = if host.starts_with('[') {
+        // "[::1]:4510"
+        host.split_inclusive(']').next().unwrap_or(host)
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    normal_host(name)
+}
+
+/// Compares two keys in a time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The routes of the preview, behind `guard`'s host check.
+pub fn routes(site: Arc<Site>, guard: Guard) -> Router {
+    let guard = Arc::new(guard);
+    let checked = Arc::clone(&guard);
+    Router::new()
         .route("/", get(index))
         .route("/issue/{slug}", get(to_slash))
         .route("/issue/{slug}/", get(page))
@@ -37,15 +136,21 @@ pub fn routes(site: Arc<Site>, loopback_only: bool) -> Router {
         .route("/issue/{slug}/files/{*path}", get(issue_file))
         .route("/issue/{slug}/layout/{*path}", get(layout_file))
         .fallback(not_found)
-        .with_state(site);
-    if loopback_only {
-        router.layer(axum::middleware::from_fn(only_loopback_hosts))
-    } else {
-        router
-    }
+        .with_state(Shared { site, guard })
+        .layer(axum::middleware::from_fn(move |request, next| {
+            only_known_hosts(Arc::clone(&checked), request, next)
+        }))
 }
 
-async fn only_loopback_hosts(
+/// What every handler can reach.
+#[derive(Clone)]
+struct Shared {
+    site: Arc<Site>,
+    guard: Arc<Guard>,
+}
+
+async fn only_known_hosts(
+    guard: Arc<Guard>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -54,37 +159,81 @@ async fn only_loopback_hosts(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    // "127.0.0.1:4510", "localhost:4510", "[::1]:4510"
-    let name = match host.rsplit_once(':') {
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
-        _ => host,
-    };
-    if matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
+    if guard.allows_host(host) {
         next.run(request).await
     } else {
+        let names: Vec<&str> = guard.names.iter().map(String::as_str).collect();
         (
             StatusCode::FORBIDDEN,
-            "the preview answers only to 127.0.0.1 and localhost\n",
+            format!(
+                "the preview answers only to {}{}; start it with --host NAME to add a name\n",
+                names.join(", "),
+                if guard.any_ip {
+                    " and this machine's addresses"
+                } else {
+                    " and 127.0.0.1"
+                }
+            ),
         )
             .into_response()
     }
+}
+
+/// Reader data asked for without the key it needs.
+fn no_key() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        "the readers of the list are shown only at the address bulletin preview printed, with its key\n",
+    )
+        .into_response()
+}
+
+/// The state of an issue, rendering it first if the preview has not shown it yet — on a
+/// thread for blocking work, so that a render (a second or more for a big issue on a slow
+/// machine) never holds up the server's own threads (issue 13).
+async fn state_of(site: &Arc<Site>, slug: &str) -> Option<State> {
+    let (site, slug) = (Arc::clone(site), slug.to_string());
+    tokio::task::spawn_blocking(move || site.state(&slug))
+        .await
+        .ok()
+        .flatten()
 }
 
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
-async fn index(Shared(site): Shared<Arc<Site>>) -> Response {
+/// `?key=`: the key reader data needs beyond loopback.
+#[derive(serde::Deserialize)]
+struct Key {
+    key: Option<String>,
+}
+
+impl Key {
+    /// `?key=…` to carry on in links, when the key given is the right one.
+    fn query(&self, guard: &Guard) -> String {
+        match (&self.key, &guard.key) {
+            (Some(given), Some(_)) if guard.allows_readers(Some(given)) => {
+                format!("?key={}", encode(given))
+            }
+            _ => String::new(),
+        }
+    }
+}
+
+async fn index(With(Shared { site, guard }): With<Shared>, Query(k): Query<Key>) -> Response {
+    let query = k.query(&guard);
     if let Some(slug) = site.single_slug() {
-        return Redirect::temporary(&format!("/issue/{}/", encode(&slug))).into_response();
+        return Redirect::temporary(&format!("/issue/{}/{query}", encode(&slug))).into_response();
     }
     let rows: String = site
         .list()
         .iter()
         .map(|l| {
             format!(
-                "<li><a href=\"/issue/{}/\"><span class=\"date\">{}</span> <strong>{}</strong> <span class=\"slug\">{}.json</span></a></li>\n",
+                "<li><a href=\"/issue/{}/{}\"><span class=\"date\">{}</span> <strong>{}</strong> <span class=\"slug\">{}.json</span></a></li>\n",
                 encode(&l.slug),
+                escape_html(&query),
                 escape_html(&l.date),
                 escape_html(if l.title.is_empty() { "(no title)" } else { &l.title }),
                 escape_html(&l.slug)
@@ -110,8 +259,8 @@ async fn to_slash(UrlPath(slug): UrlPath<String>) -> Redirect {
     Redirect::permanent(&format!("/issue/{}/", encode(&slug)))
 }
 
-async fn page(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -> Response {
-    let Some(state) = site.state(&slug) else {
+async fn page(With(Shared { site, .. }): With<Shared>, UrlPath(slug): UrlPath<String>) -> Response {
+    let Some(state) = state_of(&site, &slug).await else {
         return not_found().await;
     };
     let html = PAGE
@@ -120,11 +269,13 @@ async fn page(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -
     no_store(Html(html).into_response())
 }
 
-/// `?as=N`: show the email as the list's reader number N sees it.
+/// `?as=N`: show the email as the list's reader number N sees it (with `key=` beyond
+/// loopback).
 #[derive(serde::Deserialize)]
 struct As {
     #[serde(rename = "as")]
     reader: Option<usize>,
+    key: Option<String>,
 }
 
 /// The email's HTML and text, for the sample reader or for one picked from the list.
@@ -142,11 +293,14 @@ fn email_for(site: &Site, good: &Shown, reader: Option<usize>) -> (String, Strin
 }
 
 async fn email_html(
-    Shared(site): Shared<Arc<Site>>,
+    With(Shared { site, guard }): With<Shared>,
     UrlPath(slug): UrlPath<String>,
     Query(q): Query<As>,
 ) -> Response {
-    match site.state(&slug) {
+    if q.reader.is_some() && !guard.allows_readers(q.key.as_deref()) {
+        return no_key();
+    }
+    match state_of(&site, &slug).await {
         Some(state) => match state.good {
             Some(good) => no_store(Html(email_for(&site, &good, q.reader).0).into_response()),
             None => no_store(Html(String::new()).into_response()),
@@ -155,8 +309,15 @@ async fn email_html(
     }
 }
 
-async fn readers(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -> Response {
-    if site.state(&slug).is_none() {
+async fn readers(
+    With(Shared { site, guard }): With<Shared>,
+    UrlPath(slug): UrlPath<String>,
+    Query(k): Query<Key>,
+) -> Response {
+    if !guard.allows_readers(k.key.as_deref()) {
+        return no_key();
+    }
+    if state_of(&site, &slug).await.is_none() {
         return not_found().await;
     }
     let list: Vec<serde_json::Value> = site
@@ -186,11 +347,14 @@ async fn readers(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>
 }
 
 async fn email_text(
-    Shared(site): Shared<Arc<Site>>,
+    With(Shared { site, guard }): With<Shared>,
     UrlPath(slug): UrlPath<String>,
     Query(q): Query<As>,
 ) -> Response {
-    match site.state(&slug) {
+    if q.reader.is_some() && !guard.allows_readers(q.key.as_deref()) {
+        return no_key();
+    }
+    match state_of(&site, &slug).await {
         Some(state) => {
             let text = state
                 .good
@@ -202,8 +366,11 @@ async fn email_text(
     }
 }
 
-async fn state(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -> Response {
-    let Some(state) = site.state(&slug) else {
+async fn state(
+    With(Shared { site, .. }): With<Shared>,
+    UrlPath(slug): UrlPath<String>,
+) -> Response {
+    let Some(state) = state_of(&site, &slug).await else {
         return not_found().await;
     };
     let good = state.good.as_deref();
@@ -226,8 +393,11 @@ async fn state(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) 
     )
 }
 
-async fn events(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>) -> Response {
-    if site.state(&slug).is_none() {
+async fn events(
+    With(Shared { site, .. }): With<Shared>,
+    UrlPath(slug): UrlPath<String>,
+) -> Response {
+    if state_of(&site, &slug).await.is_none() {
         return not_found().await;
     }
     let stream = BroadcastStream::new(site.subscribe()).filter_map(move |change| match change {
@@ -244,14 +414,14 @@ async fn events(Shared(site): Shared<Arc<Site>>, UrlPath(slug): UrlPath<String>)
 }
 
 async fn issue_file(
-    Shared(site): Shared<Arc<Site>>,
+    With(Shared { site, .. }): With<Shared>,
     UrlPath((slug, path)): UrlPath<(String, String)>,
 ) -> Response {
     serve_under(site.folders(&slug).map(|f: Folders| f.issue), &path).await
 }
 
 async fn layout_file(
-    Shared(site): Shared<Arc<Site>>,
+    With(Shared { site, .. }): With<Shared>,
     UrlPath((slug, path)): UrlPath<(String, String)>,
 ) -> Response {
     serve_under(site.folders(&slug).and_then(|f| f.layout), &path).await
@@ -309,6 +479,39 @@ fn encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_are_checked_by_name_and_ip_literals_by_where_the_preview_listens() {
+        let loopback = Guard::new("127.0.0.1".parse().unwrap(), &["News.Lan.".into()], None);
+        for host in [
+            "127.0.0.1:4510",
+            "localhost:4510",
+            "[::1]:4510",
+            "news.lan",
+            "NEWS.lan:80",
+        ] {
+            assert!(loopback.allows_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:4510",
+            "192.168.1.5:4510",
+            "",
+            "[::1",
+        ] {
+            assert!(!loopback.allows_host(host), "{host}");
+        }
+        let network = Guard::new("0.0.0.0".parse().unwrap(), &[], Some("k3y".into()));
+        for host in ["192.168.1.5:4510", "[fe80::1]:4510", "localhost"] {
+            assert!(network.allows_host(host), "{host}");
+        }
+        assert!(!network.allows_host("evil.example:4510"));
+        assert!(network.allows_readers(Some("k3y")));
+        for key in [None, Some(""), Some("k3"), Some("k3yy")] {
+            assert!(!network.allows_readers(key), "{key:?}");
+        }
+        assert!(loopback.allows_readers(None));
+    }
 
     #[test]
     fn only_files_inside_the_root_are_served() {

@@ -37,8 +37,20 @@ pub struct Change {
 /// What happened when an issue was rendered, for the command to report.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Rendered { slug: String, took: Duration },
-    Failed { slug: String, message: String },
+    Rendered {
+        slug: String,
+        took: Duration,
+    },
+    Failed {
+        slug: String,
+        message: String,
+    },
+    /// A folder the preview would watch and cannot: changes in it do not show. The preview
+    /// goes on (issue 13: one unreadable folder stopped it).
+    NotWatched {
+        path: PathBuf,
+        reason: String,
+    },
 }
 
 /// Where an issue's files are.
@@ -87,6 +99,9 @@ pub struct Site {
     entries: Mutex<BTreeMap<String, Entry>>,
     changes: broadcast::Sender<Change>,
     reporter: OnceLock<Reporter>,
+    /// Told after each render, whoever asked for it: the watcher, which then looks for new
+    /// folders to watch.
+    after_render: OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// One render at a time: a render started by the watcher and one started by a page must
     /// not finish in the wrong order and put an older reading of the files on show.
     rendering: Mutex<()>,
@@ -118,6 +133,7 @@ impl Site {
             entries: Mutex::new(BTreeMap::new()),
             changes,
             reporter: OnceLock::new(),
+            after_render: OnceLock::new(),
             rendering: Mutex::new(()),
         }
     }
@@ -125,6 +141,18 @@ impl Site {
     /// Sets who hears about each render.
     pub fn report_to(&self, reporter: Reporter) {
         let _ = self.reporter.set(reporter);
+    }
+
+    /// Sets who is told after each render (the watcher).
+    pub fn after_render(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.after_render.set(hook);
+    }
+
+    /// Passes an outcome to whoever hears about renders.
+    pub fn report(&self, outcome: Outcome) {
+        if let Some(report) = self.reporter.get() {
+            report(outcome);
+        }
     }
 
     fn entries(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
@@ -250,9 +278,10 @@ impl Site {
                 message,
             },
         };
-        if let Some(report) = self.reporter.get() {
-            report(outcome);
+        if let Some(hook) = self.after_render.get() {
+            hook();
         }
+        self.report(outcome);
     }
 
     fn render_file(&self, path: &Path) -> Result<(Shown, Folders), String> {
@@ -318,6 +347,16 @@ impl Site {
         roots.sort();
         roots.dedup();
         roots
+    }
+
+    /// The workspace the issues are in (the nearest folder above them with a `bulletin.toml`),
+    /// as a canonical path: links that lead inside it may be followed by the watcher.
+    pub fn workspace_root(&self) -> Option<PathBuf> {
+        let start = self.issues_dir.canonicalize().ok()?;
+        start
+            .ancestors()
+            .find(|d| d.join(crate::workspace::CONFIG).is_file())
+            .map(Path::to_path_buf)
     }
 
     /// The issues in the issues folder, newest issue date first.

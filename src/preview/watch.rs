@@ -5,9 +5,22 @@
 //! debounced (one save is several events), editors' temporary and backup files are ignored,
 //! and the whole issue is rendered again: it is small, and incremental cleverness breaks.
 //! Polling instead of native notifications is the caller's choice, for file systems that have
-//! none. This file decides when to render again; it does not render (the site does) or print.
+//! none.
+//!
+//! Which folders: those the site names ([`Site::watch_roots`]: the issues' folders and the
+//! layout folders in use) and every folder below them, looked at again after *every* render,
+//! whoever asked for it (issue 13: with the issue picked in the page, the layout folder was
+//! only watched once the issue file had been saved). Each folder is watched on its own, so
+//! that one that cannot be watched (unreadable, or past the system's limit) is skipped and
+//! reported, and the others are still watched (issue 13: one unreadable folder stopped the
+//! preview). A link is never followed out of the folders the preview serves or the workspace
+//! around them (issue 13: a link to `/etc` in `issues/` had all of `/etc` watched), and hidden
+//! folders (`.git`, `.bulletin`) are left out.
+//!
+//! This file decides when to render again and what to watch; it does not render (the site
+//! does) or print (the command reports, through the site's reporter).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -20,7 +33,7 @@ use notify_debouncer_full::{
     DebounceEventResult, Debouncer, NoCache, RecommendedCache, new_debouncer, new_debouncer_opt,
 };
 
-use super::site::Site;
+use super::site::{Outcome, Site};
 
 /// Quiet time after the last event before rendering.
 const DEBOUNCE: Duration = Duration::from_millis(80);
@@ -33,59 +46,94 @@ enum Backend {
 }
 
 impl Backend {
+    /// Watches one folder, not the folders below it: those are watched one by one.
     fn watch(&mut self, path: &Path) -> notify::Result<()> {
         match self {
-            Backend::Native(d) => d.watch(path, RecursiveMode::Recursive),
-            Backend::Poll(d) => d.watch(path, RecursiveMode::Recursive),
+            Backend::Native(d) => d.watch(path, RecursiveMode::NonRecursive),
+            Backend::Poll(d) => d.watch(path, RecursiveMode::NonRecursive),
         }
+    }
+
+    fn unwatch(&mut self, path: &Path) {
+        let _ = match self {
+            Backend::Native(d) => d.unwatch(path),
+            Backend::Poll(d) => d.unwatch(path),
+        };
     }
 }
 
-/// What can stop the watcher from starting.
+/// What can stop the watcher from starting. A folder that cannot be watched does not: it is
+/// reported ([`Outcome::NotWatched`]) and the preview goes on.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     #[error("cannot watch the files: {0}")]
     Start(#[source] notify::Error),
-    #[error("cannot watch {}: {source}", path.display())]
-    Folder {
-        path: PathBuf,
-        source: notify::Error,
-    },
     #[error("cannot start the file watcher: {0}")]
     Thread(#[source] std::io::Error),
 }
 
+/// What the watcher thread hears: file events, or that a render happened (and may have
+/// brought a new issue or layout folder to watch).
+enum Heard {
+    Files(DebounceEventResult),
+    Rendered,
+}
+
 /// Starts watching the site's folders on a thread of its own; watching stops with the process.
 pub fn start(site: Arc<Site>, poll: bool) -> Result<(), WatchError> {
-    let (tx, rx) = mpsc::channel::<DebounceEventResult>();
+    let (tx, rx) = mpsc::channel::<Heard>();
+    let files = tx.clone();
+    let on_files = move |r: DebounceEventResult| {
+        let _ = files.send(Heard::Files(r));
+    };
     let mut backend = if poll {
         let config = notify::Config::default()
             .with_poll_interval(POLL_EVERY)
-            .with_compare_contents(true);
+            .with_compare_contents(true)
+            .with_follow_symlinks(false);
         Backend::Poll(
-            new_debouncer_opt(DEBOUNCE, Some(DEBOUNCE / 4), tx, NoCache, config)
+            new_debouncer_opt(DEBOUNCE, Some(DEBOUNCE / 4), on_files, NoCache, config)
                 .map_err(WatchError::Start)?,
         )
     } else {
-        Backend::Native(new_debouncer(DEBOUNCE, Some(DEBOUNCE / 4), tx).map_err(WatchError::Start)?)
+        Backend::Native(
+            new_debouncer(DEBOUNCE, Some(DEBOUNCE / 4), on_files).map_err(WatchError::Start)?,
+        )
     };
-    let mut watched = BTreeSet::new();
-    watch_new_roots(&site, &mut backend, &mut watched)?;
+    site.after_render(Box::new(move || {
+        let _ = tx.send(Heard::Rendered);
+    }));
+    let mut watching = Watching::default();
+    watching.update(&site, &mut backend);
     std::thread::Builder::new()
         .name("bulletin-watch".into())
         .spawn(move || {
-            for result in rx {
-                let Ok(events) = result else { continue };
-                // Reading files (as rendering does) is reported too: only changes count.
-                let relevant = events
-                    .iter()
-                    .filter(|e| !matches!(e.kind, EventKind::Access(_) | EventKind::Other))
-                    .flat_map(|e| e.paths.iter())
-                    .any(|p| !is_scratch_file(p));
-                if relevant {
-                    site.render_all();
-                    // A render may have switched to another layout folder.
-                    let _ = watch_new_roots(&site, &mut backend, &mut watched);
+            for heard in rx {
+                match heard {
+                    Heard::Rendered => watching.update(&site, &mut backend),
+                    Heard::Files(Ok(events)) => {
+                        // Reading files (as rendering does) is reported too: only changes count.
+                        let changes: Vec<_> = events
+                            .iter()
+                            .filter(|e| !matches!(e.kind, EventKind::Access(_) | EventKind::Other))
+                            .collect();
+                        for e in &changes {
+                            if matches!(e.kind, EventKind::Remove(_)) {
+                                watching.forget(&e.paths);
+                            }
+                        }
+                        let relevant = changes
+                            .iter()
+                            .flat_map(|e| e.paths.iter())
+                            .any(|p| !is_scratch_file(p));
+                        if relevant {
+                            // Each render is heard (`Heard::Rendered`), and the folders looked at
+                            // again: a new folder, or another layout, is watched from then on.
+                            site.render_all();
+                            watching.update(&site, &mut backend);
+                        }
+                    }
+                    Heard::Files(Err(_)) => {}
                 }
             }
         })
@@ -93,22 +141,136 @@ pub fn start(site: Arc<Site>, poll: bool) -> Result<(), WatchError> {
     Ok(())
 }
 
-fn watch_new_roots(
-    site: &Site,
-    backend: &mut Backend,
-    watched: &mut BTreeSet<PathBuf>,
-) -> Result<(), WatchError> {
-    for root in site.watch_roots() {
-        if watched.iter().any(|w| root.starts_with(w)) {
+/// The folders being watched, and those already reported as not watched.
+#[derive(Default)]
+struct Watching {
+    folders: BTreeSet<PathBuf>,
+    reported: BTreeSet<PathBuf>,
+}
+
+impl Watching {
+    /// Watches every folder the site needs now that is not watched yet, and stops watching
+    /// those it no longer needs. Each folder that cannot be watched is reported once.
+    fn update(&mut self, site: &Site, backend: &mut Backend) {
+        let roots = site.watch_roots();
+        let (wanted, mut skipped) = folders_under(&roots, site.workspace_root().as_deref());
+        let gone: Vec<PathBuf> = self
+            .folders
+            .iter()
+            .filter(|f| !wanted.contains(*f))
+            .cloned()
+            .collect();
+        for folder in gone {
+            backend.unwatch(&folder);
+            self.folders.remove(&folder);
+        }
+        let new: Vec<PathBuf> = wanted
+            .into_iter()
+            .filter(|f| !self.folders.contains(f))
+            .collect();
+        let (watched, failed) = watch_each(&new, |f| backend.watch(f));
+        self.folders.extend(watched);
+        skipped.extend(failed);
+        for (path, reason) in skipped {
+            if self.reported.insert(path.clone()) {
+                site.report(Outcome::NotWatched { path, reason });
+            }
+        }
+    }
+
+    /// Folders that were removed: their watch went with them, and a folder made again under
+    /// the same name must be watched anew.
+    fn forget(&mut self, paths: &[PathBuf]) {
+        for p in paths {
+            self.folders.remove(p);
+        }
+    }
+}
+
+/// Watches each folder with `watch`; returns those watched, and those that could not be, with
+/// the reason. One failure does not stop the others.
+fn watch_each(
+    folders: &[PathBuf],
+    mut watch: impl FnMut(&Path) -> notify::Result<()>,
+) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+    let mut watched = Vec::new();
+    let mut failed = Vec::new();
+    for folder in folders {
+        match watch(folder) {
+            Ok(()) => watched.push(folder.clone()),
+            Err(e) => failed.push((folder.clone(), reason(&e))),
+        }
+    }
+    (watched, failed)
+}
+
+/// A watch error in plain words.
+fn reason(e: &notify::Error) -> String {
+    match &e.kind {
+        notify::ErrorKind::Io(io) => crate::diag::io_reason(io),
+        notify::ErrorKind::MaxFilesWatch => {
+            "the system's limit of watched folders is reached".to_string()
+        }
+        notify::ErrorKind::PathNotFound => "no such folder".to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// Every folder at or below `roots` (canonical paths), sorted, with those left out and why:
+/// hidden folders are left out silently; a folder that cannot be read, and a link to a folder
+/// outside the roots and outside `workspace`, are reported. Links to folders inside them are
+/// followed to where they lead, which is watched once.
+fn folders_under(
+    roots: &[PathBuf],
+    workspace: Option<&Path>,
+) -> (BTreeSet<PathBuf>, BTreeMap<PathBuf, String>) {
+    let inside = |p: &Path| {
+        roots.iter().any(|r| p.starts_with(r)) || workspace.is_some_and(|w| p.starts_with(w))
+    };
+    let mut found = BTreeSet::new();
+    let mut skipped = BTreeMap::new();
+    let mut stack: Vec<PathBuf> = roots.to_vec();
+    while let Some(dir) = stack.pop() {
+        if !found.insert(dir.clone()) {
             continue;
         }
-        backend.watch(&root).map_err(|source| WatchError::Folder {
-            path: root.clone(),
-            source,
-        })?;
-        watched.insert(root);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                found.remove(&dir);
+                skipped.insert(dir, crate::diag::io_reason(&e));
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let path = entry.path();
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_symlink() {
+                // Where the link leads, and only if that is a folder of ours.
+                match path.canonicalize() {
+                    Ok(target) if target.is_dir() && inside(&target) => stack.push(target),
+                    Ok(target) if target.is_dir() => {
+                        skipped.insert(
+                            path,
+                            format!(
+                                "it is a link to {}, outside the workspace, which the preview does not follow",
+                                target.display()
+                            ),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
-    Ok(())
+    (found, skipped)
 }
 
 /// Editors' swap, backup and temporary files, which change without the issue changing.
@@ -148,5 +310,89 @@ mod tests {
         for name in ["2020-06.json", "essen.md", "theme.toml", "news.mjml.hbs"] {
             assert!(!is_scratch_file(Path::new(name)), "{name}");
         }
+    }
+
+    /// A workspace with issues/ (images/, a hidden .git/), layouts/efus/, and a folder outside.
+    fn tree() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        for d in [
+            "ws/issues/images",
+            "ws/issues/.git/objects",
+            "ws/layouts/efus/sections",
+            "outside/deep",
+        ] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        (dir, root)
+    }
+
+    #[test]
+    fn every_folder_below_the_roots_is_watched_but_hidden_ones() {
+        let (_dir, root) = tree();
+        let ws = root.join("ws");
+        let (found, skipped) = folders_under(&[ws.join("issues"), ws.join("layouts/efus")], None);
+        let found: Vec<_> = found.iter().map(|p| p.strip_prefix(&ws).unwrap()).collect();
+        assert_eq!(
+            found,
+            [
+                Path::new("issues"),
+                Path::new("issues/images"),
+                Path::new("layouts/efus"),
+                Path::new("layouts/efus/sections"),
+            ]
+        );
+        assert!(skipped.is_empty(), "{skipped:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_are_followed_only_inside_the_workspace() {
+        let (_dir, root) = tree();
+        let ws = root.join("ws");
+        std::os::unix::fs::symlink(root.join("outside"), ws.join("issues/out")).unwrap();
+        std::os::unix::fs::symlink(ws.join("layouts"), ws.join("issues/layouts")).unwrap();
+        std::os::unix::fs::symlink("/etc", ws.join("issues/etclink")).unwrap();
+        let (found, skipped) = folders_under(&[ws.join("issues")], Some(&ws));
+        assert!(found.iter().all(|p| p.starts_with(&ws)), "{found:?}");
+        assert!(
+            found.contains(&ws.join("layouts/efus/sections")),
+            "{found:?}"
+        );
+        let skipped: Vec<_> = skipped.keys().cloned().collect();
+        assert_eq!(skipped, [ws.join("issues/etclink"), ws.join("issues/out")]);
+        // Without a workspace around them, the roots alone are inside.
+        let (found, _) = folders_under(&[ws.join("issues")], None);
+        assert!(!found.iter().any(|p| p.starts_with(ws.join("layouts"))));
+    }
+
+    #[test]
+    fn a_folder_that_cannot_be_watched_is_skipped_and_the_others_are_watched() {
+        // An injected failure, for what root's tests cannot make happen with permissions
+        // (tests/cli/preview.rs does it for real, with the capabilities taken away).
+        let folders: Vec<PathBuf> = ["issues", "issues/locked", "issues/images"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let (watched, failed) = watch_each(&folders, |f| {
+            if f.ends_with("locked") {
+                Err(notify::Error::io(std::io::Error::from(
+                    std::io::ErrorKind::PermissionDenied,
+                )))
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(
+            watched,
+            [PathBuf::from("issues"), PathBuf::from("issues/images")]
+        );
+        assert_eq!(
+            failed,
+            [(
+                PathBuf::from("issues/locked"),
+                "permission denied".to_string()
+            )]
+        );
     }
 }

@@ -78,6 +78,63 @@ pub fn root(from: &Path) -> Result<PathBuf, FindError> {
         })
 }
 
+/// A workspace found from a folder: where it is as written from that folder (`.`, `..`,
+/// `../..`), and in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The workspace folder, relative to the folder it was found from.
+    pub rel: PathBuf,
+    /// The workspace folder, absolute.
+    pub abs: PathBuf,
+}
+
+impl Found {
+    /// True when the workspace is the folder it was found from: nothing needs saying.
+    pub fn is_here(&self) -> bool {
+        is_current_folder(&self.rel)
+    }
+}
+
+/// The workspace around `cwd` (an absolute folder), as [`root`] finds it, or `None` outside
+/// any workspace.
+pub fn around(cwd: &Path) -> Option<Found> {
+    let abs = cwd.ancestors().find(|d| d.join(CONFIG).is_file())?;
+    Some(Found {
+        rel: relative_to(abs, cwd),
+        abs: abs.to_path_buf(),
+    })
+}
+
+/// `path`, relative to `cwd`, written as shortly as it goes from `cwd`, the way a user
+/// standing there would type it: `../issues/2026-12.json` from `issues/` is `2026-12.json`.
+/// An absolute path is returned as it is: the user gave it so.
+pub fn from_here(cwd: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let full = lexical(&cwd.join(path));
+    match pathdiff::diff_paths(&full, lexical(cwd)) {
+        Some(rel) if rel.as_os_str().is_empty() => PathBuf::from("."),
+        Some(rel) => rel,
+        None => path.to_path_buf(),
+    }
+}
+
+/// `.` removed and `..` resolved, without asking the disk.
+fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// `dir`, an ancestor of `from`, written relative to `from`.
 fn relative_to(dir: &Path, from: &Path) -> PathBuf {
     match from.strip_prefix(dir) {
@@ -287,6 +344,35 @@ mod tests {
             smtp["password_env"].as_str(),
             Some("BULLETIN_SMTP_PASSWORD")
         );
+    }
+
+    #[test]
+    fn a_workspace_is_found_upward_and_paths_are_written_from_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path().join("news");
+        std::fs::create_dir_all(top.join("issues/drafts")).unwrap();
+        std::fs::write(top.join(CONFIG), "").unwrap();
+        let found = around(&top.join("issues/drafts")).unwrap();
+        assert_eq!(found.rel, Path::new("../.."));
+        assert_eq!(found.abs, top);
+        assert!(!found.is_here());
+        assert!(around(&top).unwrap().is_here());
+        assert!(around(dir.path()).is_none());
+        let issues = top.join("issues");
+        assert_eq!(
+            from_here(&issues, Path::new("../issues/2026-12.json")),
+            Path::new("2026-12.json")
+        );
+        assert_eq!(
+            from_here(&issues.join("drafts"), Path::new("../../out")),
+            Path::new("../../out")
+        );
+        assert_eq!(
+            from_here(&top, Path::new("./issues/a.json")),
+            Path::new("issues/a.json")
+        );
+        assert_eq!(from_here(&top, Path::new(".")), Path::new("."));
+        assert_eq!(from_here(&issues, &top.join("out")), top.join("out"));
     }
 
     #[test]

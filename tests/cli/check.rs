@@ -72,9 +72,8 @@ fn the_sample_passes_offline_once_its_images_are_published() {
         "images/essen.png",
     ] {
         assert!(
-            out.contains(&format!(
-                "image.src: the image {src} is a file next to the issue"
-            )),
+            out.lines().any(|l| l.contains("image.src, in the ")
+                && l.contains(&format!("): the image {src} is a file next to the issue"))),
             "{src}: {out}"
         );
     }
@@ -96,7 +95,7 @@ fn what_render_rejects_is_an_error() {
     let out = run.stdout();
     assert_eq!(run.code(), 1);
     assert!(
-        out.contains("error: issue.json:6:31: sections[0].body_file: cannot read body file"),
+        out.contains("error: issue.json:6:31: sections[0].body_file, in the 1st section (text): cannot read body file"),
         "{out}"
     );
     assert!(
@@ -115,7 +114,7 @@ fn images_without_alt_text_are_errors() {
     assert_eq!(run.code(), 1);
     assert!(
         run.stdout()
-            .contains("sections[0].body: the image https://example.org/chart.png has no alt text"),
+            .contains("sections[0].body, in the 1st section (text): the image https://example.org/chart.png has no alt text"),
         "{}",
         run.stdout()
     );
@@ -142,7 +141,7 @@ fn malformed_urls_in_markdown_are_errors() {
     assert_eq!(run.code(), 1);
     assert!(
         run.stdout()
-            .contains("sections[0].body: a link \"example.org/page\" is not a valid URL"),
+            .contains("sections[0].body, in the 1st section (text): a link \"example.org/page\" is not a valid URL"),
         "{}",
         run.stdout()
     );
@@ -160,7 +159,7 @@ fn placeholder_text_is_an_error() {
     assert_eq!(run.code(), 1);
     assert!(
         run.stdout()
-            .contains("sections[0].items[0].title: placeholder text left: \"TODO: title\""),
+            .contains("sections[0].items[0].title, in the 1st section (news), 1st item (\"TODO: title\"): placeholder text left: \"TODO: title\""),
         "{}",
         run.stdout()
     );
@@ -276,7 +275,7 @@ fn events_before_the_issue_date_are_warnings() {
         )))
     };
     let before = event("2020-06-01 10:00 Europe/Paris");
-    assert!(before.stdout().contains("sections[0].items[0].start: the event starts on 2020-06-01, before the issue's date (2020-06-03)"), "{}", before.stdout());
+    assert!(before.stdout().contains("sections[0].items[0].start, in the 1st section (events), 1st item (\"Meeting\"): the event starts on 2020-06-01, before the issue's date (2020-06-03)"), "{}", before.stdout());
     assert!(
         event("2020-06-04 10:00 Europe/Paris")
             .stdout()
@@ -292,7 +291,7 @@ fn agenda_out_of_order_is_a_warning() {
         )))
     };
     let wrong = agenda("2020-07-01", "2020-06-10");
-    assert!(wrong.stdout().contains("sections[0].items[2].date: the agenda is not in date order: 2020-06-10 comes after 2020-07-01 (items[0])"), "{}", wrong.stdout());
+    assert!(wrong.stdout().contains("sections[0].items[2].date, in the 1st section (agenda), 3rd item (\"B\"): the agenda is not in date order: 2020-06-10 comes after 2020-07-01 (items[0])"), "{}", wrong.stdout());
     assert!(
         agenda("2020-06-10", "2020-07-01")
             .stdout()
@@ -315,8 +314,9 @@ fn vague_link_text_is_a_warning() {
         r#"{"kind": "about", "body": "Us.", "cta": {"label": "Click here", "url": "https://example.org/join"}}"#,
     ));
     assert!(
-        run.stdout()
-            .contains("sections[0].cta.label: the link text \"Click here\""),
+        run.stdout().contains(
+            "sections[0].cta.label, in the 1st section (about): the link text \"Click here\""
+        ),
         "{}",
         run.stdout()
     );
@@ -331,7 +331,7 @@ fn images_without_width_are_warnings() {
     let run = offline(&clean_issue(
         r#"{"kind": "text", "body": "![A chart](https://example.org/chart.png)"}"#,
     ));
-    assert!(run.stdout().contains("warning: issue.json:6:26: sections[0].body: the image https://example.org/chart.png has no width"), "{}", run.stdout());
+    assert!(run.stdout().contains("warning: issue.json:6:26: sections[0].body, in the 1st section (text): the image https://example.org/chart.png has no width"), "{}", run.stdout());
     // Images of items are sized by the layout.
     let run = offline(&clean_issue(
         r#"{"kind": "news", "items": [{"title": "T", "image": {"src": "https://example.org/chart.png", "alt": "A chart"}}]}"#,
@@ -505,21 +505,21 @@ fn links_are_checked_against_a_real_server() {
     assert_eq!(run.code(), 1, "{out}");
     assert!(
         out.contains(&format!(
-            "sections[0].body: {} answers 404 Not Found",
+            "sections[0].body, in the 1st section (text): {} answers 404 Not Found",
             site.url("/missing")
         )),
         "{out}"
     );
     assert!(
         out.contains(&format!(
-            "sections[0].body: {} did not answer within 1 s",
+            "sections[0].body, in the 1st section (text): {} did not answer within 1 s",
             site.url("/slow")
         )),
         "{out}"
     );
     assert!(
         out.contains(&format!(
-            "sections[1].items[0].image.src: the image {} is 2.4 MB",
+            "sections[1].items[0].image.src, in the 2nd section (news), 1st item (\"Pictures\"): the image {} is 2.4 MB",
             site.url("/big.png")
         )),
         "{out}"
@@ -527,7 +527,7 @@ fn links_are_checked_against_a_real_server() {
     // A query string reaches the server as written (Handlebars writes `=` as `&#x3D;`).
     assert!(
         out.contains(&format!(
-            "sections[0].cta.url: {} answers 404 Not Found",
+            "sections[0].cta.url, in the 1st section (text): {} answers 404 Not Found",
             site.url("/missing?form=join")
         )),
         "{out}"
@@ -585,8 +585,9 @@ fn an_image_file_in_markdown_needs_images_url_like_the_items_images() {
     assert_eq!(run.code(), 1);
     assert!(
         run.stdout().contains(
-            "sections[0].body: the image images/chart.png is a file next to the issue, which \
-             readers cannot see in an email: publish the images and set \"images_url\""
+            "sections[0].body, in the 1st section (text): the image images/chart.png is a file \
+             next to the issue, which readers cannot see in an email: publish the images and set \
+             \"images_url\""
         ),
         "{}",
         run.stdout()
@@ -604,5 +605,202 @@ fn an_image_file_in_markdown_needs_images_url_like_the_items_images() {
             .contains("the image https://cdn.example.org/n/images/chart.png has no width"),
         "{}",
         run.stdout()
+    );
+}
+
+#[test]
+fn a_malformed_url_is_reported_once_online_too() {
+    // Issue 13: online, a malformed URL was reported twice, the second time as "builder error".
+    let issue =
+        clean_issue(r#"{"kind": "text", "body": "See [the page](http://127.0.0.1:99999/page)."}"#);
+    let run = check_with(&issue, NO_SOCIAL, &["--timeout", "1", "--layout", "layout"]);
+    let out = run.stdout();
+    assert_eq!(run.code(), 1, "{out}");
+    assert_eq!(
+        out.matches("127.0.0.1:99999").count(),
+        1,
+        "reported more than once:\n{out}"
+    );
+    assert!(!out.contains("builder error"), "{out}");
+    assert!(out.contains("is not a valid URL"), "{out}");
+}
+
+#[test]
+fn an_empty_section_is_a_warning() {
+    // Issue 13: a section with nothing in it went out as a lone heading, unflagged.
+    let run = offline(&clean_issue(
+        r#"{"kind": "text", "body": "Hello."},
+    {"kind": "events", "heading": "Upcoming events"},
+    {"kind": "news", "heading": "Our projects", "items": []},
+    {"kind": "text", "body": "   "}"#,
+    ));
+    let out = run.stdout();
+    assert_eq!(run.code(), 0, "warnings only: {out}");
+    for (path, words) in [
+        (
+            "sections[1]",
+            "the 2nd section (events, \"Upcoming events\")",
+        ),
+        ("sections[2]", "the 3rd section (news, \"Our projects\")"),
+        ("sections[3]", "the 4th section (text)"),
+    ] {
+        assert!(
+            out.contains(&format!(
+                "warning: issue.json:{}: {path}, in {words}: the section is empty",
+                match path {
+                    "sections[1]" => "7:5",
+                    "sections[2]" => "8:5",
+                    _ => "9:5",
+                }
+            )),
+            "{path}:\n{out}"
+        );
+    }
+    assert!(!out.contains("sections[0], in"), "{out}");
+}
+
+#[test]
+fn findings_in_a_body_file_point_at_its_line_and_column() {
+    // Issue 13: they pointed at the issue's "body_file" line instead.
+    let ws = Workspace::empty();
+    ws.write(
+        "issue.json",
+        &clean_issue(r#"{"kind": "text", "heading": "Essen", "body_file": "essen/story.md"}"#),
+    );
+    ws.write(
+        "essen/story.md",
+        "Essen opened its first room in 2001.\n\nThe full story is [here](https://efus.eu/essen).\n\nTODO: add the figures.\n\n![](https://efus.eu/chart.png)\n",
+    );
+    let out = ws.run(&["check", "issue.json", "--offline"]).stdout();
+    for line in [
+        "warning: essen/story.md:3:19: sections[0].body_file, in the 1st section (text, \"Essen\"): the link text \"here\" does not say where it goes",
+        "error: essen/story.md:5:1: sections[0].body_file, in the 1st section (text, \"Essen\"): placeholder text left: \"TODO: add the figures.\"",
+        "error: essen/story.md:7:1: sections[0].body_file, in the 1st section (text, \"Essen\"): the image https://efus.eu/chart.png has no alt text",
+        "warning: essen/story.md:7:21: sections[0].body_file, in the 1st section (text, \"Essen\"): the image https://efus.eu/chart.png has no width",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(line)),
+            "{line}\nnot in:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn a_placeholder_excerpt_keeps_whole_words() {
+    // Issue 13: the excerpt was cut mid-word ("ree days of workshops. TODO: …").
+    let run = offline(&clean_issue(
+        r#"{"kind": "text", "body": "Our network met in Lyon for three days of workshops. TODO: say what the mayors decided about the shared budget for next year and who will lead it."}"#,
+    ));
+    let out = run.stdout();
+    let excerpt = out
+        .split("placeholder text left: \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no excerpt in:\n{out}"));
+    let text = "Our network met in Lyon for three days of workshops. TODO: say what the mayors decided about the shared budget for next year and who will lead it.";
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let inner = excerpt.trim_start_matches("… ").trim_end_matches(" …");
+    for word in inner.split_whitespace() {
+        assert!(
+            words.contains(&word),
+            "{word:?} is not a whole word: {excerpt}"
+        );
+    }
+    assert!(inner.contains("TODO: say what"), "{excerpt}");
+    assert!(
+        excerpt.starts_with("… ") && excerpt.ends_with(" …"),
+        "{excerpt}"
+    );
+}
+
+#[test]
+fn findings_say_in_words_which_section_and_item_they_are_about() {
+    // Issue 13: "sections[1].items[0]" means nothing to a writer; the path stays, for tools.
+    let issue = clean_issue(
+        r#"{"kind": "text", "body": "Hello."},
+    {"kind": "news", "heading": "Our projects", "items": [
+      {"title": "SOLIDIFY", "link": {"label": "here", "url": "https://efus.eu/solidify"}}]}"#,
+    );
+    let out = offline(&issue).stdout();
+    assert!(
+        out.contains(
+            "warning: issue.json:8:47: sections[1].items[0].link.label, in the 2nd section (news, \"Our projects\"), 1st item (\"SOLIDIFY\"): the link text \"here\""
+        ),
+        "{out}"
+    );
+    let run = check_with(&issue, &[], &["--offline", "--json"]);
+    let finding: serde_json::Value =
+        serde_json::from_str(run.stdout().lines().next().unwrap()).unwrap();
+    assert_eq!(finding["path"], "sections[1].items[0].link.label");
+    assert_eq!(
+        finding["where"],
+        "the 2nd section (news, \"Our projects\"), 1st item (\"SOLIDIFY\")"
+    );
+}
+
+#[test]
+fn the_progress_bar_names_the_link_it_waits_for() {
+    // Issue 13: the bar showed "0/1" for as long as a slow link took, without saying which.
+    let site = Site::start();
+    let slow = site.url("/slow");
+    let issue = clean_issue(&format!(
+        r#"{{"kind": "text", "body": "See [the slow page]({slow})."}}"#
+    ));
+    let ws = Workspace::empty();
+    ws.write("issue.json", &issue);
+    for (path, contents) in NO_SOCIAL {
+        ws.write(path, contents);
+    }
+    // On a terminal: `script` (util-linux) gives the command one and records what it shows.
+    let command = format!(
+        "{} check issue.json --layout layout --timeout 6",
+        env!("CARGO_BIN_EXE_bulletin")
+    );
+    let output = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .current_dir(ws.path())
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        shown.contains(&format!("waiting for {slow}")),
+        "the slow link is not named:\n{shown:?}"
+    );
+    assert!(
+        shown.contains("no problems found") || shown.contains("error"),
+        "{shown:?}"
+    );
+}
+
+#[test]
+fn online_findings_point_only_at_files_the_user_has() {
+    // Issue 13: with the network on, the built-in theme's own link was reported as
+    // "theme.toml (built-in default layout): https://example.org cannot be reached", which no
+    // user can fix. A link of the user's layout folder points at its line there.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let run = check_with(&clean_issue(PLAIN), &[], &["--timeout", "2"]);
+    let out = run.stdout();
+    assert!(!out.contains("built-in default layout"), "{out}");
+    assert!(!out.contains("cannot be reached"), "{out}");
+    let theme = format!(
+        "# Our links.\n[footer]\nsocial = [\n  {{ name = \"Website\", url = \"http://127.0.0.1:{closed}/\" }},\n]\n"
+    );
+    let run = check_with(
+        &clean_issue(PLAIN),
+        &[("layout/theme.toml", &theme)],
+        &["--timeout", "2", "--layout", "layout"],
+    );
+    let out = run.stdout();
+    assert!(
+        out.contains(&format!(
+            "error: layout/theme.toml:4:30: http://127.0.0.1:{closed}/ cannot be reached"
+        )),
+        "{out}"
     );
 }

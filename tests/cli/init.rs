@@ -123,7 +123,7 @@ fn init_makes_a_workspace_that_renders_every_section_kind() {
     assert_eq!(run.code(), 1, "{}", run.stdout());
     let check = run.stdout();
     assert!(
-        check.contains("image.src: the image images/placeholder.png is a file next to the issue")
+        check.contains("): the image images/placeholder.png is a file next to the issue")
             && check.contains("set \"images_url\"")
             && check.ends_with("1 error, 0 warnings (links not checked)\n"),
         "{check}"

@@ -17,3 +17,4 @@ mod rtl;
 mod schema;
 mod send;
 mod serve;
+mod workspace;

@@ -22,7 +22,27 @@ struct Preview {
 
 impl Preview {
     fn start(ws: &Workspace, args: &[&str]) -> Preview {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bulletin"))
+        let preview = Preview::start_via(ws, &[], args);
+        assert!(
+            preview.url.starts_with("http://127.0.0.1:"),
+            "{}",
+            preview.url
+        );
+        preview
+    }
+
+    /// `bulletin preview ARGS` run through `wrapper` (a program and its arguments, e.g.
+    /// `setpriv …`), or directly when `wrapper` is empty.
+    fn start_via(ws: &Workspace, wrapper: &[&str], args: &[&str]) -> Preview {
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(env!("CARGO_BIN_EXE_bulletin"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_bulletin")),
+        };
+        let mut child = command
             .arg("preview")
             .args(args)
             .arg("--no-open")
@@ -46,7 +66,7 @@ impl Preview {
                 break;
             }
         }
-        assert!(url.starts_with("http://127.0.0.1:"), "no address printed");
+        assert!(url.starts_with("http://"), "no address printed");
         Preview {
             child,
             url,
@@ -55,13 +75,19 @@ impl Preview {
     }
 
     fn port(&self) -> u16 {
-        self.url
-            .trim_start_matches("http://127.0.0.1:")
+        self.host_port().1
+    }
+
+    /// The host and port of the printed address.
+    fn host_port(&self) -> (String, u16) {
+        let authority = self
+            .url
+            .trim_start_matches("http://")
             .split('/')
             .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+            .unwrap();
+        let (host, port) = authority.rsplit_once(':').unwrap();
+        (host.to_string(), port.parse().unwrap())
     }
 
     /// The stderr lines printed so far.
@@ -199,6 +225,104 @@ fn ctrl_c_stops_the_preview_cleanly() {
     assert!(
         TcpStream::connect(("127.0.0.1", preview.port())).is_err(),
         "port still open"
+    );
+}
+
+/// Sends SIGINT (what Ctrl-C sends) to the preview and returns how long it took to exit,
+/// asserting that it exited with 0 and closed its port.
+fn interrupt(preview: &mut Preview) -> Duration {
+    let pid = preview.child.id().to_string();
+    let sent = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(status) = preview.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "preview still running after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let took = sent.elapsed();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        TcpStream::connect(("127.0.0.1", preview.port())).is_err(),
+        "port still open"
+    );
+    took
+}
+
+#[test]
+fn ctrl_c_stops_at_once_even_in_the_middle_of_a_render() {
+    // Issue 13: Ctrl-C took 1.5–1.8 s to stop the preview. The signal waited for the server's
+    // threads, which a render (of a big issue, or on a slow machine) kept busy.
+    let ws = Workspace::with_sample();
+    let paragraph =
+        "Words that make the email longer and **longer**, with [a link](https://example.com/p). ";
+    let body = vec![paragraph.repeat(3); 5000].join("\\n\\n");
+    for slug in ["big-1", "big-2"] {
+        ws.write(
+            &format!("issues/{slug}.json"),
+            &crate::common::issue_with(&format!(r#"{{"kind": "text", "body": "{body}"}}"#)),
+        );
+    }
+    let mut timings = Vec::new();
+
+    // Idle, and with a page's event stream open.
+    let mut preview = Preview::start(&ws, &["--port", &free_port().to_string()]);
+    assert_eq!(raw_get(preview.port(), "/").0, 200);
+    timings.push(("idle", interrupt(&mut preview)));
+    let mut preview = Preview::start(
+        &ws,
+        &["issues/2020-06.json", "--port", &free_port().to_string()],
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", preview.port())).unwrap();
+    write!(
+        stream,
+        "GET /issue/2020-06/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    timings.push(("with an event stream open", interrupt(&mut preview)));
+    drop(stream);
+
+    // Two big issues opened at once, each a render of a second or more: Ctrl-C during them.
+    let mut preview = Preview::start(&ws, &["--port", &free_port().to_string()]);
+    let port = preview.port();
+    let started = Instant::now();
+    for slug in ["big-1", "big-2"] {
+        std::thread::spawn(move || raw_get(port, &format!("/issue/{slug}/state.json")));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let sent_after = started.elapsed();
+    let during = interrupt(&mut preview);
+    timings.push(("during two renders", during));
+    for (when, took) in &timings {
+        eprintln!("Ctrl-C {when}: stopped after {} ms", took.as_millis());
+    }
+    // How long the renders take here, for comparison: the page of one big issue, alone.
+    let mut preview = Preview::start(&ws, &["--port", &free_port().to_string()]);
+    let alone = Instant::now();
+    raw_get(preview.port(), "/issue/big-1/state.json");
+    let render = alone.elapsed();
+    eprintln!(
+        "one big render takes {} ms here; Ctrl-C came {} ms after the two started",
+        render.as_millis(),
+        sent_after.as_millis()
+    );
+    interrupt(&mut preview);
+    // Generous: stopping is an exit, not a wait for the renders (which take over a second).
+    assert!(
+        during < Duration::from_millis(500),
+        "Ctrl-C took {} ms during a render",
+        during.as_millis()
     );
 }
 
@@ -671,4 +795,385 @@ fn preview_check_render_and_send_use_the_same_layout_and_the_same_rules() {
         )
         .bad_input();
     assert_eq!(error_lines(&err), found);
+}
+
+#[test]
+fn layout_edits_show_when_the_issue_was_picked_in_the_page() {
+    // Issue 13: with plain `bulletin preview`, the layout folder was watched only once the
+    // issue file itself had been saved; 0 of 10 theme saves showed before that.
+    let ws = Workspace::with_sample();
+    let preview = Preview::start(&ws, &["--port", &free_port().to_string()]);
+    let driver = ChromeDriver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let c = driver.connect().await;
+        c.goto(&preview.url).await.unwrap();
+        // Picked on the index page, as a newcomer does.
+        c.find(Locator::Css("a[href=\"/issue/2020-06/\"]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let footer_has = |text: &str| {
+            format!(
+                "const d = document.getElementById('desktop').contentDocument; \
+                 return d && d.body ? d.body.innerText.includes('{text}') : false"
+            )
+        };
+        wait_until(&c, &footer_has("10 rue des Montiboeufs"), json!(true)).await;
+        // Each save of the theme shows, the first one included; the issue is never saved.
+        let theme = ws.read("layouts/efus/theme.toml");
+        for n in 11..14 {
+            let street = format!("{n} rue des Montiboeufs");
+            save_by_rename(
+                &ws,
+                "layouts/efus/theme.toml",
+                &theme.replace("10 rue des Montiboeufs", &street),
+            );
+            let took = wait_until(&c, &footer_has(&street), json!(true)).await;
+            eprintln!("theme save {n} seen after {} ms", took.as_millis());
+        }
+        // A template of the layout, too.
+        ws.write(
+            "layouts/efus/footer.txt.hbs",
+            "A FOOTER OF OUR OWN\n{{unsubscribe_url}}\n",
+        );
+        c.find(Locator::Css("button[data-view=text]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_until(
+            &c,
+            "return document.getElementById('text').textContent.includes('A FOOTER OF OUR OWN')",
+            json!(true),
+        )
+        .await;
+        c.close().await.unwrap();
+    });
+    drop(preview);
+}
+
+/// Waits (up to 15 s) for a stderr line containing `text`; returns every line read.
+fn wait_for_stderr(preview: &Preview, text: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.contains(text)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match preview.stderr_lines.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => panic!("no stderr line with {text:?}; got:\n{}", lines.join("\n")),
+        }
+    }
+    lines
+}
+
+/// Waits (up to 15 s) until the issue's state.json contains `text`.
+fn wait_for_state(port: u16, slug: &str, text: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (_, body) = raw_get(port, &format!("/issue/{slug}/state.json"));
+        if body.contains(text) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "state.json never had {text:?}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The inodes of the folders a process watches through inotify, from /proc/PID/fdinfo.
+#[cfg(target_os = "linux")]
+fn watched_inodes(pid: u32) -> Vec<u64> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).unwrap() {
+        let info = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+        for line in info.lines().filter(|l| l.starts_with("inotify wd:")) {
+            let ino = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("ino:"))
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+                .expect("an inode in the inotify line");
+            out.push(ino);
+        }
+    }
+    out
+}
+
+/// The inodes of every folder below `dir`, `dir` included, links not followed.
+#[cfg(target_os = "linux")]
+fn folder_inodes(dir: &std::path::Path) -> Vec<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = vec![std::fs::metadata(dir).unwrap().ino()];
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(folder_inodes(&entry.path()));
+        }
+    }
+    out
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_watcher_never_follows_a_link_out_of_the_workspace() {
+    // Issue 13: `ln -s /etc issues/etclink` had the preview watch all of /etc (as root), or
+    // stop with "Permission denied" (as anyone else).
+    let ws = Workspace::with_sample();
+    ws.write("bulletin.toml", "");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(outside.path().join("a/b")).unwrap();
+    std::os::unix::fs::symlink("/etc", ws.path().join("issues/etclink")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), ws.path().join("issues/elsewhere")).unwrap();
+    // A link that stays in the workspace is followed, to where it leads.
+    std::os::unix::fs::symlink("../layouts", ws.path().join("issues/layouts")).unwrap();
+    let mut preview = Preview::start(
+        &ws,
+        &["issues/2020-06.json", "--port", &free_port().to_string()],
+    );
+    // The watches are in place before the server answers.
+    wait_for_state(preview.port(), "2020-06", "\"rendered\":true");
+    let watched = watched_inodes(preview.child.id());
+    let ours = folder_inodes(ws.path());
+    eprintln!("{} folders watched", watched.len());
+    assert!(!watched.is_empty());
+    let strays = watched.iter().filter(|i| !ours.contains(i)).count();
+    assert_eq!(strays, 0, "watching {strays} folders outside the workspace");
+    let mut lines = wait_for_stderr(&preview, "not watching issues/elsewhere");
+    lines.extend(wait_for_stderr(&preview, "not watching issues/etclink"));
+    let warned = lines.join("\n");
+    assert!(
+        warned.contains(
+            "warning: not watching issues/etclink: it is a link to /etc, outside the workspace"
+        ),
+        "{warned}"
+    );
+    // And it is still serving, and following the issue.
+    let sample = ws.read("issues/2020-06.json");
+    save_by_rename(
+        &ws,
+        "issues/2020-06.json",
+        &sample.replace("June 2020", "July 2020"),
+    );
+    wait_for_state(preview.port(), "2020-06", "July 2020");
+    assert!(
+        preview.child.try_wait().unwrap().is_none(),
+        "the preview stopped"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn an_unreadable_folder_is_skipped_with_a_warning_and_the_preview_goes_on() {
+    // Issue 13: an unreadable `issues/locked/` made the preview print its address and exit 1
+    // ("cannot watch the files: … Permission denied").
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::with_sample();
+    let locked = ws.path().join("issues/locked");
+    std::fs::create_dir_all(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // Root reads any folder whatever its mode; without the two capabilities that let it,
+    // it cannot, as anyone else could not. `setpriv` (util-linux) takes them away.
+    let privileged = std::fs::read_dir(&locked).is_ok();
+    let wrapper: &[&str] = if privileged {
+        &[
+            "setpriv",
+            "--inh-caps=-dac_override,-dac_read_search",
+            "--bounding-set=-dac_override,-dac_read_search",
+        ]
+    } else {
+        &[]
+    };
+    eprintln!("running as a privileged user: {privileged}; wrapper: {wrapper:?}");
+    let mut preview = Preview::start_via(
+        &ws,
+        wrapper,
+        &["issues/2020-06.json", "--port", &free_port().to_string()],
+    );
+    let lines = wait_for_stderr(&preview, "not watching");
+    let warned = lines.join("\n");
+    assert!(
+        warned.contains("warning: not watching issues/locked: permission denied"),
+        "{warned}"
+    );
+    assert!(
+        preview.child.try_wait().unwrap().is_none(),
+        "the preview stopped"
+    );
+    let sample = ws.read("issues/2020-06.json");
+    save_by_rename(
+        &ws,
+        "issues/2020-06.json",
+        &sample.replace("June 2020", "July 2020"),
+    );
+    let took = wait_for_state(preview.port(), "2020-06", "July 2020");
+    eprintln!("the change was seen after {} ms", took.as_millis());
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The `key=…` part of an address's query.
+fn key_of(url: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("key="))
+        .map(str::to_string)
+}
+
+#[test]
+fn on_the_network_the_host_check_stays_and_readers_need_the_printed_key() {
+    // Issue 13: `--bind 0.0.0.0` turned the Host check off silently, and /readers.json handed
+    // the list's names and addresses to anyone on the network or to any DNS-rebinding page,
+    // while the printed address still said 127.0.0.1.
+    let ws = Workspace::with_sample();
+    ws.write(
+        "subscribers.csv",
+        "email,first_name,name\nana@example.org,Ana,Ana Martin\n",
+    );
+    let preview = Preview::start_via(
+        &ws,
+        &[],
+        &[
+            "issues/2020-06.json",
+            "--bind",
+            "0.0.0.0",
+            "--port",
+            &free_port().to_string(),
+            "--list",
+            "subscribers.csv",
+        ],
+    );
+    let (host, port) = preview.host_port();
+    eprintln!("printed: {}", preview.url);
+    assert!(
+        host != "127.0.0.1" && host != "0.0.0.0" && host != "localhost",
+        "the printed address is not the network's: {}",
+        preview.url
+    );
+    let key = key_of(&preview.url).expect("a key in the printed address");
+    assert!(key.len() >= 22, "a short key: {key}");
+    let warned = wait_for_stderr(&preview, "visible to your network").join("\n");
+    assert!(
+        warned.contains("warning: the preview is visible to your network"),
+        "{warned}"
+    );
+    let base = "/issue/2020-06";
+    // A DNS-rebinding page names its own host: refused, whatever it asks for.
+    for path in ["/", "/state.json", "/readers.json", "/email.html?as=0"] {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let (status, body) =
+            raw_get_as(port, &format!("{base}{path}{sep}key={key}"), "evil.example");
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(!body.contains("Ana"), "{path} leaked a reader");
+    }
+    // The address printed, this machine's name and loopback are answered.
+    let machine = hostname_of_this_machine();
+    for name in [
+        host.clone(),
+        machine.clone(),
+        "127.0.0.1".into(),
+        "localhost".into(),
+    ] {
+        let (status, _) = raw_get_as(port, &format!("{base}/"), &format!("{name}:{port}"));
+        assert_eq!(status, 200, "Host {name}");
+    }
+    // The issue itself is for colleagues to see; readers only with the key.
+    let (status, body) = raw_get(port, &format!("{base}/readers.json"));
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("Ana"));
+    let (status, body) = raw_get(port, &format!("{base}/readers.json?key=wrong{key}"));
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = raw_get(port, &format!("{base}/readers.json?key={key}"));
+    assert_eq!(status, 200);
+    assert!(body.contains("Ana Martin <ana@example.org>"), "{body}");
+    for part in ["email.html", "email.txt"] {
+        let (status, body) = raw_get(port, &format!("{base}/{part}?as=0"));
+        assert_eq!(status, 403, "{part}: {body}");
+        assert!(!body.contains("Ana"), "{part} leaked a reader");
+        let (status, body) = raw_get(port, &format!("{base}/{part}?as=0&key={key}"));
+        assert_eq!(status, 200);
+        assert!(body.contains("Ana"), "{part}: {body}");
+    }
+    assert_eq!(raw_get(port, &format!("{base}/email.html")).0, 200);
+
+    // In a browser: the address printed shows the reader picker; without the key, the page
+    // says where the readers went.
+    let driver = ChromeDriver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let c = driver.connect().await;
+        c.goto(&preview.url).await.unwrap();
+        let greeting = "const d = document.getElementById('desktop').contentDocument; \
+                        return d && d.body ? d.body.innerText.includes('Dear Ana,') : false";
+        wait_until(
+            &c,
+            "return !document.getElementById('reader-box').hidden",
+            json!(true),
+        )
+        .await;
+        c.find(Locator::Id("reader"))
+            .await
+            .unwrap()
+            .select_by_value("0")
+            .await
+            .unwrap();
+        wait_until(&c, greeting, json!(true)).await;
+        c.goto(&preview.url.replace(&format!("key={key}"), ""))
+            .await
+            .unwrap();
+        wait_until(
+            &c,
+            "return document.getElementById('reader-note').textContent.includes('key')",
+            json!(true),
+        )
+        .await;
+        assert_eq!(
+            eval(
+                &c,
+                "return document.getElementById('reader').options.length"
+            )
+            .await,
+            json!(1)
+        );
+        c.close().await.unwrap();
+    });
+}
+
+/// This machine's name, as `hostname` prints it.
+fn hostname_of_this_machine() -> String {
+    let out = Command::new("hostname").output().expect("hostname");
+    String::from_utf8_lossy(&out.stdout).trim().to_lowercase()
+}
+
+#[test]
+fn host_adds_a_name_the_preview_answers_to() {
+    let ws = Workspace::with_sample();
+    let preview = Preview::start(
+        &ws,
+        &[
+            "issues/2020-06.json",
+            "--host",
+            "News.Lan",
+            "--port",
+            &free_port().to_string(),
+        ],
+    );
+    let port = preview.port();
+    assert_eq!(
+        raw_get_as(port, "/issue/2020-06/", &format!("news.lan:{port}")).0,
+        200
+    );
+    assert_eq!(raw_get_as(port, "/issue/2020-06/", "news.lan.").0, 200);
+    assert_eq!(raw_get_as(port, "/issue/2020-06/", "other.lan").0, 403);
+    // On loopback, reader data needs no key: nobody else can reach it.
+    assert!(key_of(&preview.url).is_none(), "{}", preview.url);
 }

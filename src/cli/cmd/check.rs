@@ -1,9 +1,11 @@
 //! `bulletin check`: render the issue as it will be sent and report what is wrong before it
-//! goes out. Glue only: the edition is [`crate::edition`]'s, the rules are [`crate::check`]'s.
+//! goes out. Glue only: the edition is [`crate::edition`]'s, the rules are [`crate::check`]'s;
+//! this file draws the progress bar, which names the link it waits on after a second.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use crate::check::{self, Finding, links};
 use crate::cli::{Error, note, say};
@@ -12,12 +14,13 @@ use crate::edition::{self, Images};
 /// Check an issue before it goes out.
 ///
 /// Renders the issue and reports problems like a compiler, each with its file, line:column and
-/// JSON path. Errors: anything render rejects, images without alt text, malformed URLs, links
+/// JSON path, and which section and item that is, in words; in a body file, that file's own
+/// line and column. Errors: anything render rejects, images without alt text, malformed URLs, links
 /// that answer 4xx/5xx or cannot be reached, placeholder "TODO" text, no unsubscribe link, HTML
 /// over Gmail's 102 KB, an image that is a file (the issue's or the layout's, such as its logo)
 /// without "images_url". Whatever would make bulletin send refuse the issue is an error
 /// here. Warnings: HTML over 80 KB, a long, all-capitals or "!!!" subject, no
-/// preheader, events before the issue date, agenda out of order, vague link text ("click
+/// preheader, an empty section, events before the issue date, agenda out of order, vague link text ("click
 /// here"), images without width, low colour contrast in the theme, headings that skip a level,
 /// remote images over 1 MB. Exits 1 on errors (or on warnings with --strict), 0 otherwise.
 #[derive(Debug, clap::Args)]
@@ -51,6 +54,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         .ok_or_else(|| {
             Error::Usage("--timeout takes a number of seconds from above 0 to 3600".into())
         })?;
+    super::init::here()?;
     let (mut findings, links_checked) = find(&args, timeout)?;
     check::sort(&mut findings);
     let (errors, warnings) = check::counts(&findings);
@@ -93,38 +97,86 @@ fn find(args: &Args, timeout: Duration) -> Result<(Vec<Finding>, Option<usize>),
     if args.offline {
         return Ok((findings, None));
     }
-    let targets = links::targets(loaded, &check::own_html(&edition.rendered));
+    let targets = links::targets(loaded, layout, &check::own_html(&edition.rendered));
     let count = targets.len();
-    let bar = progress_bar(count as u64, args.json);
-    let tick = bar.clone();
     let opts = links::LinkOptions {
         timeout,
         ..Default::default()
     };
-    let theme = check::theme_file(layout);
-    let found = links::check_blocking(loaded, &theme, targets, &opts, move || tick.inc(1))?;
-    bar.finish_and_clear();
-    findings.extend(found);
+    let waiting = Arc::new(links::Waiting::default());
+    let bar = ProgressBar::start(count as u64, args.json, Arc::clone(&waiting));
+    let found = links::check_blocking(loaded, targets, &opts, waiting);
+    bar.finish();
+    findings.extend(found?);
     Ok((findings, Some(count)))
+}
+
+/// How long a link is waited on before the bar names it.
+const NAME_AFTER: Duration = Duration::from_secs(1);
+
+/// A progress bar on stderr, when stderr is a terminal and the output is for people: how many
+/// links are checked, and the one it is waiting on once that takes more than a second.
+struct ProgressBar {
+    bar: indicatif::ProgressBar,
+    stop: Option<mpsc::Sender<()>>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ProgressBar {
+    fn start(len: u64, json: bool, waiting: Arc<links::Waiting>) -> Self {
+        if json || !std::io::stderr().is_terminal() {
+            return ProgressBar {
+                bar: indicatif::ProgressBar::hidden(),
+                stop: None,
+                ticker: None,
+            };
+        }
+        let bar = indicatif::ProgressBar::new(len);
+        // The link waited on goes on a line of its own: a URL does not fit beside the bar in
+        // a narrow terminal.
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "checking links {bar:30} {pos}/{len}\n{wide_msg}",
+        ) {
+            bar.set_style(style);
+        }
+        let (stop, stopped) = mpsc::channel::<()>();
+        let shown = bar.clone();
+        let ticker = std::thread::Builder::new()
+            .name("bulletin-progress".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(Duration::from_millis(200))
+                {
+                    shown.set_position(waiting.done() as u64);
+                    let message = waiting
+                        .longest(Instant::now(), NAME_AFTER)
+                        .map(|(url, waited)| format!("waiting for {url} ({} s)", waited.as_secs()))
+                        .unwrap_or_default();
+                    shown.set_message(message);
+                }
+            })
+            .ok();
+        ProgressBar {
+            bar,
+            stop: Some(stop),
+            ticker,
+        }
+    }
+
+    fn finish(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(ticker) = self.ticker.take() {
+            let _ = ticker.join();
+        }
+        self.bar.finish_and_clear();
+    }
 }
 
 /// Findings as people read them, one a line: `error: issue.json:4:12: title: …`.
 pub(crate) fn lines(findings: &[Finding]) -> String {
     findings.iter().map(|f| format!("{f}\n")).collect()
-}
-
-/// A progress bar on stderr, when stderr is a terminal and the output is for people.
-fn progress_bar(len: u64, json: bool) -> indicatif::ProgressBar {
-    if json || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("checking links {bar:30} {pos}/{len} {wide_msg}")
-    {
-        bar.set_style(style);
-    }
-    bar
 }
 
 /// "2 errors, 1 warning (37 links checked)"

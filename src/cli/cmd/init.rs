@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{Error, note, say};
 use crate::clock;
-use crate::workspace::{self, Options};
+use crate::workspace::{self, Found, Options};
 
 /// Create a newsletter workspace.
 ///
@@ -70,4 +70,45 @@ fn shell_word(path: &Path) -> String {
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
     }
+}
+
+/// Where a command runs: the current folder, and the workspace around it.
+pub(crate) struct Here {
+    /// The current folder, absolute.
+    pub cwd: PathBuf,
+    /// The nearest folder with a `bulletin.toml`, from the current one up.
+    pub workspace: Option<Found>,
+}
+
+impl Here {
+    /// `path` as the user reaches it from the current folder.
+    pub fn shown(&self, path: &Path) -> PathBuf {
+        workspace::from_here(&self.cwd, path)
+    }
+
+    /// A folder of the workspace (`issues`, `out`) as reached from here, or `name` in the
+    /// current folder outside any workspace.
+    pub fn folder(&self, name: &str) -> PathBuf {
+        match &self.workspace {
+            Some(ws) if !ws.is_here() => ws.rel.join(name),
+            _ => PathBuf::from(name),
+        }
+    }
+}
+
+/// The workspace around the current folder, found as git and cargo find theirs, by looking
+/// upward; which it is is said on stderr when it is not the current folder (issue 13).
+pub(crate) fn here() -> Result<Here, Error> {
+    let cwd = std::env::current_dir().map_err(Error::CurrentDir)?;
+    let workspace = workspace::around(&cwd);
+    if let Some(ws) = &workspace
+        && !ws.is_here()
+    {
+        note(&format!(
+            "using the workspace in {} ({})",
+            ws.rel.display(),
+            ws.abs.display()
+        ));
+    }
+    Ok(Here { cwd, workspace })
 }

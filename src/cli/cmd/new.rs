@@ -1,9 +1,10 @@
-//! `bulletin new`: the next issue, from the latest one in issues/ or from --from ISSUE.
+//! `bulletin new`: the next issue, from the latest one in the workspace's issues/ (the
+//! workspace is found upward from the current folder) or from --from ISSUE.
 //!
 //! Glue only: which issue is the latest and what the next one keeps are
 //! [`crate::issue::next`]'s; the date comes from [`crate::clock`] unless --date gives it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
@@ -14,8 +15,8 @@ use crate::output::write_atomic;
 
 /// Create the next issue from the last one.
 ///
-/// Starts from the issue in issues/ with the latest "date" (or from --from ISSUE) and
-/// writes issues/<SLUG>.json next to it: the same sections with their headings and columns,
+/// Starts from the issue in the workspace's issues/ with the latest "date" (or from --from
+/// ISSUE) and writes <SLUG>.json next to it: the same sections with their headings and columns,
 /// the about block as it was, the events and agenda entries that are not over by the new
 /// date, and "TODO" placeholders for the subject, the preheader, the introduction and the
 /// news, which bulletin check refuses to send. Prints the new file's path; never replaces a
@@ -29,7 +30,8 @@ pub struct Args {
     /// or YYYY-MM-DD if that issue exists).
     #[arg(value_name = "SLUG")]
     pub slug: Option<String>,
-    /// The issue to start from (default: the one in issues/ with the latest date).
+    /// The issue to start from (default: the one in the workspace's issues/ with the latest
+    /// date).
     #[arg(long, value_name = "ISSUE")]
     pub from: Option<PathBuf>,
     /// The new issue's date (default: today). Events and agenda entries over before it are
@@ -45,10 +47,11 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
 
 pub fn run(args: Args) -> Result<(), Error> {
     let date = args.date.unwrap_or_else(clock::today);
+    let here = super::init::here()?;
     let from = match args.from {
         Some(path) => path,
         None => {
-            let latest = next::latest_in(Path::new("issues")).map_err(|e| match e {
+            let latest = next::latest_in(&here.folder("issues")).map_err(|e| match e {
                 next::NextError::NoIssue { .. } => Error::Hinted {
                     error: Box::new(e.into()),
                     hint: "run bulletin new in a workspace (bulletin init makes one), or name \
@@ -58,7 +61,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                 e => e.into(),
             })?;
             for (path, reason) in &latest.skipped {
-                warn(&format!("skipped {}: {reason}", path.display()));
+                warn(&format!("skipped {}: {reason}", here.shown(path).display()));
             }
             latest.path
         }
@@ -86,7 +89,13 @@ pub fn run(args: Args) -> Result<(), Error> {
         let suggestion = format!("{slug}-2");
         return Err(Error::Hinted {
             hint: format!("name the new issue, e.g. bulletin new {suggestion}"),
-            error: Box::new(next::NextError::Exists { path, suggestion }.into()),
+            error: Box::new(
+                next::NextError::Exists {
+                    path: here.shown(&path),
+                    suggestion,
+                }
+                .into(),
+            ),
         });
     }
     let (new_issue, summary) = next::next_issue(&loaded.issue, date, &loaded.slug, &slug);
@@ -94,7 +103,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     // Never write an issue that bulletin itself would not read back.
     issue::read_str(&path, text.clone())?.check(layout.fields())?;
     write_atomic(&path, text.as_bytes())?;
-    say(&format!("{}\n", path.display()));
+    say(&format!("{}\n", here.shown(&path).display()));
     note(&describe(&summary));
     for section in &summary.emptied {
         warn(&format!(

@@ -14,13 +14,14 @@ use crate::preview::{self, DEFAULT_PORT, Options, Outcome, PreviewError};
 /// inbox shows them, the HTML at desktop and phone widths side by side, the plain-text part,
 /// the HTML size, and a dark-mode view. Saving the issue, a body file, an image or a layout
 /// file updates the page by itself; a render error shows over the last good render until
-/// it is fixed. Without ISSUE, the page lists the issues in issues/. Stop with Ctrl-C.
+/// it is fixed. Without ISSUE, the page lists the issues in the workspace's issues/ (the
+/// workspace is found upward from the current folder). Stop with Ctrl-C.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  bulletin preview issues/2020-06.json\n  bulletin preview --no-open --port 8080\n  bulletin preview issues/2020-06.json --layout layouts/test"
+    after_help = "Examples:\n  bulletin preview issues/2020-06.json\n  bulletin preview --no-open --port 8080\n  bulletin preview issues/2020-06.json --layout layouts/test\n  bulletin preview --bind 0.0.0.0 --host news.local"
 )]
 pub struct Args {
-    /// The issue file to show; without it, the issues in issues/ are listed.
+    /// The issue file to show; without it, the issues in the workspace's issues/ are listed.
     pub issue: Option<PathBuf>,
     /// The port to use; if it is taken, the next free one is used and printed.
     #[arg(long, short, default_value_t = DEFAULT_PORT)]
@@ -32,9 +33,16 @@ pub struct Args {
     #[arg(long, value_name = "DIR", help = super::render::LAYOUT_HELP)]
     pub layout: Option<PathBuf>,
     /// The address to listen on. The default, 127.0.0.1, keeps the preview on this machine;
-    /// 0.0.0.0 shows it to your network.
+    /// 0.0.0.0 shows it to your network: the address printed then carries a key, without which
+    /// the readers of --list are not shown.
     #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1")]
     pub bind: IpAddr,
+    /// A host name the preview answers to, besides localhost and this machine's own names
+    /// (repeatable): a name it has on your network or in a hosts file. Requests addressed to
+    /// any other name are refused, so that no web page can reach the preview through a name
+    /// of its own.
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
     /// Look for changes by polling the files, for folders where change notifications do not
     /// arrive (network drives, some containers).
     #[arg(long)]
@@ -46,19 +54,27 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
+    let here = super::init::here()?;
     let issues_dir = match &args.issue {
         Some(issue) => issue
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(".")),
-        None => PathBuf::from("issues"),
+        None => here.folder("issues"),
     };
     if args.issue.is_none() && !issues_dir.is_dir() {
-        return Err(Error::Usage(
-            "no issues/ folder here: run bulletin preview in a workspace, or name an issue file"
-                .into(),
-        ));
+        let message = match &here.workspace {
+            Some(ws) => format!(
+                "the workspace in {} has no issues/ folder: name an issue file, or start one with bulletin new",
+                ws.rel.display()
+            ),
+            None => "no bulletin.toml in this folder or any folder above it, and no issues/ \
+                     folder here: run bulletin preview in a workspace (bulletin init makes one), \
+                     or name an issue file"
+                .to_string(),
+        };
+        return Err(Error::Usage(message));
     }
     let running = preview::start(Options {
         issue: args.issue,
@@ -67,7 +83,8 @@ pub fn run(args: Args) -> Result<(), Error> {
         bind: args.bind,
         port: args.port,
         poll: args.poll,
-        list: args.list,
+        list: args.list.clone(),
+        hosts: args.hosts,
     })
     .map_err(|e| match e {
         PreviewError::NoPort { .. } => Error::Hinted {
@@ -79,16 +96,39 @@ pub fn run(args: Args) -> Result<(), Error> {
     if let Some(port) = running.asked_port_taken {
         warn(&format!("port {port} is taken; using the next free one"));
     }
-    say(&format!(
-        "Preview: {}\nPress Ctrl-C to stop.\n",
-        running.url
-    ));
-    if !args.no_open && webbrowser::open(&running.url).is_err() {
+    say(&format!("Preview: {}\n", running.url));
+    if let Some(local) = &running.local_url {
+        let readers = if args.list.is_some() {
+            "The readers of --list (names and addresses) are shown only at the address above, \
+             with its key: share it only with who may see them"
+        } else {
+            "Readers of a --list would be shown only at the address above, with its key"
+        };
+        warn(&format!(
+            "the preview is visible to your network (--bind {}): anyone who can reach this \
+             machine can see the issue. {readers}",
+            args.bind
+        ));
+        say(&format!("On this machine: {local}\n"));
+    }
+    say("Press Ctrl-C to stop.\n");
+    let open = running.local_url.as_ref().unwrap_or(&running.url);
+    if !args.no_open && webbrowser::open(open).is_err() {
         warn("could not open a browser; open the address above yourself");
     }
     running.run(report)?;
     say("Stopped.\n");
     Ok(())
+}
+
+/// A path as the user would name it from here: relative when it is below the current folder.
+fn shown_path(path: &std::path::Path) -> PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| cwd.canonicalize().ok())
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(PathBuf::from))
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| path.to_path_buf())
 }
 
 /// One line per render on stderr, so the terminal shows what the page shows.
@@ -99,5 +139,10 @@ fn report(outcome: Outcome) {
             writeln!(err, "rendered {slug} in {} ms", took.as_millis())
         }
         Outcome::Failed { message, .. } => write!(err, "{message}"),
+        Outcome::NotWatched { path, reason } => writeln!(
+            err,
+            "warning: not watching {}: {reason}; changes there will not show",
+            shown_path(&path).display()
+        ),
     };
 }

@@ -28,9 +28,10 @@ pub(crate) const LAYOUT_HELP: &str = "A layout folder to use instead of the issu
 pub struct Args {
     /// The issue file (JSON).
     pub issue: PathBuf,
-    /// Folder to write the outputs to.
-    #[arg(long, short, value_name = "DIR", default_value = "out")]
-    pub out: PathBuf,
+    /// Folder to write the outputs to (default: out/ in the workspace, found upward from the
+    /// current folder; out/ here outside any workspace).
+    #[arg(long, short, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     // The same layout choice as check, preview and send.
     #[arg(long, value_name = "DIR", help = LAYOUT_HELP)]
     pub layout: Option<PathBuf>,
@@ -53,10 +54,15 @@ fn parse_field(s: &str) -> Result<(String, String), String> {
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
+    let here = super::init::here()?;
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => here.folder("out"),
+    };
     let prepared = edition::prepare(&edition::Options {
         issue: args.issue.clone(),
         layout: args.layout.clone(),
-        images: Images::FromFolder(args.out.clone()),
+        images: Images::FromFolder(out.clone()),
     });
     let edition = match prepared {
         Ok(e) => e,
@@ -70,11 +76,12 @@ pub fn run(args: Args) -> Result<(), Error> {
         })) => {
             // The generated document is what a layout editor needs to see: written when asked.
             let hint = if args.mjml {
-                let mjml_path = args
-                    .out
-                    .join(format!("{}.mjml", issue::slug_of(&args.issue)));
+                let mjml_path = out.join(format!("{}.mjml", issue::slug_of(&args.issue)));
                 write_atomic(&mjml_path, mjml.as_bytes())?;
-                format!("the generated MJML is in {}", mjml_path.display())
+                format!(
+                    "the generated MJML is in {}",
+                    here.shown(&mjml_path).display()
+                )
             } else {
                 "add --mjml to write the generated MJML to OUT/<slug>.mjml".to_string()
             };
@@ -93,23 +100,23 @@ pub fn run(args: Args) -> Result<(), Error> {
     let (loaded, rendered) = (&edition.issue, &edition.rendered);
     let email = rendered.fill(&sample_values(&args.subscriber));
 
-    let html_path = args.out.join(format!("{}.html", loaded.slug));
-    let text_path = args.out.join(format!("{}.txt", loaded.slug));
+    let html_path = out.join(format!("{}.html", loaded.slug));
+    let text_path = out.join(format!("{}.txt", loaded.slug));
     write_atomic(&html_path, email.html.as_bytes())?;
     write_atomic(&text_path, email.text.as_bytes())?;
     let mut report = format!(
         "{}  {}\n{}  {}\n",
-        html_path.display(),
+        here.shown(&html_path).display(),
         kilobytes(email.html.len()),
-        text_path.display(),
+        here.shown(&text_path).display(),
         kilobytes(email.text.len())
     );
     if args.mjml {
-        let mjml_path = args.out.join(format!("{}.mjml", loaded.slug));
+        let mjml_path = out.join(format!("{}.mjml", loaded.slug));
         write_atomic(&mjml_path, rendered.mjml.as_bytes())?;
         report.push_str(&format!(
             "{}  {}\n",
-            mjml_path.display(),
+            here.shown(&mjml_path).display(),
             kilobytes(rendered.mjml.len())
         ));
     }
