@@ -13,3 +13,5 @@ mod render;
 mod schema;
 mod send;
 mod workspace;
+
+pub use workspace::run_in as workspace_run;

@@ -739,7 +739,11 @@ fn marked_layout(ws: &Workspace) {
         "marked/footer.txt.hbs",
         &format!("{MARKER}\nunsubscribe: {{{{unsubscribe_url}}}}\n"),
     );
-    ws.write("marked/theme.toml", "[colors]\ntext = \"#999999\"\n");
+    // The organisation is named: the built-in theme's would be a placeholder (issue 13).
+    ws.write(
+        "marked/theme.toml",
+        "name = \"The Marked Society\"\n[colors]\ntext = \"#999999\"\n",
+    );
     ws.write("marked/badge.png", "not really a PNG");
 }
 
