@@ -3,7 +3,8 @@
 //! attack), with a timeout; HEAD first, GET where a server refuses HEAD.
 //!
 //! A URL that is not one (`http://host:99999/`) is not asked: the issue's own check reports it
-//! once (issue 13: it came twice, the second time as "builder error"). A link the issue does
+//! once (issue 13: it came twice, the second time as "builder error"); nor is a placeholder
+//! address of the starter, which `check` reports as one. A link the issue does
 //! not have is looked for in the layout folder, and its finding points there; a link only
 //! the built-in layout has (its placeholder social link) is not asked, and `check` reports it
 //! as a placeholder to replace. While a link takes more than a second, [`Waiting`] names it
@@ -69,6 +70,7 @@ pub fn targets(loaded: &LoadedIssue, layout: &Layout, html: &str) -> Vec<Target>
             let url = super::html::unescape(&rest[..end]);
             if (url.starts_with("http://") || url.starts_with("https://"))
                 && url::Url::parse(&url).is_ok()
+                && !super::placeholders::is_placeholder_url(&url)
             {
                 *found.entry(url).or_insert(image) &= image;
             }

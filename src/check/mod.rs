@@ -14,6 +14,7 @@ mod contrast;
 pub mod html;
 pub mod links;
 pub mod place;
+pub mod placeholders;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -182,6 +183,8 @@ pub fn inspect(edition: &Edition) -> Vec<Finding> {
     let email = rendered.fill(&crate::merge::Recipient::sample());
     check_subject(loaded, &email.subject, &mut out);
     check_placeholders(loaded, &mut out);
+    let shown = format!("{}\n{}", html::unescape(&email.html), email.text);
+    placeholders::check(edition, &shown, &mut out);
     check_markdown(loaded, &mut out);
     check_labels(loaded, &mut out);
     check_sections(loaded, &mut out);
@@ -226,7 +229,8 @@ pub fn send_blockers(edition: &Edition) -> Vec<Finding> {
 }
 
 /// What to do about an image file nobody could see in an inbox.
-const PUBLISH: &str = "publish the images and set \"images_url\" in the issue to where they are";
+const PUBLISH: &str = "publish the images and set \"images_url\" in the issue to where they are: \
+     each image's address is then images_url followed by its path here";
 
 /// The issue's images that are files next to it: items' images and images in Markdown.
 fn issue_files(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
@@ -300,9 +304,15 @@ fn layout_files(layout: &Layout, rendered: &Rendered, out: &mut Vec<Finding>) {
     }
 }
 
-/// Findings in the order `check` shows them: errors first, then by position in the file.
+/// Findings in the order `check` shows them: errors first, then file by file, each by
+/// position in the file.
 pub fn sort(findings: &mut [Finding]) {
-    findings.sort_by_key(|f| (f.severity, f.problem.position.unwrap_or((usize::MAX, 0))));
+    findings.sort_by(|a, b| {
+        let key = |f: &Finding| (f.severity, f.problem.position.unwrap_or((usize::MAX, 0)));
+        (a.severity, &a.problem.file)
+            .cmp(&(b.severity, &b.problem.file))
+            .then(key(a).cmp(&key(b)))
+    });
 }
 
 /// The theme file, for findings about the layout's own content (logo, footer links).

@@ -2,7 +2,9 @@
 //! version number that moves on at every render. Rendering goes through the one entry every
 //! command uses ([`crate::edition::prepare`], with the same layout choice), its images served
 //! from `files/` and `layout/`; a failed render keeps the last good one and records the error
-//! beside it. Serving (routes, the page) is the server's; this file writes and prints nothing.
+//! beside it. After every render, whoever asked for it (the watcher, or a page opening an
+//! issue), the watcher is told, so that it watches the folders that render used. Serving
+//! (routes, the page) is the server's; this file writes and prints nothing.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,10 +1,14 @@
-//! A workspace: the folder a newsletter is written in (`bulletin init`).
+//! A workspace: the folder a newsletter is written in (`bulletin init`), and finding it from
+//! any folder inside it, as git and cargo find theirs ([`root`], [`around`]).
 //!
 //! This module owns what a new workspace contains — `bulletin.toml`, a starter issue that
-//! uses every section kind of the default layout, its placeholder image, the issue schema,
-//! an example subscriber list, a `.gitignore` and, on request, a copy of the default layout —
-//! and creating one without ever replacing a file. The starter files live in `starter/` and
-//! are compiled in. It never prints, never renders and never reads the clock: the caller
+//! uses every section kind of the default layout, its placeholder image, the organisation's
+//! details (name, postal address, website and social links, logo) in the workspace's theme
+//! `layouts/default/theme.toml`, the issue schema, an example subscriber list, a `.gitignore`
+//! and, on request, a copy of the default layout (also into an existing workspace) — and
+//! creating one without ever replacing a file. The starter files live in `starter/` and are
+//! compiled in; [`starter_texts`] hands `check` the starter's own words, so that it can say
+//! which are left. It never prints, never renders and never reads the clock: the caller
 //! passes today's date.
 
 use std::path::{Path, PathBuf};
@@ -18,11 +22,18 @@ const ISSUE_JSON: &str = include_str!("starter/issue.json");
 const PLACEHOLDER_PNG: &[u8] = include_bytes!("starter/placeholder.png");
 const SUBSCRIBERS_CSV: &str = include_str!("starter/subscribers.example.csv");
 const GITIGNORE: &str = include_str!("starter/gitignore");
+const THEME_TOML: &str = include_str!("starter/theme.toml");
 
 /// The settings file at the root of a workspace.
 pub const CONFIG: &str = "bulletin.toml";
-/// Where `--layout-copy` puts the default layout; render and preview find it there.
+/// The workspace's layout folder: its theme (the organisation's details) is always there, and
+/// `--layout-copy` puts the default layout's templates there; every command finds it.
 pub const LAYOUT_COPY: &str = "layouts/default";
+/// The organisation's details, in the workspace's layout folder.
+pub const ORGANISATION: &str = "layouts/default/theme.toml";
+/// Every key of the built-in theme, written beside the workspace's theme by `--layout-copy`
+/// to copy from; bulletin does not read it.
+pub const THEME_DEFAULTS: &str = "layouts/default/theme.default.toml";
 /// The file in a copied layout that records the bulletin version it was copied from.
 pub const LAYOUT_VERSION: &str = "VERSION";
 
@@ -35,6 +46,17 @@ pub struct Options {
     pub today: NaiveDate,
     /// Also copy the default layout into `layouts/default/` for editing.
     pub layout_copy: bool,
+}
+
+/// What [`create`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// The files written, relative to the workspace folder.
+    pub written: Vec<PathBuf>,
+    /// True when the folder was a workspace already and only the layout was copied into it.
+    pub layout_only: bool,
+    /// Files of the layout the workspace had already and kept (its theme).
+    pub kept: Vec<PathBuf>,
 }
 
 /// A file of a new workspace: its path relative to the workspace folder, and its bytes.
@@ -173,6 +195,7 @@ pub fn files(today: NaiveDate, layout_copy: bool) -> Vec<File> {
             contents: starter_issue(today).into_bytes(),
         },
         file("issues/images/placeholder.png", PLACEHOLDER_PNG),
+        file(ORGANISATION, THEME_TOML.as_bytes()),
         file(
             crate::issue::SCHEMA_PATH,
             crate::issue::json_schema().as_bytes(),
@@ -181,19 +204,78 @@ pub fn files(today: NaiveDate, layout_copy: bool) -> Vec<File> {
         file(".gitignore", GITIGNORE.as_bytes()),
     ];
     if layout_copy {
-        let layout = Path::new(LAYOUT_COPY);
-        for (name, bytes) in crate::layout::builtin_files() {
+        files.extend(layout_files());
+    }
+    files
+}
+
+/// The default layout's files for editing: its templates, every key of its theme (beside the
+/// workspace's own theme, to copy from) and the version they come from.
+fn layout_files() -> Vec<File> {
+    let layout = Path::new(LAYOUT_COPY);
+    let mut files = Vec::new();
+    for (name, bytes) in crate::layout::builtin_files() {
+        if name == crate::layout::THEME {
+            let mut text = THEME_DEFAULTS_NOTE.as_bytes().to_vec();
+            text.extend(bytes);
+            files.push(File {
+                path: PathBuf::from(THEME_DEFAULTS),
+                contents: text,
+            });
+        } else {
             files.push(File {
                 path: layout.join(name),
                 contents: bytes,
             });
         }
-        files.push(File {
-            path: layout.join(LAYOUT_VERSION),
-            contents: format!("{}\n", env!("CARGO_PKG_VERSION")).into_bytes(),
-        });
     }
+    files.push(File {
+        path: layout.join(LAYOUT_VERSION),
+        contents: format!("{}\n", env!("CARGO_PKG_VERSION")).into_bytes(),
+    });
     files
+}
+
+/// What the copy of the built-in theme says first.
+const THEME_DEFAULTS_NOTE: &str = "\
+# bulletin does not read this file. It holds every key of the built-in layout's theme, as
+# this version of bulletin has it, to copy from: put a key you want to change, with its
+# [table], in theme.toml beside this file, which holds your organisation's details.
+#
+";
+
+/// The starter issue's own words: each of its texts with where it stands
+/// (`sections[1].items[0].title`) — what a newcomer is meant to replace, for `check` to find
+/// when it is still there.
+pub fn starter_texts() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let issue = starter_issue(NaiveDate::default());
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&issue) {
+        strings(&value, String::new(), &mut out);
+    }
+    out
+}
+
+fn strings(value: &serde_json::Value, path: String, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::String(s) => out.push((path, s.clone())),
+        serde_json::Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                strings(v, format!("{path}[{i}]"), out);
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (k, v) in o {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                strings(v, p, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// `rel` as the user names it from where they ran the command: under `dir`, or alone when
@@ -213,12 +295,28 @@ pub fn is_current_folder(dir: &Path) -> bool {
 
 /// Creates the workspace and returns the files written, relative to it. If any of them
 /// already exists, writes nothing and says which.
-pub fn create(options: &Options) -> Result<Vec<PathBuf>, WorkspaceError> {
+///
+/// With `layout_copy` in a folder that is a workspace already (it has a `bulletin.toml`), only
+/// the layout is copied: its templates and `theme.default.toml`, and the organisation's theme
+/// if the workspace has none; a theme it has is kept.
+pub fn create(options: &Options) -> Result<Created, WorkspaceError> {
     let dir = &options.dir;
     if dir.exists() && !dir.is_dir() {
         return Err(WorkspaceError::NotAFolder { dir: dir.clone() });
     }
-    let files = files(options.today, options.layout_copy);
+    let layout_only = options.layout_copy && dir.join(CONFIG).is_file();
+    let mut kept = Vec::new();
+    let files = if layout_only {
+        let mut files = layout_files();
+        if dir.join(ORGANISATION).symlink_metadata().is_ok() {
+            kept.push(PathBuf::from(ORGANISATION));
+        } else {
+            files.insert(0, file(ORGANISATION, THEME_TOML.as_bytes()));
+        }
+        files
+    } else {
+        files(options.today, options.layout_copy)
+    };
     // `symlink_metadata` also sees a dangling link, which a write would follow.
     let existing: Vec<PathBuf> = files
         .iter()
@@ -241,7 +339,11 @@ pub fn create(options: &Options) -> Result<Vec<PathBuf>, WorkspaceError> {
         write_atomic(&dir.join(&f.path), &f.contents)?;
         written.push(f.path);
     }
-    Ok(written)
+    Ok(Created {
+        written,
+        layout_only,
+        kept,
+    })
 }
 
 fn file(path: &str, contents: &[u8]) -> File {
@@ -292,7 +394,7 @@ mod tests {
         );
         assert_eq!(
             issue.web_url.as_ref().unwrap().as_str(),
-            "https://example.org/newsletter/2026-11"
+            "https://your-organisation.example/newsletter/2026-11"
         );
         let kinds: Vec<&str> = issue.sections.iter().map(|s| s.kind.as_str()).collect();
         assert_eq!(kinds, ["text", "news", "events", "agenda", "about"]);
@@ -310,18 +412,51 @@ mod tests {
     }
 
     #[test]
-    fn the_starter_links_only_to_example_org() {
-        let text = starter_issue(day("2026-11-20"));
-        for (i, _) in text.match_indices("://") {
-            let start = text[..i]
-                .rfind(|c: char| !c.is_ascii_alphabetic())
-                .map_or(0, |p| p + 1);
-            let url = &text[start..];
-            assert!(
-                url.starts_with("https://example.org"),
-                "{}",
-                &url[..url.len().min(60)]
-            );
+    fn the_starter_links_only_to_the_placeholder_domain() {
+        // your-organisation.example: reserved for examples (RFC 2606), and found by `check`.
+        for text in [starter_issue(day("2026-11-20")), THEME_TOML.to_string()] {
+            for (i, _) in text.match_indices("://") {
+                let start = text[..i]
+                    .rfind(|c: char| !c.is_ascii_alphabetic())
+                    .map_or(0, |p| p + 1);
+                let url = &text[start..];
+                assert!(
+                    url.starts_with("https://your-organisation.example"),
+                    "{}",
+                    &url[..url.len().min(60)]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_organisation_file_is_a_theme_with_every_detail() {
+        let theme: toml::Table = THEME_TOML.parse().unwrap();
+        assert_eq!(theme["name"].as_str(), Some("Your organisation"));
+        assert!(
+            theme["footer"]["address"]
+                .as_str()
+                .unwrap()
+                .contains("Example Street")
+        );
+        assert_eq!(
+            theme["footer"]["social"][0]["url"].as_str(),
+            Some("https://your-organisation.example")
+        );
+        // The logo is there to fill in, each key with its comment.
+        for key in [
+            "# [logo]",
+            "# src = ",
+            "# alt = ",
+            "# width = ",
+            "# link = ",
+        ] {
+            assert!(THEME_TOML.contains(key), "{key}");
+        }
+        // Every value of it is the built-in theme's shape: it lays over it key by key.
+        let builtin = crate::layout::Layout::builtin().unwrap();
+        for key in ["name", "footer"] {
+            assert!(builtin.theme().contains_key(key), "{key}");
         }
     }
 
@@ -330,7 +465,7 @@ mod tests {
         let config: toml::Table = BULLETIN_TOML.parse().unwrap();
         assert_eq!(
             config["sender"]["from"].as_str(),
-            Some("Your Organisation <newsletter@example.org>")
+            Some("Your Organisation <newsletter@your-organisation.example>")
         );
         assert_eq!(
             config["unsubscribe"]["secret_env"].as_str(),
@@ -391,10 +526,25 @@ mod tests {
                 .iter()
                 .any(|f| f.path == Path::new("layouts/default/sections/news.mjml.hbs"))
         );
+        // One theme.toml, the organisation's; the built-in one beside it, not read.
+        let themes: Vec<_> = copied
+            .iter()
+            .filter(|f| f.path == Path::new(ORGANISATION))
+            .collect();
+        assert_eq!(themes.len(), 1);
+        assert_eq!(themes[0].contents, THEME_TOML.as_bytes());
+        let defaults = copied
+            .iter()
+            .find(|f| f.path == Path::new(THEME_DEFAULTS))
+            .unwrap();
         assert!(
-            !files(day("2026-11-20"), false)
-                .iter()
-                .any(|f| f.path.starts_with("layouts"))
+            String::from_utf8_lossy(&defaults.contents).starts_with("# bulletin does not read")
         );
+        let plain: Vec<PathBuf> = files(day("2026-11-20"), false)
+            .into_iter()
+            .map(|f| f.path)
+            .filter(|p| p.starts_with("layouts"))
+            .collect();
+        assert_eq!(plain, [PathBuf::from(ORGANISATION)]);
     }
 }

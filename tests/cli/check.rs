@@ -23,10 +23,16 @@ fn clean_issue(sections: &str) -> String {
     )
 }
 
-/// Runs `bulletin check issue.json ARGS` on `issue` in a fresh workspace (plus `files`).
+/// An organisation's details, as `bulletin init` asks for them in the workspace's theme, with
+/// no footer links of its own: the built-in layout's placeholders are errors otherwise.
+const ORG_THEME: &str = "name = \"The Network\"\n[footer]\naddress = \"The Network · 10 Main Street · 75020 Paris · France\"\nsocial = []\n";
+
+/// Runs `bulletin check issue.json ARGS` on `issue` in a fresh workspace (plus `files`) whose
+/// theme (`layouts/default/theme.toml`) has the organisation's details.
 fn check_with(issue: &str, files: &[(&str, &str)], args: &[&str]) -> Run {
     let ws = Workspace::empty();
     ws.write("issue.json", issue);
+    ws.write("layouts/default/theme.toml", ORG_THEME);
     for (path, contents) in files {
         ws.write(path, contents);
     }
@@ -41,7 +47,7 @@ fn offline(issue: &str) -> Run {
 
 /// A layout whose footer has no links of its own, so that only the issue's links are checked
 /// (this machine reaches no site but its own).
-const NO_SOCIAL: &[(&str, &str)] = &[("layout/theme.toml", "[footer]\nsocial = []\n")];
+const NO_SOCIAL: &[(&str, &str)] = &[("layout/theme.toml", ORG_THEME)];
 
 const PLAIN: &str = r#"{"kind": "text", "body": "Hello."}"#;
 
@@ -343,13 +349,19 @@ fn images_without_width_are_warnings() {
 fn low_contrast_theme_colours_are_warnings() {
     let run = check_with(
         &clean_issue(PLAIN),
-        &[("layout/theme.toml", "[colors]\ntext = \"#999999\"\n")],
+        &[(
+            "layout/theme.toml",
+            &format!("{ORG_THEME}[colors]\ntext = \"#999999\"\n"),
+        )],
         &["--offline", "--layout", "layout"],
     );
     assert!(run.stdout().contains("warning: layout/theme.toml: colors.text: colors.text (#999999) on colors.surface (#ffffff) has a contrast of 2.8:1"), "{}", run.stdout());
     let run = check_with(
         &clean_issue(PLAIN),
-        &[("layout/theme.toml", "[colors]\ntext = \"#333333\"\n")],
+        &[(
+            "layout/theme.toml",
+            &format!("{ORG_THEME}[colors]\ntext = \"#333333\"\n"),
+        )],
         &["--offline", "--layout", "layout"],
     );
     assert!(run.stdout().starts_with("no problems"), "{}", run.stdout());
@@ -801,6 +813,73 @@ fn online_findings_point_only_at_files_the_user_has() {
         out.contains(&format!(
             "error: layout/theme.toml:4:30: http://127.0.0.1:{closed}/ cannot be reached"
         )),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_built_in_layouts_organisation_is_a_placeholder_until_the_workspace_names_its_own() {
+    // Issue 13: an issue drawn with the built-in theme alone passed, while its email read
+    // "Your organisation · 1 Example Street · 00000 City · Country", words in no file of the
+    // user's. They are errors about the issue, saying which file and key to write.
+    let ws = Workspace::empty();
+    ws.write("issue.json", &clean_issue(PLAIN));
+    let run = ws.run(&["check", "issue.json", "--offline", "--strict"]);
+    let out = run.stdout();
+    assert_eq!(run.code(), 1, "{out}");
+    for (shown, what, key) in [
+        ("Your organisation", "organisation's name", "name"),
+        (
+            "Your organisation · 1 Example Street · 00000 City · Country",
+            "postal address",
+            "address under [footer]",
+        ),
+        (
+            "https://example.org",
+            "website and social links",
+            "social under [footer]",
+        ),
+    ] {
+        let line = format!(
+            "error: issue.json: the email shows \"{shown}\", the built-in layout's placeholder for your {what}: write yours as {key} in layouts/default/theme.toml in your workspace (bulletin init writes it)"
+        );
+        assert!(out.lines().any(|l| l == line), "{line}\nnot in:\n{out}");
+    }
+    assert!(
+        out.ends_with("3 errors, 0 warnings (links not checked)\n"),
+        "{out}"
+    );
+
+    // A layout folder of the user's names the file to write them in; what it sets is not
+    // reported, what it leaves to the built-in theme is.
+    ws.write("mine/theme.toml", "name = \"The Network\"\n");
+    let out = ws
+        .run(&["check", "issue.json", "--offline", "--layout", "mine"])
+        .stdout();
+    assert!(!out.contains("organisation's name"), "{out}");
+    assert!(
+        out.contains("the built-in layout's placeholder for your postal address: write yours as address under [footer] in mine/theme.toml"),
+        "{out}"
+    );
+
+    // Placeholders written in the user's own theme are reported there, at their line and key.
+    ws.write(
+        "mine/theme.toml",
+        "# Ours.\nname = \"The Network\"\n\n[footer]\naddress = \"The Network · 1 Example Street · 00000 City · Country\"\nsocial = [{ name = \"Website\", url = \"https://your-organisation.example\" }]\n",
+    );
+    let out = ws
+        .run(&["check", "issue.json", "--offline", "--layout", "mine"])
+        .stdout();
+    assert!(
+        out.contains("error: mine/theme.toml:5:11: footer.address: \"The Network · 1 Example Street · 00000 City · Country\" is a placeholder postal address"),
+        "{out}"
+    );
+    assert!(
+        out.contains("error: mine/theme.toml:6:37: footer.social[0].url: \"https://your-organisation.example\" is a placeholder address: put your own"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("2 errors, 0 warnings (links not checked)\n"),
         "{out}"
     );
 }

@@ -18,3 +18,5 @@ mod schema;
 mod send;
 mod serve;
 mod workspace;
+
+pub use workspace::run_in as workspace_run;

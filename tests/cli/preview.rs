@@ -650,7 +650,11 @@ fn marked_layout(ws: &Workspace) {
         "marked/footer.txt.hbs",
         &format!("{MARKER}\nunsubscribe: {{{{unsubscribe_url}}}}\n"),
     );
-    ws.write("marked/theme.toml", "[colors]\ntext = \"#999999\"\n");
+    // The organisation is named: the built-in theme's would be a placeholder (issue 13).
+    ws.write(
+        "marked/theme.toml",
+        "name = \"The Marked Society\"\n[colors]\ntext = \"#999999\"\n",
+    );
     ws.write("marked/badge.png", "not really a PNG");
 }
 
@@ -1176,4 +1180,66 @@ fn host_adds_a_name_the_preview_answers_to() {
     assert_eq!(raw_get_as(port, "/issue/2020-06/", "other.lan").0, 403);
     // On loopback, reader data needs no key: nobody else can reach it.
     assert!(key_of(&preview.url).is_none(), "{}", preview.url);
+}
+
+/// Waits (up to 15 s) until the issue's email contains `text`; returns how long that took.
+fn wait_for_email(port: u16, slug: &str, text: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (_, body) = raw_get(port, &format!("/issue/{slug}/email.html"));
+        if body.contains(text) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the email never had {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn native_and_polling_watchers_follow_the_layout_and_folders_made_later() {
+    // Each folder is watched on its own (issue 13), so a folder made after the preview started
+    // must be watched once it is there, with notifications and with --poll alike.
+    for mode in [None, Some("--poll")] {
+        let ws = Workspace::with_sample();
+        let port = free_port().to_string();
+        let mut args = vec!["issues/2020-06.json", "--port", &port];
+        args.extend(mode);
+        let preview = Preview::start(&ws, &args);
+        let port = preview.port();
+        wait_for_email(port, "2020-06", "10 rue des Montiboeufs");
+        let theme = ws.read("layouts/efus/theme.toml");
+        save_by_rename(
+            &ws,
+            "layouts/efus/theme.toml",
+            &theme.replace("10 rue des Montiboeufs", "11 rue des Montiboeufs"),
+        );
+        let took = wait_for_email(port, "2020-06", "11 rue des Montiboeufs");
+        eprintln!("{mode:?}: theme save seen after {} ms", took.as_millis());
+
+        // A new folder with a body file, then the issue pointing at it.
+        ws.write("issues/2020-07/intro.md", "FIRST WORDS of a new folder.\n");
+        let sample = ws.read("issues/2020-06.json").replacen(
+            "\"body_file\": \"2020-06/czepczynski.md\"",
+            "\"body_file\": \"2020-07/intro.md\"",
+            1,
+        );
+        save_by_rename(&ws, "issues/2020-06.json", &sample);
+        wait_for_email(port, "2020-06", "FIRST WORDS");
+        // Now a change inside the new folder alone.
+        std::thread::sleep(Duration::from_millis(300));
+        save_by_rename(
+            &ws,
+            "issues/2020-07/intro.md",
+            "SECOND WORDS of a new folder.\n",
+        );
+        let took = wait_for_email(port, "2020-06", "SECOND WORDS");
+        eprintln!(
+            "{mode:?}: a save in a folder made later seen after {} ms",
+            took.as_millis()
+        );
+        drop(preview);
+    }
 }

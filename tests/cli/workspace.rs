@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::common::{Run, Workspace};
 
 /// Runs `bulletin ARGS` in the folder `rel` of the workspace.
-fn run_in(ws: &Workspace, rel: &str, args: &[&str]) -> Run {
+pub fn run_in(ws: &Workspace, rel: &str, args: &[&str]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_bulletin"))
         .args(args)
         .current_dir(ws.path().join(rel))

@@ -12,51 +12,115 @@ use crate::workspace::{self, Found, Options};
 ///
 /// Writes bulletin.toml (who sends, how readers unsubscribe, how mail is sent; every setting
 /// explained), a starter issue for this month in issues/ that shows every section kind, its
-/// placeholder image, schema/issue.schema.json (so that editors complete the issue's
-/// fields), subscribers.example.csv and a .gitignore. DIR is created if missing. Nothing is
-/// ever replaced: if one of these files exists, nothing is written.
+/// placeholder image, layouts/default/theme.toml (your organisation's name, postal address,
+/// website, social links and logo, as every email shows them; each explained),
+/// schema/issue.schema.json (so that editors complete the issue's fields),
+/// subscribers.example.csv and a .gitignore. DIR is created if missing. Nothing is ever
+/// replaced: if one of these files exists, nothing is written. bulletin check reports every
+/// placeholder of these files left as it is.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  bulletin init news && cd news && bulletin preview\n  bulletin init --layout-copy"
 )]
 pub struct Args {
     /// The workspace folder (default: the current folder).
-    #[arg(value_name = "DIR", default_value = ".")]
-    pub dir: PathBuf,
-    /// Also copy the default layout into DIR/layouts/default/ to change its templates and
-    /// theme there; render and preview use it from then on.
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Also copy the default layout into DIR/layouts/default/ to change its templates there,
+    /// with every key of its theme in theme.default.toml to copy from; render and preview use
+    /// it from then on. In an existing workspace, copies only the layout.
     #[arg(long)]
     pub layout_copy: bool,
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
     let today = clock::today();
-    let written = workspace::create(&Options {
-        dir: args.dir.clone(),
+    let dir = match args.dir {
+        Some(dir) => dir,
+        None => default_dir(args.layout_copy)?,
+    };
+    let created = workspace::create(&Options {
+        dir: dir.clone(),
         today,
         layout_copy: args.layout_copy,
+    })
+    .map_err(|e| match e {
+        workspace::WorkspaceError::Exists { .. } if dir.join(workspace::CONFIG).is_file() => {
+            Error::Hinted {
+                error: Box::new(e.into()),
+                hint: format!(
+                    "{} is a workspace already; to copy the default layout into it: bulletin init --layout-copy{}",
+                    shown_dir(&dir),
+                    if workspace::is_current_folder(&dir) {
+                        String::new()
+                    } else {
+                        format!(" {}", shell_word(&dir))
+                    }
+                ),
+            }
+        }
+        e => e.into(),
     })?;
     let mut list = String::new();
-    for path in &written {
-        list.push_str(&format!(
-            "{}\n",
-            workspace::shown(&args.dir, path).display()
-        ));
+    for path in &created.written {
+        list.push_str(&format!("{}\n", workspace::shown(&dir, path).display()));
     }
     say(&list);
+    for path in &created.kept {
+        note(&format!(
+            "kept {}: the theme you have (every key of the built-in one is in {} to copy from)",
+            workspace::shown(&dir, path).display(),
+            workspace::shown(&dir, Path::new(workspace::THEME_DEFAULTS)).display()
+        ));
+    }
+    if created.layout_only {
+        note(&format!(
+            "\nThe default layout is in {}: change its templates there. Render and preview use it.",
+            workspace::shown(&dir, Path::new(workspace::LAYOUT_COPY)).display()
+        ));
+        return Ok(());
+    }
     let issue = workspace::issue_path(today);
     let preview = format!("bulletin preview {}", issue.display());
-    let next = if workspace::is_current_folder(&args.dir) {
+    let next = if workspace::is_current_folder(&dir) {
         preview
     } else {
-        format!("cd {} && {preview}", shell_word(&args.dir))
+        format!("cd {} && {preview}", shell_word(&dir))
     };
     note(&format!(
-        "\nNext: {next}\nThen write your issue in {} and your settings in {}.",
+        "\nNext: {next}\nThen put your organisation's details in {}, your settings in {} \
+         and write your issue in {}; bulletin check shows what is left to replace.",
+        workspace::ORGANISATION,
+        workspace::CONFIG,
         issue.display(),
-        workspace::CONFIG
     ));
     Ok(())
+}
+
+/// The folder init works in when none is named: the current one; with `--layout-copy`, the
+/// workspace around it. A new workspace is not made inside another one by accident.
+fn default_dir(layout_copy: bool) -> Result<PathBuf, Error> {
+    let here = self::here()?;
+    match here.workspace {
+        Some(ws) if !ws.is_here() && layout_copy => Ok(ws.rel),
+        Some(ws) if !ws.is_here() => Err(Error::Usage(format!(
+            "this folder is inside the workspace in {} ({}): bulletin init makes a new one; \
+             name its folder to make one here anyway (bulletin init DIR), or use --layout-copy \
+             to copy the default layout into this workspace",
+            ws.rel.display(),
+            ws.abs.display()
+        ))),
+        _ => Ok(PathBuf::from(".")),
+    }
+}
+
+/// A folder as the user names it: "this folder" for the current one.
+fn shown_dir(dir: &Path) -> String {
+    if workspace::is_current_folder(dir) {
+        "this folder".to_string()
+    } else {
+        dir.display().to_string()
+    }
 }
 
 /// A path as one shell word: quoted when it holds spaces or shell characters.

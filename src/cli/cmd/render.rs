@@ -1,5 +1,6 @@
-//! `bulletin render`: issue file → `<slug>.html` and `<slug>.txt`, images pointing at their
-//! folders from the output folder. Glue only: the edition is [`crate::edition`]'s.
+//! `bulletin render`: issue file → `<slug>.html` and `<slug>.txt` in the workspace's `out/`
+//! (or `--out`), images pointing at their folders from the output folder. Glue only: the
+//! edition is [`crate::edition`]'s.
 
 use std::path::PathBuf;
 
