@@ -11,6 +11,7 @@
 mod contrast;
 pub mod html;
 pub mod links;
+pub mod markup;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use pulldown_cmark::{Event, Parser, Tag, TagEnd};
 use serde::Serialize;
 
 use crate::edition::{Edition, EditionError};
-use crate::issue::{IssueError, Link, LoadedIssue, Problem, is_relative_reference};
+use crate::issue::{IssueError, LoadedIssue, Problem, is_relative_reference};
 use crate::layout::{Layout, NamedIn, Origin};
 use crate::merge::NoValues;
 use crate::render::{RenderError, Rendered};
@@ -145,6 +146,11 @@ pub fn inspect(edition: &Edition) -> Vec<Finding> {
     check_subject(loaded, &email.subject, &mut out);
     check_placeholders(loaded, &mut out);
     check_markdown(loaded, &mut out);
+    out.extend(
+        markup::markdown_links(loaded)
+            .into_iter()
+            .map(Finding::error),
+    );
     check_labels(loaded, &mut out);
     check_dates(loaded, &mut out);
     check_language(edition, &mut out);
@@ -430,8 +436,8 @@ fn check_markdown(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
                     }
                 }
                 Event::End(TagEnd::Link) => {
-                    if let Some((url, words)) = link.take() {
-                        check_url(loaded, &path, &url, out);
+                    // Its URL is checked with the links Markdown did not read (markup).
+                    if let Some((_, words)) = link.take() {
                         check_link_words(loaded, &path, &words, out);
                     }
                 }
@@ -450,15 +456,6 @@ fn check_markdown(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
                 _ => {}
             }
         }
-    }
-}
-
-fn check_url(loaded: &LoadedIssue, path: &str, url: &str, out: &mut Vec<Finding>) {
-    if url.starts_with('#') {
-        return;
-    }
-    if let Err(e) = Link::try_from(url.to_string()) {
-        out.push(Finding::error(loaded.problem(path, format!("a link {e}"))));
     }
 }
 

@@ -606,3 +606,30 @@ fn an_image_file_in_markdown_needs_images_url_like_the_items_images() {
         run.stdout()
     );
 }
+
+#[test]
+fn markdown_links_that_are_not_links_are_errors() {
+    // Issue 12: a space in the URL, and Markdown leaves the brackets in the email.
+    let run = offline(&clean_issue(
+        r#"{"kind": "text", "body": "See [the programme](https://efus example/p)."}"#,
+    ));
+    assert_eq!(run.code(), 1, "{}", run.stdout());
+    assert!(
+        run.stdout().contains(
+            "error: issue.json:6:26: sections[0].body: \"[the programme](https://efus example/p)\" \
+             is not read as a link"
+        ),
+        "{}",
+        run.stdout()
+    );
+    let run = offline(&clean_issue(
+        r#"{"kind": "text", "body": "See [the programme](htps//example.org/p)."}"#,
+    ));
+    assert_eq!(run.code(), 1, "{}", run.stdout());
+    assert_eq!(
+        run.stdout().matches("is not a valid URL").count(),
+        1,
+        "{}",
+        run.stdout()
+    );
+}
