@@ -9,6 +9,8 @@
 use pulldown_cmark::{Event, Parser, Tag};
 
 use crate::issue::{Link, LoadedIssue, Problem};
+use crate::layout::Layout;
+use crate::merge::{FieldKey, FieldTable, Piece, Recipient};
 
 /// Markdown links and images of the issue whose URL is not one: links that could not be read
 /// as links (a space in the URL), links whose URL does not parse, images whose path is
@@ -106,9 +108,105 @@ fn valid_image_src(src: &str) -> bool {
     }
 }
 
+/// Merge fields of the issue that name a field no reader has: not one of the sample reader's
+/// (`email`, `first_name`, `name`), not one the layout uses itself (its templates, theme and
+/// labels), not a column of the list when there is one (`columns`).
+pub fn merge_fields(loaded: &LoadedIssue, layout: &Layout, columns: &[String]) -> Vec<Problem> {
+    let mut known: Vec<String> = Recipient::sample().fields.keys().cloned().collect();
+    let mut table = FieldTable::default();
+    for template in layout.templates() {
+        table.mark_template(&template.source);
+    }
+    let mut theme = Vec::new();
+    theme_strings(&toml::Value::Table(layout.theme().clone()), &mut theme);
+    for text in theme {
+        table.mark_template(&text);
+    }
+    for field in table.fields() {
+        if let FieldKey::Subscriber(name) = &field.key {
+            known.push(name.clone());
+        }
+    }
+    known.extend(columns.iter().map(|c| c.trim().to_ascii_lowercase()));
+    known.sort();
+    known.dedup();
+    let mut out = Vec::new();
+    for (path, text) in super::texts(loaded) {
+        let Ok(pieces) = crate::merge::scan(&text) else {
+            continue;
+        };
+        for piece in pieces {
+            let Piece::Field(field) = piece else { continue };
+            let FieldKey::Subscriber(name) = &field.key else {
+                continue;
+            };
+            if known.contains(name) {
+                continue;
+            }
+            let hint = match closest(name, &known) {
+                Some(near) => format!("; did you mean {near}?"),
+                None => String::new(),
+            };
+            out.push(loaded.problem(
+                &path,
+                format!(
+                    "the merge field {{{{subscriber.{name}}}}} is not a field readers have, so it \
+                     would be written empty (known fields: {}){hint}",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// Every string of the theme (its labels among them).
+fn theme_strings(value: &toml::Value, out: &mut Vec<String>) {
+    match value {
+        toml::Value::String(s) => out.push(s.clone()),
+        toml::Value::Array(a) => a.iter().for_each(|v| theme_strings(v, out)),
+        toml::Value::Table(t) => t.values().for_each(|v| theme_strings(v, out)),
+        _ => {}
+    }
+}
+
+/// The known name closest to `name`, when it is close enough to be a slip of the keyboard.
+fn closest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (distance(name, k), k))
+        .filter(|(d, k)| *d <= 2 && *d < k.chars().count())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.as_str())
+}
+
+/// Levenshtein distance, by characters.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn near_names_are_suggested() {
+        let known = ["email", "first_name", "name"].map(String::from);
+        assert_eq!(distance("first_nme", "first_name"), 1);
+        assert_eq!(closest("first_nme", &known), Some("first_name"));
+        assert_eq!(closest("city", &known), None);
+    }
 
     #[test]
     fn links_not_read_as_links_are_found() {

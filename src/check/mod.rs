@@ -151,6 +151,8 @@ pub fn inspect(edition: &Edition) -> Vec<Finding> {
             .into_iter()
             .map(Finding::error),
     );
+    let fields = markup::merge_fields(loaded, layout, &[]);
+    out.extend(fields.into_iter().map(Finding::error));
     check_labels(loaded, &mut out);
     check_dates(loaded, &mut out);
     check_language(edition, &mut out);

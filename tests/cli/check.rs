@@ -633,3 +633,20 @@ fn markdown_links_that_are_not_links_are_errors() {
         run.stdout()
     );
 }
+
+#[test]
+fn unknown_merge_fields_are_errors() {
+    // Issue 12: a misspelt field wrote "Hi " and nothing else.
+    let run = offline(&clean_issue(
+        r#"{"kind": "text", "body": "Hi {{subscriber.first_nme}}, and {{subscriber.first_name}}."}"#,
+    ));
+    assert_eq!(run.code(), 1, "{}", run.stdout());
+    let out = run.stdout();
+    assert!(
+        out.contains("error: issue.json:6:26: sections[0].body: the merge field {{subscriber.first_nme}} is not a field readers have"),
+        "{out}"
+    );
+    assert!(out.contains("did you mean first_name?"), "{out}");
+    assert!(out.contains("email, first_name, name"), "{out}");
+    assert_eq!(out.matches("merge field").count(), 1, "{out}");
+}

@@ -118,7 +118,14 @@ pub fn run(args: Args) -> Result<(), Error> {
         warn(&w.to_string());
     }
     // `check` calls these errors; the render goes out all the same, to be looked at.
-    for p in crate::check::markup::markdown_links(loaded) {
+    let markup = crate::check::markup::markdown_links(loaded)
+        .into_iter()
+        .chain(crate::check::markup::merge_fields(
+            loaded,
+            &edition.layout,
+            &[],
+        ));
+    for p in markup {
         warn(&p.to_string());
     }
     if email.html.len() > crate::check::CLIP_BYTES {
