@@ -103,7 +103,11 @@ fn check_images(ctx: &Ctx<'_>, html: &str, out: &mut Vec<Finding>) {
     for tag in tags(html, "img") {
         let src = attr(tag, "src").unwrap_or_default();
         let needle = src.rsplit('/').next().unwrap_or(&src).to_string();
-        if attr(tag, "alt").is_none_or(|a| a.trim().is_empty()) {
+        // Markdown's images without alt are reported where they are written (check_markdown).
+        let in_markdown = super::markup::images_without_alt(ctx.loaded)
+            .iter()
+            .any(|m| !m.is_empty() && src.ends_with(m.as_str()));
+        if attr(tag, "alt").is_none_or(|a| a.trim().is_empty()) && !in_markdown {
             out.push(finding(
                 ctx,
                 Severity::Error,

@@ -25,6 +25,37 @@ pub fn markdown_links(loaded: &LoadedIssue) -> Vec<Problem> {
     out
 }
 
+/// The sources of the issue's Markdown images without alt text, as written: `check` reports
+/// them at their text field, and the rendered HTML's rule leaves them alone (issue 12: each was
+/// reported twice).
+pub fn images_without_alt(loaded: &LoadedIssue) -> Vec<String> {
+    let mut out = Vec::new();
+    for (_, markdown) in super::bodies(loaded) {
+        let mut image: Option<(String, String)> = None;
+        for event in Parser::new(markdown) {
+            match event {
+                Event::Start(Tag::Image { dest_url, .. }) => {
+                    image = Some((dest_url.to_string(), String::new()))
+                }
+                Event::Text(t) | Event::Code(t) => {
+                    if let Some((_, alt)) = image.as_mut() {
+                        alt.push_str(&t);
+                    }
+                }
+                Event::End(pulldown_cmark::TagEnd::Image) => {
+                    if let Some((src, alt)) = image.take()
+                        && alt.trim().is_empty()
+                    {
+                        out.push(src);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
 /// What is wrong with the links and images of one Markdown text, in order.
 fn bad_links(markdown: &str) -> Vec<String> {
     let mut out = Vec::new();

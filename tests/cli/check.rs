@@ -119,6 +119,13 @@ fn images_without_alt_text_are_errors() {
         "{}",
         run.stdout()
     );
+    // Once, at its text field: not again from the rendered HTML (issue 12).
+    assert_eq!(
+        run.stdout().matches("no alt text").count(),
+        1,
+        "{}",
+        run.stdout()
+    );
     let run = offline(&clean_issue(
         r#"{"kind": "text", "body": "![A rising chart](https://example.org/chart.png)"}"#,
     ));
