@@ -13,6 +13,7 @@
 mod contrast;
 pub mod html;
 pub mod links;
+pub mod markup;
 pub mod place;
 pub mod placeholders;
 
@@ -23,7 +24,7 @@ use pulldown_cmark::{Event, Parser, Tag, TagEnd};
 use serde::Serialize;
 
 use crate::edition::{Edition, EditionError};
-use crate::issue::{IssueError, Link, LoadedIssue, Problem, is_relative_reference};
+use crate::issue::{IssueError, LoadedIssue, Problem, is_relative_reference};
 use crate::layout::{Layout, NamedIn, Origin};
 use crate::merge::NoValues;
 use crate::render::{RenderError, Rendered};
@@ -186,6 +187,13 @@ pub fn inspect(edition: &Edition) -> Vec<Finding> {
     let shown = format!("{}\n{}", html::unescape(&email.html), email.text);
     placeholders::check(edition, &shown, &mut out);
     check_markdown(loaded, &mut out);
+    out.extend(
+        markup::markdown_links(loaded)
+            .into_iter()
+            .map(Finding::error),
+    );
+    let fields = markup::merge_fields(loaded, layout, &[]);
+    out.extend(fields.into_iter().map(Finding::error));
     check_labels(loaded, &mut out);
     check_sections(loaded, &mut out);
     check_dates(loaded, &mut out);
@@ -514,8 +522,8 @@ fn check_markdown(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
                     }
                 }
                 Event::End(TagEnd::Link) => {
-                    if let Some((url, words, at)) = link.take() {
-                        check_url(loaded, &path, at, &url, out);
+                    // Its URL is checked with the links Markdown did not read (markup).
+                    if let Some((_, words, at)) = link.take() {
                         check_link_words(loaded, &path, at, &words, out);
                     }
                 }
@@ -536,20 +544,6 @@ fn check_markdown(loaded: &LoadedIssue, out: &mut Vec<Finding>) {
                 _ => {}
             }
         }
-    }
-}
-
-fn check_url(loaded: &LoadedIssue, path: &str, at: usize, url: &str, out: &mut Vec<Finding>) {
-    if url.starts_with('#') {
-        return;
-    }
-    if let Err(e) = Link::try_from(url.to_string()) {
-        out.push(Finding::error(place::at_offset(
-            loaded,
-            path,
-            at,
-            format!("a link {e}"),
-        )));
     }
 }
 

@@ -124,6 +124,13 @@ fn images_without_alt_text_are_errors() {
         "{}",
         run.stdout()
     );
+    // Once, at its text field: not again from the rendered HTML (issue 12).
+    assert_eq!(
+        run.stdout().matches("no alt text").count(),
+        1,
+        "{}",
+        run.stdout()
+    );
     let run = offline(&clean_issue(
         r#"{"kind": "text", "body": "![A rising chart](https://example.org/chart.png)"}"#,
     ));
@@ -882,4 +889,48 @@ fn the_built_in_layouts_organisation_is_a_placeholder_until_the_workspace_names_
         out.ends_with("2 errors, 0 warnings (links not checked)\n"),
         "{out}"
     );
+}
+
+#[test]
+fn markdown_links_that_are_not_links_are_errors() {
+    // Issue 12: a space in the URL, and Markdown leaves the brackets in the email.
+    let run = offline(&clean_issue(
+        r#"{"kind": "text", "body": "See [the programme](https://efus example/p)."}"#,
+    ));
+    assert_eq!(run.code(), 1, "{}", run.stdout());
+    assert!(
+        run.stdout().contains(
+            "error: issue.json:6:26: sections[0].body, in the 1st section (text): \
+             \"[the programme](https://efus example/p)\" is not read as a link"
+        ),
+        "{}",
+        run.stdout()
+    );
+    let run = offline(&clean_issue(
+        r#"{"kind": "text", "body": "See [the programme](htps//example.org/p)."}"#,
+    ));
+    assert_eq!(run.code(), 1, "{}", run.stdout());
+    assert_eq!(
+        run.stdout().matches("is not a valid URL").count(),
+        1,
+        "{}",
+        run.stdout()
+    );
+}
+
+#[test]
+fn unknown_merge_fields_are_errors() {
+    // Issue 12: a misspelt field wrote "Hi " and nothing else.
+    let run = offline(&clean_issue(
+        r#"{"kind": "text", "body": "Hi {{subscriber.first_nme}}, and {{subscriber.first_name}}."}"#,
+    ));
+    assert_eq!(run.code(), 1, "{}", run.stdout());
+    let out = run.stdout();
+    assert!(
+        out.contains("error: issue.json:6:26: sections[0].body, in the 1st section (text): the merge field {{subscriber.first_nme}} is not a field readers have"),
+        "{out}"
+    );
+    assert!(out.contains("did you mean first_name?"), "{out}");
+    assert!(out.contains("email, first_name, name"), "{out}");
+    assert_eq!(out.matches("merge field").count(), 1, "{out}");
 }

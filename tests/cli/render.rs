@@ -595,3 +595,39 @@ fn a_broken_date_pattern_in_a_theme_is_an_error_not_a_crash() {
         "{err}"
     );
 }
+
+#[test]
+fn markdown_links_that_are_not_links_are_warnings() {
+    let ws = Workspace::empty();
+    ws.write(
+        "issue.json",
+        &issue_with(r#"{"kind": "text", "body": "See [the programme](https://efus example/p)."}"#),
+    );
+    let run = ws.run(&["render", "issue.json"]);
+    run.ok();
+    assert!(
+        run.stderr().contains(
+            "warning: issue.json:5:26: sections[0].body: \"[the programme](https://efus example/p)\" \
+             is not read as a link"
+        ),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn unknown_merge_fields_are_warnings() {
+    let ws = Workspace::empty();
+    ws.write(
+        "issue.json",
+        &issue_with(r#"{"kind": "text", "body": "Hi {{subscriber.first_nme}}."}"#),
+    );
+    let run = ws.run(&["render", "issue.json"]);
+    run.ok();
+    let err = run.stderr();
+    assert!(
+        err.contains("warning: issue.json:5:26: sections[0].body: the merge field {{subscriber.first_nme}} is not a field readers have"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean first_name?"), "{err}");
+}

@@ -125,6 +125,17 @@ pub fn run(args: Args) -> Result<(), Error> {
     for w in &rendered.warnings {
         warn(&w.to_string());
     }
+    // `check` calls these errors; the render goes out all the same, to be looked at.
+    let markup = crate::check::markup::markdown_links(loaded)
+        .into_iter()
+        .chain(crate::check::markup::merge_fields(
+            loaded,
+            &edition.layout,
+            &[],
+        ));
+    for p in markup {
+        warn(&p.to_string());
+    }
     if email.html.len() > crate::check::CLIP_BYTES {
         warn(&format!(
             "the HTML is {}, over Gmail's 102 KB limit: Gmail will clip it",
