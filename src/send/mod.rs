@@ -47,13 +47,13 @@ use crate::message::{ComposeError, Composer};
 
 pub use live::{process_alive, this_process};
 pub use plan::{List, Plan, plan};
-pub use report::TestReport;
+pub use report::{TestOutcome, TestReport};
 pub use run::{Event, RunOptions, dry_run_ledger, run};
 pub use setup::{Setup, SetupError, tools};
 pub use status::{Format, Listing, Status, status};
 pub use stop::Stop;
 pub use tally::{Progress, Stopped, Tally};
-pub use test_send::{TestOutcome, test_send};
+pub use test_send::test_send;
 
 /// What a send works with: the message maker, the transport, and the clock that
 /// stamps the ledger and the messages.

@@ -5,11 +5,11 @@
 
 use std::path::Path;
 
+use lettre::Address;
 use serde_json::{Value, json};
 
 use super::plan::Plan;
 use super::tally::{Stopped, Tally};
-use super::test_send::TestOutcome;
 use crate::ledger::RecipientKey;
 
 impl Plan {
@@ -145,6 +145,15 @@ fn grouped(list: &[(RecipientKey, String)], what: &str) -> String {
         ));
     }
     out
+}
+
+/// What became of a test copy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestOutcome {
+    pub address: Address,
+    pub sent: bool,
+    /// The server's reply, or what went wrong.
+    pub reply: String,
 }
 
 /// What a test send did, address by address.

@@ -8,19 +8,10 @@ use std::time::SystemTime;
 
 use lettre::Address;
 
-use super::report::TestReport;
+use super::report::{TestOutcome, TestReport};
 use super::{SendError, Tools};
 use crate::audience::Subscriber;
 use crate::transport::Transport;
-
-/// What became of a test copy.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TestOutcome {
-    pub address: Address,
-    pub sent: bool,
-    /// The server's reply, or what went wrong.
-    pub reply: String,
-}
 
 /// Sends a test copy to each of `to`. A message that cannot be built stops it (it would be
 /// the same for everyone); a refused one is reported and the others go on.
