@@ -109,7 +109,10 @@ fn relative_url(from: &Path, to: &Path) -> String {
     let (Ok(from), Ok(to)) = (std::path::absolute(from), std::path::absolute(to)) else {
         return String::new();
     };
-    let Some(rel) = pathdiff::diff_paths(normalize(&to), normalize(&from)) else {
+    let Some(rel) = pathdiff::diff_paths(
+        crate::workspace::lexical(&to),
+        crate::workspace::lexical(&from),
+    ) else {
         return String::new();
     };
     let mut url: String = rel
@@ -138,21 +141,6 @@ const PATH_PART: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'`')
     .add(b'{')
     .add(b'}');
-
-/// Removes `.` and resolves `..` lexically, so that `issues/../layouts/efus` compares well.
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {

@@ -377,38 +377,16 @@ fn check_subject(loaded: &LoadedIssue, subject: &str, out: &mut Vec<Finding>) {
 /// Text the issue is written in, each with its JSON path: every string of the file, and the
 /// Markdown of body files.
 fn texts(loaded: &LoadedIssue) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    if let Ok(value) = serde_json::from_str::<serde_json::Value>(loaded.source()) {
-        walk_strings(&value, String::new(), &mut out);
-    }
+    let mut out = match serde_json::from_str::<serde_json::Value>(loaded.source()) {
+        Ok(value) => crate::issue::json_strings(&value),
+        Err(_) => Vec::new(),
+    };
     for (path, body) in bodies(loaded) {
         if path.ends_with("body_file") {
             out.push((path, body.to_string()));
         }
     }
     out
-}
-
-fn walk_strings(value: &serde_json::Value, path: String, out: &mut Vec<(String, String)>) {
-    match value {
-        serde_json::Value::String(s) => out.push((path, s.clone())),
-        serde_json::Value::Array(a) => {
-            for (i, v) in a.iter().enumerate() {
-                walk_strings(v, format!("{path}[{i}]"), out);
-            }
-        }
-        serde_json::Value::Object(o) => {
-            for (k, v) in o {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                walk_strings(v, p, out);
-            }
-        }
-        _ => {}
-    }
 }
 
 /// The Markdown texts of the issue (bodies and bullets), each with its JSON path; a body read

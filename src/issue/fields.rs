@@ -337,7 +337,9 @@ fn value_of(ty: FieldType, v: Value) -> Result<FieldValue, String> {
         }
         (FieldType::Bool, Value::Bool(b)) => Ok(FieldValue::Bool(*b)),
         (FieldType::Number, Value::Number(n)) => Ok(FieldValue::Number(n.clone())),
-        (FieldType::Date, Value::String(s)) => super::time::parse_day(s).map(FieldValue::Date),
+        (FieldType::Date, Value::String(s)) => super::time::parse_day(s)
+            .map(FieldValue::Date)
+            .map_err(|e| e.to_string()),
         (FieldType::Url, Value::String(s)) => Link::try_from(s.clone()).map(FieldValue::Url),
         (FieldType::String | FieldType::Markdown, _) => Err(expected("a string")),
         (FieldType::Bool, _) => Err(expected("true or false")),

@@ -55,6 +55,36 @@ pub fn locate(source: &str, path: &str) -> Option<(usize, usize)> {
     Some(line_col(source, node.range().start))
 }
 
+/// Every string in a JSON value, with its JSON path (`sections[2].items[0].title`), in
+/// document order.
+pub fn strings(value: &serde_json::Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    collect_strings(value, String::new(), &mut out);
+    out
+}
+
+fn collect_strings(value: &serde_json::Value, path: String, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::String(s) => out.push((path, s.clone())),
+        serde_json::Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                collect_strings(v, format!("{path}[{i}]"), out);
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (k, v) in o {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                collect_strings(v, p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

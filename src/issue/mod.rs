@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{IssueError, Problem};
 pub use fields::{CustomFields, FieldSpec, FieldType, FieldValue, Fields, KindFields};
-pub use time::{EventEnd, EventStart, TimeError, parse_day};
+pub use locate::strings as json_strings;
+pub use time::{DayError, EventEnd, EventStart, TimeError, parse_day};
 
 use crate::merge::{self, MergeText};
 

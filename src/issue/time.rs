@@ -253,7 +253,16 @@ mod tests {
 /// A day as an issue writes it, `YYYY-MM-DD`. A date that does not exist (`2020-13-40`) is
 /// refused with the form expected and the nearest date that does (issue 12: chrono said only
 /// "input is out of range").
-pub fn parse_day(s: &str) -> Result<chrono::NaiveDate, String> {
+pub fn parse_day(s: &str) -> Result<chrono::NaiveDate, DayError> {
+    day(s).map_err(DayError)
+}
+
+/// A day that is not a date, with the form expected and, where there is one, the nearest date.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DayError(String);
+
+fn day(s: &str) -> Result<chrono::NaiveDate, String> {
     let t = s.trim();
     if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
         return Ok(d);
@@ -340,17 +349,17 @@ mod day_tests {
     #[test]
     fn impossible_dates_name_the_nearest_valid_one() {
         assert!(parse_day("2020-06-04").is_ok());
-        let e = parse_day("2020-13-40").unwrap_err();
+        let e = parse_day("2020-13-40").unwrap_err().to_string();
         assert!(
             e.contains("no month 13") && e.contains("\"2020-12-31\""),
             "{e}"
         );
-        let e = parse_day("2021-02-29").unwrap_err();
+        let e = parse_day("2021-02-29").unwrap_err().to_string();
         assert!(
             e.contains("February 2021 has no day 29") && e.contains("\"2021-02-28\""),
             "{e}"
         );
-        let e = parse_day("June 4").unwrap_err();
+        let e = parse_day("June 4").unwrap_err().to_string();
         assert!(e.contains("YYYY-MM-DD"), "{e}");
     }
 }

@@ -142,8 +142,9 @@ pub fn from_here(cwd: &Path, path: &Path) -> PathBuf {
     }
 }
 
-/// `.` removed and `..` resolved, without asking the disk.
-fn lexical(p: &Path) -> PathBuf {
+/// `.` removed and `..` resolved, without asking the disk, so that `issues/../layouts/efus`
+/// compares well with `layouts/efus`.
+pub fn lexical(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {
@@ -248,33 +249,10 @@ const THEME_DEFAULTS_NOTE: &str = "\
 /// (`sections[1].items[0].title`) — what a newcomer is meant to replace, for `check` to find
 /// when it is still there.
 pub fn starter_texts() -> Vec<(String, String)> {
-    let mut out = Vec::new();
     let issue = starter_issue(NaiveDate::default());
-    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&issue) {
-        strings(&value, String::new(), &mut out);
-    }
-    out
-}
-
-fn strings(value: &serde_json::Value, path: String, out: &mut Vec<(String, String)>) {
-    match value {
-        serde_json::Value::String(s) => out.push((path, s.clone())),
-        serde_json::Value::Array(a) => {
-            for (i, v) in a.iter().enumerate() {
-                strings(v, format!("{path}[{i}]"), out);
-            }
-        }
-        serde_json::Value::Object(o) => {
-            for (k, v) in o {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                strings(v, p, out);
-            }
-        }
-        _ => {}
+    match serde_json::from_str::<serde_json::Value>(&issue) {
+        Ok(value) => crate::issue::json_strings(&value),
+        Err(_) => Vec::new(),
     }
 }
 
