@@ -7,8 +7,8 @@
 //! form is a permanent failure, never an empty request). Whether a failure is worth retrying
 //! is a property of the error ([`Failure::kind`]): the send loop decides what to do with it.
 //!
-//! Transports must not touch the send loop or the ledger (no `crate::send`, no
-//! `crate::ledger`) nor compose messages: what they take once per issue arrives as plain
+//! Transports must not touch the send loop or the ledger (they import neither module) nor
+//! compose messages: what they take once per issue arrives as plain
 //! values ([`OpenOptions`]).
 
 pub mod api;
