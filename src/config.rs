@@ -34,6 +34,9 @@ pub struct Config {
     /// `bulletin serve`, the public side; every setting has a default.
     #[serde(default)]
     pub serve: Serve,
+    /// `bulletin publish`, the web edition; without it nothing is published.
+    #[serde(default)]
+    pub archive: Option<Archive>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
 }
@@ -153,6 +156,104 @@ fn default_listen() -> std::net::SocketAddr {
 
 fn default_store() -> PathBuf {
     Path::new(crate::workspace::STATE_DIR).join("suppressions.sqlite")
+}
+
+/// `[archive]`: where `bulletin publish` writes the web edition and where it is read. When
+/// it is set, an issue without `web_url` or `images_url` gets its page on the site for both
+/// ([`crate::edition`]), so "View in browser" and the images work with no hand-edited field.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Archive {
+    /// The site's address, e.g. `https://example.org/newsletter/`; always ends with `/`.
+    #[serde(deserialize_with = "base_url")]
+    pub base_url: url::Url,
+    /// The folder `publish` writes, relative to the workspace (default `site`).
+    #[serde(default = "default_site")]
+    pub folder: PathBuf,
+}
+
+impl Archive {
+    /// An archive at `base_url` (made to end with `/`), written to the default folder.
+    pub fn new(mut base_url: url::Url) -> Archive {
+        if !base_url.path().ends_with('/') {
+            let path = format!("{}/", base_url.path());
+            base_url.set_path(&path);
+        }
+        Archive {
+            base_url,
+            folder: default_site(),
+        }
+    }
+
+    /// The address of the issue `slug`'s page (its folder): `https://example.org/newsletter/2020-06/`.
+    pub fn issue_url(&self, slug: &str) -> String {
+        let segment = percent_encoding::utf8_percent_encode(slug, SLUG_SEGMENT);
+        format!("{}{segment}/", self.base_url)
+    }
+}
+
+/// What a slug keeps as it is in a URL path segment.
+const SLUG_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+fn default_site() -> PathBuf {
+    PathBuf::from("site")
+}
+
+fn base_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<url::Url, D::Error> {
+    let s = String::deserialize(d)?;
+    match url::Url::parse(&s) {
+        Ok(u) if matches!(u.scheme(), "https" | "http") && u.query().is_none() => {
+            Ok(Archive::new(u).base_url)
+        }
+        Ok(_) => Err(serde::de::Error::custom(format!(
+            "\"{s}\" is not a site address; write the https URL the site is read at, without ?query, e.g. \"https://example.org/newsletter/\""
+        ))),
+        Err(e) => Err(serde::de::Error::custom(format!(
+            "\"{s}\" is not a URL ({e}); write it in full, e.g. \"https://example.org/newsletter/\""
+        ))),
+    }
+}
+
+/// The `[archive]` table of the workspace's `bulletin.toml`, if the file exists and has one;
+/// read alone, so that `render`, `check` and `preview` work while the sending settings are
+/// still being written.
+pub fn archive(root: &Path) -> Result<Option<Archive>, ConfigError> {
+    #[derive(Deserialize)]
+    struct OnlyArchive {
+        #[serde(default)]
+        archive: Option<Archive>,
+    }
+    let path = root.join(FILE_NAME);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(ConfigError::Read {
+                path,
+                reason: crate::diag::io_reason(&e),
+            });
+        }
+    };
+    // The other tables are not looked at: a mistake in them is `send`'s and `serve`'s to report.
+    let only: OnlyArchive = toml::from_str(&text).map_err(|e| invalid(&path, &text, &e))?;
+    Ok(only.archive)
+}
+
+fn invalid(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = e
+        .span()
+        .map(|s| crate::diag::line_col(text, s.start))
+        .unwrap_or((1, 1));
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message: e.message().to_string(),
+    }
 }
 
 /// How messages leave: one transport with its settings. Each provider's settings, and what
@@ -375,18 +476,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         reason: crate::diag::io_reason(&e),
     })?;
-    let config: Config = toml::from_str(&text).map_err(|e| {
-        let (line, column) = e
-            .span()
-            .map(|s| crate::diag::line_col(&text, s.start))
-            .unwrap_or((1, 1));
-        ConfigError::Invalid {
-            path: path.to_path_buf(),
-            line,
-            column,
-            message: e.message().to_string(),
-        }
-    })?;
+    let config: Config = toml::from_str(&text).map_err(|e| invalid(path, &text, &e))?;
     let rule = |message: String| ConfigError::Rule {
         path: path.to_path_buf(),
         message,
@@ -506,6 +596,42 @@ impl fmt::Display for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_archive_is_read_alone_and_its_address_ends_with_a_slash() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(archive(dir.path()).unwrap(), None, "no bulletin.toml");
+        // The sending settings may be unfinished: render and preview still find the archive.
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "[sender]\nfrom = \"not yet\"\n\n[archive]\nbase_url = \"https://example.org/news\"\n",
+        )
+        .unwrap();
+        let found = archive(dir.path()).unwrap().unwrap();
+        assert_eq!(found.base_url.as_str(), "https://example.org/news/");
+        assert_eq!(found.folder, PathBuf::from("site"));
+        assert_eq!(
+            found.issue_url("2020-06"),
+            "https://example.org/news/2020-06/"
+        );
+        assert_eq!(
+            found.issue_url("été 2020"),
+            "https://example.org/news/%C3%A9t%C3%A9%202020/"
+        );
+    }
+
+    #[test]
+    fn a_wrong_archive_address_is_reported_at_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "[archive]\nbase_url = \"example.org/news\"\n",
+        )
+        .unwrap();
+        let e = archive(dir.path()).unwrap_err().to_string();
+        assert!(e.contains(":2:"), "{e}");
+        assert!(e.contains("https://example.org/newsletter/"), "{e}");
+    }
 
     const GOOD: &str = r#"
 [sender]

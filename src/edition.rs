@@ -12,7 +12,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::issue::{self, IssueError, LoadedIssue};
+use crate::config::Archive;
+use crate::issue::{self, IssueError, Link, LoadedIssue};
 use crate::layout::{Layout, LayoutError};
 use crate::render::{self, AssetBase, RenderError, RenderOptions, Rendered};
 
@@ -25,6 +26,9 @@ pub struct Options {
     pub layout: Option<PathBuf>,
     /// Where the email will be read, which decides where relative images point.
     pub images: Images,
+    /// The workspace's web edition (`[archive]`), if it has one: an issue without `web_url`
+    /// gets its page there, and, when it is sent, images without `images_url` are read there.
+    pub archive: Option<Archive>,
 }
 
 /// Where the email will be read, and so where relative image paths (the issue's and the
@@ -70,7 +74,15 @@ pub enum EditionError {
 
 /// Loads the issue, chooses its layout and renders it for `opts.images`.
 pub fn prepare(opts: &Options) -> Result<Edition, EditionError> {
-    let (loaded, layout) = load(&opts.issue, opts.layout.as_deref())?;
+    let (mut loaded, layout) = load(&opts.issue, opts.layout.as_deref())?;
+    let page_url = opts
+        .archive
+        .as_ref()
+        .map(|a| a.issue_url(&issue::slug_of(&opts.issue)));
+    if let Some(page) = &page_url {
+        let sent = opts.images == Images::Sent;
+        default_to_site(&mut loaded, page, sent);
+    }
     let assets = match &opts.images {
         Images::Sent => AssetBase::Sent,
         Images::FromFolder(out) => AssetBase::Local {
@@ -85,12 +97,27 @@ pub fn prepare(opts: &Options) -> Result<Edition, EditionError> {
             layout: layout.clone(),
         },
     };
-    let rendered = render::render(&loaded, &layout, &RenderOptions { assets })?;
+    let rendered = render::render(&loaded, &layout, &RenderOptions { assets, page_url })?;
     Ok(Edition {
         issue: loaded,
         layout,
         rendered,
     })
+}
+
+/// The issue's page on the site stands in for a `web_url` it does not have, and, in an email
+/// that is sent, for its `images_url` (`publish` copies the images beside the page). A local
+/// render or preview keeps showing the image files.
+fn default_to_site(loaded: &mut LoadedIssue, page: &str, sent: bool) {
+    let Ok(link) = Link::try_from(page.to_string()) else {
+        return;
+    };
+    if loaded.issue.web_url.is_none() {
+        loaded.issue.web_url = Some(link.clone());
+    }
+    if sent && loaded.issue.images_url.is_none() {
+        loaded.issue.images_url = Some(link);
+    }
 }
 
 /// Reads the issue, chooses and loads its layout, and checks the issue with the fields the

@@ -39,6 +39,8 @@ pub struct Options {
     pub issues_dir: PathBuf,
     /// A layout folder that overrides the issues' own choice.
     pub layout: Option<PathBuf>,
+    /// The workspace's web edition: issues without `web_url` link to their page there.
+    pub archive: Option<crate::config::Archive>,
     /// The address to listen on: loopback unless the user asks otherwise.
     pub bind: IpAddr,
     /// The port tried first.
@@ -106,12 +108,9 @@ pub fn start(opts: Options) -> Result<Running, PreviewError> {
     let on_network = !opts.bind.is_loopback();
     let key = if on_network { Some(new_key()?) } else { None };
     let guard = server::Guard::new(opts.bind, &opts.hosts, key.clone());
-    let site = Arc::new(Site::new(
-        opts.issues_dir,
-        opts.issue,
-        opts.layout,
-        opts.list,
-    ));
+    let site = Arc::new(
+        Site::new(opts.issues_dir, opts.issue, opts.layout, opts.list).with_archive(opts.archive),
+    );
     let path = site
         .single_slug()
         .map(|s| format!("issue/{s}/"))

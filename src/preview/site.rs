@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 use crate::audience::{self, Fingerprints, Row, Subscriber};
+use crate::config::Archive;
 use crate::edition::{self, Images};
 use crate::merge::Recipient;
 use crate::render::Rendered;
@@ -96,6 +97,7 @@ pub struct Site {
     issues_dir: PathBuf,
     single: Option<PathBuf>,
     layout: Option<PathBuf>,
+    archive: Option<Archive>,
     /// A subscriber list whose readers the page can pick.
     list: Option<PathBuf>,
     entries: Mutex<BTreeMap<String, Entry>>,
@@ -131,6 +133,7 @@ impl Site {
             issues_dir,
             single,
             layout,
+            archive: None,
             list,
             entries: Mutex::new(BTreeMap::new()),
             changes,
@@ -138,6 +141,13 @@ impl Site {
             after_render: OnceLock::new(),
             rendering: Mutex::new(()),
         }
+    }
+
+    /// The workspace's web edition, for the "View in browser" link of issues without
+    /// `web_url`.
+    pub fn with_archive(mut self, archive: Option<Archive>) -> Self {
+        self.archive = archive;
+        self
     }
 
     /// Sets who hears about each render.
@@ -295,6 +305,7 @@ impl Site {
                 issue: "files/".into(),
                 layout: "layout/".into(),
             },
+            archive: self.archive.clone(),
         });
         let edition = prepared.map_err(|e| crate::diag::error_lines(&e.to_string()))?;
         let email = edition.rendered.fill(&Recipient::sample());

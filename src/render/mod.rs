@@ -37,6 +37,10 @@ pub struct RenderOptions {
     /// Where relative image paths point: in an inbox (the default), or as seen from a local
     /// output.
     pub assets: AssetBase,
+    /// The address of the issue's page on the published site (`[archive]` in
+    /// `bulletin.toml`), beside which `publish` writes its calendar files; `None` when the
+    /// workspace publishes nothing.
+    pub page_url: Option<String>,
 }
 
 /// An issue rendered once, ready to be filled for each recipient.

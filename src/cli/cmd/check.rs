@@ -54,8 +54,8 @@ pub fn run(args: Args) -> Result<(), Error> {
         .ok_or_else(|| {
             Error::Usage("--timeout takes a number of seconds from above 0 to 3600".into())
         })?;
-    super::init::here()?;
-    let (mut findings, links_checked) = find(&args, timeout)?;
+    let archive = super::init::here()?.archive()?;
+    let (mut findings, links_checked) = find(&args, timeout, archive)?;
     check::sort(&mut findings);
     let (errors, warnings) = check::counts(&findings);
     let summary = summary(errors, warnings, links_checked);
@@ -82,11 +82,16 @@ pub fn run(args: Args) -> Result<(), Error> {
 /// Everything found, and how many links were checked (none with --offline). An issue that
 /// does not render is reported like any other finding; only what is not about the issue
 /// (an unreadable file) stops the check.
-fn find(args: &Args, timeout: Duration) -> Result<(Vec<Finding>, Option<usize>), Error> {
+fn find(
+    args: &Args,
+    timeout: Duration,
+    archive: Option<crate::config::Archive>,
+) -> Result<(Vec<Finding>, Option<usize>), Error> {
     let prepared = edition::prepare(&edition::Options {
         issue: args.issue.clone(),
         layout: args.layout.clone(),
         images: Images::Sent,
+        archive,
     });
     let edition = match prepared {
         Ok(e) => e,

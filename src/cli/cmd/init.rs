@@ -152,6 +152,14 @@ impl Here {
 
     /// A folder of the workspace (`issues`, `out`) as reached from here, or `name` in the
     /// current folder outside any workspace.
+    /// The workspace's `[archive]`, if there is a workspace and it publishes a web edition.
+    pub fn archive(&self) -> Result<Option<crate::config::Archive>, Error> {
+        match &self.workspace {
+            Some(ws) => Ok(crate::config::archive(&ws.abs)?),
+            None => Ok(None),
+        }
+    }
+
     pub fn folder(&self, name: &str) -> PathBuf {
         match &self.workspace {
             Some(ws) if !ws.is_here() => ws.rel.join(name),

@@ -80,6 +80,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         issue: args.issue,
         issues_dir,
         layout: args.layout,
+        archive: here.archive()?,
         bind: args.bind,
         port: args.port,
         poll: args.poll,

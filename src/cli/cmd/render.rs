@@ -64,6 +64,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         issue: args.issue.clone(),
         layout: args.layout.clone(),
         images: Images::FromFolder(out.clone()),
+        archive: here.archive()?,
     });
     let edition = match prepared {
         Ok(e) => e,

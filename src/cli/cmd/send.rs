@@ -9,7 +9,7 @@ use crate::check;
 use crate::cli::term::{confirm, progress_bar};
 use crate::cli::{Error, note, say, warn};
 use crate::clock::SystemClock;
-use crate::config;
+use crate::config::{self, Archive};
 use crate::edition::{self, Edition, Images};
 use crate::send::{self, Event, RunOptions, Stop, Tools};
 use crate::transport::{Pacing, Transport};
@@ -79,7 +79,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     // The edition `check` checks, in the same layout, refused by the same rules.
     let Edition {
         issue, rendered, ..
-    } = prepare_to_send(&args)?;
+    } = prepare_to_send(&args, config.archive.clone())?;
     let setup = send::Setup {
         config: &config,
         profile: &args.profile,
@@ -101,11 +101,12 @@ pub fn run(args: Args) -> Result<(), Error> {
 
 /// The issue as `check` sees it, in the layout `--layout` chose; refused (exit 1, nothing
 /// sent) with `check`'s findings when a rule that protects readers is broken.
-fn prepare_to_send(args: &Args) -> Result<Edition, Error> {
+fn prepare_to_send(args: &Args, archive: Option<Archive>) -> Result<Edition, Error> {
     let edition = edition::prepare(&edition::Options {
         issue: args.issue.clone(),
         layout: args.layout.clone(),
         images: Images::Sent,
+        archive,
     })?;
     let mut blockers = check::send_blockers(&edition);
     if !blockers.is_empty() {
