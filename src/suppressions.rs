@@ -227,6 +227,26 @@ impl Store {
         }))
     }
 
+    /// What readers did from the links of the issue `slug`: each kind of event with the
+    /// number of readers who did it.
+    pub fn by_issue(&self, slug: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT kind, count(DISTINCT address) FROM events WHERE issue = ?1 \
+                 GROUP BY kind ORDER BY kind DESC",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map([slug], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(|e| self.error(e))?;
+        rows.map(|row| row.map(|(kind, n)| (kind, n.unsigned_abs())))
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.error(e))
+    }
+
     /// How many events are recorded.
     pub fn events(&self) -> Result<u64, StoreError> {
         self.conn
@@ -244,6 +264,15 @@ pub fn add_current(path: &Path, set: &mut Fingerprints) -> Result<usize, StoreEr
     }
     let current = Store::open(path)?.current()?;
     Ok(current.iter().filter(|s| set.insert(&s.address)).count())
+}
+
+/// What readers did from the links of the issue `slug`, by kind of event, with how many
+/// readers did each; nothing when the store at `path` does not exist.
+pub fn by_issue(path: &Path, slug: &str) -> Result<Vec<(String, u64)>, StoreError> {
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    Store::open(path)?.by_issue(slug)
 }
 
 /// A short fingerprint of an address for logs, where the address itself must not appear:

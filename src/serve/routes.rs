@@ -13,7 +13,7 @@ use axum::routing::get;
 use lettre::Address;
 
 use super::{BODY_LIMIT, REQUEST_TIMEOUT, Settings, pages};
-use crate::message::unsubscribe;
+use crate::message::unsubscribe::{self, Opened};
 use crate::suppressions::{Event, Kind, Source, Store, fingerprint};
 
 /// What every request shares: the settings, the store (one connection; SQLite writes one at
@@ -85,13 +85,14 @@ async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Html(pages::not_found())).into_response()
 }
 
-/// The reader a token was sealed for; `None` (logged) for a token that does not open.
-fn reader(shared: &Shared, token: &str) -> Option<Address> {
-    let address = unsubscribe::open(&shared.0.settings.secret, token);
-    if address.is_none() {
+/// The reader a token was sealed for, and the issue of the link; `None` (logged) for a token
+/// that does not open.
+fn reader(shared: &Shared, token: &str) -> Option<Opened> {
+    let opened = unsubscribe::open(&shared.0.settings.secret, token);
+    if opened.is_none() {
         (shared.0.log)("invalid token: nothing recorded");
     }
-    address
+    opened
 }
 
 /// The one answer to every token that does not open, whatever was wrong with it.
@@ -104,7 +105,7 @@ async fn show_unsubscribe(
     UrlPath(token): UrlPath<String>,
 ) -> Response {
     match reader(&shared, &token) {
-        Some(address) => {
+        Some(Opened { address, .. }) => {
             Html(pages::confirm(&shared.0.settings.newsletter, &address)).into_response()
         }
         None => invalid(),
@@ -116,7 +117,7 @@ async fn show_resubscribe(
     UrlPath(token): UrlPath<String>,
 ) -> Response {
     match reader(&shared, &token) {
-        Some(address) => Html(pages::offer_resubscribe(
+        Some(Opened { address, .. }) => Html(pages::offer_resubscribe(
             &shared.0.settings.newsletter,
             &address,
         ))
@@ -131,11 +132,11 @@ async fn unsubscribe(
     UrlPath(token): UrlPath<String>,
     body: Bytes,
 ) -> Response {
-    let Some(address) = reader(&shared, &token) else {
+    let Some(Opened { address, issue }) = reader(&shared, &token) else {
         return invalid();
     };
     let source = source(&body);
-    if !record(&shared, &address, Kind::Unsubscribe, source).await {
+    if !record(&shared, &address, issue, Kind::Unsubscribe, source).await {
         return failed();
     }
     match source {
@@ -151,10 +152,10 @@ async fn unsubscribe(
 }
 
 async fn resubscribe(State(shared): State<Shared>, UrlPath(token): UrlPath<String>) -> Response {
-    let Some(address) = reader(&shared, &token) else {
+    let Some(Opened { address, issue }) = reader(&shared, &token) else {
         return invalid();
     };
-    if !record(&shared, &address, Kind::Resubscribe, Source::Page).await {
+    if !record(&shared, &address, issue, Kind::Resubscribe, Source::Page).await {
         return failed();
     }
     Html(pages::resubscribed(
@@ -182,9 +183,16 @@ fn source(body: &[u8]) -> Source {
     }
 }
 
-/// Records the event, committed before this returns true; a failure is logged, and answered
-/// 503 by the caller (the mail client or the reader tries again).
-async fn record(shared: &Shared, address: &Address, kind: Kind, source: Source) -> bool {
+/// Records the event against the issue the link came in, committed before this returns
+/// true; a failure is logged, and answered 503 by the caller (the mail client or the reader
+/// tries again).
+async fn record(
+    shared: &Shared,
+    address: &Address,
+    issue: Option<String>,
+    kind: Kind,
+    source: Source,
+) -> bool {
     let inner = shared.0.clone();
     let text = address.to_string();
     let at = crate::clock::now();
@@ -199,7 +207,7 @@ async fn record(shared: &Shared, address: &Address, kind: Kind, source: Source) 
                 address: &text,
                 kind,
                 source,
-                issue: None,
+                issue: issue.as_deref(),
                 reason: None,
             })
             .map(|_| ())

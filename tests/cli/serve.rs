@@ -110,7 +110,7 @@ fn events(ws: &Workspace) -> u64 {
 fn token_path(address: &str, secret: &str) -> String {
     format!(
         "/unsubscribe/{}",
-        seal(&Secret::new(secret), &address.parse().unwrap())
+        seal(&Secret::new(secret), &address.parse().unwrap(), "2020-06")
     )
 }
 
@@ -252,6 +252,15 @@ fn a_one_click_unsubscribe_from_a_received_message_keeps_the_next_issue_from_tha
         (current[0].address.as_str(), current[0].source.as_str()),
         ("bo@example.org", "one-click")
     );
+    // Counted against the issue whose link it was.
+    let status = ws.run(&["status", "issues/2020-06.json"]).ok();
+    assert!(
+        status.contains("From this issue's links: 1 unsubscribe"),
+        "{status}"
+    );
+    let json = ws.run(&["status", "issues/2020-06.json", "--json"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["came_back"]["unsubscribe"], 1, "{json}");
     // The log names no reader.
     let log = server.log();
     assert!(
