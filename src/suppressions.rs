@@ -6,6 +6,9 @@
 //! an answered POST survives a crash), `bulletin suppressions` reads and adds, and `send`
 //! reads the current suppressions into the list's [`Fingerprints`] before it plans.
 //!
+//! The store is exported, event by event after a cursor (its id), to senders elsewhere
+//! (`bulletin serve`'s `/suppressions/export`), who keep a mirror of it ([`remote`]).
+//!
 //! Addresses are kept in their lower-case, ASCII-domain form ([`crate::audience::idn::key`]),
 //! the same form the list's de-duplication compares. Knows nothing of HTTP or sending.
 
@@ -18,6 +21,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use crate::audience::{Fingerprints, idn};
+
+pub mod remote;
 
 /// What a reader asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +94,19 @@ pub struct Suppression {
     pub source: String,
     /// RFC 3339, UTC.
     pub at: String,
+}
+
+/// One event as the export carries it: every column, the id the cursor.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Exported {
+    pub id: i64,
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub address: String,
+    pub kind: String,
+    pub source: String,
+    pub issue: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// The store cannot be opened, read or written.
@@ -245,6 +263,32 @@ impl Store {
         rows.map(|row| row.map(|(kind, n)| (kind, n.unsigned_abs())))
             .collect::<Result<_, _>>()
             .map_err(|e| self.error(e))
+    }
+
+    /// Up to `limit` events recorded after the event `after` (0: from the first), in order.
+    pub fn since(&self, after: i64, limit: usize) -> Result<Vec<Exported>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, at, address, kind, source, issue, reason FROM events \
+                 WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(|e| self.error(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![after, limit], |r| {
+                Ok(Exported {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    address: r.get(2)?,
+                    kind: r.get(3)?,
+                    source: r.get(4)?,
+                    issue: r.get(5)?,
+                    reason: r.get(6)?,
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
 
     /// How many events are recorded.

@@ -19,9 +19,9 @@ pub struct List {
     pub path: PathBuf,
     /// A file of addresses, one a line, never to send to.
     pub suppress: Option<PathBuf>,
-    /// The suppression store (`bulletin serve`'s): its unsubscribed readers are skipped as
-    /// unsubscribed. A store that does not exist has none.
-    pub store: Option<PathBuf>,
+    /// Suppression stores (`bulletin serve`'s, and the mirror of one elsewhere): their
+    /// unsubscribed readers are skipped as unsubscribed. A store that does not exist has none.
+    pub stores: Vec<PathBuf>,
 }
 
 impl List {
@@ -32,7 +32,7 @@ impl List {
             None => Fingerprints::default(),
         };
         let mut unsubscribed = Fingerprints::default();
-        if let Some(store) = &self.store {
+        for store in &self.stores {
             crate::suppressions::add_current(store, &mut unsubscribed).map_err(|e| {
                 AudienceError::Read {
                     path: e.path,

@@ -15,6 +15,7 @@
 //!
 //! Provider webhooks, bounces and the site are not here yet. Knows nothing of sending.
 
+mod export;
 mod pages;
 mod routes;
 
@@ -45,6 +46,8 @@ pub struct Settings {
     pub secret: Secret,
     /// The newsletter's name, as pages show it.
     pub newsletter: String,
+    /// The export's bearer token (`[serve] export_token_env`): no export without it.
+    pub export_token: Option<Secret>,
 }
 
 /// Settings that do not make a server, or a server that cannot run.
@@ -61,6 +64,12 @@ pub enum ServeError {
     },
     #[error("{}: unsubscribe.secret_env: {source}", config.display())]
     Secret {
+        config: PathBuf,
+        #[source]
+        source: SecretError,
+    },
+    #[error("{}: serve.export_token_env: {source}", config.display())]
+    ExportToken {
         config: PathBuf,
         #[source]
         source: SecretError,
@@ -99,6 +108,17 @@ impl Settings {
                 source,
             }
         })?;
+        let export_token = match &config.serve.export_token_env {
+            Some(name) => {
+                Some(
+                    Secret::from_env(name).map_err(|source| ServeError::ExportToken {
+                        config: config_path.to_path_buf(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
         let from = &config.sender.from;
         Ok(Settings {
             listen: listen.unwrap_or(config.serve.listen),
@@ -110,6 +130,7 @@ impl Settings {
                 .clone()
                 .filter(|n| !n.trim().is_empty())
                 .unwrap_or_else(|| from.email.to_string()),
+            export_token,
         })
     }
 }

@@ -13,6 +13,7 @@ use axum::routing::get;
 use lettre::Address;
 
 use super::{BODY_LIMIT, REQUEST_TIMEOUT, Settings, pages};
+use crate::config::Secret;
 use crate::message::unsubscribe::{self, Opened};
 use crate::suppressions::{Event, Kind, Source, Store, fingerprint};
 
@@ -28,6 +29,33 @@ struct Inner {
 }
 
 impl Shared {
+    /// The export's token, when the export is on.
+    pub fn export_token(&self) -> Option<&Secret> {
+        self.0.settings.export_token.as_ref()
+    }
+
+    /// Writes a log line (never with an address in it).
+    pub fn log(&self, line: &str) {
+        (self.0.log)(line)
+    }
+
+    /// Runs `f` on the store away from the async workers; `None` if the task failed.
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> T + Send + 'static,
+    ) -> Option<T> {
+        let inner = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut store = inner
+                .store
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut store)
+        })
+        .await
+        .ok()
+    }
+
     pub fn new(settings: Settings, store: Store, log: Arc<dyn Fn(&str) + Send + Sync>) -> Self {
         Shared(Arc::new(Inner {
             settings,
@@ -41,12 +69,16 @@ impl Shared {
 /// POST resubscribes); anything else is 404.
 pub fn router(shared: Shared) -> Router {
     let path = shared.0.settings.path.clone();
-    Router::new()
+    let mut router = Router::new()
         .route(&path, get(show_unsubscribe).post(unsubscribe))
         .route(
             &format!("{path}/resubscribe"),
             get(show_resubscribe).post(resubscribe),
-        )
+        );
+    if shared.export_token().is_some() {
+        router = router.route(super::export::PATH, get(super::export::export));
+    }
+    router
         .fallback(not_found)
         .with_state(shared)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

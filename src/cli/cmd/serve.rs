@@ -67,8 +67,12 @@ fn check(settings: &Settings) -> Result<(), Error> {
             settings.store.display()
         )
     };
+    let export = match settings.export_token {
+        Some(_) => "GET /suppressions/export, token set",
+        None => "off (set [serve] export_token_env to let senders elsewhere pull suppressions)",
+    };
     say(&format!(
-        "listen:  {}\npath:    {} (and {}/resubscribe)\nstore:   {store}\nsecret:  set\nok\n",
+        "listen:  {}\npath:    {} (and {}/resubscribe)\nstore:   {store}\nsecret:  set\nexport:  {export}\nok\n",
         settings.listen, settings.path, settings.path
     ));
     Ok(())
