@@ -19,22 +19,28 @@ use mail_parser::MessageParser;
 
 use crate::common::{Workspace, repo};
 
-const SECRET: (&str, &str) = (
+pub(crate) const SECRET: (&str, &str) = (
     "BULLETIN_UNSUBSCRIBE_SECRET",
     "test-secret-not-for-production",
 );
 
 /// `bulletin serve` on a free loopback port; killed (SIGKILL) when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     log: Arc<Mutex<String>>,
 }
 
 impl Server {
-    fn start(ws: &Workspace) -> Server {
+    pub(crate) fn start(ws: &Workspace) -> Server {
+        Server::start_with(ws, &[])
+    }
+
+    /// With these arguments after `serve --listen 127.0.0.1:0`.
+    pub(crate) fn start_with(ws: &Workspace, args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bulletin"))
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .current_dir(ws.path())
             .env(SECRET.0, SECRET.1)
             .stdin(Stdio::null())
@@ -61,7 +67,7 @@ impl Server {
         Server { child, addr, log }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 }
@@ -97,17 +103,17 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u1
     Ok((status, body))
 }
 
-const ONE_CLICK: &str = "List-Unsubscribe=One-Click";
+pub(crate) const ONE_CLICK: &str = "List-Unsubscribe=One-Click";
 
 fn store(ws: &Workspace) -> Store {
     Store::open(&ws.path().join(".bulletin/suppressions.sqlite")).unwrap()
 }
 
-fn events(ws: &Workspace) -> u64 {
+pub(crate) fn events(ws: &Workspace) -> u64 {
     store(ws).events().unwrap()
 }
 
-fn token_path(address: &str, secret: &str) -> String {
+pub(crate) fn token_path(address: &str, secret: &str) -> String {
     format!(
         "/unsubscribe/{}",
         seal(&Secret::new(secret), &address.parse().unwrap())
