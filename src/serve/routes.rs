@@ -1,6 +1,7 @@
 //! The HTTP side of `bulletin serve`: the link's path and its resubscribe twin, GET (a page,
 //! never a change) and POST (a change, recorded before the answer), the body limit, the
-//! per-request timeout and the headers every answer carries.
+//! per-request timeout and the headers every private answer carries; what the links do not
+//! take goes to the site ([`super::site`]), if there is one.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +13,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use lettre::Address;
 
+use super::site::{Files, Public};
 use super::{BODY_LIMIT, REQUEST_TIMEOUT, Settings, pages};
 use crate::config::Secret;
 use crate::message::unsubscribe::{self, Opened};
@@ -26,6 +28,8 @@ struct Inner {
     settings: Settings,
     store: Mutex<Store>,
     log: Arc<dyn Fn(&str) + Send + Sync>,
+    /// The site's files, when there is a site.
+    files: Option<Files>,
 }
 
 impl Shared {
@@ -57,16 +61,22 @@ impl Shared {
     }
 
     pub fn new(settings: Settings, store: Store, log: Arc<dyn Fn(&str) + Send + Sync>) -> Self {
+        let files = settings
+            .site
+            .clone()
+            .map(|site| Files::new(site, &settings.newsletter));
         Shared(Arc::new(Inner {
             settings,
             store: Mutex::new(store),
             log,
+            files,
         }))
     }
 }
 
 /// The routes: `{path}` (GET shows, POST unsubscribes) and `{path}/resubscribe` (GET shows,
-/// POST resubscribes); anything else is 404.
+/// POST resubscribes); anything else goes to the site, or is 404. The links are routes, the
+/// site the fallback: a path both could answer is the links'.
 pub fn router(shared: Shared) -> Router {
     let path = shared.0.settings.path.clone();
     let mut router = Router::new()
@@ -79,14 +89,15 @@ pub fn router(shared: Shared) -> Router {
         router = router.route(super::export::PATH, get(super::export::export));
     }
     router
-        .fallback(not_found)
+        .fallback(site_or_not_found)
         .with_state(shared)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(guard))
 }
 
-/// A time limit for each request, and the headers every answer carries: no caching, no
-/// referrer (the token is in the URL), no framing, no scripts, not for search engines.
+/// A time limit for each request, and the headers every private answer carries: no
+/// caching, no referrer (the token is in the URL), no framing, no scripts, not for search
+/// engines. The site's answers are public (cached, indexed, with images): they keep their own.
 async fn guard(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let mut response = match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
         Ok(response) => response,
@@ -96,6 +107,9 @@ async fn guard(request: axum::extract::Request, next: axum::middleware::Next) ->
         )
             .into_response(),
     };
+    if response.extensions().get::<Public>().is_some() {
+        return response;
+    }
     let headers = response.headers_mut();
     for (name, value) in [
         (header::CACHE_CONTROL, "no-store"),
@@ -113,7 +127,16 @@ async fn guard(request: axum::extract::Request, next: axum::middleware::Next) ->
     response
 }
 
-async fn not_found() -> Response {
+/// A path the links do not take: the site's, if it is under the site's path.
+async fn site_or_not_found(
+    State(shared): State<Shared>,
+    request: axum::extract::Request,
+) -> Response {
+    if let Some(files) = &shared.0.files
+        && let Some(response) = files.answer(request, &*shared.0.log).await
+    {
+        return response;
+    }
     (StatusCode::NOT_FOUND, Html(pages::not_found())).into_response()
 }
 

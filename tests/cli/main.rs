@@ -17,6 +17,7 @@ mod rtl;
 mod schema;
 mod send;
 mod serve;
+mod serve_site;
 mod web;
 mod workspace;
 

@@ -19,27 +19,33 @@ use mail_parser::MessageParser;
 
 use crate::common::{Workspace, repo};
 
-const SECRET: (&str, &str) = (
+pub(crate) const SECRET: (&str, &str) = (
     "BULLETIN_UNSUBSCRIBE_SECRET",
     "test-secret-not-for-production",
 );
 
 /// `bulletin serve` on a free loopback port; killed (SIGKILL) when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     log: Arc<Mutex<String>>,
 }
 
 impl Server {
-    fn start(ws: &Workspace) -> Server {
+    pub(crate) fn start(ws: &Workspace) -> Server {
         Server::start_with(ws, &[])
     }
 
-    /// The server with these environment variables besides the unsubscribe secret.
-    fn start_with(ws: &Workspace, env: &[(&str, &str)]) -> Server {
+    /// With these arguments after `serve --listen 127.0.0.1:0`.
+    pub(crate) fn start_with(ws: &Workspace, args: &[&str]) -> Server {
+        Server::start_with_env(ws, args, &[])
+    }
+
+    /// With these arguments, and these environment variables besides the unsubscribe secret.
+    fn start_with_env(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bulletin"))
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .current_dir(ws.path())
             .env(SECRET.0, SECRET.1)
             .envs(env.iter().copied())
@@ -67,7 +73,7 @@ impl Server {
         Server { child, addr, log }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 }
@@ -103,17 +109,17 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u1
     Ok((status, body))
 }
 
-const ONE_CLICK: &str = "List-Unsubscribe=One-Click";
+pub(crate) const ONE_CLICK: &str = "List-Unsubscribe=One-Click";
 
 fn store(ws: &Workspace) -> Store {
     Store::open(&ws.path().join(".bulletin/suppressions.sqlite")).unwrap()
 }
 
-fn events(ws: &Workspace) -> u64 {
+pub(crate) fn events(ws: &Workspace) -> u64 {
     store(ws).events().unwrap()
 }
 
-fn token_path(address: &str, secret: &str) -> String {
+pub(crate) fn token_path(address: &str, secret: &str) -> String {
     format!(
         "/unsubscribe/{}",
         seal(&Secret::new(secret), &address.parse().unwrap(), "2020-06")
@@ -504,7 +510,7 @@ fn a_send_elsewhere_pulls_the_export_and_refuses_to_send_without_it() {
     const EXPORT: (&str, &str) = ("BULLETIN_EXPORT_TOKEN", "export-token-for-the-tests");
     let server_ws =
         Workspace::for_sending("[serve]\nexport_token_env = \"BULLETIN_EXPORT_TOKEN\"\n");
-    let server = Server::start_with(&server_ws, &[EXPORT]);
+    let server = Server::start_with_env(&server_ws, &[], &[EXPORT]);
     let (status, _) = http(
         &server.addr,
         "POST",
