@@ -31,6 +31,12 @@ use crate::issue::{LoadedIssue, Problem};
 use crate::layout::{Layout, Part, Template};
 use crate::merge::{FieldKey, FieldTable, MergeValues, Prepared};
 
+/// Markdown as the text part writes it: paragraphs, lists, each link as "label (URL)". For
+/// the stages that need an issue's text without markup (calendar entries).
+pub fn plain_text(markdown: &str) -> String {
+    markdown::to_text(markdown)
+}
+
 /// Options of a render.
 #[derive(Debug, Clone, Default)]
 pub struct RenderOptions {
