@@ -52,11 +52,6 @@ const FOLDER: &str = "calendar";
 /// How long an event without an `end` lasts, in hours.
 pub const DEFAULT_HOURS: i64 = 1;
 
-/// How much of an item's text the links carry: a link's address has a length limit in some
-/// browsers and clients (about 2,000 characters), and the text part shows it whole. The
-/// `.ics` files carry the whole text.
-const LINK_TEXT_CHARS: usize = 160;
-
 /// How long the title part of a file name may be.
 const SLUG_CHARS: usize = 40;
 
@@ -93,7 +88,9 @@ pub struct Entry {
     pub span: Span,
     /// The whole text: the item's text, its note, its link.
     pub description: String,
-    /// The same with the item's text cut short, for the links ([`LINK_TEXT_CHARS`]).
+    /// What the links carry: the note and the link, not the item's text. The text part
+    /// shows each link whole, and some browsers and mail clients cut an address past about
+    /// 2,000 characters; the `.ics` file has everything.
     pub details: String,
     pub location: Option<String>,
     pub url: Option<String>,
@@ -353,8 +350,8 @@ fn entry_of(named: Named<'_>, at: (usize, usize), words: &Words, domain: &str) -
         .as_ref()
         .map(|n| clean(&with_fallbacks(n.as_str())));
     let action = action_line(item, words);
-    let description = paragraphs([text.clone(), note.clone(), action.clone()]);
-    let details = paragraphs([text.map(|t| shortened(&t, LINK_TEXT_CHARS)), note, action]);
+    let description = paragraphs([text, note.clone(), action.clone()]);
+    let details = paragraphs([note, action]);
     Some(Entry {
         name: String::new(),
         uid: uid(&summary, span, domain),
@@ -533,9 +530,17 @@ fn file_name(position: usize, summary: &str) -> String {
 }
 
 /// A title as lower-case ASCII words joined by hyphens, cut between words: safe in a URL and
-/// a file name on any system.
+/// a file name on any system. Letters and digits are written in ASCII ("é" → "e", Cyrillic
+/// and Chinese transliterated); anything else only separates words ("n°4" → "n-4").
 fn slug(title: &str) -> String {
-    let ascii = deunicode::deunicode(title).to_ascii_lowercase();
+    let ascii: String = title
+        .chars()
+        .map(|c| match c.is_alphanumeric() {
+            true => deunicode::deunicode_char(c).unwrap_or(" "),
+            false => " ",
+        })
+        .collect::<String>()
+        .to_ascii_lowercase();
     let mut out = String::new();
     let mut gap = false;
     for c in ascii.chars() {
@@ -589,22 +594,6 @@ fn paragraphs<const N: usize>(parts: [Option<String>; N]) -> String {
         .filter(|p| !p.is_empty())
         .collect::<Vec<_>>()
         .join("\n\n")
-}
-
-/// At most `max` characters of `text`, cut after a word, with "…" when cut.
-fn shortened(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let cut: String = text.chars().take(max).collect();
-    let cut = match cut.rfind(char::is_whitespace) {
-        Some(at) if at > 0 => &cut[..at],
-        _ => cut.as_str(),
-    };
-    format!(
-        "{}…",
-        cut.trim_end_matches(|c: char| c.is_whitespace() || c == ',')
-    )
 }
 
 /// What a query value keeps as it is: RFC 3986's unreserved characters, and `:` and `/`, which
@@ -859,7 +848,7 @@ mod tests {
         let loaded = issue(
             r#"{"title": "Q&A: cities #1 + 2 = ?", "start": "2026-03-29 10:00 Europe/Paris",
                 "end": "2026-03-29 11:30", "venue": "Salle 1/2", "city": "Liège",
-                "body": "Line one.\n\nLine two.", "registration": "https://example.org/r?a=1&b=2"}"#,
+                "note": "Free; bring ID", "registration": "https://example.org/r?a=1&b=2"}"#,
         );
         let entry = only(&loaded);
         assert_eq!(
@@ -867,7 +856,7 @@ mod tests {
             "https://calendar.google.com/calendar/render?action=TEMPLATE\
              &text=Q%26A:%20cities%20%231%20%2B%202%20%3D%20%3F\
              &dates=20260329T080000Z/20260329T093000Z\
-             &details=Line%20one.%0A%0ALine%20two.%0A%0ARegister:%20https://example.org/r%3Fa%3D1%26b%3D2\
+             &details=Free%3B%20bring%20ID%0A%0ARegister:%20https://example.org/r%3Fa%3D1%26b%3D2\
              &location=Salle%201/2%2C%20Li%C3%A8ge"
         );
         assert_eq!(
@@ -875,7 +864,7 @@ mod tests {
             "https://outlook.live.com/calendar/0/deeplink/compose?path=%2Fcalendar%2Faction%2Fcompose&rru=addevent\
              &subject=Q%26A:%20cities%20%231%20%2B%202%20%3D%20%3F\
              &startdt=2026-03-29T08:00:00Z&enddt=2026-03-29T09:30:00Z\
-             &body=Line%20one.%0A%0ALine%20two.%0A%0ARegister:%20https://example.org/r%3Fa%3D1%26b%3D2\
+             &body=Free%3B%20bring%20ID%0A%0ARegister:%20https://example.org/r%3Fa%3D1%26b%3D2\
              &location=Salle%201/2%2C%20Li%C3%A8ge"
         );
         // Each value comes back whole from the query.
@@ -891,18 +880,21 @@ mod tests {
     }
 
     #[test]
-    fn link_texts_are_cut_short_but_files_keep_everything() {
+    fn links_carry_the_note_and_the_link_and_files_everything() {
         let long = "word ".repeat(100);
         let loaded = issue(&format!(
             r#"{{"title": "T", "start": "2020-06-04 10:00 Europe/Paris", "body": "{long}",
-                 "registration": "https://example.org/r"}}"#
+                 "note": "Free", "registration": "https://example.org/r"}}"#
         ));
         let entry = only(&loaded);
-        assert!(entry.description.len() > 500);
-        let (text, rest) = entry.details.split_once("\n\n").unwrap();
-        assert!(text.chars().count() <= LINK_TEXT_CHARS + 1, "{text}");
-        assert!(text.ends_with("word…"), "{text}");
-        assert_eq!(rest, "Register: https://example.org/r");
+        assert!(entry.description.starts_with("word word"));
+        assert!(
+            entry
+                .description
+                .ends_with("\n\nFree\n\nRegister: https://example.org/r")
+        );
+        assert_eq!(entry.details, "Free\n\nRegister: https://example.org/r");
+        assert!(entry.google_url().len() < 300, "{}", entry.google_url());
     }
 
     #[test]
@@ -978,6 +970,8 @@ mod tests {
             "securite-democratie-villes"
         );
         assert_eq!(slug("Безопасность городов"), "bezopasnost-gorodov");
+        assert_eq!(slug("LOUD webinar n°4"), "loud-webinar-n-4");
+        assert_eq!(slug("城市安全"), "cheng-shi-an-quan");
         assert_eq!(slug("?!"), "");
         assert_eq!(file_name(4, "?!"), "calendar/4.ics");
         assert_eq!(slug(&"a".repeat(60)).len(), SLUG_CHARS);

@@ -184,7 +184,13 @@ pub fn render(
         assets: &opts.assets,
         images_url: loaded.issue.images_url.as_ref().map(|u| u.as_str()),
     };
-    let context = context::build(loaded, layout, images, &mut fields)?;
+    let context = context::build(
+        loaded,
+        layout,
+        images,
+        opts.page_url.as_deref(),
+        &mut fields,
+    )?;
     let data = serde_json::to_value(&context).unwrap_or(Value::Null);
     let language = loaded.issue.language.as_str();
 
