@@ -20,9 +20,11 @@
 //! **Texts**, in the issue's language: SUMMARY is the title; DESCRIPTION the item's text as
 //! the text part writes it, its note and its link ("Register: URL", in the layout's words);
 //! LOCATION the layout's word for "Online", or the venue and city, or the agenda entry's
-//! place; URL the registration page, else the information page, else the "read more" link. A
-//! calendar entry is the same for every reader, so merge fields are written as their fallback,
-//! or left out ([`crate::merge::with_fallbacks`]): no `{{…}}` reaches a calendar.
+//! place; URL the registration page, else the information page, else the "read more" link.
+//! The links carry the same but the item's text ([`Entry::details`]): the text part writes
+//! each address whole. A calendar entry is the same for every reader, so merge fields are
+//! written as their fallback, or left out ([`crate::merge::with_fallbacks`]): no `{{…}}`
+//! reaches a calendar.
 //!
 //! **Stable output.** A UID is a hash of the title and the time, `@` the host of the issue's
 //! web address (`bulletin` without one): the same event carried into the next issue keeps its
