@@ -32,9 +32,11 @@
 //! is a new entry). DTSTAMP is the date. File names are the entry's position and its
 //! title in ASCII (`calendar/1-emergency-planning-a-key-tool-in-health.ics`).
 //!
-//! The iCalendar text itself (escaping, folding at 75 octets) is the `icalendar` crate's.
-//! Pure: reads no file, no clock and no network, and writes nothing; putting the files on the
-//! site is the publishing stage's.
+//! The iCalendar text itself (escaping, folding at 75 octets) is the `icalendar` crate's; the
+//! Markdown to text is the render stage's ([`crate::render::plain_text`], a pure function), so
+//! that a DESCRIPTION reads as the text part does; the render stage in turn asks [`entries`]
+//! for each event's links. Pure: reads no file, no clock and no network, and writes nothing;
+//! putting the files on the site is the publishing stage's.
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
 use icalendar::{Calendar, Component, EventLike, Property};
