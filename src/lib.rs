@@ -8,7 +8,8 @@
 //! filled per [`merge::Recipient`]. [`edition`] is the one entry from an issue file to its
 //! email, the same for `render`, `check`, `preview` and `send`. [`check`] finds what would
 //! embarrass an issue before it goes out, including every rule that makes a send refuse.
-//! [`preview`] serves renders to a browser and follows the files.
+//! [`preview`] serves renders to a browser and follows the files. [`calendar`] writes each
+//! event of an issue as an iCalendar entry and its "Add to calendar" links.
 //!
 //! Sending: [`audience`] streams the subscriber list; [`message`] builds what a transport
 //! receives (MIME bytes, parts for an API, or values for one template); [`send`] runs the
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audience;
+pub mod calendar;
 pub mod check;
 pub mod cli;
 pub mod clock;

@@ -111,6 +111,23 @@ pub fn blank_fields(text: &str) -> String {
     }
 }
 
+/// Issue text as it reads with no reader's values: each merge field written as its fallback,
+/// or left out. For texts that leave the email and are never filled per reader (calendar
+/// entries), which must not carry `{{…}}`. Text that cannot be read (it was checked when the
+/// issue was parsed) loses its braces rather than keep a half field.
+pub fn with_fallbacks(text: &str) -> String {
+    match scan(text) {
+        Ok(pieces) => pieces
+            .into_iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.to_string(),
+                Piece::Field(f) => f.fallback.unwrap_or_default(),
+            })
+            .collect(),
+        Err(_) => text.replace("{{", "").replace("}}", ""),
+    }
+}
+
 fn cut(text: &str, strict: bool) -> Result<Vec<Piece<'_>>, MergeError> {
     let mut out = Vec::new();
     let mut rest = text;
@@ -640,6 +657,21 @@ mod tests {
             }
             assert_eq!(by_provider, prepared.fill(&v));
         }
+    }
+
+    #[test]
+    fn with_fallbacks_writes_each_field_as_its_fallback_or_nothing() {
+        assert_eq!(
+            with_fallbacks(
+                r#"Dear {{subscriber.first_name | default: "member"}}, {{unsubscribe_url}}!"#
+            ),
+            "Dear member, !"
+        );
+        assert_eq!(with_fallbacks("Plain text"), "Plain text");
+        assert_eq!(
+            with_fallbacks("Broken {{subscriber.x"),
+            "Broken subscriber.x"
+        );
     }
 
     #[test]

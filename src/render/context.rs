@@ -13,9 +13,15 @@
 //! next to an Arabic comma stays in its place. Places are joined with the language's
 //! `list_separator` (the Arabic comma «،» in Arabic).
 //!
+//! Each item that is an event gets its "Add to calendar" links (`calendar`: the `.ics` file
+//! beside the issue's page when the workspace publishes one, Google Calendar, Outlook), made
+//! by [`crate::calendar`] from the same issue and the same words.
+//!
 //! Relative image paths are resolved here ([`Images`]), the issue's and the layout's by the
 //! same rule, for the place the email will be read: an inbox (`images_url`) or a local file or
 //! page ([`AssetBase::Local`]). Reads no file; knows nothing of sending.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -23,6 +29,7 @@ use serde_json::Value;
 use super::dates::{DateOptions, Dates, When};
 use super::markdown::{self, Styles};
 use super::{RenderError, RenderWarning};
+use crate::calendar;
 use crate::issue::{self, Action, FieldValue, Image, Item, LoadedIssue, Section};
 use crate::layout::Layout;
 use crate::merge::FieldTable;
@@ -185,9 +192,33 @@ struct ItemView {
     kind: Option<String>,
     place: Option<String>,
     info: Option<String>,
+    /// "Add to calendar" links, for an item that is an event (see [`CalendarView`]).
+    calendar: Option<CalendarView>,
     /// The fields the layout declares for items of this kind, as for sections.
     #[serde(flatten)]
     fields: serde_json::Map<String, Value>,
+}
+
+/// An event's "Add to calendar" links: each address alone (`ics` only when the workspace
+/// publishes a site), and `links`, the same in the order a line shows them, each with its
+/// name ("Google", "Outlook", the layout's `calendar_file` word for the `.ics`), so that a
+/// template need not know which there are.
+#[derive(Serialize, Clone)]
+struct CalendarView {
+    ics: Option<String>,
+    google: String,
+    outlook: String,
+    links: Vec<NamedLink>,
+    /// False when an earlier item of the issue is the same event (an agenda entry of an event
+    /// above it) and so has shown these links already: the text part, where each address is
+    /// written whole, shows them once.
+    first: bool,
+}
+
+#[derive(Serialize, Clone)]
+struct NamedLink {
+    name: String,
+    url: String,
 }
 
 /// Everything needed to turn issue values into views.
@@ -199,6 +230,8 @@ struct Builder<'a> {
     images: Images<'a>,
     /// The issue is right to left.
     rtl: bool,
+    /// The "Add to calendar" links of the items that are events, by (section, item) index.
+    calendar: BTreeMap<(usize, usize), CalendarView>,
 }
 
 /// Builds the template data for `loaded`, marking merge fields in `fields`.
@@ -206,6 +239,7 @@ pub fn build(
     loaded: &LoadedIssue,
     layout: &Layout,
     images: Images<'_>,
+    page_url: Option<&str>,
     fields: &mut FieldTable,
 ) -> Result<Context, RenderError> {
     let issue = &loaded.issue;
@@ -248,12 +282,14 @@ pub fn build(
         labels,
         images,
         rtl,
+        calendar: BTreeMap::new(),
     };
+    b.calendar = b.calendar_views(loaded, page_url);
     let sections = issue
         .sections
         .iter()
         .enumerate()
-        .map(|(i, s)| b.section(s, i == 0))
+        .map(|(i, s)| b.section(i, s))
         .collect();
     let mut theme = b.marked_json(layout.theme());
     // The organisation's name starts the text part's first line, next to the language's words.
@@ -358,12 +394,61 @@ impl Builder<'_> {
         }
     }
 
-    fn section(&mut self, s: &Section, first: bool) -> SectionView {
+    /// The "Add to calendar" links of every item that is an event, in the layout's words.
+    fn calendar_views(
+        &self,
+        loaded: &LoadedIssue,
+        page_url: Option<&str>,
+    ) -> BTreeMap<(usize, usize), CalendarView> {
+        let words = calendar::Words::from_labels(&self.labels);
+        let file_name = self.label("calendar_file", "Calendar file (.ics)");
+        let mut views = BTreeMap::new();
+        for entry in calendar::entries(loaded, &words) {
+            let links = entry.links(page_url);
+            // Brand names are Latin: isolated in a right-to-left line, like other names.
+            let mut named = vec![
+                NamedLink {
+                    name: self.isolated("Google".into(), "Google"),
+                    url: links.google.clone(),
+                },
+                NamedLink {
+                    name: self.isolated("Outlook".into(), "Outlook"),
+                    url: links.outlook.clone(),
+                },
+            ];
+            if let Some(ics) = &links.ics {
+                named.push(NamedLink {
+                    name: file_name.clone(),
+                    url: ics.clone(),
+                });
+            }
+            let mut view = CalendarView {
+                ics: links.ics,
+                google: links.google,
+                outlook: links.outlook,
+                links: named,
+                first: true,
+            };
+            // The items are in issue order.
+            for at in &entry.items {
+                views.insert(*at, view.clone());
+                view.first = false;
+            }
+        }
+        views
+    }
+
+    fn section(&mut self, index: usize, s: &Section) -> SectionView {
         let body = s
             .body
             .as_ref()
             .map(|b| self.rich(b.as_str(), s.body_text.as_ref().map(|t| t.as_str())));
-        let items: Vec<ItemView> = s.items.iter().map(|i| self.item(i)).collect();
+        let items: Vec<ItemView> = s
+            .items
+            .iter()
+            .enumerate()
+            .map(|(ii, i)| self.item((index, ii), i))
+            .collect();
         let columns = s.columns.max(1);
         SectionView {
             kind: s.kind.clone(),
@@ -376,13 +461,13 @@ impl Builder<'_> {
             cta: s.cta.as_ref().map(|a| self.action(a)),
             rows: items.chunks(columns.into()).map(<[_]>::to_vec).collect(),
             items,
-            first,
+            first: index == 0,
             item_level: if s.heading.is_some() { 3 } else { 2 },
             fields: self.declared(&s.fields),
         }
     }
 
-    fn item(&mut self, i: &Item) -> ItemView {
+    fn item(&mut self, at: (usize, usize), i: &Item) -> ItemView {
         let body = i
             .body
             .as_ref()
@@ -421,6 +506,7 @@ impl Builder<'_> {
             kind: self.inline_opt(i.kind.as_ref().map(|t| t.as_str())),
             place: self.inline_opt(i.place.as_ref().map(|t| t.as_str())),
             info: i.info.as_ref().map(|u| self.mark(u.as_str())),
+            calendar: self.calendar.get(&at).cloned(),
             fields: self.declared(&i.fields),
         }
     }

@@ -31,6 +31,12 @@ use crate::issue::{LoadedIssue, Problem};
 use crate::layout::{Layout, Part, Template};
 use crate::merge::{FieldKey, FieldTable, MergeValues, Prepared};
 
+/// Markdown as the text part writes it: paragraphs, lists, each link as "label (URL)". For
+/// the stages that need an issue's text without markup (calendar entries).
+pub fn plain_text(markdown: &str) -> String {
+    markdown::to_text(markdown)
+}
+
 /// Options of a render.
 #[derive(Debug, Clone, Default)]
 pub struct RenderOptions {
@@ -178,7 +184,13 @@ pub fn render(
         assets: &opts.assets,
         images_url: loaded.issue.images_url.as_ref().map(|u| u.as_str()),
     };
-    let context = context::build(loaded, layout, images, &mut fields)?;
+    let context = context::build(
+        loaded,
+        layout,
+        images,
+        opts.page_url.as_deref(),
+        &mut fields,
+    )?;
     let data = serde_json::to_value(&context).unwrap_or(Value::Null);
     let language = loaded.issue.language.as_str();
 

@@ -24,6 +24,8 @@ const WORDS: &[&str] = &[
     "why",
     "unsubscribe",
     "read_more",
+    "add_to_calendar",
+    "calendar_file",
 ];
 
 /// Where a language writes the same word as English, and that is right in the language (each
@@ -69,9 +71,15 @@ fn issue(language: &str) -> String {
     )
 }
 
-/// Renders `issue(language)`; returns (visible HTML text, text part, stderr).
+/// Renders `issue(language)` in a workspace that publishes a site (so that the events'
+/// calendar links include the `.ics` file, and its word); returns (visible HTML text, text
+/// part, stderr).
 fn render(language: &str) -> (String, String, String) {
     let ws = Workspace::empty();
+    ws.write(
+        "bulletin.toml",
+        "[archive]\nbase_url = \"https://example.org/newsletter/\"\n",
+    );
     ws.write("issue.json", &issue(language));
     let run = ws.run(&["render", "issue.json"]);
     run.ok();

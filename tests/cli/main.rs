@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 mod browser;
+mod calendar;
 mod check;
 mod common;
 mod errors;
