@@ -138,6 +138,13 @@ pub struct Serve {
     /// The path requests arrive at, with `{token}` as its last segment; by default the path
     /// of `unsubscribe.url` (a proxy that rewrites paths needs it).
     pub path: Option<String>,
+    /// `[serve.webhooks.<provider>]`: the providers' bounce and complaint webhooks, each
+    /// provider's settings in its module.
+    #[serde(default)]
+    pub webhooks: crate::serve::webhooks::Config,
+    /// `[serve.bounces]`: when soft bounces suppress.
+    #[serde(default)]
+    pub bounces: crate::serve::webhooks::Bounces,
 }
 
 impl Default for Serve {
@@ -146,6 +153,8 @@ impl Default for Serve {
             listen: default_listen(),
             store: default_store(),
             path: None,
+            webhooks: Default::default(),
+            bounces: Default::default(),
         }
     }
 }

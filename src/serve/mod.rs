@@ -13,10 +13,12 @@
 //!   secret's) gets one plain "not valid" page and records nothing.
 //! - Addresses never appear in a URL or a log line: logs carry a short fingerprint.
 //!
-//! Provider webhooks, bounces and the site are not here yet. Knows nothing of sending.
+//! Provider webhooks (bounces, complaints, unsubscribes) are in [`webhooks`]. Knows nothing
+//! of sending.
 
 mod pages;
 mod routes;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,8 @@ pub struct Settings {
     pub secret: Secret,
     /// The newsletter's name, as pages show it.
     pub newsletter: String,
+    /// The providers' webhooks that are on, and the soft-bounce rule.
+    pub webhooks: webhooks::Settings,
 }
 
 /// Settings that do not make a server, or a server that cannot run.
@@ -64,6 +68,12 @@ pub enum ServeError {
         config: PathBuf,
         #[source]
         source: SecretError,
+    },
+    #[error("{}: {source}", config.display())]
+    Webhooks {
+        config: PathBuf,
+        #[source]
+        source: webhooks::SettingsError,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -99,6 +109,16 @@ impl Settings {
                 source,
             }
         })?;
+        let resubscribe = format!("{path}/resubscribe");
+        let webhooks = webhooks::Settings::from_config(
+            &config.serve.webhooks,
+            &config.serve.bounces,
+            &[&path, &resubscribe],
+        )
+        .map_err(|source| ServeError::Webhooks {
+            config: config_path.to_path_buf(),
+            source,
+        })?;
         let from = &config.sender.from;
         Ok(Settings {
             listen: listen.unwrap_or(config.serve.listen),
@@ -110,6 +130,7 @@ impl Settings {
                 .clone()
                 .filter(|n| !n.trim().is_empty())
                 .unwrap_or_else(|| from.email.to_string()),
+            webhooks,
         })
     }
 }
@@ -162,7 +183,12 @@ pub async fn serve(
             reason: crate::diag::io_reason(&e),
         })?;
     let addr = listener.local_addr().map_err(ServeError::Io)?;
-    let app = router(routes::Shared::new(opts.settings, store, opts.log));
+    let hooks = webhooks::router(
+        &opts.settings.webhooks,
+        &opts.settings.store,
+        opts.log.clone(),
+    )?;
+    let app = router(routes::Shared::new(opts.settings, store, opts.log)).merge(hooks);
     ready(addr);
     axum::serve(listener, app)
         .with_graceful_shutdown(stop)
