@@ -17,6 +17,7 @@ mod rtl;
 mod schema;
 mod send;
 mod serve;
+mod webhooks;
 mod workspace;
 
 pub use workspace::run_in as workspace_run;

@@ -181,7 +181,7 @@ impl Hook {
             Hook::Ses(r) => (Provider::Ses, r.describe()),
             Hook::Resend(r) => (Provider::Resend, r.describe()),
         };
-        format!("{provider:<9}POST {} ({how})", self.path())
+        format!("{:<9}POST {} ({how})", provider.as_str(), self.path())
     }
 }
 
