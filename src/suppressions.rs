@@ -576,6 +576,26 @@ pub fn add_current(path: &Path, set: &mut Fingerprints) -> Result<usize, StoreEr
     Ok(current.iter().filter(|s| set.insert(&s.address)).count())
 }
 
+/// Like [`add_current`], by kind: bounces to `bounced`, unsubscribes and complaints (the
+/// reader's own "no more") to `unsubscribed`; returns how many it added.
+pub fn add_current_by_kind(
+    path: &Path,
+    unsubscribed: &mut Fingerprints,
+    bounced: &mut Fingerprints,
+) -> Result<usize, StoreError> {
+    if !path.is_file() {
+        return Ok(0);
+    }
+    let current = Store::open(path)?.current()?;
+    Ok(current
+        .iter()
+        .filter(|s| match Kind::parse(&s.kind) {
+            Some(Kind::Bounce) => bounced.insert(&s.address),
+            _ => unsubscribed.insert(&s.address),
+        })
+        .count())
+}
+
 /// A short fingerprint of an address for logs, where the address itself must not appear:
 /// the first 12 hex digits of the SHA-256 of its lower-case form (the store's `fingerprint`
 /// column, so that a log line can be matched to its event).

@@ -19,8 +19,9 @@ pub struct List {
     pub path: PathBuf,
     /// A file of addresses, one a line, never to send to.
     pub suppress: Option<PathBuf>,
-    /// The suppression store (`bulletin serve`'s): its unsubscribed readers are skipped as
-    /// unsubscribed. A store that does not exist has none.
+    /// The suppression store (`bulletin serve`'s): its unsubscribed readers (and those who
+    /// complained) are skipped as unsubscribed, its bounced ones as bounced. A store that does
+    /// not exist has none.
     pub store: Option<PathBuf>,
 }
 
@@ -31,16 +32,17 @@ impl List {
             Some(f) => audience::read_suppressions(f)?,
             None => Fingerprints::default(),
         };
-        let mut unsubscribed = Fingerprints::default();
+        let (mut unsubscribed, mut bounced) = (Fingerprints::default(), Fingerprints::default());
         if let Some(store) = &self.store {
-            crate::suppressions::add_current(store, &mut unsubscribed).map_err(|e| {
-                AudienceError::Read {
+            crate::suppressions::add_current_by_kind(store, &mut unsubscribed, &mut bounced)
+                .map_err(|e| AudienceError::Read {
                     path: e.path,
                     reason: e.reason,
-                }
-            })?;
+                })?;
         }
-        Ok(audience::open(&self.path, suppressed)?.unsubscribed(unsubscribed))
+        Ok(audience::open(&self.path, suppressed)?
+            .unsubscribed(unsubscribed)
+            .bounced(bounced))
     }
 }
 
