@@ -248,9 +248,12 @@ fn postmark_takes_its_basic_credentials_and_nothing_else() {
         ]
     );
 
-    // Authenticated, but not Postmark's JSON.
+    // Authenticated, but not Postmark's JSON; or over the body limit (1 MiB).
     let (status, _) = server.post(path, &right, b"RecordType=Bounce");
     assert_eq!(status, 400);
+    let big = format!("{{\"Pad\":\"{}\"}}", "x".repeat(1024 * 1024));
+    let (status, _) = server.post(path, &right, big.as_bytes());
+    assert_eq!(status, 413);
     assert_eq!(events(&ws).len(), 3);
     assert_log_is_clean(&server, &[POSTMARK_PASSWORD]);
 }
@@ -1006,7 +1009,7 @@ fn a_reader_bounced_through_a_webhook_gets_no_next_issue() {
         )
         .ok();
     assert!(
-        out.contains("Recipients: 2") && out.contains("Skipped:    1"),
+        out.contains("Recipients: 2") && out.contains("Skipped:    1 bounced"),
         "{out}"
     );
     let got = smtp.received();
