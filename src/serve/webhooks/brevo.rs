@@ -78,7 +78,13 @@ pub struct Receiver {
 
 impl Receive for Receiver {
     const PROVIDER: Provider = Provider::Brevo;
-    const BASIC: bool = true;
+
+    fn challenge(&self) -> Option<&'static str> {
+        Some(match self.auth {
+            Auth::Basic(_) => Basic::CHALLENGE,
+            Auth::Bearer { .. } => "Bearer",
+        })
+    }
 
     fn path(&self) -> &str {
         &self.path

@@ -51,7 +51,10 @@ pub struct Receiver {
 
 impl Receive for Receiver {
     const PROVIDER: Provider = Provider::Mailjet;
-    const BASIC: bool = true;
+
+    fn challenge(&self) -> Option<&'static str> {
+        Some(Basic::CHALLENGE)
+    }
 
     fn path(&self) -> &str {
         &self.path

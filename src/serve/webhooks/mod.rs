@@ -348,9 +348,11 @@ pub enum Refusal {
 /// One provider's verification and reading of its deliveries.
 pub trait Receive: Send + Sync + 'static {
     const PROVIDER: Provider;
-    /// Whether an unauthorised answer asks for Basic credentials (a `WWW-Authenticate`
-    /// header, for HTTP clients that only send them when asked).
-    const BASIC: bool = false;
+    /// What an unauthorised answer asks for in its `WWW-Authenticate` header (for HTTP
+    /// clients that send credentials only when asked), if anything.
+    fn challenge(&self) -> Option<&'static str> {
+        None
+    }
 
     fn path(&self) -> &str;
 
@@ -458,10 +460,12 @@ async fn receive<R: Receive>(
                 status.as_u16()
             ));
             let mut response = (status, format!("{why}\n")).into_response();
-            if status == StatusCode::UNAUTHORIZED && R::BASIC {
+            if let Some(challenge) = endpoint.receiver.challenge()
+                && status == StatusCode::UNAUTHORIZED
+            {
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"bulletin webhooks\""),
+                    HeaderValue::from_static(challenge),
                 );
             }
             return response;
@@ -633,6 +637,9 @@ impl Basic {
         (user_ok & password_ok).into()
     }
 
+    /// The `WWW-Authenticate` challenge that asks for Basic credentials.
+    pub const CHALLENGE: &str = "Basic realm=\"bulletin webhooks\"";
+
     pub fn describe(&self) -> String {
         format!(
             "basic auth: user \"{}\", password from {}: set",
@@ -666,8 +673,16 @@ pub fn hex(text: &str) -> Option<Vec<u8>> {
 
 /// A JSON body, or why not.
 pub fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
-    serde_json::from_slice(body)
-        .map_err(|e| Refusal::Malformed(format!("not the provider's JSON: {e}")))
+    // Where, not what: serde's own message may quote a value, an address among them, and the
+    // reason goes to the log.
+    serde_json::from_slice(body).map_err(|e| {
+        Refusal::Malformed(format!(
+            "not the provider's JSON ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })
 }
 
 /// Whether a signed Unix timestamp is within [`TOLERANCE`] of `now`.

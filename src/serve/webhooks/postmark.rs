@@ -60,7 +60,10 @@ pub struct Receiver {
 
 impl Receive for Receiver {
     const PROVIDER: Provider = Provider::Postmark;
-    const BASIC: bool = true;
+
+    fn challenge(&self) -> Option<&'static str> {
+        Some(Basic::CHALLENGE)
+    }
 
     fn path(&self) -> &str {
         &self.path
