@@ -34,6 +34,9 @@ pub struct Config {
     /// `bulletin serve`, the public side; every setting has a default.
     #[serde(default)]
     pub serve: Serve,
+    /// Where `send` pulls the suppressions a `bulletin serve` elsewhere recorded.
+    #[serde(default)]
+    pub suppressions: Option<RemoteSuppressions>,
     /// `bulletin publish`, the web edition; without it nothing is published.
     #[serde(default)]
     pub archive: Option<Archive>,
@@ -138,6 +141,9 @@ pub struct Serve {
     /// The path requests arrive at, with `{token}` as its last segment; by default the path
     /// of `unsubscribe.url` (a proxy that rewrites paths needs it).
     pub path: Option<String>,
+    /// The environment variable holding the bearer token of the export
+    /// (`GET /suppressions/export`), which senders elsewhere pull from; no export without it.
+    pub export_token_env: Option<String>,
     /// `[serve.webhooks.<provider>]`: the providers' bounce and complaint webhooks, each
     /// provider's settings in its module.
     #[serde(default)]
@@ -153,6 +159,7 @@ impl Default for Serve {
             listen: default_listen(),
             store: default_store(),
             path: None,
+            export_token_env: None,
             webhooks: Default::default(),
             bounces: Default::default(),
         }
@@ -165,6 +172,32 @@ fn default_listen() -> std::net::SocketAddr {
 
 fn default_store() -> PathBuf {
     Path::new(crate::workspace::STATE_DIR).join("suppressions.sqlite")
+}
+
+/// `[suppressions]`: the export of a `bulletin serve` run elsewhere (`[serve]
+/// export_token_env` there), which `send` pulls before every send, and refuses to send
+/// without when it cannot (fail closed).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteSuppressions {
+    /// `https://news.example.org/suppressions/export`.
+    #[serde(deserialize_with = "export_url")]
+    pub remote: url::Url,
+    /// The environment variable holding the export's bearer token.
+    pub token_env: String,
+}
+
+fn export_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<url::Url, D::Error> {
+    let s = String::deserialize(d)?;
+    match url::Url::parse(&s) {
+        Ok(u) if u.scheme() == "https" || u.host_str().is_some_and(is_loopback) => Ok(u),
+        Ok(_) => Err(serde::de::Error::custom(format!(
+            "\"{s}\" must be an https URL (the token and readers' addresses travel over it), e.g. \"https://news.example.org/suppressions/export\""
+        ))),
+        Err(e) => Err(serde::de::Error::custom(format!(
+            "\"{s}\" is not a URL ({e}); write it in full, e.g. \"https://news.example.org/suppressions/export\""
+        ))),
+    }
 }
 
 /// `[archive]`: where `bulletin publish` writes the web edition and where it is read. When

@@ -18,6 +18,9 @@
 //! Stores written before bounces (schema 1: unsubscribes and resubscribes only) are moved to
 //! schema 2 when first opened, their rows copied as they were, ids included.
 //!
+//! The store is exported, event by event after a cursor (its id), to senders elsewhere
+//! (`bulletin serve`'s `/suppressions/export`), who keep a mirror of it ([`remote`]).
+//!
 //! Addresses are kept in their lower-case, ASCII-domain form ([`crate::audience::idn::key`]),
 //! the same form the list's de-duplication compares. Knows nothing of HTTP or sending.
 
@@ -30,6 +33,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use crate::audience::{Fingerprints, idn};
+
+pub mod remote;
 
 /// What a reader asked for, or what a provider reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +198,19 @@ pub struct Suppression {
     pub source: String,
     /// RFC 3339, UTC.
     pub at: String,
+}
+
+/// One event as the export carries it: every column, the id the cursor.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Exported {
+    pub id: i64,
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub address: String,
+    pub kind: String,
+    pub source: String,
+    pub issue: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// The store cannot be opened, read or written.
@@ -492,6 +510,52 @@ impl Store {
         Ok(Recorded::Escalated { id, soft })
     }
 
+    /// What readers did from the links of the issue `slug`: each kind of event with the
+    /// number of readers who did it.
+    pub fn by_issue(&self, slug: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT kind, count(DISTINCT address) FROM events WHERE issue = ?1 \
+                 GROUP BY kind ORDER BY kind DESC",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map([slug], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(|e| self.error(e))?;
+        rows.map(|row| row.map(|(kind, n)| (kind, n.unsigned_abs())))
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.error(e))
+    }
+
+    /// Up to `limit` events recorded after the event `after` (0: from the first), in order.
+    pub fn since(&self, after: i64, limit: usize) -> Result<Vec<Exported>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, at, address, kind, source, issue, reason FROM events \
+                 WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(|e| self.error(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![after, limit], |r| {
+                Ok(Exported {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    address: r.get(2)?,
+                    kind: r.get(3)?,
+                    source: r.get(4)?,
+                    issue: r.get(5)?,
+                    reason: r.get(6)?,
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
     /// How many events are recorded.
     pub fn events(&self) -> Result<u64, StoreError> {
         self.conn
@@ -594,6 +658,15 @@ pub fn add_current_by_kind(
             _ => unsubscribed.insert(&s.address),
         })
         .count())
+}
+
+/// What readers did from the links of the issue `slug`, by kind of event, with how many
+/// readers did each; nothing when the store at `path` does not exist.
+pub fn by_issue(path: &Path, slug: &str) -> Result<Vec<(String, u64)>, StoreError> {
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    Store::open(path)?.by_issue(slug)
 }
 
 /// A short fingerprint of an address for logs, where the address itself must not appear:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need besides cargo: Debian's chromium and chromium-driver, which
-# the preview test drives headless, spamassassin, which scores the sample message, and
-# openssl, which makes the DKIM keys the send tests sign with;
+# the preview test drives headless, spamassassin, which scores the sample message, openssl,
+# which makes the DKIM keys the send tests sign with, and poppler-utils, whose pdftotext
+# reads the print version's PDF page by page;
 # Python's aiosmtpd, the SMTP server the send tests deliver to, dkimpy, which verifies their
 # DKIM signatures, and PyNaCl, which dkimpy needs for Ed25519 ones. Safe to run again: it
 # installs only what is missing.
@@ -12,6 +13,8 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v spamassassin >/dev/null || missing+=(spamassassin)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v pdftotext >/dev/null || missing+=(poppler-utils)
+command -v npm >/dev/null || missing+=(npm)
 
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
@@ -28,4 +31,13 @@ fi
 if ! python3 -c "import aiosmtpd, dkim, nacl" 2>/dev/null; then
   echo "tests/setup.sh: installing aiosmtpd, dkimpy and pynacl (pip)"
   python3 -m pip install --quiet --disable-pip-version-check aiosmtpd dkimpy pynacl
+fi
+
+# axe-core, the accessibility engine the web edition's pages are checked with in Chromium;
+# kept in target/ (never committed), pinned to a minor version so results do not move.
+axe_dir="$(cd "$(dirname "$0")/.." && pwd)/target/test-tools"
+if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ]; then
+  echo "tests/setup.sh: installing axe-core (npm)"
+  mkdir -p "$axe_dir"
+  npm install --silent --no-audit --no-fund --prefix "$axe_dir" axe-core@~4.14 >/dev/null
 fi

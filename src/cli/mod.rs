@@ -116,6 +116,9 @@ pub enum Error {
     /// The suppression store.
     #[error(transparent)]
     Suppressions(#[from] crate::suppressions::StoreError),
+    /// The suppressions of a `bulletin serve` elsewhere could not be pulled.
+    #[error(transparent)]
+    Pull(#[from] crate::suppressions::remote::PullError),
     /// The command has reported what failed (a check found errors): exit 1, nothing more to say.
     #[error("")]
     Failed,

@@ -198,7 +198,7 @@ impl Composer {
         form: Form,
     ) -> Result<Outgoing, ComposeError> {
         let to_text = subscriber.address.to_string();
-        let unsubscribe_url = self.unsubscribe.url_for(&subscriber.address);
+        let unsubscribe_url = self.unsubscribe.url_for(&subscriber.address, &self.issue);
         let list_unsubscribe = format!(
             "<{unsubscribe_url}>, <mailto:{}?subject=unsubscribe>",
             idn::ascii(&self.unsubscribe.mailto)
@@ -408,11 +408,10 @@ mod tests {
         assert!(raw.contains("multipart/alternative"));
         // The reader's own unsubscribe link, in the footer and in the headers: their address
         // sealed in the token, never in clear.
-        let token = c.unsubscribe.token(&out.envelope.to);
-        assert_eq!(
-            crate::message::unsubscribe::open(&c.unsubscribe.secret, &token),
-            Some(out.envelope.to.clone())
-        );
+        let token = c.unsubscribe.token(&out.envelope.to, "2020-06");
+        let opened = crate::message::unsubscribe::open(&c.unsubscribe.secret, &token).unwrap();
+        assert_eq!(opened.address, out.envelope.to);
+        assert_eq!(opened.issue.as_deref(), Some("2020-06"));
         let link = format!("https://example.org/unsubscribe/{token}");
         assert!(text.contains(&link), "{text}");
         assert!(!raw.contains("mariusz%40") && !link.contains("mariusz"));

@@ -6,11 +6,14 @@
 //! The page that unsubscribes (`bulletin serve`, deployed away from the sender's files and
 //! ledger) finds the address from the token alone with [`open`], given the same secret.
 //!
-//! A token is `base64url(version ‖ AES-SIV(lower-case address))`, unpadded: AES-SIV
-//! (RFC 5297, a deterministic AEAD) under a key derived from the secret with HMAC-SHA256. So
-//! the same reader always gets the same link (a retry, a second issue), nobody without the
-//! secret can read the address from a token or make a token that opens, and a token made
-//! with another secret, cut short or altered opens to nothing. Version 1 is the only one.
+//! A token is `base64url(version ‖ AES-SIV(lower-case address ‖ "\n" ‖ issue slug))`,
+//! unpadded: AES-SIV (RFC 5297, a deterministic AEAD) under a key derived from the secret
+//! with HMAC-SHA256. So the same reader always gets the same link for an issue (a retry, a
+//! resumed run), the unsubscribe is counted against the issue it came from (`bulletin
+//! status`), nobody without the secret can read the address or the issue from a token or
+//! make a token that opens, and a token made with another secret, cut short or altered opens
+//! to nothing. Version 2 carries the issue; version 1 (the address alone, in messages sent
+//! before) still opens, to no issue.
 //!
 //! Knows nothing of how the link is used.
 
@@ -24,8 +27,11 @@ use sha2::Sha256;
 
 use crate::config::Secret;
 
-/// The first byte of every token: how it was sealed.
-const VERSION: u8 = 1;
+/// The first byte of every token: how it was sealed. 2: address and issue.
+const VERSION: u8 = 2;
+
+/// Tokens in messages sent before the issue was sealed in: the address alone.
+const VERSION_ADDRESS_ONLY: u8 = 1;
 
 /// What the key is derived for, so that the secret's other uses never share it.
 const KEY_LABEL: &[u8] = b"bulletin unsubscribe token v1 aes-siv";
@@ -46,15 +52,25 @@ pub struct Unsubscribe {
 }
 
 impl Unsubscribe {
-    /// The reader's token: their address, sealed ([`seal`]).
-    pub fn token(&self, address: &Address) -> String {
-        seal(&self.secret, address)
+    /// The reader's token for the issue `slug`: their address and the issue, sealed
+    /// ([`seal`]).
+    pub fn token(&self, address: &Address, slug: &str) -> String {
+        seal(&self.secret, address, slug)
     }
 
-    /// The reader's unsubscribe link: the URL with their token in place of `{token}`.
-    pub fn url_for(&self, address: &Address) -> String {
-        self.url.replace("{token}", &self.token(address))
+    /// The reader's unsubscribe link in the issue `slug`: the URL with their token in place
+    /// of `{token}`.
+    pub fn url_for(&self, address: &Address, slug: &str) -> String {
+        self.url.replace("{token}", &self.token(address, slug))
     }
+}
+
+/// What a token opens to: the reader, and the issue whose link it was (none for tokens of
+/// version 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    pub address: Address,
+    pub issue: Option<String>,
 }
 
 /// The AES-SIV key for tokens: HMAC-SHA256 of a fixed label under the secret. Any secret
@@ -68,10 +84,11 @@ fn cipher(secret: &Secret) -> Aes128Siv {
     Aes128Siv::new(&key)
 }
 
-/// The reader's token: their lower-case address sealed under `secret`. The same address and
-/// secret always give the same token.
-pub fn seal(secret: &Secret, address: &Address) -> String {
-    let plain = address.to_string().to_lowercase();
+/// The reader's token: their lower-case address and the issue `slug` sealed under `secret`.
+/// The same address, issue and secret always give the same token.
+pub fn seal(secret: &Secret, address: &Address, slug: &str) -> String {
+    // An address never holds a line break, so the first one ends it.
+    let plain = format!("{}\n{slug}", address.to_string().to_lowercase());
     let sealed = cipher(secret)
         .encrypt([CONTEXT, &[VERSION]], plain.as_bytes())
         .unwrap_or_else(|_| unreachable!("AES-SIV seals any text with two headers"));
@@ -81,17 +98,28 @@ pub fn seal(secret: &Secret, address: &Address) -> String {
     URL_SAFE_NO_PAD.encode(token)
 }
 
-/// The address a token was sealed for, or `None` for anything [`seal`] did not make with this
-/// secret: forged, altered, cut short, sealed with another secret, or not a token at all.
-/// The check is AES-SIV's, in constant time.
-pub fn open(secret: &Secret, token: &str) -> Option<Address> {
+/// The reader (and issue) a token was sealed for, or `None` for anything [`seal`] did not
+/// make with this secret: forged, altered, cut short, sealed with another secret, or not a
+/// token at all. The check is AES-SIV's, in constant time.
+pub fn open(secret: &Secret, token: &str) -> Option<Opened> {
     let bytes = URL_SAFE_NO_PAD.decode(token.trim()).ok()?;
     let (&version, sealed) = bytes.split_first()?;
-    if version != VERSION || sealed.len() < TAG_LEN {
+    if !matches!(version, VERSION | VERSION_ADDRESS_ONLY) || sealed.len() < TAG_LEN {
         return None;
     }
-    let plain = cipher(secret).decrypt([CONTEXT, &[VERSION]], sealed).ok()?;
-    String::from_utf8(plain).ok()?.parse().ok()
+    let plain = cipher(secret).decrypt([CONTEXT, &[version]], sealed).ok()?;
+    let plain = String::from_utf8(plain).ok()?;
+    let (address, issue) = match version {
+        VERSION => {
+            let (address, issue) = plain.split_once('\n')?;
+            (address, Some(issue.to_string()).filter(|i| !i.is_empty()))
+        }
+        _ => (plain.as_str(), None),
+    };
+    Some(Opened {
+        address: address.parse().ok()?,
+        issue,
+    })
 }
 
 /// Bytes as lower-case hex.
@@ -115,12 +143,23 @@ mod tests {
     fn a_token_opens_to_the_readers_address_and_to_nothing_else() {
         let s = secret("a long random secret");
         let ana = address("Ana.Martin@Example.org");
-        let token = seal(&s, &ana);
-        // The same reader always gets the same link; another reader another one.
-        assert_eq!(seal(&s, &ana), token);
-        assert_eq!(seal(&s, &address("ana.martin@example.org")), token);
-        assert_ne!(seal(&s, &address("bo@example.org")), token);
-        assert_eq!(open(&s, &token), Some(address("ana.martin@example.org")));
+        let token = seal(&s, &ana, "2020-06");
+        // The same reader always gets the same link for an issue; another reader, or the
+        // next issue, another one.
+        assert_eq!(seal(&s, &ana, "2020-06"), token);
+        assert_eq!(
+            seal(&s, &address("ana.martin@example.org"), "2020-06"),
+            token
+        );
+        assert_ne!(seal(&s, &address("bo@example.org"), "2020-06"), token);
+        assert_ne!(seal(&s, &ana, "2020-07"), token);
+        assert_eq!(
+            open(&s, &token),
+            Some(Opened {
+                address: address("ana.martin@example.org"),
+                issue: Some("2020-06".into())
+            })
+        );
         // URL-safe as it is: no padding, no characters a path or query would need escaped.
         assert!(
             token
@@ -130,16 +169,42 @@ mod tests {
         );
         // The address cannot be read from the token.
         let decoded = URL_SAFE_NO_PAD.decode(&token).unwrap();
-        assert!(!decoded.windows(3).any(|w| w == b"ana" || w == b"exa"));
+        assert!(
+            !decoded
+                .windows(3)
+                .any(|w| w == b"ana" || w == b"exa" || w == b"202")
+        );
         assert!(!token.to_lowercase().contains("ana"));
-        // Short enough for a link: version, 16-byte SIV and the address itself.
-        assert_eq!(decoded.len(), 1 + 16 + "ana.martin@example.org".len());
+        // Short enough for a link: version, 16-byte SIV, the address and the issue.
+        assert_eq!(
+            decoded.len(),
+            1 + 16 + "ana.martin@example.org".len() + 1 + "2020-06".len()
+        );
+    }
+
+    #[test]
+    fn tokens_of_messages_sent_before_the_issue_was_sealed_in_still_open() {
+        let s = secret("a long random secret");
+        let sealed = cipher(&s)
+            .encrypt([CONTEXT, &[VERSION_ADDRESS_ONLY]], b"ana@example.org")
+            .unwrap();
+        let token = URL_SAFE_NO_PAD.encode([&[VERSION_ADDRESS_ONLY][..], &sealed].concat());
+        assert_eq!(
+            open(&s, &token),
+            Some(Opened {
+                address: address("ana@example.org"),
+                issue: None
+            })
+        );
+        // A version-1 body under a version-2 header (or the other way round) opens to nothing.
+        let relabelled = URL_SAFE_NO_PAD.encode([&[VERSION][..], &sealed].concat());
+        assert_eq!(open(&s, &relabelled), None);
     }
 
     #[test]
     fn forged_altered_truncated_or_foreign_tokens_open_to_nothing() {
         let s = secret("a long random secret");
-        let token = seal(&s, &address("ana@example.org"));
+        let token = seal(&s, &address("ana@example.org"), "2020-06");
         // Another secret.
         assert_eq!(open(&secret("another secret"), &token), None);
         // Every single bit flipped, one at a time.
@@ -177,8 +242,12 @@ mod tests {
             "ascii@münchen.example",
             "ü@example.org",
         ] {
-            let token = seal(&s, &address(text));
-            assert_eq!(open(&s, &token), Some(address(text)), "{text}");
+            let token = seal(&s, &address(text), "2020-06");
+            assert_eq!(
+                open(&s, &token).map(|o| o.address),
+                Some(address(text)),
+                "{text}"
+            );
         }
     }
 
@@ -190,11 +259,11 @@ mod tests {
             secret: secret("a long random secret"),
         };
         let ana = address("ana@example.org");
-        let link = u.url_for(&ana);
+        let link = u.url_for(&ana, "2020-06");
         let token = link
             .strip_prefix("https://example.org/unsubscribe/")
             .unwrap();
-        assert_eq!(open(&u.secret, token), Some(ana));
+        assert_eq!(open(&u.secret, token).map(|o| o.address), Some(ana));
         assert!(!link.contains("ana") && !link.contains("%40") && !link.contains('@'));
     }
 }

@@ -19,10 +19,10 @@ pub struct List {
     pub path: PathBuf,
     /// A file of addresses, one a line, never to send to.
     pub suppress: Option<PathBuf>,
-    /// The suppression store (`bulletin serve`'s): its unsubscribed readers (and those who
-    /// complained) are skipped as unsubscribed, its bounced ones as bounced. A store that does
-    /// not exist has none.
-    pub store: Option<PathBuf>,
+    /// Suppression stores (`bulletin serve`'s, and the mirror of one elsewhere): their
+    /// unsubscribed readers (and those who complained) are skipped as unsubscribed, their
+    /// bounced ones as bounced. A store that does not exist has none.
+    pub stores: Vec<PathBuf>,
 }
 
 impl List {
@@ -33,7 +33,7 @@ impl List {
             None => Fingerprints::default(),
         };
         let (mut unsubscribed, mut bounced) = (Fingerprints::default(), Fingerprints::default());
-        if let Some(store) = &self.store {
+        for store in &self.stores {
             crate::suppressions::add_current_by_kind(store, &mut unsubscribed, &mut bounced)
                 .map_err(|e| AudienceError::Read {
                     path: e.path,

@@ -2,7 +2,9 @@
 //! failed (and why), are pending, and how many may have two copies (uncertain: a crash left
 //! them in flight, or an answer was lost before they went again).
 //!
-//! Reads the ledger, never writes it (it is not even created when missing).
+//! Reads the ledger, never writes it (it is not even created when missing). What came back
+//! from readers (unsubscribes through `bulletin serve`…) is the suppression store's, handed
+//! in by the caller ([`Status::with_came_back`]).
 
 use std::path::Path;
 
@@ -20,6 +22,9 @@ pub enum Status {
         report: Report,
         /// Who did not get it, or who may have two copies (when asked for).
         failures: Vec<Undelivered>,
+        /// What readers did from this issue's links, by kind of event (`unsubscribe`…), with
+        /// how many readers did it.
+        came_back: Vec<(String, u64)>,
     },
 }
 
@@ -59,6 +64,7 @@ pub fn status(ledger: &Path, issue: &str, listing: Listing) -> Result<Status, Le
             Listing::Uncertain => ledger.uncertain(issue)?,
             Listing::Nobody => Vec::new(),
         },
+        came_back: Vec::new(),
     })
 }
 
@@ -74,6 +80,14 @@ fn label(state: State) -> &'static str {
 }
 
 impl Status {
+    /// The status with what readers did from the issue's links (from the suppression store).
+    pub fn with_came_back(mut self, counts: Vec<(String, u64)>) -> Status {
+        if let Status::Recorded { came_back, .. } = &mut self {
+            *came_back = counts;
+        }
+        self
+    }
+
     /// The status in `format`. With nothing sent, the same line whatever the format.
     pub fn render(&self, format: Format) -> String {
         match self {
@@ -82,16 +96,26 @@ impl Status {
                 issue,
                 report,
                 failures,
+                came_back,
             } => match format {
-                Format::Json => format!("{}\n", json_of(issue, report, failures)),
+                Format::Json => format!("{}\n", json_of(issue, report, failures, came_back)),
                 Format::Csv => csv_of(failures),
-                Format::Text => text_of(issue, report, failures),
+                Format::Text => text_of(issue, report, failures, came_back),
             },
         }
     }
 }
 
-fn json_of(issue: &str, report: &Report, failures: &[Undelivered]) -> serde_json::Value {
+fn json_of(
+    issue: &str,
+    report: &Report,
+    failures: &[Undelivered],
+    came_back: &[(String, u64)],
+) -> serde_json::Value {
+    let came_back: serde_json::Map<String, serde_json::Value> = came_back
+        .iter()
+        .map(|(kind, n)| (kind.clone(), json!(n)))
+        .collect();
     json!({
         "issue": issue,
         "sent": report.sent,
@@ -104,6 +128,7 @@ fn json_of(issue: &str, report: &Report, failures: &[Undelivered]) -> serde_json
             "email": f.recipient.as_str(), "state": label(f.state), "attempts": f.attempts, "reply": f.reply,
             "uncertain": f.uncertain,
         })).collect::<Vec<_>>(),
+        "came_back": came_back,
     })
 }
 
@@ -121,7 +146,12 @@ fn csv_of(failures: &[Undelivered]) -> String {
     String::from_utf8_lossy(&out.into_inner().unwrap_or_default()).into_owned()
 }
 
-fn text_of(issue: &str, report: &Report, failures: &[Undelivered]) -> String {
+fn text_of(
+    issue: &str,
+    report: &Report,
+    failures: &[Undelivered],
+    came_back: &[(String, u64)],
+) -> String {
     let mut out = format!(
         "{issue}\nSent: {}\nFailed: {} permanent, {} temporary\nPending: {}\nIn flight: {}\n",
         report.sent,
@@ -135,6 +165,13 @@ fn text_of(issue: &str, report: &Report, failures: &[Undelivered]) -> String {
             "Uncertain: {} (may have received two copies: an answer was lost, or they were in flight when a run stopped, before they went again)\n",
             report.uncertain
         ));
+    }
+    if !came_back.is_empty() {
+        let counts: Vec<String> = came_back
+            .iter()
+            .map(|(kind, n)| format!("{n} {kind}"))
+            .collect();
+        out.push_str(&format!("From this issue's links: {}\n", counts.join(", ")));
     }
     for f in failures {
         out.push_str(&format!(

@@ -102,7 +102,7 @@ impl Bench {
             list: List {
                 path: self.dir.path().join("list.csv"),
                 suppress: None,
-                store: None,
+                stores: Vec::new(),
             },
             force: false,
             stop,

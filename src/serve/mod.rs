@@ -13,11 +13,17 @@
 //!   secret's) gets one plain "not valid" page and records nothing.
 //! - Addresses never appear in a URL or a log line: logs carry a short fingerprint.
 //!
+//! With `[archive]` in bulletin.toml (or `serve --site DIR`), it also serves the web edition
+//! `bulletin publish` writes, under the path of `[archive] base_url` ([`site`]): public,
+//! cacheable answers, beside the private, uncached pages of the links, which keep priority.
+//!
 //! Provider webhooks (bounces, complaints, unsubscribes) are in [`webhooks`]. Knows nothing
 //! of sending.
 
+mod export;
 mod pages;
 mod routes;
+pub mod site;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -26,6 +32,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, Secret, SecretError};
 use crate::suppressions::{Store, StoreError};
+pub use site::{Folder, Found, Site};
 
 pub use routes::router;
 
@@ -47,6 +54,10 @@ pub struct Settings {
     pub secret: Secret,
     /// The newsletter's name, as pages show it.
     pub newsletter: String,
+    /// The export's bearer token (`[serve] export_token_env`): no export without it.
+    pub export_token: Option<Secret>,
+    /// The web edition served beside the links, if any.
+    pub site: Option<Site>,
     /// The providers' webhooks that are on, and the soft-bounce rule.
     pub webhooks: webhooks::Settings,
 }
@@ -75,6 +86,26 @@ pub enum ServeError {
         #[source]
         source: webhooks::SettingsError,
     },
+    #[error("{}: serve.export_token_env: {source}", config.display())]
+    ExportToken {
+        config: PathBuf,
+        #[source]
+        source: SecretError,
+    },
+    #[error(
+        "{} is not a folder: the site is the folder bulletin publish writes; remove or rename this file, or name another folder ([archive] folder in bulletin.toml, or serve --site DIR)",
+        .0.shown
+    )]
+    SiteNotAFolder(Folder),
+    #[error(
+        "{}: the site's path {base} (from [archive] base_url) is the folder of the unsubscribe links ({path}): its pages would be read as tokens; publish the site at another path, e.g. base_url = \"https://example.org/newsletter/\"",
+        config.display()
+    )]
+    SiteUnderLinks {
+        config: PathBuf,
+        base: String,
+        path: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {reason}")]
@@ -85,12 +116,14 @@ pub enum ServeError {
 
 impl Settings {
     /// Checks `config` (read from `config_path` in the workspace at `root`) for serving;
-    /// `listen` in place of `[serve] listen`.
+    /// `listen` in place of `[serve] listen`, `site` in place of `[archive] folder` (and a
+    /// site served at `/` without `[archive]`).
     pub fn from_config(
         config: &Config,
         config_path: &Path,
         root: &Path,
         listen: Option<SocketAddr>,
+        site: Option<Folder>,
     ) -> Result<Settings, ServeError> {
         let path = match &config.serve.path {
             Some(p) => p.clone(),
@@ -109,11 +142,38 @@ impl Settings {
                 source,
             }
         })?;
+        let export_token = match &config.serve.export_token_env {
+            Some(name) => {
+                Some(
+                    Secret::from_env(name).map_err(|source| ServeError::ExportToken {
+                        config: config_path.to_path_buf(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let archive = config.archive.as_ref();
+        let folder = site.or_else(|| archive.map(|a| Folder::new(root.join(&a.folder), &a.folder)));
+        let site = folder.map(|f| Site::new(f, archive.map(|a| &a.base_url)));
+        if let Some(site) = &site {
+            if site.in_the_way() {
+                return Err(ServeError::SiteNotAFolder(site.folder.clone()));
+            }
+            // `/newsletter/{token}` would take `/newsletter/feed.xml` for a token.
+            if path.strip_suffix("{token}") == Some(site.base.as_str()) {
+                return Err(ServeError::SiteUnderLinks {
+                    config: config_path.to_path_buf(),
+                    base: site.base.clone(),
+                    path,
+                });
+            }
+        }
         let resubscribe = format!("{path}/resubscribe");
         let webhooks = webhooks::Settings::from_config(
             &config.serve.webhooks,
             &config.serve.bounces,
-            &[&path, &resubscribe],
+            &[&path, &resubscribe, export::PATH],
         )
         .map_err(|source| ServeError::Webhooks {
             config: config_path.to_path_buf(),
@@ -130,6 +190,8 @@ impl Settings {
                 .clone()
                 .filter(|n| !n.trim().is_empty())
                 .unwrap_or_else(|| from.email.to_string()),
+            export_token,
+            site,
             webhooks,
         })
     }

@@ -18,7 +18,8 @@ button{font:inherit;font-weight:600;color:#fff;background:#0b4f9e;border:2px sol
 button.secondary{color:#0b4f9e;background:#fff}\
 button:hover{background:#083b76;color:#fff}\
 :focus-visible{outline:3px solid #1a1a1a;outline-offset:3px}\
-p.small{font-size:1rem;color:#4a4a4a}";
+p.small{font-size:1rem;color:#4a4a4a}\
+a{color:#0b4f9e}";
 
 /// A whole page: `title` is also its one `<h1>`.
 fn page(title: &str, body: &str) -> String {
@@ -123,6 +124,20 @@ pub fn not_found() -> String {
     page("Page not found", "<p>There is nothing at this address.</p>")
 }
 
+/// A path under the site with nothing published at it: the way to the archive's index
+/// (`index`, the site's path).
+pub fn site_not_found(newsletter: &str, index: &str) -> String {
+    page(
+        "Page not found",
+        &format!(
+            "<p>There is nothing at this address. The page may have moved, or not be published \
+             yet.</p>\n<p><a href=\"{}\">All issues of {}</a></p>",
+            escape_html(index),
+            escape_html(newsletter)
+        ),
+    )
+}
+
 /// Something failed on our side; nothing was lost but the request.
 pub fn try_again(why: &str) -> String {
     page(
@@ -144,6 +159,7 @@ mod tests {
             resubscribed("Efus", &ana, "TOKEN"),
             offer_resubscribe("Efus", &ana),
             invalid(),
+            site_not_found("Efus <news>", "/newsletter/"),
         ] {
             assert_eq!(html.matches("<h1>").count(), 1, "{html}");
             assert!(html.contains("<html lang=\"en\">"));
@@ -153,5 +169,9 @@ mod tests {
         }
         assert!(confirm("Efus", &ana).contains("a\u{2022}\u{2022}\u{2022}@example.org"));
         assert!(unsubscribed("Efus", &ana, "TOKEN").contains("action=\"TOKEN/resubscribe\""));
+        assert!(
+            site_not_found("Efus", "/newsletter/")
+                .contains("<a href=\"/newsletter/\">All issues of Efus</a>")
+        );
     }
 }

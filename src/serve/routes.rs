@@ -1,6 +1,7 @@
 //! The HTTP side of `bulletin serve`: the link's path and its resubscribe twin, GET (a page,
 //! never a change) and POST (a change, recorded before the answer), the body limit, the
-//! per-request timeout and the headers every answer carries.
+//! per-request timeout and the headers every private answer carries; what the links do not
+//! take goes to the site ([`super::site`]), if there is one.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,8 +13,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use lettre::Address;
 
+use super::site::{Files, Public};
 use super::{BODY_LIMIT, REQUEST_TIMEOUT, Settings, pages};
-use crate::message::unsubscribe;
+use crate::config::Secret;
+use crate::message::unsubscribe::{self, Opened};
 use crate::suppressions::{Event, Kind, Source, Store, fingerprint};
 
 /// What every request shares: the settings, the store (one connection; SQLite writes one at
@@ -25,36 +28,76 @@ struct Inner {
     settings: Settings,
     store: Mutex<Store>,
     log: Arc<dyn Fn(&str) + Send + Sync>,
+    /// The site's files, when there is a site.
+    files: Option<Files>,
 }
 
 impl Shared {
+    /// The export's token, when the export is on.
+    pub fn export_token(&self) -> Option<&Secret> {
+        self.0.settings.export_token.as_ref()
+    }
+
+    /// Writes a log line (never with an address in it).
+    pub fn log(&self, line: &str) {
+        (self.0.log)(line)
+    }
+
+    /// Runs `f` on the store away from the async workers; `None` if the task failed.
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> T + Send + 'static,
+    ) -> Option<T> {
+        let inner = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut store = inner
+                .store
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut store)
+        })
+        .await
+        .ok()
+    }
+
     pub fn new(settings: Settings, store: Store, log: Arc<dyn Fn(&str) + Send + Sync>) -> Self {
+        let files = settings
+            .site
+            .clone()
+            .map(|site| Files::new(site, &settings.newsletter));
         Shared(Arc::new(Inner {
             settings,
             store: Mutex::new(store),
             log,
+            files,
         }))
     }
 }
 
 /// The routes: `{path}` (GET shows, POST unsubscribes) and `{path}/resubscribe` (GET shows,
-/// POST resubscribes); anything else is 404.
+/// POST resubscribes); anything else goes to the site, or is 404. The links are routes, the
+/// site the fallback: a path both could answer is the links'.
 pub fn router(shared: Shared) -> Router {
     let path = shared.0.settings.path.clone();
-    Router::new()
+    let mut router = Router::new()
         .route(&path, get(show_unsubscribe).post(unsubscribe))
         .route(
             &format!("{path}/resubscribe"),
             get(show_resubscribe).post(resubscribe),
-        )
-        .fallback(not_found)
+        );
+    if shared.export_token().is_some() {
+        router = router.route(super::export::PATH, get(super::export::export));
+    }
+    router
+        .fallback(site_or_not_found)
         .with_state(shared)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(guard))
 }
 
-/// A time limit for each request, and the headers every answer carries: no caching, no
-/// referrer (the token is in the URL), no framing, no scripts, not for search engines.
+/// A time limit for each request, and the headers every private answer carries: no
+/// caching, no referrer (the token is in the URL), no framing, no scripts, not for search
+/// engines. The site's answers are public (cached, indexed, with images): they keep their own.
 async fn guard(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let mut response = match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
         Ok(response) => response,
@@ -64,6 +107,9 @@ async fn guard(request: axum::extract::Request, next: axum::middleware::Next) ->
         )
             .into_response(),
     };
+    if response.extensions().get::<Public>().is_some() {
+        return response;
+    }
     let headers = response.headers_mut();
     for (name, value) in [
         (header::CACHE_CONTROL, "no-store"),
@@ -81,17 +127,27 @@ async fn guard(request: axum::extract::Request, next: axum::middleware::Next) ->
     response
 }
 
-async fn not_found() -> Response {
+/// A path the links do not take: the site's, if it is under the site's path.
+async fn site_or_not_found(
+    State(shared): State<Shared>,
+    request: axum::extract::Request,
+) -> Response {
+    if let Some(files) = &shared.0.files
+        && let Some(response) = files.answer(request, &*shared.0.log).await
+    {
+        return response;
+    }
     (StatusCode::NOT_FOUND, Html(pages::not_found())).into_response()
 }
 
-/// The reader a token was sealed for; `None` (logged) for a token that does not open.
-fn reader(shared: &Shared, token: &str) -> Option<Address> {
-    let address = unsubscribe::open(&shared.0.settings.secret, token);
-    if address.is_none() {
+/// The reader a token was sealed for, and the issue of the link; `None` (logged) for a token
+/// that does not open.
+fn reader(shared: &Shared, token: &str) -> Option<Opened> {
+    let opened = unsubscribe::open(&shared.0.settings.secret, token);
+    if opened.is_none() {
         (shared.0.log)("invalid token: nothing recorded");
     }
-    address
+    opened
 }
 
 /// The one answer to every token that does not open, whatever was wrong with it.
@@ -104,7 +160,7 @@ async fn show_unsubscribe(
     UrlPath(token): UrlPath<String>,
 ) -> Response {
     match reader(&shared, &token) {
-        Some(address) => {
+        Some(Opened { address, .. }) => {
             Html(pages::confirm(&shared.0.settings.newsletter, &address)).into_response()
         }
         None => invalid(),
@@ -116,7 +172,7 @@ async fn show_resubscribe(
     UrlPath(token): UrlPath<String>,
 ) -> Response {
     match reader(&shared, &token) {
-        Some(address) => Html(pages::offer_resubscribe(
+        Some(Opened { address, .. }) => Html(pages::offer_resubscribe(
             &shared.0.settings.newsletter,
             &address,
         ))
@@ -131,11 +187,11 @@ async fn unsubscribe(
     UrlPath(token): UrlPath<String>,
     body: Bytes,
 ) -> Response {
-    let Some(address) = reader(&shared, &token) else {
+    let Some(Opened { address, issue }) = reader(&shared, &token) else {
         return invalid();
     };
     let source = source(&body);
-    if !record(&shared, &address, Kind::Unsubscribe, source).await {
+    if !record(&shared, &address, issue, Kind::Unsubscribe, source).await {
         return failed();
     }
     match source {
@@ -151,10 +207,10 @@ async fn unsubscribe(
 }
 
 async fn resubscribe(State(shared): State<Shared>, UrlPath(token): UrlPath<String>) -> Response {
-    let Some(address) = reader(&shared, &token) else {
+    let Some(Opened { address, issue }) = reader(&shared, &token) else {
         return invalid();
     };
-    if !record(&shared, &address, Kind::Resubscribe, Source::Page).await {
+    if !record(&shared, &address, issue, Kind::Resubscribe, Source::Page).await {
         return failed();
     }
     Html(pages::resubscribed(
@@ -182,9 +238,16 @@ fn source(body: &[u8]) -> Source {
     }
 }
 
-/// Records the event, committed before this returns true; a failure is logged, and answered
-/// 503 by the caller (the mail client or the reader tries again).
-async fn record(shared: &Shared, address: &Address, kind: Kind, source: Source) -> bool {
+/// Records the event against the issue the link came in, committed before this returns
+/// true; a failure is logged, and answered 503 by the caller (the mail client or the reader
+/// tries again).
+async fn record(
+    shared: &Shared,
+    address: &Address,
+    issue: Option<String>,
+    kind: Kind,
+    source: Source,
+) -> bool {
     let inner = shared.0.clone();
     let text = address.to_string();
     let at = crate::clock::now();
@@ -199,7 +262,7 @@ async fn record(shared: &Shared, address: &Address, kind: Kind, source: Source) 
                 address: &text,
                 kind,
                 source,
-                issue: None,
+                issue: issue.as_deref(),
                 reason: None,
             })
             .map(|_| ())

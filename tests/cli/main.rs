@@ -17,6 +17,8 @@ mod rtl;
 mod schema;
 mod send;
 mod serve;
+mod serve_site;
+mod web;
 mod webhooks;
 mod workspace;
 

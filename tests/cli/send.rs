@@ -199,10 +199,14 @@ fn a_list_is_sent_once_to_each_subscribed_address_with_correct_messages() {
             .split('>')
             .next()
             .unwrap();
-        assert_eq!(
+        let opened =
             bulletin::message::unsubscribe::open(&bulletin::config::Secret::new(SECRET.1), token)
-                .map(|a| a.to_string()),
-            Some(rcpt.to_lowercase())
+                .unwrap();
+        assert_eq!(opened.address.to_string(), rcpt.to_lowercase());
+        assert_eq!(
+            opened.issue.as_deref(),
+            Some("2020-06"),
+            "the issue it came in"
         );
         assert!(!unsubscribe.contains(&rcpt.replace('@', "%40")));
         assert_eq!(

@@ -19,24 +19,36 @@ use mail_parser::MessageParser;
 
 use crate::common::{Workspace, repo};
 
-const SECRET: (&str, &str) = (
+pub(crate) const SECRET: (&str, &str) = (
     "BULLETIN_UNSUBSCRIBE_SECRET",
     "test-secret-not-for-production",
 );
 
 /// `bulletin serve` on a free loopback port; killed (SIGKILL) when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     log: Arc<Mutex<String>>,
 }
 
 impl Server {
-    fn start(ws: &Workspace) -> Server {
+    pub(crate) fn start(ws: &Workspace) -> Server {
+        Server::start_with(ws, &[])
+    }
+
+    /// With these arguments after `serve --listen 127.0.0.1:0`.
+    pub(crate) fn start_with(ws: &Workspace, args: &[&str]) -> Server {
+        Server::start_with_env(ws, args, &[])
+    }
+
+    /// With these arguments, and these environment variables besides the unsubscribe secret.
+    fn start_with_env(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bulletin"))
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .current_dir(ws.path())
             .env(SECRET.0, SECRET.1)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -61,7 +73,7 @@ impl Server {
         Server { child, addr, log }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 }
@@ -97,20 +109,20 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u1
     Ok((status, body))
 }
 
-const ONE_CLICK: &str = "List-Unsubscribe=One-Click";
+pub(crate) const ONE_CLICK: &str = "List-Unsubscribe=One-Click";
 
 fn store(ws: &Workspace) -> Store {
     Store::open(&ws.path().join(".bulletin/suppressions.sqlite")).unwrap()
 }
 
-fn events(ws: &Workspace) -> u64 {
+pub(crate) fn events(ws: &Workspace) -> u64 {
     store(ws).events().unwrap()
 }
 
-fn token_path(address: &str, secret: &str) -> String {
+pub(crate) fn token_path(address: &str, secret: &str) -> String {
     format!(
         "/unsubscribe/{}",
-        seal(&Secret::new(secret), &address.parse().unwrap())
+        seal(&Secret::new(secret), &address.parse().unwrap(), "2020-06")
     )
 }
 
@@ -252,6 +264,15 @@ fn a_one_click_unsubscribe_from_a_received_message_keeps_the_next_issue_from_tha
         (current[0].address.as_str(), current[0].source.as_str()),
         ("bo@example.org", "one-click")
     );
+    // Counted against the issue whose link it was.
+    let status = ws.run(&["status", "issues/2020-06.json"]).ok();
+    assert!(
+        status.contains("From this issue's links: 1 unsubscribe"),
+        "{status}"
+    );
+    let json = ws.run(&["status", "issues/2020-06.json", "--json"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["came_back"]["unsubscribe"], 1, "{json}");
     // The log names no reader.
     let log = server.log();
     assert!(
@@ -449,4 +470,162 @@ fn suppressions_are_listed_added_and_removed_with_their_history_kept() {
     .ok();
     assert_eq!(ws.run(&["suppressions", "list"]).ok(), "");
     assert_eq!(events(&ws), 2);
+    // The whole history, with the reason, and from a cursor on.
+    let export = ws.run(&["suppressions", "export"]).ok();
+    let lines: Vec<&str> = export.lines().collect();
+    assert_eq!(lines[0], "id,at,address,kind,source,issue,reason");
+    assert!(
+        lines[1].starts_with("1,") && lines[1].contains(",ana@example.org,unsubscribe,staff,,")
+    );
+    assert!(lines[2].starts_with("2,") && lines[2].ends_with(",resubscribe,staff,,asked by phone"));
+    let later = ws.run(&["suppressions", "export", "--since", "1"]).ok();
+    assert_eq!(later.lines().count(), 2, "{later}");
+}
+
+/// A GET with a bearer token: (status, body).
+fn get_with_token(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// The issue's "senders elsewhere": serve's export, pulled by a send in another workspace,
+/// which skips a reader who unsubscribed there, and refuses to send when it cannot pull.
+#[test]
+fn a_send_elsewhere_pulls_the_export_and_refuses_to_send_without_it() {
+    const EXPORT: (&str, &str) = ("BULLETIN_EXPORT_TOKEN", "export-token-for-the-tests");
+    let server_ws =
+        Workspace::for_sending("[serve]\nexport_token_env = \"BULLETIN_EXPORT_TOKEN\"\n");
+    let server = Server::start_with_env(&server_ws, &[], &[EXPORT]);
+    let (status, _) = http(
+        &server.addr,
+        "POST",
+        &token_path("bo@example.org", SECRET.1),
+        ONE_CLICK,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+
+    // The export answers only to its token.
+    for wrong in [None, Some("another-token"), Some("")] {
+        let (status, body) = get_with_token(&server.addr, "/suppressions/export", wrong);
+        assert_eq!(status, 401, "{wrong:?}");
+        assert!(!body.contains("bo@example.org"));
+    }
+    let (status, body) =
+        get_with_token(&server.addr, "/suppressions/export?since=0", Some(EXPORT.1));
+    assert_eq!(status, 200);
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["events"][0]["address"], "bo@example.org", "{page}");
+    assert_eq!(page["events"][0]["kind"], "unsubscribe");
+    assert_eq!(page["events"][0]["issue"], "2020-06");
+    assert_eq!(page["more"], false);
+    let (_, after) = get_with_token(
+        &server.addr,
+        &format!("/suppressions/export?since={}", page["next"]),
+        Some(EXPORT.1),
+    );
+    let after: serde_json::Value = serde_json::from_str(&after).unwrap();
+    assert_eq!(after["events"].as_array().unwrap().len(), 0, "{after}");
+    assert!(!server.log().contains("@example.org"), "{}", server.log());
+
+    // The sender's workspace, elsewhere, pulls before it sends.
+    let received = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(received.path());
+    let sender = Workspace::for_sending(&format!(
+        "[profiles.test]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\n\n\
+         [suppressions]\nremote = \"http://{}/suppressions/export\"\ntoken_env = \"BULLETIN_EXPORT_TOKEN\"\n",
+        smtp.port, server.addr
+    ));
+    sender.write(
+        "subscribers.csv",
+        "email,first_name\nana@example.org,Ana\nbo@example.org,Bo\ncy@example.org,Cy\n",
+    );
+    let args = [
+        "send",
+        "issues/2020-06.json",
+        "--profile",
+        "test",
+        "--list",
+        "subscribers.csv",
+        "--yes",
+    ];
+    let out = sender.run_with(&args, &[SECRET, EXPORT]);
+    assert_eq!(out.code(), 0, "{}", out.stderr());
+    assert!(
+        out.stderr().contains("Pulled 1 new suppression events"),
+        "{}",
+        out.stderr()
+    );
+    assert!(
+        out.stdout().contains("Skipped:    1 unsubscribed"),
+        "{}",
+        out.stdout()
+    );
+    let got: Vec<String> = smtp.received().into_keys().collect();
+    assert_eq!(got, ["ana@example.org", "cy@example.org"]);
+
+    // The next issue: a wrong token, then the server gone. Nothing is sent either time.
+    let next = sender.read("issues/2020-06.json");
+    sender.write("issues/2020-07.json", &next);
+    let args_next = args.map(|a| {
+        if a == "issues/2020-06.json" {
+            "issues/2020-07.json"
+        } else {
+            a
+        }
+    });
+    let refused = sender.run_with(&args_next, &[SECRET, ("BULLETIN_EXPORT_TOKEN", "stale")]);
+    assert_eq!(refused.code(), 1, "{}", refused.stderr());
+    assert!(
+        refused.stderr().contains("refused the token")
+            && refused
+                .stderr()
+                .contains(&format!("http://{}/suppressions/export", server.addr)),
+        "{}",
+        refused.stderr()
+    );
+    assert!(
+        !refused.stderr().contains("stale"),
+        "the token is never printed"
+    );
+    drop(server);
+    let gone = sender.run_with(&args_next, &[SECRET, EXPORT]);
+    assert_eq!(gone.code(), 1, "{}", gone.stderr());
+    assert!(
+        gone.stderr()
+            .contains("cannot reach the suppression export")
+            && gone.stderr().contains("--without-remote-suppressions"),
+        "{}",
+        gone.stderr()
+    );
+    assert_eq!(
+        smtp.received().values().map(Vec::len).sum::<usize>(),
+        2,
+        "nothing sent"
+    );
+
+    // Asked to go on without it: what was pulled before still keeps Bo out.
+    let mut forced = args_next.to_vec();
+    forced.push("--without-remote-suppressions");
+    let out = sender.run_with(&forced, &[SECRET, EXPORT]);
+    assert_eq!(out.code(), 0, "{}", out.stderr());
+    assert!(out.stderr().contains("not pulling"), "{}", out.stderr());
+    let got = smtp.received();
+    assert_eq!(got["ana@example.org"].len(), 2);
+    assert!(!got.contains_key("bo@example.org"));
 }

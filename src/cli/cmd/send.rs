@@ -60,6 +60,10 @@ pub struct Args {
     /// A file of addresses (one a line) never to send to.
     #[arg(long, value_name = "FILE")]
     pub suppress: Option<PathBuf>,
+    /// Send even though the suppressions of [suppressions] remote cannot be pulled, with
+    /// those pulled before.
+    #[arg(long)]
+    pub without_remote_suppressions: bool,
     /// Print the report as JSON on standard output (for scripts; the plan goes to standard
     /// error).
     #[arg(long)]
@@ -88,12 +92,15 @@ pub fn run(args: Args) -> Result<(), Error> {
         test: args.list.is_none(),
         clock: Arc::new(SystemClock),
     };
-    // Readers who unsubscribed through `bulletin serve` are skipped.
-    let store = root.join(&config.serve.store);
     crate::cli::runtime()?.block_on(async {
         let (tools, pacing) = send::tools(&setup, &issue.slug, rendered)?;
         match &args.list {
-            Some(list) => to_list(&args, list, &issue.path, &root, &store, &tools, pacing).await,
+            Some(list) => {
+                // Readers who unsubscribed through `bulletin serve`, here or elsewhere.
+                let without = args.without_remote_suppressions;
+                let stores = super::suppressions::for_sending(&config, &root, without).await?;
+                to_list(&args, list, &issue.path, &root, stores, &tools, pacing).await
+            }
             None => test(&args, &tools).await,
         }
     })
@@ -128,14 +135,14 @@ async fn to_list<T: Transport>(
     path: &Path,
     issue: &Path,
     root: &Path,
-    store: &Path,
+    stores: Vec<PathBuf>,
     tools: &Tools<T>,
     pacing: Pacing,
 ) -> Result<(), Error> {
     let list = send::List {
         path: path.to_path_buf(),
         suppress: args.suppress.clone(),
-        store: Some(store.to_path_buf()),
+        stores,
     };
     let plan = send::plan(&list, tools)?;
     // With --json, stdout is the report's alone.

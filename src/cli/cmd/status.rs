@@ -11,7 +11,8 @@ use crate::workspace::ledger_path;
 /// Reads the workspace's ledger: how many got it, failed (and why), are pending, and how many
 /// are uncertain: they may have two copies (an answer was lost before they went again, or a
 /// crash left them in flight). --failed --csv lists exactly who did not get it and why;
-/// --uncertain lists who may have it twice.
+/// --uncertain lists who may have it twice. What readers did from the issue's links
+/// (unsubscribes answered by bulletin serve) is counted too.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  bulletin status issues/2020-06.json\n  bulletin status issues/2020-06.json --failed --csv > failed.csv\n  bulletin status issues/2020-06.json --uncertain --csv > uncertain.csv"
@@ -51,7 +52,8 @@ pub fn run(args: Args) -> Result<(), Error> {
         }
         _ => Listing::Nobody,
     };
-    let status = send::status(&ledger_path(&root), &slug, listing)?;
+    let came_back = crate::suppressions::by_issue(&store_path(&root), &slug)?;
+    let status = send::status(&ledger_path(&root), &slug, listing)?.with_came_back(came_back);
     let format = match (args.json, args.csv) {
         (true, _) => Format::Json,
         (_, true) => Format::Csv,
@@ -59,4 +61,13 @@ pub fn run(args: Args) -> Result<(), Error> {
     };
     say(&status.render(format));
     Ok(())
+}
+
+/// The suppression store `bulletin serve` writes: `[serve] store`, or its default when the
+/// settings cannot be read (status must work while they are being written).
+fn store_path(root: &std::path::Path) -> PathBuf {
+    let store = crate::config::load(&root.join(crate::config::FILE_NAME))
+        .map(|c| c.serve.store)
+        .unwrap_or_else(|_| crate::config::Serve::default().store);
+    root.join(store)
 }

@@ -1,10 +1,11 @@
-//! `bulletin suppressions list|add|remove`: the suppression store, by hand.
+//! `bulletin suppressions list|add|remove|export`: the suppression store, by hand; and the
+//! stores a send honours (its own, and the pulled mirror of one elsewhere).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::cli::{Error, say};
-use crate::config;
-use crate::suppressions::{Event, Kind, Source, Store};
+use crate::cli::{Error, note, say, warn};
+use crate::config::{self, Secret};
+use crate::suppressions::{Event, Kind, Source, Store, remote};
 
 /// See and change who must not be sent to (the store `bulletin serve` records in).
 ///
@@ -12,7 +13,7 @@ use crate::suppressions::{Event, Kind, Source, Store};
 /// unsubscribe, bounce or complaint it undoes.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  bulletin suppressions list\n  bulletin suppressions add ana@example.org\n  bulletin suppressions remove ana@example.org --reason \"asked by phone, 2020-06-04\""
+    after_help = "Examples:\n  bulletin suppressions list\n  bulletin suppressions add ana@example.org\n  bulletin suppressions remove ana@example.org --reason \"asked by phone, 2020-06-04\"\n  bulletin suppressions export > events.csv"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -37,6 +38,42 @@ pub enum Action {
         #[arg(long)]
         reason: String,
     },
+    /// Every event of the store, oldest first, as CSV: id,at,address,kind,source,issue,reason
+    /// (the history, resubscribes included; `list` gives who is suppressed now).
+    Export {
+        /// Only the events after this id (the first column of an earlier export).
+        #[arg(long, default_value_t = 0, value_name = "ID")]
+        since: i64,
+    },
+}
+
+/// The store's events after `since`, as CSV, page by page.
+fn export(path: &Path, since: i64) -> Result<(), Error> {
+    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+    let header = ["id", "at", "address", "kind", "source", "issue", "reason"];
+    let written = |e: csv::Error| Error::Usage(format!("cannot write the export: {e}"));
+    out.write_record(header).map_err(written)?;
+    if path.is_file() {
+        let store = Store::open(path)?;
+        let mut after = since;
+        loop {
+            let page = store.since(after, remote::PAGE)?;
+            for e in &page {
+                let id = e.id.to_string();
+                let (issue, reason) = (e.issue.as_deref(), e.reason.as_deref());
+                let row = [&id, &e.at, &e.address, &e.kind, &e.source];
+                let rest = [issue.unwrap_or(""), reason.unwrap_or("")];
+                out.write_record(row.iter().map(|s| s.as_str()).chain(rest))
+                    .map_err(written)?;
+            }
+            match page.last() {
+                Some(last) => after = last.id,
+                None => break,
+            }
+        }
+    }
+    out.flush()
+        .map_err(|e| Error::Usage(format!("cannot write the export: {e}")))
 }
 
 /// Which store: the workspace's, as [serve] store says.
@@ -64,6 +101,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             say(&out);
             return Ok(());
         }
+        Action::Export { since } => return export(&path, *since),
         Action::Add { address, reason } => (address, Kind::Unsubscribe, reason.as_deref()),
         Action::Remove { address, reason } => (address, Kind::Resubscribe, Some(reason.as_str())),
     };
@@ -96,4 +134,49 @@ pub fn run(args: Args) -> Result<(), Error> {
     })?;
     say(&format!("{text}: {kind} recorded\n"));
     Ok(())
+}
+
+/// The suppression stores a send honours: the workspace's own (`[serve] store`) and, when
+/// `[suppressions] remote` is set, the mirror of that export, pulled first. A configured export
+/// that cannot be pulled stops the send (fail closed: a reader who unsubscribed there must not
+/// get this issue), unless `without_remote` says to go on with what was pulled before.
+pub(crate) async fn for_sending(
+    config: &config::Config,
+    root: &Path,
+    without_remote: bool,
+) -> Result<Vec<PathBuf>, Error> {
+    let mut stores = vec![root.join(&config.serve.store)];
+    let Some(settings) = &config.suppressions else {
+        return Ok(stores);
+    };
+    let mirror = remote::mirror_path(root);
+    stores.push(mirror.clone());
+    if without_remote {
+        warn(&format!(
+            "not pulling the suppressions of {} (--without-remote-suppressions): readers who unsubscribed there since the last pull may get this issue",
+            settings.remote
+        ));
+        return Ok(stores);
+    }
+    let token = Secret::from_env(&settings.token_env).map_err(|e| Error::Hinted {
+        error: Box::new(Error::Usage(format!("[suppressions] token_env: {e}"))),
+        hint: "set it to the export token of the bulletin serve at [suppressions] remote".into(),
+    })?;
+    let remote = remote::Remote {
+        url: settings.remote.clone(),
+        token,
+    };
+    match remote::pull(&remote, &mirror).await {
+        Ok(pulled) => {
+            note(&format!(
+                "Pulled {} new suppression events from {} ({} in all)",
+                pulled.events, settings.remote, pulled.total
+            ));
+            Ok(stores)
+        }
+        Err(e) => Err(Error::Hinted {
+            error: Box::new(e.into()),
+            hint: "nothing was sent, so that nobody who unsubscribed there gets this issue; fix the address or the server, or send with --without-remote-suppressions to use only what was pulled before".into(),
+        }),
+    }
 }

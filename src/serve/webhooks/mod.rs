@@ -248,17 +248,6 @@ impl Settings {
         })
     }
 
-    /// No webhook, soft bounces at their defaults.
-    pub fn none() -> Settings {
-        Settings {
-            hooks: Vec::new(),
-            rule: SoftRule {
-                limit: default_soft_limit(),
-                window: TimeDelta::days(i64::from(default_soft_window_days())),
-            },
-        }
-    }
-
     /// One line per webhook that is on: the provider, its path, how requests are verified
     /// and which environment variables hold its secrets (never their values).
     pub fn describe(&self) -> Vec<String> {

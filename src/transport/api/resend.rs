@@ -125,6 +125,18 @@ impl Provider for Resend {
     /// emails refused: each is that reader's own failure. Errors whose meaning the shared
     /// rules would get wrong are judged here (see `error`).
     fn outcomes(&self, batch: &Batch, answer: &Answer) -> Option<Vec<Result<Accepted, Failure>>> {
+        if answer.status == 409 && error_name(answer).as_deref() == Some(REPLAYED) {
+            // The same readers' batch went out under this key in the last 24 hours and Resend
+            // handled it; it changed since (the issue was edited after an attempt whose answer
+            // was lost). Resend keeps a key only for a request it handled, so the readers have
+            // the earlier version: recorded as sent, never as refused (issue 14).
+            return Some(super::accept_all(
+                batch,
+                &format!(
+                    "accepted by Resend in an earlier request with the same Idempotency-Key, before the issue changed (Resend answered {REPLAYED}): this reader has the earlier version, and was not sent this one"
+                ),
+            ));
+        }
         if answer.status != 200 {
             return error(answer).map(|f| batch.messages.iter().map(|_| Err(f.clone())).collect());
         }
@@ -181,6 +193,14 @@ impl Provider for Resend {
     }
 }
 
+/// Resend's answer to a key it has handled for another request body.
+const REPLAYED: &str = "invalid_idempotent_request";
+
+/// The `name` of a Resend error answer: `validation_error`, `invalid_idempotent_request`…
+fn error_name(answer: &Answer) -> Option<String> {
+    Some(answer.json()?.get("name")?.as_str()?.to_string())
+}
+
 /// The errors Resend names whose HTTP status alone would mislead the shared rules; `None`
 /// for the others (429 `rate_limit_exceeded` waits `retry-after`, 401 stops the run, 422
 /// fails the batch…).
@@ -208,15 +228,6 @@ fn error(answer: &Answer) -> Option<Failure> {
         "concurrent_idempotent_requests" => Failure {
             kind: Kind::Transient,
             reply: reply(""),
-        },
-        // The same issue and readers were sent with this key in the last 24 hours with
-        // different content (the issue changed after an attempt whose answer was lost).
-        // Resend may have delivered that first version: sending again could give them two.
-        "invalid_idempotent_request" => Failure {
-            kind: Kind::Permanent,
-            reply: reply(
-                "; an earlier attempt for these readers (in the last 24 hours, before the issue changed) may have been delivered, so they are not sent again",
-            ),
         },
         _ => return None,
     };

@@ -188,7 +188,7 @@ pub fn ledger(ws: &Path) -> BTreeMap<String, (String, String)> {
 /// reader's own link.
 pub fn unsubscribe_url(address: &str) -> String {
     let secret = bulletin::config::Secret::new(SECRET.1);
-    let token = bulletin::message::unsubscribe::seal(&secret, &address.parse().unwrap());
+    let token = bulletin::message::unsubscribe::seal(&secret, &address.parse().unwrap(), "2020-06");
     format!("https://example.org/unsubscribe/{token}")
 }
 

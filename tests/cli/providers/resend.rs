@@ -384,6 +384,63 @@ fn a_used_up_quota_stops_the_run_and_a_later_run_sends_the_rest() {
 }
 
 #[test]
+fn readers_whose_batch_resend_handled_before_the_issue_changed_are_sent_not_failed() {
+    // Resend takes the batch but its answer is lost (503), and the retry finds the quota used
+    // up: the run stops with the readers unsent. The issue is then corrected and sent again,
+    // forced: the same readers' batch carries the same key with a new body, and Resend
+    // answers 409 invalid_idempotent_request. They have the first version: sent, not failed.
+    let fake = Fake::start();
+    let account = Account::new(None);
+    let seen = Arc::new(AtomicUsize::new(0));
+    let (inner, count) = (Arc::clone(&account), Arc::clone(&seen));
+    mount(
+        &fake,
+        answer(
+            move |r: &Request| match count.fetch_add(1, Ordering::SeqCst) {
+                0 => {
+                    inner.answer(r);
+                    ResponseTemplate::new(503).set_body_string("upstream timed out")
+                }
+                1 => error(
+                    429,
+                    "daily_quota_exceeded",
+                    "You have reached your daily email sending quota.",
+                ),
+                _ => inner.answer(r),
+            },
+        ),
+    );
+    let ws = profile(&fake, "batch_size = 2\nconcurrency = 1", 2);
+    let first = send(&ws, &[KEY], &[]);
+    assert_eq!(first.code(), 3, "{}", first.stderr());
+    assert_eq!(
+        account.delivered.lock().unwrap().len(),
+        2,
+        "Resend has them"
+    );
+    assert!(ledger(ws.path()).values().all(|(s, _)| s != "sent"));
+
+    let issue = ws.read("issues/2020-06.json");
+    ws.write(
+        "issues/2020-06.json",
+        &issue.replace("Welcome to the June issue", "Welcome to our June issue"),
+    );
+    let again = send(&ws, &[KEY], &["--force"]);
+    assert_eq!(again.code(), 0, "{}{}", again.stdout(), again.stderr());
+    let held = ledger(ws.path());
+    assert_eq!(held.len(), 2);
+    for (who, (state, reply)) in &held {
+        assert_eq!(state, "sent", "{who}: {reply}");
+        assert!(reply.contains("earlier version"), "{who}: {reply}");
+    }
+    assert_eq!(
+        account.delivered.lock().unwrap().len(),
+        2,
+        "nobody got a second copy"
+    );
+}
+
+#[test]
 fn a_refused_key_stops_at_once_and_names_the_variable() {
     let fake = Fake::start();
     let account = Account::new(None);
