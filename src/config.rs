@@ -144,6 +144,13 @@ pub struct Serve {
     /// The environment variable holding the bearer token of the export
     /// (`GET /suppressions/export`), which senders elsewhere pull from; no export without it.
     pub export_token_env: Option<String>,
+    /// `[serve.webhooks.<provider>]`: the providers' bounce and complaint webhooks, each
+    /// provider's settings in its module.
+    #[serde(default)]
+    pub webhooks: crate::serve::webhooks::Config,
+    /// `[serve.bounces]`: when soft bounces suppress.
+    #[serde(default)]
+    pub bounces: crate::serve::webhooks::Bounces,
 }
 
 impl Default for Serve {
@@ -153,6 +160,8 @@ impl Default for Serve {
             store: default_store(),
             path: None,
             export_token_env: None,
+            webhooks: Default::default(),
+            bounces: Default::default(),
         }
     }
 }

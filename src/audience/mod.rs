@@ -216,6 +216,7 @@ pub struct Rows {
     seen: Fingerprints,
     suppressed: Fingerprints,
     unsubscribed: Fingerprints,
+    bounced: Fingerprints,
 }
 
 /// Opens a list; `suppressed` are addresses never to send to.
@@ -263,6 +264,7 @@ pub fn open(path: &Path, suppressed: Fingerprints) -> Result<Rows, AudienceError
         seen: Fingerprints::default(),
         suppressed,
         unsubscribed: Fingerprints::default(),
+        bounced: Fingerprints::default(),
     })
 }
 
@@ -327,6 +329,13 @@ impl Rows {
         self
     }
 
+    /// Also skips `bounced` (the suppression store's bounced readers), counted as bounced like
+    /// the list's own `status = bounced`.
+    pub fn bounced(mut self, bounced: Fingerprints) -> Rows {
+        self.bounced = bounced;
+        self
+    }
+
     /// The merge fields the list provides (its column names).
     pub fn columns(&self) -> &[String] {
         &self.headers
@@ -367,6 +376,9 @@ impl Rows {
         };
         if self.unsubscribed.contains(&email) {
             return skip(Skip::Unsubscribed);
+        }
+        if self.bounced.contains(&email) {
+            return skip(Skip::Bounced);
         }
         if self.suppressed.contains(&email) {
             return skip(Skip::Suppressed);

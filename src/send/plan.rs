@@ -20,7 +20,8 @@ pub struct List {
     /// A file of addresses, one a line, never to send to.
     pub suppress: Option<PathBuf>,
     /// Suppression stores (`bulletin serve`'s, and the mirror of one elsewhere): their
-    /// unsubscribed readers are skipped as unsubscribed. A store that does not exist has none.
+    /// unsubscribed readers (and those who complained) are skipped as unsubscribed, their
+    /// bounced ones as bounced. A store that does not exist has none.
     pub stores: Vec<PathBuf>,
 }
 
@@ -31,16 +32,17 @@ impl List {
             Some(f) => audience::read_suppressions(f)?,
             None => Fingerprints::default(),
         };
-        let mut unsubscribed = Fingerprints::default();
+        let (mut unsubscribed, mut bounced) = (Fingerprints::default(), Fingerprints::default());
         for store in &self.stores {
-            crate::suppressions::add_current(store, &mut unsubscribed).map_err(|e| {
-                AudienceError::Read {
+            crate::suppressions::add_current_by_kind(store, &mut unsubscribed, &mut bounced)
+                .map_err(|e| AudienceError::Read {
                     path: e.path,
                     reason: e.reason,
-                }
-            })?;
+                })?;
         }
-        Ok(audience::open(&self.path, suppressed)?.unsubscribed(unsubscribed))
+        Ok(audience::open(&self.path, suppressed)?
+            .unsubscribed(unsubscribed)
+            .bounced(bounced))
     }
 }
 

@@ -17,12 +17,14 @@
 //! `bulletin publish` writes, under the path of `[archive] base_url` ([`site`]): public,
 //! cacheable answers, beside the private, uncached pages of the links, which keep priority.
 //!
-//! Provider webhooks and bounces are not here yet. Knows nothing of sending.
+//! Provider webhooks (bounces, complaints, unsubscribes) are in [`webhooks`]. Knows nothing
+//! of sending.
 
 mod export;
 mod pages;
 mod routes;
 pub mod site;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -56,6 +58,8 @@ pub struct Settings {
     pub export_token: Option<Secret>,
     /// The web edition served beside the links, if any.
     pub site: Option<Site>,
+    /// The providers' webhooks that are on, and the soft-bounce rule.
+    pub webhooks: webhooks::Settings,
 }
 
 /// Settings that do not make a server, or a server that cannot run.
@@ -75,6 +79,12 @@ pub enum ServeError {
         config: PathBuf,
         #[source]
         source: SecretError,
+    },
+    #[error("{}: {source}", config.display())]
+    Webhooks {
+        config: PathBuf,
+        #[source]
+        source: webhooks::SettingsError,
     },
     #[error("{}: serve.export_token_env: {source}", config.display())]
     ExportToken {
@@ -159,6 +169,16 @@ impl Settings {
                 });
             }
         }
+        let resubscribe = format!("{path}/resubscribe");
+        let webhooks = webhooks::Settings::from_config(
+            &config.serve.webhooks,
+            &config.serve.bounces,
+            &[&path, &resubscribe, export::PATH],
+        )
+        .map_err(|source| ServeError::Webhooks {
+            config: config_path.to_path_buf(),
+            source,
+        })?;
         let from = &config.sender.from;
         Ok(Settings {
             listen: listen.unwrap_or(config.serve.listen),
@@ -172,6 +192,7 @@ impl Settings {
                 .unwrap_or_else(|| from.email.to_string()),
             export_token,
             site,
+            webhooks,
         })
     }
 }
@@ -224,7 +245,12 @@ pub async fn serve(
             reason: crate::diag::io_reason(&e),
         })?;
     let addr = listener.local_addr().map_err(ServeError::Io)?;
-    let app = router(routes::Shared::new(opts.settings, store, opts.log));
+    let hooks = webhooks::router(
+        &opts.settings.webhooks,
+        &opts.settings.store,
+        opts.log.clone(),
+    )?;
+    let app = router(routes::Shared::new(opts.settings, store, opts.log)).merge(hooks);
     ready(addr);
     axum::serve(listener, app)
         .with_graceful_shutdown(stop)

@@ -20,6 +20,7 @@ mod send;
 mod serve;
 mod serve_site;
 mod web;
+mod webhooks;
 mod workspace;
 
 pub use workspace::run_in as workspace_run;

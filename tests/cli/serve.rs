@@ -127,14 +127,14 @@ pub(crate) fn token_path(address: &str, secret: &str) -> String {
 }
 
 /// aiosmtpd keeping what it accepts in a folder; stopped when dropped.
-struct Smtp {
+pub struct Smtp {
     child: Child,
-    port: u16,
+    pub port: u16,
     dir: PathBuf,
 }
 
 impl Smtp {
-    fn start(dir: &Path) -> Smtp {
+    pub fn start(dir: &Path) -> Smtp {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -160,7 +160,7 @@ impl Smtp {
     }
 
     /// Every message received, by recipient.
-    fn received(&self) -> BTreeMap<String, Vec<Vec<u8>>> {
+    pub fn received(&self) -> BTreeMap<String, Vec<Vec<u8>>> {
         let mut by = BTreeMap::<String, Vec<Vec<u8>>>::new();
         for entry in std::fs::read_dir(&self.dir).unwrap() {
             let p = entry.unwrap().path();

@@ -11,14 +11,16 @@ use crate::config;
 use crate::serve::{self, Folder, Found, Options, Settings, Site};
 use crate::suppressions::Store;
 
-/// Answer readers' unsubscribe links, and serve the web edition (run it behind your HTTPS
-/// reverse proxy).
+/// Answer readers' unsubscribe links and providers' webhooks, and serve the web edition (run
+/// it behind your HTTPS reverse proxy).
 ///
 /// A GET on a link shows a page with one button; a POST unsubscribes at once (RFC 8058
-/// one-click, as Gmail and Yahoo require). Every unsubscribe and resubscribe is kept in the
+/// one-click, as Gmail and Yahoo require). The webhooks of [serve.webhooks.<provider>] record
+/// the bounces, complaints and unsubscribes providers report. Every event is kept in the
 /// suppression store ([serve] store, .bulletin/suppressions.sqlite by default), which
-/// `bulletin send` honours. Settings: [serve] listen, store and path in bulletin.toml; the
-/// secret of [unsubscribe] secret_env must be set.
+/// `bulletin send` honours. Settings: [serve] listen, store and path, [serve.webhooks.…] and
+/// [serve.bounces] in bulletin.toml; the secret of [unsubscribe] secret_env must be set, and
+/// each webhook's.
 ///
 /// With [archive] in bulletin.toml, it also serves the folder `bulletin publish` writes
 /// ([archive] folder, site/ by default) under the path of [archive] base_url, e.g.
@@ -96,9 +98,22 @@ fn check(settings: &Settings) -> Result<(), Error> {
         Some(site) => site_state(site),
         None => "none (set [archive] base_url in bulletin.toml, or give --site DIR)".to_string(),
     };
+    let hooks = settings.webhooks.describe();
+    let hooks = if hooks.is_empty() {
+        "webhooks: none\n".to_string()
+    } else {
+        let lines: String = hooks.iter().map(|h| format!("  {h}\n")).collect();
+        format!("webhooks:\n{lines}")
+    };
+    let rule = settings.webhooks.rule;
     say(&format!(
-        "listen:  {}\npath:    {} (and {}/resubscribe)\nstore:   {store}\nsite:    {site}\nsecret:  set\nexport:  {export}\nok\n",
-        settings.listen, settings.path, settings.path
+        "listen:  {}\npath:    {} (and {}/resubscribe)\nstore:   {store}\nsite:    {site}\nsecret:  set\nexport:  {export}\n{hooks}\
+         bounces: a soft bounce suppresses at the {} within {} days\nok\n",
+        settings.listen,
+        settings.path,
+        settings.path,
+        ordinal(rule.limit),
+        rule.window.num_days()
     ));
     Ok(())
 }
@@ -128,6 +143,18 @@ fn site_note(site: &Site) -> String {
     } else {
         format!("serving the site in {shown} at {base}")
     }
+}
+
+/// 1st, 2nd, 3rd, 4th…
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 /// Resolves on Ctrl-C or SIGTERM (systemd's stop): requests in progress are answered first.

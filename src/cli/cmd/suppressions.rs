@@ -10,7 +10,7 @@ use crate::suppressions::{Event, Kind, Source, Store, remote};
 /// See and change who must not be sent to (the store `bulletin serve` records in).
 ///
 /// Nothing is ever deleted: remove records a resubscribe, with your reason, after the
-/// unsubscribe it undoes.
+/// unsubscribe, bounce or complaint it undoes.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  bulletin suppressions list\n  bulletin suppressions add ana@example.org\n  bulletin suppressions remove ana@example.org --reason \"asked by phone, 2020-06-04\"\n  bulletin suppressions export > events.csv"
@@ -22,7 +22,7 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
-    /// List the addresses not to send to: address, kind, source, when (tab-separated).
+    /// List the addresses not to send to: address, kind (unsubscribe, bounce, complaint), source, when (tab-separated).
     List,
     /// Add an address (it gets no more issues).
     Add {
@@ -107,17 +107,19 @@ pub fn run(args: Args) -> Result<(), Error> {
     };
     let mut store = Store::open(&path)?;
     let text = address.to_string();
-    let before = store.latest(&text)?;
+    // What suppresses the address now: an unsubscribe, a bounce or a complaint. Staff's
+    // remove lifts any of them.
+    let before = store.state(&text)?;
     let unchanged = match kind {
-        Kind::Unsubscribe => before == Some(Kind::Unsubscribe),
-        Kind::Resubscribe => before != Some(Kind::Unsubscribe),
+        Kind::Resubscribe => before.is_none(),
+        _ => before.is_some(),
     };
     if unchanged {
         say(&format!(
             "{text}: {} already; nothing recorded\n",
             match kind {
-                Kind::Unsubscribe => "suppressed",
                 Kind::Resubscribe => "not suppressed",
+                _ => "suppressed",
             }
         ));
         return Ok(());
