@@ -41,6 +41,10 @@ pub struct RenderOptions {
     /// `bulletin.toml`), beside which `publish` writes its calendar files; `None` when the
     /// workspace publishes nothing.
     pub page_url: Option<String>,
+    /// The web edition (`bulletin publish`) rather than the email: templates get `web: true`
+    /// and leave out what only a reader's copy has (the unsubscribe link, why the reader gets
+    /// it, "View in browser", the hidden preheader).
+    pub web: bool,
 }
 
 /// An issue rendered once, ready to be filled for each recipient.
@@ -54,6 +58,9 @@ pub struct Rendered {
     /// The MJML that Handlebars produced, before compilation: for debugging a layout and for
     /// comparing compilers.
     pub mjml: String,
+    /// The issue's date as the layout writes it (`issue.date`: "3 June 2020", "3 juin 2020"),
+    /// for lists of issues.
+    pub date: String,
     /// What the render had to guess: the command line prints them, `check` reports them.
     pub warnings: Vec<RenderWarning>,
 }
@@ -178,7 +185,7 @@ pub fn render(
         assets: &opts.assets,
         images_url: loaded.issue.images_url.as_ref().map(|u| u.as_str()),
     };
-    let context = context::build(loaded, layout, images, &mut fields)?;
+    let context = context::build(loaded, layout, images, opts.web, &mut fields)?;
     let data = serde_json::to_value(&context).unwrap_or(Value::Null);
     let language = loaded.issue.language.as_str();
 
@@ -199,6 +206,7 @@ pub fn render(
         html: Prepared::html(&html, &fields),
         text: Prepared::text(&text, &fields),
         mjml,
+        date: context.date(),
         warnings: context.warnings,
     })
 }
