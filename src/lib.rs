@@ -8,7 +8,8 @@
 //! filled per [`merge::Recipient`]. [`edition`] is the one entry from an issue file to its
 //! email, the same for `render`, `check`, `preview` and `send`. [`check`] finds what would
 //! embarrass an issue before it goes out, including every rule that makes a send refuse.
-//! [`preview`] serves renders to a browser and follows the files.
+//! [`preview`] serves renders to a browser and follows the files. [`publish`] writes the web
+//! edition, a static site of every issue with its list, feed and sitemap.
 //!
 //! Sending: [`audience`] streams the subscriber list; [`message`] builds what a transport
 //! receives (MIME bytes, parts for an API, or values for one template); [`send`] runs the
@@ -35,6 +36,7 @@ pub mod merge;
 pub mod message;
 pub mod output;
 pub mod preview;
+pub mod publish;
 pub mod render;
 pub mod send;
 pub mod serve;
