@@ -3,8 +3,8 @@
 # the preview test drives headless, spamassassin, which scores the sample message, and
 # openssl, which makes the DKIM keys the send tests sign with;
 # Python's aiosmtpd, the SMTP server the send tests deliver to, dkimpy, which verifies their
-# DKIM signatures, and PyNaCl, which dkimpy needs for Ed25519 ones. Safe to run again: it
-# installs only what is missing.
+# DKIM signatures, PyNaCl, which dkimpy needs for Ed25519 ones, and feedparser, which reads
+# the Atom feed the publish tests write. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 missing=()
@@ -25,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${missing[@]}" fonts-dejavu-core >/dev/null
 fi
 
-if ! python3 -c "import aiosmtpd, dkim, nacl" 2>/dev/null; then
-  echo "tests/setup.sh: installing aiosmtpd, dkimpy and pynacl (pip)"
-  python3 -m pip install --quiet --disable-pip-version-check aiosmtpd dkimpy pynacl
+if ! python3 -c "import aiosmtpd, dkim, nacl, feedparser" 2>/dev/null; then
+  echo "tests/setup.sh: installing aiosmtpd, dkimpy, pynacl and feedparser (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check aiosmtpd dkimpy pynacl feedparser
 fi

@@ -408,10 +408,12 @@ fn publish_issue(
         e.hash == hash && e.files.iter().all(|f| dir.join(f).is_file()) && content_path.is_file()
     });
     if !unchanged {
+        // Only the files that differ: an image that did not change keeps its date, and an
+        // upload that compares dates skips it.
         for (name, bytes, _) in &files {
-            write_atomic(&dir.join(name), bytes)?;
+            write_if_changed(&dir.join(name), bytes)?;
         }
-        write_atomic(&content_path, built.content.as_bytes())?;
+        write_if_changed(&content_path, built.content.as_bytes())?;
         if let Some(old) = previous {
             for stale in old
                 .files
@@ -578,8 +580,9 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// The images of an issue that a sent email reads from its page on the site (its
 /// `images_url` is the page's address, as `[archive]` makes it when the issue has none), and
-/// that the local site folder `site` does not have yet, as their addresses: what `check`
-/// warns about before the issue goes out. Empty when the issue reads its images elsewhere.
+/// that the local site folder `site` does not have yet, each as its path in the page's folder
+/// (`images/a.png`): what `check` warns about before the issue goes out. Empty when the issue
+/// reads its images elsewhere.
 pub fn unpublished_images(edition: &Edition, archive: &Archive, site: &Path) -> Vec<String> {
     let page = archive.issue_url(&edition.issue.slug);
     if edition.issue.issue.images_url.as_ref().map(|u| u.as_str()) != Some(page.as_str()) {
@@ -591,7 +594,7 @@ pub fn unpublished_images(edition: &Edition, archive: &Archive, site: &Path) -> 
         .filter_map(|src| {
             let rest = src.strip_prefix(&page)?;
             let at = site_path(rest)?;
-            (!site.join(&edition.issue.slug).join(&at).is_file()).then_some(src)
+            (!site.join(&edition.issue.slug).join(&at).is_file()).then_some(at)
         })
         .collect()
 }

@@ -98,3 +98,21 @@ pub async fn wait_until(c: &Client, js: &str, want: serde_json::Value) -> Durati
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Makes the page's layout `width` CSS pixels wide (the window's frame and scrollbar, if
+/// any, added), the window `height` high.
+pub async fn set_width(c: &Client, width: u32, height: u32) {
+    let mut outer = width;
+    for _ in 0..4 {
+        c.set_window_size(outer, height).await.unwrap();
+        let inner = eval(c, "return document.documentElement.clientWidth")
+            .await
+            .as_u64()
+            .unwrap() as u32;
+        if inner == width {
+            return;
+        }
+        outer = outer + width - inner;
+    }
+    panic!("cannot make the page {width} px wide");
+}

@@ -12,6 +12,7 @@ mod languages;
 mod new;
 mod preview;
 mod providers;
+mod publish;
 mod render;
 mod rtl;
 mod schema;

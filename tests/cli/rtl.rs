@@ -10,7 +10,7 @@
 use fantoccini::Client;
 use serde_json::{Value, json};
 
-use crate::browser::{ChromeDriver, eval};
+use crate::browser::{ChromeDriver, eval, set_width};
 use crate::common::{Workspace, repo};
 
 /// Where every measured element of the page starts and ends, as JSON:
@@ -106,24 +106,6 @@ fn render(ws: &Workspace, name: &str) -> String {
         "file://{}",
         ws.path().join(format!("out/{name}.html")).display()
     )
-}
-
-/// Makes the page's layout `width` CSS pixels wide (the window's frame and scrollbar, if
-/// any, added), the window `height` high.
-async fn set_width(c: &Client, width: u32, height: u32) {
-    let mut outer = width;
-    for _ in 0..4 {
-        c.set_window_size(outer, height).await.unwrap();
-        let inner = eval(c, "return document.documentElement.clientWidth")
-            .await
-            .as_u64()
-            .unwrap() as u32;
-        if inner == width {
-            return;
-        }
-        outer = outer + width - inner;
-    }
-    panic!("cannot make the page {width} px wide");
 }
 
 /// The sides found for every measured element, with the elements listed when they differ.
