@@ -78,6 +78,27 @@ impl Manifest {
                 path: path.clone(),
                 reason: format!("it is not a manifest bulletin wrote ({e})"),
             })?;
+        // What prune removes is named here: a record edited by hand must not lead it out of
+        // the site folder.
+        for (slug, entry) in &manifest.issues {
+            if let Some(bad) = std::iter::once(slug)
+                .filter(|s| super::reserved(s))
+                .chain(
+                    entry
+                        .files
+                        .iter()
+                        .filter(|f| !super::images::safe_relative(f)),
+                )
+                .next()
+            {
+                return Err(PublishError::Manifest {
+                    path,
+                    reason: format!(
+                        "it names \"{bad}\" for the issue {slug}, which is not a file of the site's"
+                    ),
+                });
+            }
+        }
         if manifest.version > VERSION {
             return Err(PublishError::Manifest {
                 path,
@@ -136,6 +157,26 @@ mod tests {
             published: DateTime::UNIX_EPOCH,
             updated: DateTime::UNIX_EPOCH,
         }
+    }
+
+    #[test]
+    fn a_record_that_leads_out_of_the_site_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest::default();
+        let mut e = entry("2020-06-03");
+        e.files.push("../../elsewhere.txt".into());
+        m.issues.insert("2020-06".into(), e);
+        std::fs::create_dir_all(dir.path().join(STATE_DIR)).unwrap();
+        std::fs::write(path(dir.path()), m.to_bytes()).unwrap();
+        let err = Manifest::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("\"../../elsewhere.txt\" for the issue 2020-06"),
+            "{err}"
+        );
+        m.issues.clear();
+        m.issues.insert("..".into(), entry("2020-06-03"));
+        std::fs::write(path(dir.path()), m.to_bytes()).unwrap();
+        assert!(Manifest::load(dir.path()).is_err());
     }
 
     #[test]

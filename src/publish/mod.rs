@@ -312,7 +312,7 @@ fn list_layout(opts: &Options, manifest: &Manifest) -> Result<Layout, LayoutErro
 /// Slugs the site's own files and folders have.
 const RESERVED: [&str; 4] = ["page", "index.html", "feed.xml", "sitemap.xml"];
 
-fn reserved(slug: &str) -> bool {
+pub(crate) fn reserved(slug: &str) -> bool {
     slug.is_empty()
         || slug.starts_with('.')
         || slug.contains(['/', '\\'])
