@@ -20,7 +20,7 @@ use crate::preview::PreviewError;
 use crate::render::RenderError;
 use crate::workspace::WorkspaceError;
 
-/// Compose, preview, check and send a newsletter issue.
+/// Compose, preview, check, publish and send a newsletter issue.
 ///
 /// An issue is a JSON file of sections (news, events, agenda, about, text) with Markdown in its
 /// text fields. bulletin fills a layout (MJML + Handlebars, built in or your own) and produces
