@@ -1,7 +1,8 @@
 //! One entry from an issue file to the email: load the issue, choose its layout, render it
-//! with its image paths resolved for where it will be read. `render`, `check`, `preview` and
-//! `send` all go through [`prepare`], so that what is previewed and checked is what is sent,
-//! in the same layout (issue 11: the four commands each had a copy, and the copies differed).
+//! with its image paths resolved for where it will be read. `render`, `check`, `preview`,
+//! `send` and `publish` (its web edition, [`Images::Site`]) all go through [`prepare`], so
+//! that what is previewed and checked is what is sent, in the same layout (issue 11: the four
+//! commands each had a copy, and the copies differed).
 //!
 //! The layout is the one asked for (`--layout`), else the issue's `"layout"`, else the
 //! workspace's `layouts/default/`, else the built-in one ([`crate::layout::folder_for`]).
@@ -46,6 +47,10 @@ pub enum Images {
     /// From a page that serves the issue's folder and the layout's folder under these URL
     /// prefixes (the preview: `files/` and `layout/`).
     Served { issue: String, layout: String },
+    /// On the issue's page of the published site (`publish`): the web edition, which leaves
+    /// out what only a reader's email has ([`RenderOptions::web`]), its relative images, the
+    /// issue's and the layout's, as written, for the copies `publish` puts beside the page.
+    Site,
 }
 
 /// An issue rendered with its layout: everything the commands need to show, check or send
@@ -96,8 +101,18 @@ pub fn prepare(opts: &Options) -> Result<Edition, EditionError> {
             issue: issue.clone(),
             layout: layout.clone(),
         },
+        Images::Site => AssetBase::Site,
     };
-    let rendered = render::render(&loaded, &layout, &RenderOptions { assets, page_url })?;
+    let web = opts.images == Images::Site;
+    let rendered = render::render(
+        &loaded,
+        &layout,
+        &RenderOptions {
+            assets,
+            page_url,
+            web,
+        },
+    )?;
     Ok(Edition {
         issue: loaded,
         layout,

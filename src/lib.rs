@@ -9,7 +9,8 @@
 //! email, the same for `render`, `check`, `preview` and `send`. [`check`] finds what would
 //! embarrass an issue before it goes out, including every rule that makes a send refuse.
 //! [`preview`] serves renders to a browser and follows the files. [`calendar`] writes each
-//! event of an issue as an iCalendar entry and its "Add to calendar" links.
+//! event of an issue as an iCalendar entry and its "Add to calendar" links. [`publish`]
+//! writes the web edition, a static site of every issue with its list, feed and sitemap.
 //!
 //! Sending: [`audience`] streams the subscriber list; [`message`] builds what a transport
 //! receives (MIME bytes, parts for an API, or values for one template); [`send`] runs the
@@ -37,6 +38,7 @@ pub mod merge;
 pub mod message;
 pub mod output;
 pub mod preview;
+pub mod publish;
 pub mod render;
 pub mod send;
 pub mod serve;

@@ -4,9 +4,9 @@
 # which makes the DKIM keys the send tests sign with, and poppler-utils, whose pdftotext
 # reads the print version's PDF page by page;
 # Python's aiosmtpd, the SMTP server the send tests deliver to, dkimpy, which verifies their
-# DKIM signatures, PyNaCl, which dkimpy needs for Ed25519 ones, and icalendar, the independent
-# parser the calendar tests read the .ics files with. Safe to run again: it installs only what
-# is missing.
+# DKIM signatures, PyNaCl, which dkimpy needs for Ed25519 ones, icalendar, the independent
+# parser the calendar tests read the .ics files with, and feedparser, which reads the Atom
+# feed the publish tests write. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 missing=()
@@ -29,9 +29,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${missing[@]}" fonts-dejavu-core >/dev/null
 fi
 
-if ! python3 -c "import aiosmtpd, dkim, nacl, icalendar" 2>/dev/null; then
-  echo "tests/setup.sh: installing aiosmtpd, dkimpy, pynacl and icalendar (pip)"
-  python3 -m pip install --quiet --disable-pip-version-check aiosmtpd dkimpy pynacl icalendar
+if ! python3 -c "import aiosmtpd, dkim, nacl, icalendar, feedparser" 2>/dev/null; then
+  echo "tests/setup.sh: installing aiosmtpd, dkimpy, pynacl, icalendar and feedparser (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check aiosmtpd dkimpy pynacl icalendar feedparser
 fi
 
 # axe-core, the accessibility engine the web edition's pages are checked with in Chromium;

@@ -20,7 +20,7 @@ use crate::preview::PreviewError;
 use crate::render::RenderError;
 use crate::workspace::WorkspaceError;
 
-/// Compose, preview, check and send a newsletter issue.
+/// Compose, preview, check, publish and send a newsletter issue.
 ///
 /// An issue is a JSON file of sections (news, events, agenda, about, text) with Markdown in its
 /// text fields. bulletin fills a layout (MJML + Handlebars, built in or your own) and produces
@@ -40,6 +40,7 @@ enum Command {
     Render(cmd::render::Args),
     Preview(cmd::preview::Args),
     Check(cmd::check::Args),
+    Publish(cmd::publish::Args),
     Send(cmd::send::Args),
     Status(cmd::status::Args),
     Serve(cmd::serve::Args),
@@ -113,6 +114,9 @@ pub enum Error {
     /// `bulletin serve`: its settings, or the server.
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
+    /// `bulletin publish`: the site folder, its record, the list of issues.
+    #[error(transparent)]
+    Publish(#[from] crate::publish::PublishError),
     /// The suppression store.
     #[error(transparent)]
     Suppressions(#[from] crate::suppressions::StoreError),
@@ -217,6 +221,7 @@ pub fn main() -> ExitCode {
         Command::New(args) => cmd::new::run(args),
         Command::Render(args) => cmd::render::run(args),
         Command::Preview(args) => cmd::preview::run(args),
+        Command::Publish(args) => cmd::publish::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Send(args) => cmd::send::run(args),
         Command::Status(args) => cmd::status::run(args),

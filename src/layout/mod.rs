@@ -3,7 +3,10 @@
 //! A layout is a folder: `email.mjml.hbs` (the MJML document), `email.txt.hbs` (the plain-text
 //! part), `sections/<kind>.mjml.hbs` and `sections/<kind>.txt.hbs` (one pair per section
 //! kind), any other `*.hbs` partials, `theme.toml` (colours, fonts, logo, footer) and
-//! `labels.toml` (the words the layout writes itself, one table per language).
+//! `labels.toml` (the words the layout writes itself, one table per language). The published
+//! site's pages are HTML templates of the layout too ([`Layout::web_templates`]):
+//! `page.html.hbs` around each issue's web edition, `archive.html.hbs` for the list of issues,
+//! and any other `*.html.hbs` as their partials.
 //! The default layout is compiled into the binary; a layout folder overrides it file by file,
 //! and its `theme.toml` and `labels.toml` override the default ones key by key. A theme's
 //! `[labels.<tag>]` tables override `labels.toml` key by key ([`Layout::labels`]), so a
@@ -38,6 +41,13 @@ pub const THEME: &str = "theme.toml";
 pub const LABELS: &str = "labels.toml";
 /// The fields the layout's own section kinds add to sections and items.
 pub const FIELDS: &str = "fields.toml";
+/// The suffix of the published site's page templates (HTML + Handlebars).
+pub const WEB_SUFFIX: &str = ".html.hbs";
+/// The issue's page on the published site, and its print version, by the name templates call
+/// it: `page.html.hbs`.
+pub const PAGE: &str = "page";
+/// The published site's list of issues: `archive.html.hbs`.
+pub const ARCHIVE: &str = "archive";
 
 /// Every file of the built-in default layout, by its path in the layout
 /// (`sections/news.mjml.hbs`), with its bytes, sorted by path: what `bulletin init
@@ -311,6 +321,15 @@ impl Layout {
             }
             let call = stem.strip_prefix("sections/").unwrap_or(stem);
             Some((call.to_string(), t))
+        })
+    }
+
+    /// The published site's page templates (`*.html.hbs`), each by the name templates call
+    /// it: the file name without `.html.hbs` ([`PAGE`], [`ARCHIVE`], or a partial's name).
+    pub fn web_templates(&self) -> impl Iterator<Item = (String, &Template)> {
+        self.templates.iter().filter_map(|(name, t)| {
+            let stem = name.strip_suffix(WEB_SUFFIX)?;
+            Some((stem.to_string(), t))
         })
     }
 
@@ -685,7 +704,14 @@ mod tests {
     fn builtin_files_are_the_default_layout_folder() {
         let files = builtin_files();
         let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
-        for name in [EMAIL_MJML, EMAIL_TEXT, THEME, "sections/news.mjml.hbs"] {
+        for name in [
+            EMAIL_MJML,
+            EMAIL_TEXT,
+            THEME,
+            "sections/news.mjml.hbs",
+            "page.html.hbs",
+            "archive.html.hbs",
+        ] {
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }
         let disk = std::fs::read(

@@ -19,7 +19,11 @@
 //!
 //! Relative image paths are resolved here ([`Images`]), the issue's and the layout's by the
 //! same rule, for the place the email will be read: an inbox (`images_url`) or a local file or
-//! page ([`AssetBase::Local`]). Reads no file; knows nothing of sending.
+//! page ([`AssetBase::Local`]), or the published site ([`AssetBase::Site`]). Reads no file;
+//! knows nothing of sending.
+//!
+//! `web` (true for the web edition that `publish` writes, [`super::RenderOptions::web`])
+//! tells the templates to leave out what only a reader's email has.
 
 use std::collections::BTreeMap;
 
@@ -48,6 +52,11 @@ pub enum AssetBase {
     /// preview). The issue's images still use `images_url` when it is set; the layout's keep
     /// pointing at the layout folder.
     Local { issue: String, layout: String },
+    /// On the issue's page of the published site, which has a copy of every image beside it
+    /// at its path as written (`publish`): relative images, the issue's and the layout's,
+    /// stay as written, whatever `images_url` says. A sent email whose `images_url` is the
+    /// page's address reads them at the same places.
+    Site,
 }
 
 /// How the relative image paths of one render are resolved.
@@ -64,6 +73,7 @@ impl Images<'_> {
             return src.to_string();
         }
         match (self.images_url, self.assets) {
+            (_, AssetBase::Site) => src.to_string(),
             (Some(base), _) => join_url(base, src),
             (None, AssetBase::Local { issue, .. }) => format!("{issue}{src}"),
             (None, AssetBase::Sent) => src.to_string(),
@@ -77,6 +87,7 @@ impl Images<'_> {
         }
         match (self.assets, self.images_url) {
             (AssetBase::Local { layout, .. }, _) => format!("{layout}{src}"),
+            (AssetBase::Site, _) => src.to_string(),
             (AssetBase::Sent, Some(base)) => join_url(base, src),
             (AssetBase::Sent, None) => src.to_string(),
         }
@@ -101,6 +112,8 @@ pub struct Context {
     logo: Option<ImageView>,
     sections: Vec<SectionView>,
     unsubscribe_url: String,
+    /// The web edition (`publish`): templates leave out what only a reader's email has.
+    web: bool,
     /// What the render had to guess (not template data).
     #[serde(skip)]
     pub warnings: Vec<RenderWarning>,
@@ -240,6 +253,7 @@ pub fn build(
     layout: &Layout,
     images: Images<'_>,
     page_url: Option<&str>,
+    web: bool,
     fields: &mut FieldTable,
 ) -> Result<Context, RenderError> {
     let issue = &loaded.issue;
@@ -318,8 +332,16 @@ pub fn build(
         logo,
         sections,
         unsubscribe_url: b.fields.mark("{{unsubscribe_url}}"),
+        web,
         warnings,
     })
+}
+
+impl Context {
+    /// The issue's date as templates get it (`issue.date`), written in its language.
+    pub fn date(&self) -> String {
+        self.issue.date.clone()
+    }
 }
 
 impl Builder<'_> {

@@ -47,6 +47,10 @@ pub struct RenderOptions {
     /// `bulletin.toml`), beside which `publish` writes its calendar files; `None` when the
     /// workspace publishes nothing.
     pub page_url: Option<String>,
+    /// The web edition (`bulletin publish`) rather than the email: templates get `web: true`
+    /// and leave out what only a reader's copy has (the unsubscribe link, why the reader gets
+    /// it, "View in browser", the hidden preheader).
+    pub web: bool,
 }
 
 /// An issue rendered once, ready to be filled for each recipient.
@@ -60,6 +64,9 @@ pub struct Rendered {
     /// The MJML that Handlebars produced, before compilation: for debugging a layout and for
     /// comparing compilers.
     pub mjml: String,
+    /// The issue's date as the layout writes it (`issue.date`: "3 June 2020", "3 juin 2020"),
+    /// for lists of issues.
+    pub date: String,
     /// What the render had to guess: the command line prints them, `check` reports them.
     pub warnings: Vec<RenderWarning>,
 }
@@ -189,6 +196,7 @@ pub fn render(
         layout,
         images,
         opts.page_url.as_deref(),
+        opts.web,
         &mut fields,
     )?;
     let data = serde_json::to_value(&context).unwrap_or(Value::Null);
@@ -211,6 +219,7 @@ pub fn render(
         html: Prepared::html(&html, &fields),
         text: Prepared::text(&text, &fields),
         mjml,
+        date: context.date(),
         warnings: context.warnings,
     })
 }

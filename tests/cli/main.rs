@@ -13,6 +13,7 @@ mod languages;
 mod new;
 mod preview;
 mod providers;
+mod publish;
 mod render;
 mod rtl;
 mod schema;

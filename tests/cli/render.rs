@@ -193,7 +193,7 @@ fn html_is_a_responsive_email() {
         rules.contains(".mj-column-per-100 { width:100% !important;"),
         "{rules}"
     );
-    assert!(html.contains("class=\"mj-outlook-group-fix mj-column-per-50\""));
+    assert!(html.contains("class=\"mj-outlook-group-fix mj-column-per-50 item\""));
     // lang and dir on the document and again inside the body, which webmails keep.
     assert!(html.contains("<html lang=\"en\" dir=\"ltr\""));
     let body = &html[html.find("<body").unwrap()..];

@@ -54,8 +54,13 @@ pub fn run(args: Args) -> Result<(), Error> {
         .ok_or_else(|| {
             Error::Usage("--timeout takes a number of seconds from above 0 to 3600".into())
         })?;
-    let archive = super::init::here()?.archive()?;
-    let (mut findings, links_checked) = find(&args, timeout, archive)?;
+    let here = super::init::here()?;
+    let archive = here.archive()?;
+    let site = archive.as_ref().map(|a| {
+        let site = crate::publish::site_folder(&here.folder("."), Some(a));
+        (crate::workspace::lexical(&site), a.base_url.to_string())
+    });
+    let (mut findings, links_checked) = find(&args, timeout, archive, site)?;
     check::sort(&mut findings);
     let (errors, warnings) = check::counts(&findings);
     let summary = summary(errors, warnings, links_checked);
@@ -86,18 +91,29 @@ fn find(
     args: &Args,
     timeout: Duration,
     archive: Option<crate::config::Archive>,
+    site: Option<(PathBuf, String)>,
 ) -> Result<(Vec<Finding>, Option<usize>), Error> {
     let prepared = edition::prepare(&edition::Options {
         issue: args.issue.clone(),
         layout: args.layout.clone(),
         images: Images::Sent,
-        archive,
+        archive: archive.clone(),
     });
     let edition = match prepared {
         Ok(e) => e,
         Err(e) => return Ok((check::unprepared(&args.issue, e)?, None)),
     };
     let mut findings = check::inspect(&edition);
+    if let (Some(archive), Some((site, base_url))) = (&archive, &site) {
+        let missing = crate::publish::unpublished_images(&edition, archive, site);
+        findings.extend(unpublished(
+            &edition,
+            &missing,
+            site,
+            base_url,
+            args.offline,
+        ));
+    }
     let (loaded, layout) = (&edition.issue, &edition.layout);
     if args.offline {
         return Ok((findings, None));
@@ -114,6 +130,44 @@ fn find(
     bar.finish();
     findings.extend(found?);
     Ok((findings, Some(count)))
+}
+
+/// A warning when the email reads its images from the issue's page on the site (`[archive]`,
+/// no `images_url` of its own) and the local site folder does not have them yet.
+fn unpublished(
+    edition: &edition::Edition,
+    missing: &[String],
+    site: &std::path::Path,
+    base_url: &str,
+    offline: bool,
+) -> Option<Finding> {
+    let first = missing.first()?;
+    let more = match missing.len() {
+        1 => String::new(),
+        n => format!(" and {} more", n - 1),
+    };
+    let folder = site.join(&edition.issue.slug);
+    let online = if offline {
+        "with --offline, check did not ask the site whether they are online"
+    } else {
+        "check also asked the site for each one: an image that is not online yet is an error above"
+    };
+    Some(Finding {
+        severity: check::Severity::Warning,
+        problem: crate::issue::Problem {
+            file: edition.issue.path.clone(),
+            position: None,
+            json_path: String::new(),
+            message: format!(
+                "the email reads its images from the issue's page on the site, and {}/ does not \
+                 have {first}{more} yet: run bulletin publish, then upload {}/ to {base_url} \
+                 ({online})",
+                folder.display(),
+                site.display()
+            ),
+        },
+        place: None,
+    })
 }
 
 /// How long a link is waited on before the bar names it.

@@ -4,6 +4,7 @@ pub mod check;
 pub mod init;
 pub mod new;
 pub mod preview;
+pub mod publish;
 pub mod render;
 pub mod schema;
 pub mod send;
