@@ -162,7 +162,6 @@ pub async fn horizontal_overflow(c: &Client, width: u32) -> i64 {
     .unwrap()
 }
 
-#[allow(dead_code)] // used by the web edition's print test (issue 16)
 /// The page `c` shows printed to PDF by Chromium (A4, the page's own print styles), as the
 /// text of each printed page (pdftotext, from poppler-utils, installed by tests/setup.sh).
 pub async fn printed_pages(c: &Client) -> Vec<String> {

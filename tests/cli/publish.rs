@@ -11,7 +11,7 @@ use std::process::Command;
 use scraper::{Html, Selector};
 use serde_json::Value;
 
-use crate::browser::{ChromeDriver, eval, set_width};
+use crate::browser::{ChromeDriver, eval, printed_pages, serious_axe_violations, set_width};
 use crate::common::{Workspace, repo};
 
 /// The site's address in the tests' bulletin.toml.
@@ -733,7 +733,131 @@ fn the_pages_fit_a_phone_and_show_their_images_in_chromium() {
                 .await;
                 assert_eq!(broken, serde_json::json!([]), "{page} at {width} px");
             }
+            let violations = serious_axe_violations(&c).await;
+            assert!(violations.is_empty(), "{page}: {violations:#?}");
         }
         c.close().await.unwrap();
     });
+}
+
+/// Text as a PDF reader extracts it, one string a page, with the links' addresses the print
+/// stylesheet writes after them taken out and the spacing made single: comparable with the
+/// page's own text.
+fn without_written_out_links(page: &str) -> String {
+    let flat = page.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out = String::with_capacity(flat.len());
+    let mut rest = flat.as_str();
+    while let Some(at) = ["(http", "(mailto:"]
+        .iter()
+        .filter_map(|m| rest.find(m))
+        .min()
+    {
+        out.push_str(rest[..at].trim_end());
+        rest = match rest[at..].find(')') {
+            Some(end) => &rest[at + end + 1..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
+/// An issue of twelve long stories, one a row: pages must break somewhere, and where they
+/// fall in the text is left to the print stylesheet.
+fn long_issue() -> String {
+    let paragraph = "The network's members met online to compare what their cities learned \
+        this spring, from keeping public spaces open and safe to supporting the people who \
+        were hit hardest by the crisis, and agreed to share their notes before the autumn.";
+    let items: Vec<String> = (1..=12)
+        .map(|n| {
+            format!(
+                r#"{{ "title": "Story {n}: what the cities learned", "body": "{paragraph}\n\n{paragraph}\n\n{paragraph} Story {n} ends here.", "link": {{ "label": "Read more", "url": "https://example.org/stories/{n}" }} }}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{ "title": "October news", "date": "2020-10-07", "layout": "../layouts/efus",
+  "sections": [ {{ "kind": "news", "heading": "Stories", "items": [{}] }} ] }}"#,
+        items.join(",")
+    )
+}
+
+#[test]
+fn the_print_version_keeps_every_item_on_one_page() {
+    let ws = three_issues();
+    ws.write("issues/2020-10.json", &long_issue());
+    ws.run(&["publish"]).ok();
+    let driver = ChromeDriver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let c = driver.connect().await;
+        let sample = ws.path().join("site/2020-06/print.html");
+        let printed = assert_items_kept_whole(&c, &sample, 10).await;
+        // The addresses are written out on paper.
+        let all = printed
+            .join(" ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            all.contains("Read more (https://example.org/news/weekly-webconferences)"),
+            "{all}"
+        );
+        let long = ws.path().join("site/2020-10/print.html");
+        assert_items_kept_whole(&c, &long, 12).await;
+        c.close().await.unwrap();
+    });
+}
+
+/// Prints the page at `print` in Chromium, finds each of its (at least `at_least`) items'
+/// first and last words on one printed page, and returns the pages' text.
+async fn assert_items_kept_whole(
+    c: &fantoccini::Client,
+    print: &Path,
+    at_least: usize,
+) -> Vec<String> {
+    c.goto(&format!("file://{}", print.display()))
+        .await
+        .unwrap();
+    // Each item's first and last words, as the page has them on paper (where the print
+    // stylesheet leaves out the "Add to calendar" lines).
+    let items = eval(
+        c,
+        "document.querySelectorAll('.calendar').forEach(e => e.style.display = 'none');
+         return [...document.querySelectorAll('.item')]
+           .filter(e => !e.querySelector('.item'))
+           .map(e => e.innerText.split(/\\s+/).filter(Boolean))
+           .filter(w => w.length >= 8)
+           .map(w => [w.slice(0, 4).join(' '), w.slice(-4).join(' ')])",
+    )
+    .await;
+    let items: Vec<(String, String)> = serde_json::from_value(items).unwrap();
+    assert!(items.len() >= at_least, "{}: {items:?}", print.display());
+    let printed = printed_pages(c).await;
+    assert!(printed.len() >= 3, "{} pages", printed.len());
+    let pages: Vec<String> = printed
+        .iter()
+        .map(|p| without_written_out_links(p))
+        .collect();
+    for (first, last) in &items {
+        let start = pages.iter().position(|p| p.contains(first.as_str()));
+        let start = start.unwrap_or_else(|| panic!("\"{first}\" is on no page: {pages:#?}"));
+        let end = pages[start..]
+            .iter()
+            .position(|p| p.contains(last.as_str()))
+            .map(|n| start + n)
+            .unwrap_or_else(|| panic!("\"{last}\" is on no page from {start} on: {pages:#?}"));
+        assert_eq!(
+            start,
+            end,
+            "{}: the item from \"{first}\" to \"{last}\" runs from page {} to page {}",
+            print.display(),
+            start + 1,
+            end + 1
+        );
+    }
+    printed
 }
