@@ -123,7 +123,7 @@ pub struct Finding {
 pub struct Summary {
     /// Messages read.
     pub messages: u64,
-    /// Readers with a hard bounce, a soft bounce, a complaint.
+    /// Readers in the ledger with a hard bounce, a soft bounce, a complaint.
     pub hard: u64,
     pub soft: u64,
     pub complaints: u64,
@@ -188,17 +188,17 @@ impl Processor {
         let mut handled = false;
         let mut reports = Vec::new();
         for one in &located {
-            match one.kind {
-                Kind::Bounce => self.summary.hard += 1,
-                Kind::SoftBounce => self.summary.soft += 1,
-                _ => self.summary.complaints += 1,
-            }
             if one.issue.is_none() {
                 self.summary.not_in_ledger += 1;
                 self.summary
                     .findings
                     .push(one.finding("not in the ledger", &report_id));
                 continue;
+            }
+            match one.kind {
+                Kind::Bounce => self.summary.hard += 1,
+                Kind::SoftBounce => self.summary.soft += 1,
+                _ => self.summary.complaints += 1,
             }
             handled = true;
             reports.push(one);

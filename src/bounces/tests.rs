@@ -229,7 +229,7 @@ fn reports_are_recorded_against_the_reader_and_issue_once() {
     let s = &p.summary;
     assert_eq!(
         (s.messages, s.hard, s.soft, s.not_bounces, s.not_in_ledger),
-        (5, 3, 1, 1, 1)
+        (5, 2, 1, 1, 1)
     );
     assert_eq!((s.recorded, s.already_recorded), (2, 1));
     let outcomes: Vec<_> = s
