@@ -269,10 +269,13 @@ impl Located {
     }
 }
 
+/// What a report says of one address: the address it names, the kind, the reason.
+type Wanted = (String, Kind, Option<String>);
+
 /// The readers a report is about, with the issue each came back from; `None` when it is not
 /// a bounce or complaint at all.
 fn locate(ledger: &Ledger, report: &Parsed) -> Result<Option<Vec<Located>>, BouncesError> {
-    let (message_id, wanted): (Option<&str>, Vec<(String, Kind, Option<String>)>) = match report {
+    let (message_id, wanted): (Option<&str>, Vec<Wanted>) = match report {
         Parsed::NotABounce => return Ok(None),
         Parsed::Arf(arf) => {
             let Some(kind) = arf.kind() else {

@@ -239,11 +239,13 @@ fn original_headers<'m, 'x>(msg: &'m Message<'x>) -> Option<Message<'m>> {
         };
         let subtype = ct.subtype().unwrap_or("").to_ascii_lowercase();
         let ctype = ct.ctype().to_ascii_lowercase();
-        let returned = match (ctype.as_str(), subtype.as_str()) {
-            ("message", "rfc822" | "global" | "rfc822-headers" | "global-headers") => true,
-            ("text", "rfc822-headers" | "global-headers") => true,
-            _ => false,
-        };
+        let returned = matches!(
+            (ctype.as_str(), subtype.as_str()),
+            (
+                "message",
+                "rfc822" | "global" | "rfc822-headers" | "global-headers"
+            ) | ("text", "rfc822-headers" | "global-headers")
+        );
         if !returned {
             continue;
         }
