@@ -121,7 +121,10 @@ fn tls(mailbox: &Mailbox, base: &Path) -> Result<tokio_rustls::TlsConnector, Bou
         let path = base.join(ca);
         let pem = std::fs::read(&path).map_err(|e| BouncesError::Local {
             path: path.clone(),
-            reason: format!("cannot read the CA file: {}", crate::diag::io_reason(&e)),
+            reason: format!(
+                "cannot read the CA file ([bounces] ca_file): {}",
+                crate::diag::io_reason(&e)
+            ),
         })?;
         let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(&pem) {

@@ -451,6 +451,13 @@ fn bounces_read_from_dovecot_suppress_the_readers_and_leave_the_rest_unread() {
     );
     assert_eq!(store(&ws).events().unwrap(), 4);
 
+    // bulletin status counts them against the issue.
+    let status = ws.run(&["status", "issues/2020-06.json"]).ok();
+    assert!(
+        status.contains("Bounces and complaints: 1 soft-bounce, 1 complaint, 2 bounce\n"),
+        "{status}"
+    );
+
     // --json says the same for a script.
     let json = ws.run_with(&["bounces", "--dry-run", "--json"], &env).ok();
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
