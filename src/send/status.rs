@@ -168,9 +168,9 @@ fn text_of(
     }
     // Unsubscribes come from the links; bounces and complaints from the mailboxes it
     // went to (webhooks, `bulletin bounces`).
-    let (links, reports): (Vec<&(String, u64)>, Vec<&(String, u64)>) = came_back
-        .iter()
-        .partition(|(kind, _)| matches!(kind.as_str(), "unsubscribe" | "resubscribe"));
+    let is_link = |kind: &str| matches!(kind, "unsubscribe" | "resubscribe");
+    let links: Vec<&(String, u64)> = came_back.iter().filter(|(k, _)| is_link(k)).collect();
+    let reports: Vec<&(String, u64)> = came_back.iter().filter(|(k, _)| !is_link(k)).collect();
     for (title, counts) in [
         ("From this issue's links", links),
         ("Bounces and complaints", reports),
