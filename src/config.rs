@@ -40,6 +40,9 @@ pub struct Config {
     /// `bulletin publish`, the web edition; without it nothing is published.
     #[serde(default)]
     pub archive: Option<Archive>,
+    /// `bulletin bounces`: the bounce mailbox of SMTP sends.
+    #[serde(default)]
+    pub bounces: Option<crate::bounces::Settings>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
 }

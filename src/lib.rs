@@ -16,7 +16,8 @@
 //! receives (MIME bytes, parts for an API, or values for one template); [`send`] runs the
 //! whole send — plan, ownership of the issue in the [`ledger`], the loop that claims,
 //! dispatches and records — over any [`transport`] (SMTP, seven providers' APIs, files, a
-//! stub for tests), which knows nothing of the loop or the ledger.
+//! stub for tests), which knows nothing of the loop or the ledger. [`bounces`] reads the
+//! bounce mailbox of SMTP sends back into the suppression store that `send` honours.
 //!
 //! Around them: [`workspace`] finds and creates the folder a newsletter is written in,
 //! [`config`] reads its `bulletin.toml`, [`clock`] is the one reader of the time, and [`cli`]
@@ -24,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audience;
+pub mod bounces;
 pub mod calendar;
 pub mod check;
 pub mod cli;

@@ -95,6 +95,8 @@ pub enum Source {
     Staff,
     /// A provider's webhook (`bulletin serve`).
     Webhook(Provider),
+    /// A bounce report or complaint read from the bounce mailbox (`bulletin bounces`).
+    Bounces,
 }
 
 impl Source {
@@ -105,6 +107,7 @@ impl Source {
             Source::Post => "post",
             Source::Staff => "staff",
             Source::Webhook(p) => p.as_str(),
+            Source::Bounces => "bounces",
         }
     }
 }
@@ -142,18 +145,22 @@ impl fmt::Display for Provider {
     }
 }
 
-/// One thing a provider's webhook reported about one address.
+/// One thing a provider's webhook, or a report in the bounce mailbox, said about one address.
 #[derive(Debug, Clone)]
 pub struct Report<'a> {
     pub at: DateTime<Utc>,
     pub address: &'a str,
     /// [`Kind::Bounce`], [`Kind::SoftBounce`], [`Kind::Complaint`] or [`Kind::Unsubscribe`].
     pub kind: Kind,
-    pub provider: Provider,
+    /// [`Source::Webhook`] or [`Source::Bounces`].
+    pub source: Source,
+    /// The issue the report is about, when known (a bounce report found in the ledger).
+    pub issue: Option<&'a str>,
     /// The provider's words: the bounce type, the SMTP diagnostic.
     pub reason: Option<&'a str>,
-    /// The provider's id of the event, when it has one: a report already recorded under it
-    /// (a retry of a delivery whose answer was lost) is not recorded, nor counted, again.
+    /// The provider's id of the event, or the report's Message-ID, when it has one: a report
+    /// already recorded under it for the same address (a retry of a delivery whose answer was
+    /// lost, a mailbox read again) is not recorded, nor counted, again.
     pub reference: Option<&'a str>,
 }
 
@@ -419,10 +426,10 @@ impl Store {
         Ok(kind.as_deref().and_then(Kind::parse))
     }
 
-    /// Records what a provider's webhook reported, all in one transaction, committed (and
+    /// Records what a provider's webhook or the bounce mailbox reported, all in one transaction, committed (and
     /// synced) when this returns: a soft bounce that brings the address's count in
     /// `rule.window` to `rule.limit` is followed by a bounce; a report whose reference is
-    /// already recorded for the same provider and address is skipped.
+    /// already recorded for the same source and address is skipped.
     pub fn record_reports(
         &mut self,
         reports: &[Report],
@@ -451,7 +458,7 @@ impl Store {
         rule: SoftRule,
     ) -> rusqlite::Result<Recorded> {
         let key = idn::key(report.address);
-        let source = Source::Webhook(report.provider).as_str();
+        let source = report.source.as_str();
         if let Some(reference) = report.reference {
             let seen: bool = tx
                 .prepare_cached(
@@ -465,7 +472,7 @@ impl Store {
         let insert = |kind: Kind, reason: Option<&str>, reference: Option<&str>| {
             tx.prepare_cached(
                 "INSERT INTO events (at, fingerprint, address, kind, source, issue, reason, ref)
-                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 stamp(report.at),
@@ -473,6 +480,7 @@ impl Store {
                 key,
                 kind.as_str(),
                 source,
+                report.issue,
                 reason,
                 reference,
             ])?;
@@ -741,7 +749,8 @@ mod tests {
             at: DateTime::from_timestamp(1_600_000_000, 0).unwrap(),
             address: Box::leak(address.to_string().into_boxed_str()),
             kind,
-            provider: Provider::Postmark,
+            source: Source::Webhook(Provider::Postmark),
+            issue: None,
             reason: Some("550 5.1.1 unknown user"),
             reference,
         }

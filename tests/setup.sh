@@ -2,7 +2,8 @@
 # Installs what the tests need besides cargo: Debian's chromium and chromium-driver, which
 # the preview test drives headless, spamassassin, which scores the sample message, openssl,
 # which makes the DKIM keys the send tests sign with, and poppler-utils, whose pdftotext
-# reads the print version's PDF page by page;
+# reads the print version's PDF page by page, and dovecot-imapd, the IMAP server the bounce
+# tests start (unprivileged, on a loopback port) and read bounce reports from;
 # Python's aiosmtpd, the SMTP server the send tests deliver to, dkimpy, which verifies their
 # DKIM signatures, PyNaCl, which dkimpy needs for Ed25519 ones, icalendar, the independent
 # parser the calendar tests read the .ics files with, and feedparser, which reads the Atom
@@ -16,6 +17,7 @@ command -v spamassassin >/dev/null || missing+=(spamassassin)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v pdftotext >/dev/null || missing+=(poppler-utils)
 command -v npm >/dev/null || missing+=(npm)
+{ [ -x /usr/sbin/dovecot ] || command -v dovecot >/dev/null; } || missing+=(dovecot-imapd)
 
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""

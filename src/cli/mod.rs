@@ -45,6 +45,7 @@ enum Command {
     Status(cmd::status::Args),
     Serve(cmd::serve::Args),
     Suppressions(cmd::suppressions::Args),
+    Bounces(cmd::bounces::Args),
     Schema(cmd::schema::Args),
 }
 
@@ -120,6 +121,9 @@ pub enum Error {
     /// The suppression store.
     #[error(transparent)]
     Suppressions(#[from] crate::suppressions::StoreError),
+    /// `bulletin bounces`: the mailbox, the ledger or the store.
+    #[error(transparent)]
+    Bounces(#[from] crate::bounces::BouncesError),
     /// The suppressions of a `bulletin serve` elsewhere could not be pulled.
     #[error(transparent)]
     Pull(#[from] crate::suppressions::remote::PullError),
@@ -227,6 +231,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => cmd::status::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Suppressions(args) => cmd::suppressions::run(args),
+        Command::Bounces(args) => cmd::bounces::run(args),
         Command::Schema(args) => cmd::schema::run(args),
     };
     match result {

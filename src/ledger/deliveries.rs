@@ -67,7 +67,60 @@ pub struct Undelivered {
     pub uncertain: bool,
 }
 
+/// A delivery that a bounce report points at: the issue and the reader it went to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub issue: String,
+    pub recipient: RecipientKey,
+}
+
 impl Ledger {
+    /// The delivery whose message carried `message_id` (with or without its angle brackets),
+    /// if this ledger recorded one.
+    pub fn by_message_id(&self, message_id: &str) -> Result<Option<Found>, LedgerError> {
+        let bare = message_id
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>');
+        if bare.is_empty() {
+            return Ok(None);
+        }
+        let bracketed = format!("<{bare}>");
+        self.with(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT issue, recipient FROM deliveries
+                     WHERE message_id IN (?1, ?2) ORDER BY updated_at DESC LIMIT 1",
+                )?
+                .query_row(params![bracketed, bare], |r| {
+                    Ok(Found {
+                        issue: r.get(0)?,
+                        recipient: r.get(1)?,
+                    })
+                })
+                .optional()?)
+        })
+    }
+
+    /// The latest issue sent to `address` (compared in lower case), if any.
+    pub fn latest_sent_to(&self, address: &str) -> Result<Option<Found>, LedgerError> {
+        let key = address.trim().to_lowercase();
+        self.with(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT issue, recipient FROM deliveries
+                     WHERE recipient = ?1 AND state = 'sent' ORDER BY updated_at DESC LIMIT 1",
+                )?
+                .query_row(params![key], |r| {
+                    Ok(Found {
+                        issue: r.get(0)?,
+                        recipient: r.get(1)?,
+                    })
+                })
+                .optional()?)
+        })
+    }
+
     /// Marks `recipients` in flight for `run`, in one transaction, and says which it claimed:
     /// a recipient already sent to (or failed permanently, unless `retry_permanent`) is left
     /// alone, and counted as such.
@@ -318,6 +371,48 @@ mod tests {
                 .claimed,
             [everyone[1].clone()]
         );
+    }
+
+    #[test]
+    fn a_delivery_is_found_by_its_message_id_or_its_readers_latest_issue() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let p = people(2);
+        for (i, issue) in ["2020-05", "2020-06"].into_iter().enumerate() {
+            let run = start(&mut l, issue, "h", &me(1), false, at(0), alive)
+                .unwrap()
+                .run;
+            let second = i64::try_from(i).unwrap() * 10;
+            l.claim(issue, run, &p, false, at(second + 1)).unwrap();
+            l.record(
+                issue,
+                &[
+                    (p[0].clone(), sent(&format!("{issue}.a"))),
+                    (p[1].clone(), sent(&format!("{issue}.b"))),
+                ],
+                at(second + 2),
+            )
+            .unwrap();
+        }
+        let found = |issue: &str, who: usize| {
+            Some(Found {
+                issue: issue.into(),
+                recipient: p[who].clone(),
+            })
+        };
+        assert_eq!(
+            l.by_message_id("<2020-05.b@example.org>").unwrap(),
+            found("2020-05", 1)
+        );
+        assert_eq!(
+            l.by_message_id(" 2020-06.a@example.org ").unwrap(),
+            found("2020-06", 0)
+        );
+        assert_eq!(l.by_message_id("<other@example.org>").unwrap(), None);
+        assert_eq!(l.by_message_id("<>").unwrap(), None);
+        let upper = p[1].as_str().to_uppercase();
+        assert_eq!(l.latest_sent_to(&upper).unwrap(), found("2020-06", 1));
+        assert_eq!(l.latest_sent_to("nobody@example.org").unwrap(), None);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
-pub use deliveries::{Claim, Outcome, Report, Undelivered};
+pub use deliveries::{Claim, Found, Outcome, Report, Undelivered};
 pub use runs::{Holder, RunId, RunRequest, RunStart, STALE_AFTER};
 
 /// What can go wrong with the ledger. Every variant names the ledger's file or the issue.

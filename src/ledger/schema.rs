@@ -10,7 +10,8 @@ use rusqlite::Connection;
 
 /// The schema, applied in order; `PRAGMA user_version` says how many are in place. A
 /// migration once released is never edited: a change is a new entry.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE issues (
     issue        TEXT PRIMARY KEY,
     content_hash TEXT NOT NULL,
@@ -41,7 +42,14 @@ CREATE TABLE deliveries (
     PRIMARY KEY (issue, recipient)
 ) WITHOUT ROWID;
 CREATE INDEX deliveries_state ON deliveries (issue, state);
-"#];
+"#,
+    // 2: `bulletin bounces` finds a delivery by the Message-ID a bounce report quotes, or by
+    // the reader's address.
+    r#"
+CREATE INDEX deliveries_message_id ON deliveries (message_id) WHERE message_id IS NOT NULL;
+CREATE INDEX deliveries_recipient ON deliveries (recipient, updated_at);
+"#,
+];
 
 /// Sets the connection up and brings the schema up to date.
 pub(super) fn prepare(conn: &mut Connection) -> rusqlite::Result<()> {

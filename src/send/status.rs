@@ -166,12 +166,22 @@ fn text_of(
             report.uncertain
         ));
     }
-    if !came_back.is_empty() {
-        let counts: Vec<String> = came_back
-            .iter()
-            .map(|(kind, n)| format!("{n} {kind}"))
-            .collect();
-        out.push_str(&format!("From this issue's links: {}\n", counts.join(", ")));
+    // Unsubscribes come from the links; bounces and complaints from the mailboxes it
+    // went to (webhooks, `bulletin bounces`).
+    let is_link = |kind: &str| matches!(kind, "unsubscribe" | "resubscribe");
+    let links: Vec<&(String, u64)> = came_back.iter().filter(|(k, _)| is_link(k)).collect();
+    let reports: Vec<&(String, u64)> = came_back.iter().filter(|(k, _)| !is_link(k)).collect();
+    for (title, counts) in [
+        ("From this issue's links", links),
+        ("Bounces and complaints", reports),
+    ] {
+        if !counts.is_empty() {
+            let counts: Vec<String> = counts
+                .iter()
+                .map(|(kind, n)| format!("{n} {kind}"))
+                .collect();
+            out.push_str(&format!("{title}: {}\n", counts.join(", ")));
+        }
     }
     for f in failures {
         out.push_str(&format!(

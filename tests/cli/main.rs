@@ -2,6 +2,7 @@
 //! One test binary (modules below) keeps link time down.
 #![allow(dead_code)]
 
+mod bounces;
 mod browser;
 mod calendar;
 mod check;

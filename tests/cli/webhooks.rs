@@ -85,6 +85,19 @@ impl Server {
     fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+
+    /// Whether the log has `line` in it, waiting up to 5 s for it: the server writes a line
+    /// before it answers, but the thread that reads its stderr may not have read it yet.
+    fn logged(&self, line: &str) -> bool {
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while !self.log().contains(line) {
+            if std::time::Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
 }
 
 impl Drop for Server {
@@ -446,11 +459,7 @@ fn soft_bounces_suppress_at_the_limit() {
             .starts_with("3 soft bounces in 30 days; the last: failed temporary"),
         "{got:?}"
     );
-    assert!(
-        server.log().contains("suppressed as a bounce"),
-        "{}",
-        server.log()
-    );
+    assert!(server.logged("suppressed as a bounce"), "{}", server.log());
     let out = ws
         .run_with(
             &["serve", "--check"],
@@ -849,9 +858,9 @@ fn ses_through_sns_verifies_the_signature_and_confirms_only_listed_topics() {
         "{asked:?}"
     );
     assert!(
-        server
-            .log()
-            .contains(&format!("subscription to {TOPIC} confirmed"))
+        server.logged(&format!("subscription to {TOPIC} confirmed")),
+        "{}",
+        server.log()
     );
 
     // SES's bounce notification example, as SNS delivers it (SignatureVersion 1 and 2).

@@ -1,5 +1,6 @@
 //! One module per command, each with its clap `Args` and a `run` that calls the library.
 
+pub mod bounces;
 pub mod check;
 pub mod init;
 pub mod new;

@@ -43,7 +43,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::{Secret, SecretError};
-use crate::suppressions::{Kind, Provider, Recorded, Report, SoftRule, Store, fingerprint};
+use crate::suppressions::{Kind, Provider, Recorded, Report, SoftRule, Source, Store, fingerprint};
 
 /// The largest body taken: SendGrid posts its batches at up to 768 KB, Brevo up to 500 events
 /// at once; 1 MiB holds either.
@@ -85,6 +85,27 @@ impl Default for Bounces {
             soft_limit: default_soft_limit(),
             soft_window_days: default_soft_window_days(),
         }
+    }
+}
+
+impl Bounces {
+    /// The soft-bounce rule these settings make (the webhooks' and `bulletin bounces`'), or
+    /// why they make none.
+    pub fn rule(&self) -> Result<SoftRule, SettingsError> {
+        if self.soft_limit == 0 {
+            return Err(SettingsError::Bounces(
+                "soft_limit must be at least 1 (1: the first soft bounce suppresses)".into(),
+            ));
+        }
+        if self.soft_window_days == 0 {
+            return Err(SettingsError::Bounces(
+                "soft_window_days must be at least 1".into(),
+            ));
+        }
+        Ok(SoftRule {
+            limit: self.soft_limit,
+            window: TimeDelta::days(i64::from(self.soft_window_days)),
+        })
     }
 }
 
@@ -193,16 +214,7 @@ impl Settings {
         bounces: &Bounces,
         taken: &[&str],
     ) -> Result<Settings, SettingsError> {
-        if bounces.soft_limit == 0 {
-            return Err(SettingsError::Bounces(
-                "soft_limit must be at least 1 (1: the first soft bounce suppresses)".into(),
-            ));
-        }
-        if bounces.soft_window_days == 0 {
-            return Err(SettingsError::Bounces(
-                "soft_window_days must be at least 1".into(),
-            ));
-        }
+        let rule = bounces.rule()?;
         let mut hooks = Vec::new();
         if let Some(c) = &config.postmark {
             hooks.push(Hook::Postmark(Arc::new(c.open()?)));
@@ -239,13 +251,7 @@ impl Settings {
             }
             seen.push(hook.path());
         }
-        Ok(Settings {
-            hooks,
-            rule: SoftRule {
-                limit: bounces.soft_limit,
-                window: TimeDelta::days(i64::from(bounces.soft_window_days)),
-            },
-        })
+        Ok(Settings { hooks, rule })
     }
 
     /// One line per webhook that is on: the provider, its path, how requests are verified
@@ -553,7 +559,8 @@ async fn record(
                 at: now,
                 address: &r.address,
                 kind: r.kind,
-                provider,
+                source: Source::Webhook(provider),
+                issue: None,
                 reason: r.reason.as_deref(),
                 reference: r.reference.as_deref(),
             })
