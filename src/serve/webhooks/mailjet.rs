@@ -15,64 +15,24 @@
 //! `time`.
 
 use axum::body::Bytes;
-use axum::http::HeaderMap;
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Basic, Delivery, Receive, Refusal, Reported, SettingsError};
+use super::{Delivery, Refusal, Reported};
 use crate::suppressions::{Kind, Provider};
 
-/// `[serve.webhooks.mailjet]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Default `/webhooks/mailjet`.
-    pub path: Option<String>,
-    /// The user name put in the webhook's URL.
-    pub username: String,
-    /// The environment variable holding the password put in the webhook's URL.
-    pub password_env: String,
-}
+/// `[serve.webhooks.mailjet]`: `username` and `password_env` (HTTP Basic, in the URL).
+pub type Config = super::BasicConfig;
 
-impl Config {
-    pub fn open(&self) -> Result<Receiver, SettingsError> {
-        Ok(Receiver {
-            path: super::path(Provider::Mailjet, &self.path)?,
-            basic: Basic::open(Provider::Mailjet, &self.username, &self.password_env)?,
-        })
-    }
-}
+/// The Mailjet endpoint: its credentials checked, then its events read.
+pub type Receiver = super::BasicReceiver<Events>;
 
-pub struct Receiver {
-    path: String,
-    basic: Basic,
-}
+/// How Mailjet's requests read: one event, or an array of them when grouped.
+pub struct Events;
 
-impl Receive for Receiver {
+impl super::ReadEvents for Events {
     const PROVIDER: Provider = Provider::Mailjet;
 
-    fn challenge(&self) -> Option<&'static str> {
-        Some(Basic::CHALLENGE)
-    }
-
-    fn path(&self) -> &str {
-        &self.path
-    }
-
-    fn describe(&self) -> String {
-        self.basic.describe()
-    }
-
-    async fn receive(
-        &self,
-        headers: &HeaderMap,
-        body: &Bytes,
-        _now: DateTime<Utc>,
-    ) -> Result<Delivery, Refusal> {
-        if !self.basic.check(headers) {
-            return Err(Refusal::Unauthorized("wrong or missing basic credentials"));
-        }
+    fn read(body: &Bytes) -> Result<Delivery, Refusal> {
         let delivery: Value = super::json(body)?;
         let events = match &delivery {
             Value::Array(events) => events.iter().collect(),

@@ -217,7 +217,7 @@ impl Settings {
         let rule = bounces.rule()?;
         let mut hooks = Vec::new();
         if let Some(c) = &config.postmark {
-            hooks.push(Hook::Postmark(Arc::new(c.open()?)));
+            hooks.push(Hook::Postmark(Arc::new(c.open::<postmark::Events>()?)));
         }
         if let Some(c) = &config.sendgrid {
             hooks.push(Hook::Sendgrid(Arc::new(c.open()?)));
@@ -229,7 +229,7 @@ impl Settings {
             hooks.push(Hook::Brevo(Arc::new(c.open()?)));
         }
         if let Some(c) = &config.mailjet {
-            hooks.push(Hook::Mailjet(Arc::new(c.open()?)));
+            hooks.push(Hook::Mailjet(Arc::new(c.open::<mailjet::Events>()?)));
         }
         if let Some(c) = &config.ses {
             hooks.push(Hook::Ses(Arc::new(c.open()?)));
@@ -580,6 +580,71 @@ pub fn same_secret(given: &[u8], secret: &Secret) -> bool {
     let a = Sha256::digest(given);
     let b = Sha256::digest(secret.expose().as_bytes());
     a.as_slice().ct_eq(b.as_slice()).into()
+}
+
+/// `[serve.webhooks.<provider>]` of a provider that authenticates with a user name and
+/// password put in the webhook's URL (Postmark, Mailjet).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicConfig {
+    /// Default `/webhooks/<provider>`.
+    pub path: Option<String>,
+    /// The user name put in the webhook's URL.
+    pub username: String,
+    /// The environment variable holding the password put in the webhook's URL.
+    pub password_env: String,
+}
+
+impl BasicConfig {
+    pub fn open<E: ReadEvents>(&self) -> Result<BasicReceiver<E>, SettingsError> {
+        Ok(BasicReceiver {
+            path: path(E::PROVIDER, &self.path)?,
+            basic: Basic::open(E::PROVIDER, &self.username, &self.password_env)?,
+            events: std::marker::PhantomData,
+        })
+    }
+}
+
+/// How a provider's requests read, once they are known to be its own.
+pub trait ReadEvents: Send + Sync + 'static {
+    const PROVIDER: Provider;
+    fn read(body: &Bytes) -> Result<Delivery, Refusal>;
+}
+
+/// The endpoint of a provider that authenticates with HTTP Basic credentials: they are
+/// checked, then the body is read as the provider `E` writes it.
+pub struct BasicReceiver<E> {
+    path: String,
+    basic: Basic,
+    events: std::marker::PhantomData<E>,
+}
+
+impl<E: ReadEvents> Receive for BasicReceiver<E> {
+    const PROVIDER: Provider = E::PROVIDER;
+
+    fn challenge(&self) -> Option<&'static str> {
+        Some(Basic::CHALLENGE)
+    }
+
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn describe(&self) -> String {
+        self.basic.describe()
+    }
+
+    async fn receive(
+        &self,
+        headers: &HeaderMap,
+        body: &Bytes,
+        _now: DateTime<Utc>,
+    ) -> Result<Delivery, Refusal> {
+        if !self.basic.check(headers) {
+            return Err(Refusal::Unauthorized("wrong or missing basic credentials"));
+        }
+        E::read(body)
+    }
 }
 
 /// HTTP Basic credentials: the user name from bulletin.toml, the password from the

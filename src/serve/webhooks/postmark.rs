@@ -24,64 +24,24 @@
 //!   staff decide that (`bulletin suppressions remove`).
 
 use axum::body::Bytes;
-use axum::http::HeaderMap;
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Basic, Delivery, Receive, Refusal, Reported, SettingsError};
+use super::{Delivery, Refusal, Reported};
 use crate::suppressions::{Kind, Provider};
 
-/// `[serve.webhooks.postmark]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Default `/webhooks/postmark`.
-    pub path: Option<String>,
-    /// The user name put in the webhook's URL.
-    pub username: String,
-    /// The environment variable holding the password put in the webhook's URL.
-    pub password_env: String,
-}
+/// `[serve.webhooks.postmark]`: `username` and `password_env` (HTTP Basic, in the URL).
+pub type Config = super::BasicConfig;
 
-impl Config {
-    pub fn open(&self) -> Result<Receiver, SettingsError> {
-        Ok(Receiver {
-            path: super::path(Provider::Postmark, &self.path)?,
-            basic: Basic::open(Provider::Postmark, &self.username, &self.password_env)?,
-        })
-    }
-}
+/// The Postmark endpoint: its credentials checked, then its events read.
+pub type Receiver = super::BasicReceiver<Events>;
 
-pub struct Receiver {
-    path: String,
-    basic: Basic,
-}
+/// How Postmark's requests read: one event a request.
+pub struct Events;
 
-impl Receive for Receiver {
+impl super::ReadEvents for Events {
     const PROVIDER: Provider = Provider::Postmark;
 
-    fn challenge(&self) -> Option<&'static str> {
-        Some(Basic::CHALLENGE)
-    }
-
-    fn path(&self) -> &str {
-        &self.path
-    }
-
-    fn describe(&self) -> String {
-        self.basic.describe()
-    }
-
-    async fn receive(
-        &self,
-        headers: &HeaderMap,
-        body: &Bytes,
-        _now: DateTime<Utc>,
-    ) -> Result<Delivery, Refusal> {
-        if !self.basic.check(headers) {
-            return Err(Refusal::Unauthorized("wrong or missing basic credentials"));
-        }
+    fn read(body: &Bytes) -> Result<Delivery, Refusal> {
         let event: Value = super::json(body)?;
         Ok(Delivery {
             reports: reports(&event)?,
