@@ -20,6 +20,7 @@
 //! Provider webhooks (bounces, complaints, unsubscribes) are in [`webhooks`]. Knows nothing
 //! of sending.
 
+mod commit;
 mod export;
 mod pages;
 mod routes;
@@ -250,7 +251,8 @@ pub async fn serve(
         &opts.settings.store,
         opts.log.clone(),
     )?;
-    let app = router(routes::Shared::new(opts.settings, store, opts.log)).merge(hooks);
+    let shared = routes::Shared::new(opts.settings, store, opts.log).map_err(ServeError::Io)?;
+    let app = router(shared).merge(hooks);
     ready(addr);
     axum::serve(listener, app)
         .with_graceful_shutdown(stop)

@@ -13,11 +13,12 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use lettre::Address;
 
+use super::commit::{Committer, Record};
 use super::site::{Files, Public};
 use super::{BODY_LIMIT, REQUEST_TIMEOUT, Settings, pages};
 use crate::config::Secret;
 use crate::message::unsubscribe::{self, Opened};
-use crate::suppressions::{Event, Kind, Source, Store, fingerprint};
+use crate::suppressions::{Done, Kind, Source, Store, fingerprint};
 
 /// What every request shares: the settings, the store (one connection; SQLite writes one at
 /// a time anyway) and the log.
@@ -26,7 +27,10 @@ pub struct Shared(Arc<Inner>);
 
 struct Inner {
     settings: Settings,
-    store: Mutex<Store>,
+    /// Read by the export; written by the committer's thread alone.
+    store: Arc<Mutex<Store>>,
+    /// Where the readers' events are recorded, many to a commit.
+    committer: Committer,
     log: Arc<dyn Fn(&str) + Send + Sync>,
     /// The site's files, when there is a site.
     files: Option<Files>,
@@ -60,17 +64,25 @@ impl Shared {
         .ok()
     }
 
-    pub fn new(settings: Settings, store: Store, log: Arc<dyn Fn(&str) + Send + Sync>) -> Self {
+    /// Starts the committer's thread on `store`.
+    pub fn new(
+        settings: Settings,
+        store: Store,
+        log: Arc<dyn Fn(&str) + Send + Sync>,
+    ) -> std::io::Result<Self> {
         let files = settings
             .site
             .clone()
             .map(|site| Files::new(site, &settings.newsletter));
-        Shared(Arc::new(Inner {
+        let store = Arc::new(Mutex::new(store));
+        let committer = Committer::start(store.clone())?;
+        Ok(Shared(Arc::new(Inner {
             settings,
-            store: Mutex::new(store),
+            store,
+            committer,
             log,
             files,
-        }))
+        })))
     }
 }
 
@@ -191,7 +203,10 @@ async fn unsubscribe(
         return invalid();
     };
     let source = source(&body);
-    if !record(&shared, &address, issue, Kind::Unsubscribe, source).await {
+    if record(&shared, &address, issue, Kind::Unsubscribe, source)
+        .await
+        .is_none()
+    {
         return failed();
     }
     match source {
@@ -210,7 +225,10 @@ async fn resubscribe(State(shared): State<Shared>, UrlPath(token): UrlPath<Strin
     let Some(Opened { address, issue }) = reader(&shared, &token) else {
         return invalid();
     };
-    if !record(&shared, &address, issue, Kind::Resubscribe, Source::Page).await {
+    if record(&shared, &address, issue, Kind::Resubscribe, Source::Page)
+        .await
+        .is_none()
+    {
         return failed();
     }
     Html(pages::resubscribed(
@@ -239,50 +257,35 @@ fn source(body: &[u8]) -> Source {
 }
 
 /// Records the event against the issue the link came in, committed before this returns
-/// true; a failure is logged, and answered 503 by the caller (the mail client or the reader
-/// tries again).
+/// what it did; a failure is logged, and answered 503 by the caller (the mail client or the
+/// reader tries again).
 async fn record(
     shared: &Shared,
     address: &Address,
     issue: Option<String>,
     kind: Kind,
     source: Source,
-) -> bool {
-    let inner = shared.0.clone();
-    let text = address.to_string();
-    let at = crate::clock::now();
-    let done = tokio::task::spawn_blocking(move || {
-        let mut store = inner
-            .store
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        store
-            .record(&Event {
-                at,
-                address: &text,
-                kind,
-                source,
-                issue: issue.as_deref(),
-                reason: None,
-            })
-            .map(|_| ())
-    })
-    .await;
+) -> Option<Done> {
+    let done = shared
+        .0
+        .committer
+        .record(Record {
+            address: address.to_string(),
+            kind,
+            source,
+            issue,
+            unless_held: false,
+        })
+        .await;
     let who = fingerprint(address.as_ref());
     match done {
-        Ok(Ok(())) => {
+        Ok(done) => {
             (shared.0.log)(&format!("{kind} {who} ({})", source.as_str()));
-            true
+            Some(done)
         }
-        Ok(Err(e)) => {
-            (shared.0.log)(&format!("{kind} {who} NOT recorded: {}", e.reason));
-            false
-        }
-        Err(_) => {
-            (shared.0.log)(&format!(
-                "{kind} {who} NOT recorded: the recording task failed"
-            ));
-            false
+        Err(reason) => {
+            (shared.0.log)(&format!("{kind} {who} NOT recorded: {reason}"));
+            None
         }
     }
 }
