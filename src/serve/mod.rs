@@ -22,6 +22,8 @@
 
 mod commit;
 mod export;
+pub mod limit;
+mod look;
 mod pages;
 mod routes;
 pub mod site;
@@ -61,6 +63,13 @@ pub struct Settings {
     pub site: Option<Site>,
     /// The providers' webhooks that are on, and the soft-bounce rule.
     pub webhooks: webhooks::Settings,
+    /// The workspace's folder: the pages read `issues/<slug>.json` and its layout there.
+    pub root: PathBuf,
+    /// Whom a reader held by a bounce or complaint writes to: `[sender] reply_to`, else
+    /// `from`.
+    pub contact: lettre::Address,
+    /// The per-client rate limit on the links' paths.
+    pub limit: limit::Settings,
 }
 
 /// Settings that do not make a server, or a server that cannot run.
@@ -107,6 +116,8 @@ pub enum ServeError {
         base: String,
         path: String,
     },
+    #[error("{}: serve.{message}", config.display())]
+    Limit { config: PathBuf, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {reason}")]
@@ -180,7 +191,23 @@ impl Settings {
             config: config_path.to_path_buf(),
             source,
         })?;
+        let serve = &config.serve;
+        let limit = limit::Settings::new(
+            serve.rate_limit,
+            serve.rate_limit_burst,
+            serve.trusted_proxies.clone(),
+            serve.client_ip_header,
+        )
+        .map_err(|message| ServeError::Limit {
+            config: config_path.to_path_buf(),
+            message,
+        })?;
         let from = &config.sender.from;
+        let contact = config
+            .sender
+            .reply_to
+            .as_ref()
+            .map_or_else(|| from.email.clone(), |r| r.email.clone());
         Ok(Settings {
             listen: listen.unwrap_or(config.serve.listen),
             store: root.join(&config.serve.store),
@@ -194,6 +221,9 @@ impl Settings {
             export_token,
             site,
             webhooks,
+            root: root.to_path_buf(),
+            contact,
+            limit,
         })
     }
 }
@@ -254,6 +284,8 @@ pub async fn serve(
     let shared = routes::Shared::new(opts.settings, store, opts.log).map_err(ServeError::Io)?;
     let app = router(shared).merge(hooks);
     ready(addr);
+    // The peer's address, which the rate limit counts by (or reads the proxy's header for).
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(stop)
         .await

@@ -107,11 +107,13 @@ fn check(settings: &Settings) -> Result<(), Error> {
     };
     let rule = settings.webhooks.rule;
     say(&format!(
-        "listen:  {}\npath:    {} (and {}/resubscribe)\nstore:   {store}\nsite:    {site}\nsecret:  set\nexport:  {export}\n{hooks}\
+        "listen:  {}\npath:    {} (and {}/resubscribe)\nstore:   {store}\nsite:    {site}\nsecret:  set\nexport:  {export}\n\
+         limit:   {}\n{hooks}\
          bounces: a soft bounce suppresses at the {} within {} days\nok\n",
         settings.listen,
         settings.path,
         settings.path,
+        settings.limit.describe(),
         ordinal(rule.limit),
         rule.window.num_days()
     ));
