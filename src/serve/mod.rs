@@ -11,7 +11,12 @@
 //!   one button that POSTs.
 //! - A token that does not open with the secret (forged, altered, cut short, another
 //!   secret's) gets one plain "not valid" page and records nothing.
-//! - Addresses never appear in a URL or a log line: logs carry a short fingerprint.
+//! - Addresses never appear in a URL or a log line: logs carry a short fingerprint, and name
+//!   no client.
+//! - The pages are in the language of the issue the link came in, in its layout's colours
+//!   and with its logo ([`look`]); a reader a bounce or complaint holds is told so, and a
+//!   click of theirs lifts neither.
+//! - Each client may make so many requests to the links a minute ([`limit`]); past that, 429.
 //!
 //! With `[archive]` in bulletin.toml (or `serve --site DIR`), it also serves the web edition
 //! `bulletin publish` writes, under the path of `[archive] base_url` ([`site`]): public,
