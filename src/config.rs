@@ -154,6 +154,18 @@ pub struct Serve {
     /// `[serve.bounces]`: when soft bounces suppress.
     #[serde(default)]
     pub bounces: crate::serve::webhooks::Bounces,
+    /// Requests per client on the links' paths ("600/min" by default), or "off".
+    #[serde(default)]
+    pub rate_limit: crate::serve::limit::RateLimit,
+    /// Requests a client may make at once before the rate applies (by default the rate's
+    /// count).
+    pub rate_limit_burst: Option<u32>,
+    /// The reverse proxies whose forwarding header names the client (loopback by default).
+    #[serde(default = "crate::serve::limit::loopback")]
+    pub trusted_proxies: Vec<crate::serve::limit::Net>,
+    /// The header they write it in: "X-Forwarded-For" (the default) or "Forwarded".
+    #[serde(default)]
+    pub client_ip_header: crate::serve::limit::ClientIpHeader,
 }
 
 impl Default for Serve {
@@ -165,6 +177,10 @@ impl Default for Serve {
             export_token_env: None,
             webhooks: Default::default(),
             bounces: Default::default(),
+            rate_limit: Default::default(),
+            rate_limit_burst: None,
+            trusted_proxies: crate::serve::limit::loopback(),
+            client_ip_header: Default::default(),
         }
     }
 }

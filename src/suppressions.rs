@@ -197,6 +197,24 @@ pub struct Event<'a> {
     pub reason: Option<&'a str>,
 }
 
+/// One event of a batch ([`Store::record_batch`]).
+#[derive(Debug, Clone)]
+pub struct Pending<'a> {
+    pub event: Event<'a>,
+    /// Left unrecorded when the address is held by a bounce or a complaint: a reader's own
+    /// resubscribe, which cannot lift either, is then not recorded at all.
+    pub unless_held: bool,
+}
+
+/// What recording one event of a batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Done {
+    /// The event's id; `None` when it was left unrecorded ([`Pending::unless_held`]).
+    pub id: Option<i64>,
+    /// The bounce or complaint that holds the address, if one does (whatever was recorded).
+    pub held: Option<Kind>,
+}
+
 /// An address that is suppressed, and the event that suppresses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Suppression {
@@ -374,6 +392,73 @@ impl Store {
             )
             .map_err(|e| self.error(e))?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records a batch of events in one transaction, committed (and synced) when this
+    /// returns: one sync for the whole batch, which is what lets `serve` answer many readers
+    /// at once (group commit) while still answering none before its event is on disk. Each
+    /// event is told whether its address is held by a bounce or a complaint, as it stood
+    /// before it.
+    pub fn record_batch(&mut self, batch: &[Pending]) -> Result<Vec<Done>, StoreError> {
+        let path = self.path.clone();
+        let fail = |e: rusqlite::Error| StoreError {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        let mut out = Vec::with_capacity(batch.len());
+        for pending in batch {
+            let event = &pending.event;
+            let address = idn::key(event.address);
+            let held = Self::held_in(&tx, &address).map_err(fail)?;
+            if pending.unless_held && held.is_some() {
+                out.push(Done { id: None, held });
+                continue;
+            }
+            tx.prepare_cached(
+                "INSERT INTO events (at, fingerprint, address, kind, source, issue, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    stamp(event.at),
+                    fingerprint(&address),
+                    address,
+                    event.kind.as_str(),
+                    event.source.as_str(),
+                    event.issue,
+                    event.reason,
+                ])
+            })
+            .map_err(fail)?;
+            out.push(Done {
+                id: Some(tx.last_insert_rowid()),
+                held,
+            });
+        }
+        tx.commit().map_err(fail)?;
+        Ok(out)
+    }
+
+    /// The bounce or complaint that holds `address`, if one does: what only staff lift,
+    /// whether or not a later unsubscribe is what suppresses it now.
+    pub fn held(&self, address: &str) -> Result<Option<Kind>, StoreError> {
+        Self::held_in(&self.conn, &idn::key(address)).map_err(|e| self.error(e))
+    }
+
+    fn held_in(conn: &Connection, key: &str) -> rusqlite::Result<Option<Kind>> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, address, kind, source, at FROM events
+             WHERE address = ?1 AND kind IN ('bounce', 'complaint', 'resubscribe') ORDER BY id",
+        )?;
+        let mut state = State::default();
+        for row in stmt.query_map([key], Row::read)? {
+            state.apply(row?);
+        }
+        Ok(state.held.and_then(|row| Kind::parse(&row.kind)))
     }
 
     /// The addresses suppressed now, by address, each with the event that suppresses it.
@@ -893,6 +978,50 @@ mod tests {
         drop(store);
         // Opened again: nothing more to do.
         assert_eq!(Store::open(&path).unwrap().current().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_batch_is_one_transaction_and_a_readers_resubscribe_never_lifts_a_bounce() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        store
+            .record_reports(&[report("ana@example.org", Kind::Bounce, None)], RULE)
+            .unwrap();
+        store
+            .record(&event("ana@example.org", Kind::Unsubscribe))
+            .unwrap();
+        let pending = |address, kind, unless_held| Pending {
+            event: event(address, kind),
+            unless_held,
+        };
+        let done = store
+            .record_batch(&[
+                pending("Ana@example.org", Kind::Resubscribe, true),
+                pending("bo@example.org", Kind::Unsubscribe, false),
+                pending("bo@example.org", Kind::Resubscribe, true),
+                pending("ana@example.org", Kind::Unsubscribe, false),
+            ])
+            .unwrap();
+        // Ana's bounce holds her even behind her own later unsubscribe: her resubscribe is
+        // not recorded; Bo's is.
+        assert_eq!(
+            done.iter()
+                .map(|d| (d.id.is_some(), d.held))
+                .collect::<Vec<_>>(),
+            [
+                (false, Some(Kind::Bounce)),
+                (true, None),
+                (true, None),
+                (true, Some(Kind::Bounce))
+            ]
+        );
+        assert_eq!(store.events().unwrap(), 5);
+        assert_eq!(store.held("ana@example.org").unwrap(), Some(Kind::Bounce));
+        assert_eq!(store.held("bo@example.org").unwrap(), None);
+        let mut staff = event("ana@example.org", Kind::Resubscribe);
+        staff.source = Source::Staff;
+        store.record(&staff).unwrap();
+        assert_eq!(store.held("ana@example.org").unwrap(), None);
     }
 
     #[test]

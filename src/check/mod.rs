@@ -10,7 +10,7 @@
 //! This stage reads the other stages' results ([`Edition`]) and changes nothing; it never
 //! prints (the command does) and never sends.
 
-mod contrast;
+pub mod contrast;
 pub mod html;
 pub mod links;
 pub mod markup;

@@ -434,6 +434,14 @@ impl Source {
         Some(self.dir.join(layout))
     }
 
+    /// The language the issue declares in `"language"`: `None` when it declares none (the
+    /// issue's default, English) or one that is not a language tag. Read without checking
+    /// the rest of the issue, for `serve`'s pages.
+    pub fn language(&self) -> Option<Language> {
+        let tag = self.doc.get("language")?.as_str()?;
+        Language::try_from(tag.to_string()).ok()
+    }
+
     /// Checks the issue against the format, with the fields `custom` declares for its
     /// section kinds, and reads its body files.
     pub fn check(self, custom: &CustomFields) -> Result<LoadedIssue, IssueError> {

@@ -11,7 +11,12 @@
 //!   one button that POSTs.
 //! - A token that does not open with the secret (forged, altered, cut short, another
 //!   secret's) gets one plain "not valid" page and records nothing.
-//! - Addresses never appear in a URL or a log line: logs carry a short fingerprint.
+//! - Addresses never appear in a URL or a log line: logs carry a short fingerprint, and name
+//!   no client.
+//! - The pages are in the language of the issue the link came in, in its layout's colours
+//!   and with its logo ([`look`]); a reader a bounce or complaint holds is told so, and a
+//!   click of theirs lifts neither.
+//! - Each client may make so many requests to the links a minute ([`limit`]); past that, 429.
 //!
 //! With `[archive]` in bulletin.toml (or `serve --site DIR`), it also serves the web edition
 //! `bulletin publish` writes, under the path of `[archive] base_url` ([`site`]): public,
@@ -20,7 +25,10 @@
 //! Provider webhooks (bounces, complaints, unsubscribes) are in [`webhooks`]. Knows nothing
 //! of sending.
 
+mod commit;
 mod export;
+pub mod limit;
+mod look;
 mod pages;
 mod routes;
 pub mod site;
@@ -60,6 +68,13 @@ pub struct Settings {
     pub site: Option<Site>,
     /// The providers' webhooks that are on, and the soft-bounce rule.
     pub webhooks: webhooks::Settings,
+    /// The workspace's folder: the pages read `issues/<slug>.json` and its layout there.
+    pub root: PathBuf,
+    /// Whom a reader held by a bounce or complaint writes to: `[sender] reply_to`, else
+    /// `from`.
+    pub contact: lettre::Address,
+    /// The per-client rate limit on the links' paths.
+    pub limit: limit::Settings,
 }
 
 /// Settings that do not make a server, or a server that cannot run.
@@ -106,6 +121,8 @@ pub enum ServeError {
         base: String,
         path: String,
     },
+    #[error("{}: serve.{message}", config.display())]
+    Limit { config: PathBuf, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {reason}")]
@@ -179,7 +196,23 @@ impl Settings {
             config: config_path.to_path_buf(),
             source,
         })?;
+        let serve = &config.serve;
+        let limit = limit::Settings::new(
+            serve.rate_limit,
+            serve.rate_limit_burst,
+            serve.trusted_proxies.clone(),
+            serve.client_ip_header,
+        )
+        .map_err(|message| ServeError::Limit {
+            config: config_path.to_path_buf(),
+            message,
+        })?;
         let from = &config.sender.from;
+        let contact = config
+            .sender
+            .reply_to
+            .as_ref()
+            .map_or_else(|| from.email.clone(), |r| r.email.clone());
         Ok(Settings {
             listen: listen.unwrap_or(config.serve.listen),
             store: root.join(&config.serve.store),
@@ -193,6 +226,9 @@ impl Settings {
             export_token,
             site,
             webhooks,
+            root: root.to_path_buf(),
+            contact,
+            limit,
         })
     }
 }
@@ -250,8 +286,11 @@ pub async fn serve(
         &opts.settings.store,
         opts.log.clone(),
     )?;
-    let app = router(routes::Shared::new(opts.settings, store, opts.log)).merge(hooks);
+    let shared = routes::Shared::new(opts.settings, store, opts.log).map_err(ServeError::Io)?;
+    let app = router(shared).merge(hooks);
     ready(addr);
+    // The peer's address, which the rate limit counts by (or reads the proxy's header for).
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(stop)
         .await

@@ -242,7 +242,7 @@ impl Files {
                 ));
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    Html(pages::try_again("This page could not be read.")),
+                    Html(pages::site_try_again("This page could not be read.")),
                 )
                     .into_response()
             }

@@ -18,9 +18,11 @@ use crate::suppressions::Store;
 /// one-click, as Gmail and Yahoo require). The webhooks of [serve.webhooks.<provider>] record
 /// the bounces, complaints and unsubscribes providers report. Every event is kept in the
 /// suppression store ([serve] store, .bulletin/suppressions.sqlite by default), which
-/// `bulletin send` honours. Settings: [serve] listen, store and path, [serve.webhooks.…] and
+/// `bulletin send` honours. Settings: [serve] listen, store and path, rate_limit,
+/// rate_limit_burst, trusted_proxies and client_ip_header, [serve.webhooks.…] and
 /// [serve.bounces] in bulletin.toml; the secret of [unsubscribe] secret_env must be set, and
-/// each webhook's.
+/// each webhook's. The pages are in the language of the issue each link came in
+/// (issues/<slug>.json), in its layout's colours and with its logo.
 ///
 /// With [archive] in bulletin.toml, it also serves the folder `bulletin publish` writes
 /// ([archive] folder, site/ by default) under the path of [archive] base_url, e.g.
@@ -107,11 +109,13 @@ fn check(settings: &Settings) -> Result<(), Error> {
     };
     let rule = settings.webhooks.rule;
     say(&format!(
-        "listen:  {}\npath:    {} (and {}/resubscribe)\nstore:   {store}\nsite:    {site}\nsecret:  set\nexport:  {export}\n{hooks}\
+        "listen:  {}\npath:    {} (and {}/resubscribe)\nstore:   {store}\nsite:    {site}\nsecret:  set\nexport:  {export}\n\
+         limit:   {}\n{hooks}\
          bounces: a soft bounce suppresses at the {} within {} days\nok\n",
         settings.listen,
         settings.path,
         settings.path,
+        settings.limit.describe(),
         ordinal(rule.limit),
         rule.window.num_days()
     ));
