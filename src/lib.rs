@@ -46,4 +46,5 @@ pub mod send;
 pub mod serve;
 pub mod suppressions;
 pub mod transport;
+pub mod values;
 pub mod workspace;

@@ -19,7 +19,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_stream::StreamExt;
 
 use super::{BouncesError, Processor};
-use crate::config::Secret;
+use crate::values::Secret;
 
 /// How long connecting, TLS, the greeting and the login may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);

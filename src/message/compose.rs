@@ -319,10 +319,10 @@ mod tests {
     use mail_parser::MessageParser;
 
     use super::*;
-    use crate::config::Secret;
     use crate::layout::Layout;
     use crate::message::{PayloadError, dkim_config};
     use crate::render::{self, RenderOptions};
+    use crate::values::Secret;
 
     fn composer(test: bool) -> Composer {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -24,7 +24,8 @@ use pkcs8::{ObjectIdentifier, PrivateKeyInfo, SecretDocument};
 use rsa::pkcs1::{EncodeRsaPrivateKey, LineEnding};
 
 use crate::audience::idn;
-use crate::config::{Config, Dkim};
+use crate::config::Config;
+use crate::values::Dkim;
 
 /// The key formats bulletin reads, as the errors say them.
 const FORMATS: &str = "bulletin reads PEM private keys: RSA in PKCS#8 (\"BEGIN PRIVATE KEY\", what `openssl genrsa` writes on OpenSSL 3) or PKCS#1 (\"BEGIN RSA PRIVATE KEY\", `openssl genrsa -traditional`), and Ed25519 in PKCS#8 (`openssl genpkey -algorithm ed25519`)";

@@ -25,7 +25,7 @@ use hmac::Mac;
 use lettre::Address;
 use sha2::Sha256;
 
-use crate::config::Secret;
+use crate::values::Secret;
 
 /// The first byte of every token: how it was sealed. 2: address and issue.
 const VERSION: u8 = 2;

@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use super::Tools;
 use crate::clock::Clock;
-use crate::config::{Config, Profile, Secret, SecretError};
+use crate::config::{Config, Profile};
 use crate::message::{self, Composer, DkimError, Unsubscribe};
 use crate::render::Rendered;
 use crate::transport::{self, AnyTransport, OpenOptions, Pacing, TransportError};
+use crate::values::{Secret, SecretError};
 
 /// How to set a send up.
 pub struct Setup<'a> {

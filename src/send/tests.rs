@@ -14,13 +14,13 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::clock::FixedClock;
-use crate::config::Secret;
 use crate::layout::Layout;
 use crate::ledger::{Ledger, RecipientKey, Report, State};
 use crate::message::{Composer, Unsubscribe};
 use crate::render::{self, RenderOptions};
 use crate::transport::Kind;
 use crate::transport::stub::{Answer, StubTransport};
+use crate::values::Secret;
 
 const ISSUE: &str = "2020-06";
 

@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::routes::Shared;
-use crate::config::Secret;
 use crate::suppressions::remote::{PAGE, Page};
+use crate::values::Secret;
 
 /// Where the export is answered.
 pub const PATH: &str = "/suppressions/export";

@@ -24,7 +24,7 @@ use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::Deserialize;
 
-use crate::config::Rate;
+use crate::values::Rate;
 
 /// How often idle clients are forgotten.
 pub const EVICT_EVERY: Duration = Duration::from_secs(60);

@@ -38,8 +38,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::{Config, Secret, SecretError};
+use crate::config::Config;
 use crate::suppressions::{Store, StoreError};
+use crate::values::{Secret, SecretError};
 pub use site::{Folder, Found, Site};
 
 pub use routes::router;

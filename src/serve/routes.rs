@@ -21,9 +21,9 @@ use super::look::{Look, Looks};
 use super::pages::{self, Page};
 use super::site::{Files, Public};
 use super::{BODY_LIMIT, REQUEST_TIMEOUT, Settings};
-use crate::config::Secret;
 use crate::message::unsubscribe::{self, Opened};
 use crate::suppressions::{Done, Kind, Source, Store, fingerprint};
+use crate::values::Secret;
 
 /// What every request shares: the settings, the store (written by the committer's thread;
 /// SQLite writes one at a time anyway), the pages' looks, the rate limit and the log.

@@ -15,7 +15,7 @@ use rusqlite::params;
 
 use super::{Exported, Store, StoreError, fingerprint};
 use crate::audience::idn;
-use crate::config::Secret;
+use crate::values::Secret;
 
 /// Events asked for in one request; the export answers at most this many.
 pub const PAGE: usize = 5000;

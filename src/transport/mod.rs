@@ -23,8 +23,9 @@ use std::time::Duration;
 
 use self::api::{brevo, mailgun, mailjet, postmark, resend, sendgrid, ses};
 use crate::clock::Clock;
-use crate::config::{Config, Profile, Secret, SecretError};
+use crate::config::{Config, Profile};
 use crate::message::{Form, Letterhead, Outgoing, Template};
+use crate::values::{Secret, SecretError};
 
 /// The server took the message.
 #[derive(Debug, Clone, PartialEq)]

@@ -32,8 +32,9 @@ use lettre::transport::smtp::response::Response;
 use self::pool::Pool;
 use self::relay::{Encryption, Relay};
 use super::{Accepted, Failure, Kind, Pacing, Transport};
-use crate::config::{Secret, Security, Smtp};
+use crate::config::{Security, Smtp};
 use crate::message::Outgoing;
+use crate::values::Secret;
 
 /// How long one message may take, from taking a connection to the server's reply.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use crate::bounces::{self, Options, Processor, Summary, imap, local};
 use crate::cli::{Error, say};
-use crate::config::{self, ConfigError, Secret};
+use crate::config::{self, ConfigError};
+use crate::values::Secret;
 
 /// Read the bounce mailbox and record its bounces and complaints (for SMTP sends).
 ///

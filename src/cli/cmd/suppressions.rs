@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Error, note, say, warn};
-use crate::config::{self, Secret};
+use crate::config;
 use crate::suppressions::{Event, Kind, Source, Store, remote};
+use crate::values::Secret;
 
 /// See and change who must not be sent to (the store `bulletin serve` records in).
 ///

@@ -24,8 +24,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Basic, Delivery, Receive, Refusal, Reported, SettingsError};
-use crate::config::Secret;
 use crate::suppressions::{Kind, Provider};
+use crate::values::Secret;
 
 /// `[serve.webhooks.brevo]`: `username` and `password_env`, or `token_env`.
 #[derive(Debug, Clone, Deserialize)]

@@ -24,8 +24,8 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::{Delivery, Receive, Refusal, Reported, SettingsError};
-use crate::config::Secret;
 use crate::suppressions::{Kind, Provider};
+use crate::values::Secret;
 
 /// `[serve.webhooks.mailgun]`.
 #[derive(Debug, Clone, Deserialize)]

@@ -42,8 +42,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{Secret, SecretError};
 use crate::suppressions::{Kind, Provider, Recorded, Report, SoftRule, Source, Store, fingerprint};
+use crate::values::{Secret, SecretError};
 
 /// The largest body taken: SendGrid posts its batches at up to 768 KB, Brevo up to 500 events
 /// at once; 1 MiB holds either.

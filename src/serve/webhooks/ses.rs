@@ -193,7 +193,7 @@ impl Receiver {
             .any(|pattern| host_matches(pattern, &host));
         match url.scheme() {
             "https" => listed && url.username().is_empty(),
-            "http" => listed && crate::config::is_loopback(&host),
+            "http" => listed && crate::values::is_loopback(&host),
             _ => false,
         }
     }

@@ -27,9 +27,9 @@ use super::{
     Answer, Auth, Body, Common, Context, Provider, ProviderError, Request, RequestError,
     SettingsError, header_object,
 };
-use crate::config::Secret;
 use crate::message::{Form, Letterhead, Outgoing};
 use crate::transport::{Accepted, Batch, Failure};
+use crate::values::Secret;
 
 /// `transport = "brevo"`.
 pub const TRANSPORT: &str = "brevo";

@@ -25,9 +25,9 @@ use super::{
     Answer, Auth, Body, Common, Context, Provider, ProviderError, Request, RequestError,
     SettingsError, needed, recipient,
 };
-use crate::config::Secret;
 use crate::message::{Filled, Form, Letterhead, Outgoing, TemplateText};
 use crate::transport::{Accepted, Batch, Failure, Kind};
+use crate::values::Secret;
 
 /// `transport = "mailgun"`.
 pub const TRANSPORT: &str = "mailgun";

@@ -19,9 +19,9 @@ use super::{
     Answer, Auth, Body, Common, Context, Provider, ProviderError, Request, RequestError,
     SettingsError, header_object, needed,
 };
-use crate::config::Secret;
 use crate::message::{Form, Letterhead, Outgoing};
 use crate::transport::{Accepted, Batch, Failure, Kind};
+use crate::values::Secret;
 
 /// `transport = "mailjet"`.
 pub const TRANSPORT: &str = "mailjet";

@@ -34,8 +34,8 @@ pub mod ses;
 
 use super::{Accepted, Batch, BatchResult, Failure, Kind, Pacing, Transport};
 use crate::clock::Clock;
-use crate::config::{Rate, Secret, SecretError, is_loopback};
 use crate::message::{Form, Letterhead, Outgoing, PayloadError, Template};
+use crate::values::{Rate, Secret, SecretError, is_loopback};
 
 /// How long one request may take, from connecting to the last byte of the answer, unless
 /// the profile says otherwise (`timeout`, in seconds).

@@ -17,9 +17,9 @@ use super::{
     Answer, Auth, Body, Common, Context, Provider, ProviderError, Request, RequestError,
     SettingsError, recipient,
 };
-use crate::config::Secret;
 use crate::message::{Form, Letterhead, Outgoing};
 use crate::transport::{Accepted, Batch, Failure, Kind};
+use crate::values::Secret;
 
 /// `transport = "postmark"`.
 pub const TRANSPORT: &str = "postmark";

@@ -20,9 +20,9 @@ use super::{
     Answer, Auth, Body, Common, Context, Provider, ProviderError, Request, RequestError,
     SettingsError, header_object, recipient,
 };
-use crate::config::Secret;
 use crate::message::{Form, Letterhead, Outgoing};
 use crate::transport::{Accepted, Batch, Failure, Kind};
+use crate::values::Secret;
 
 /// `transport = "resend"`.
 pub const TRANSPORT: &str = "resend";

@@ -29,9 +29,9 @@ use super::{
     SettingsError,
 };
 use crate::clock::Clock;
-use crate::config::Secret;
 use crate::message::{Filled, Form, Letterhead, Outgoing, TemplateText};
 use crate::transport::{Accepted, Batch, Failure, Kind};
+use crate::values::Secret;
 
 /// `transport = "sendgrid"`.
 pub const TRANSPORT: &str = "sendgrid";

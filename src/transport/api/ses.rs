@@ -26,9 +26,9 @@ use super::{
     SettingsError, needed,
 };
 use crate::clock::Clock;
-use crate::config::{Dkim, Secret};
 use crate::message::Form;
 use crate::transport::{Accepted, Batch, Failure, Kind};
+use crate::values::{Dkim, Secret};
 
 /// `transport = "ses"`.
 pub const TRANSPORT: &str = "ses";
