@@ -271,8 +271,7 @@ impl Composer {
         };
         let sender = match self.verp {
             true => {
-                let tag =
-                    super::verp::tag(&self.unsubscribe.secret, &subscriber.address.to_string());
+                let tag = super::verp::tag(&self.unsubscribe.secret, subscriber.address.as_ref());
                 super::verp::envelope_sender(&from.email, &self.issue, &tag)
             }
             false => from.email,

@@ -132,7 +132,7 @@ mod tests {
         let from: Address = "news+list@example.org".parse().unwrap();
         let sender = envelope_sender(&from, "v1.2", "abcdefgh23");
         assert_eq!(
-            parse(&sender.to_string()),
+            parse(sender.as_ref()),
             Some(("v1.2".into(), "abcdefgh23".into()))
         );
     }
