@@ -363,6 +363,11 @@ impl Profile {
         .or(sender.feedback_id.as_ref())
     }
 
+    /// Whether messages go with a VERP envelope sender (SMTP's `verp = true`).
+    pub fn verp(&self) -> bool {
+        matches!(self, Profile::Smtp(smtp) if smtp.verp)
+    }
+
     /// DKIM signing by bulletin, where the profile has it.
     pub fn dkim(&self) -> Option<&Dkim> {
         match self {
@@ -427,6 +432,12 @@ pub struct Smtp {
     pub dkim: Option<Dkim>,
     /// Feedback-ID for this relay's messages, in place of `[sender]`'s.
     pub feedback_id: Option<FeedbackId>,
+    /// VERP: each message's envelope sender is `<local>+<slug>.<tag>@<domain>` of the
+    /// `[sender] from` address, so that `bulletin bounces` knows the reader and issue of a
+    /// bounce without its Message-ID ([`crate::message::verp`]). Providers set their own
+    /// return path: only SMTP profiles have it.
+    #[serde(default)]
+    pub verp: bool,
 }
 
 fn default_pool() -> u32 {

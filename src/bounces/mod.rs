@@ -6,7 +6,9 @@
 //! plain-text bounces some servers still write. This stage reads the mailbox — over IMAP
 //! with TLS ([`imap`]), or a Maildir folder or mbox file ([`local`]) —, reads each message
 //! into a typed report ([`parse`]), finds the reader and the issue in the ledger (by the
-//! original Message-ID bulletin set, else by the reported address), and records each bounce,
+//! original Message-ID bulletin set, else by the VERP address the report was returned to
+//! when the profile sent with one ([`crate::message::verp`]), else by the reported address),
+//! and records each bounce,
 //! soft bounce and complaint in the suppression store through
 //! [`Store::record_reports`], the same path as the providers' webhooks, so that the soft-bounce
 //! rule applies and `send` skips those readers. The report's own Message-ID is the record's
@@ -30,7 +32,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::{Ledger, LedgerError};
+use crate::message::verp;
 use crate::suppressions::{Kind, Recorded, Report, SoftRule, Source, Store, StoreError};
+use crate::values::Secret;
 use parse::Report as Parsed;
 
 /// `[bounces]` in bulletin.toml: where the bounce mailbox is, so that the usual run is just
@@ -138,6 +142,9 @@ pub struct Summary {
     pub escalated: u64,
     /// Messages moved to the handled folder.
     pub moved: u64,
+    /// Reports not matched by Message-ID that were returned to a VERP address, left unread
+    /// because the unsubscribe secret (which makes the tags) is not set.
+    pub verp_without_secret: u64,
     pub dry_run: bool,
     pub findings: Vec<Finding>,
 }
@@ -147,6 +154,8 @@ pub struct Processor {
     ledger: Ledger,
     store: Option<Store>,
     options: Options,
+    /// The unsubscribe secret, to read VERP tags with; None when it is not set.
+    verp_secret: Option<Secret>,
     pub summary: Summary,
 }
 
@@ -166,6 +175,7 @@ impl Processor {
             ledger,
             store,
             options,
+            verp_secret: None,
             summary: Summary {
                 dry_run: options.dry_run,
                 ..Summary::default()
@@ -173,12 +183,28 @@ impl Processor {
         })
     }
 
+    /// Reads VERP addresses with `secret` (the unsubscribe secret); without one, a report
+    /// only a VERP address could match is counted in [`Summary::verp_without_secret`].
+    pub fn with_verp_secret(mut self, secret: Option<Secret>) -> Processor {
+        self.verp_secret = secret;
+        self
+    }
+
     /// Reads and records one message; true when it was a report about a reader in the
     /// ledger, recorded (now or before): the message may be moved to the handled folder.
     pub fn take(&mut self, raw: &[u8]) -> Result<bool, BouncesError> {
         self.summary.messages += 1;
-        let located = match locate(&self.ledger, &parse::parse(raw))? {
-            Some(located) => located,
+        let delivered_to = parse::delivered_to(raw);
+        let verp = Verp {
+            addresses: &delivered_to,
+            secret: self.verp_secret.as_ref(),
+        };
+        let located = match locate(&self.ledger, &parse::parse(raw), &verp)? {
+            Some(Readers::NoSecret(located)) => {
+                self.summary.verp_without_secret += 1;
+                located
+            }
+            Some(Readers::Located(located)) => located,
             None => {
                 self.summary.not_bounces += 1;
                 return Ok(false);
@@ -272,9 +298,51 @@ impl Located {
 /// What a report says of one address: the address it names, the kind, the reason.
 type Wanted = (String, Kind, Option<String>);
 
+/// The addresses a report was delivered to, and the secret to read VERP tags with.
+struct Verp<'a> {
+    addresses: &'a [String],
+    secret: Option<&'a Secret>,
+}
+
+impl Verp<'_> {
+    /// The reader and issue of the first VERP address whose tag is one of the issue's
+    /// readers'; Err(()) when there is a VERP address but no secret to read it with.
+    fn find(
+        &self,
+        ledger: &Ledger,
+    ) -> Result<Result<Option<crate::ledger::Found>, ()>, BouncesError> {
+        let parsed: Vec<(String, String)> = self
+            .addresses
+            .iter()
+            .filter_map(|a| verp::parse(a))
+            .collect();
+        if parsed.is_empty() {
+            return Ok(Ok(None));
+        }
+        let Some(secret) = self.secret else {
+            return Ok(Err(()));
+        };
+        for (slug, tag) in parsed {
+            for found in ledger.recipients_of(&slug)? {
+                if verp::tag(secret, found.recipient.as_str()) == tag {
+                    return Ok(Ok(Some(found)));
+                }
+            }
+        }
+        Ok(Ok(None))
+    }
+}
+
+/// The readers a report is about; `NoSecret` when some are not in the ledger and the VERP
+/// address the report carries could not be read (no secret).
+enum Readers {
+    Located(Vec<Located>),
+    NoSecret(Vec<Located>),
+}
+
 /// The readers a report is about, with the issue each came back from; `None` when it is not
 /// a bounce or complaint at all.
-fn locate(ledger: &Ledger, report: &Parsed) -> Result<Option<Vec<Located>>, BouncesError> {
+fn locate(ledger: &Ledger, report: &Parsed, verp: &Verp) -> Result<Option<Readers>, BouncesError> {
     let (message_id, wanted): (Option<&str>, Vec<Wanted>) = match report {
         Parsed::NotABounce => return Ok(None),
         Parsed::Arf(arf) => {
@@ -308,22 +376,31 @@ fn locate(ledger: &Ledger, report: &Parsed) -> Result<Option<Vec<Located>>, Boun
     // bulletin sends each message to one reader: its Message-ID finds them and the issue,
     // whatever address the report names (a forward, an alias). The worst of what the report
     // says about its recipients is what happened to the message.
-    if let Some(found) = message_id
+    // A VERP envelope sender names the reader and the issue as well, when the report kept
+    // no Message-ID.
+    let mut no_secret = false;
+    let mut found = message_id
         .map(|id| ledger.by_message_id(id))
         .transpose()?
-        .flatten()
-    {
+        .flatten();
+    if found.is_none() {
+        match verp.find(ledger)? {
+            Ok(by_verp) => found = by_verp,
+            Err(()) => no_secret = true,
+        }
+    }
+    if let Some(found) = found {
         let worst = wanted
             .iter()
             .max_by_key(|(_, kind, _)| severity(*kind))
             .cloned();
         if let Some((_, kind, reason)) = worst {
-            return Ok(Some(vec![Located {
+            return Ok(Some(Readers::Located(vec![Located {
                 address: found.recipient.as_str().to_string(),
                 kind,
                 issue: Some(found.issue),
                 reason,
-            }]));
+            }])));
         }
     }
     let mut located = Vec::new();
@@ -351,7 +428,11 @@ fn locate(ledger: &Ledger, report: &Parsed) -> Result<Option<Vec<Located>>, Boun
             },
         });
     }
-    Ok(Some(located))
+    let unmatched = located.iter().any(|one| one.issue.is_none());
+    Ok(Some(match no_secret && unmatched {
+        true => Readers::NoSecret(located),
+        false => Readers::Located(located),
+    }))
 }
 
 fn severity(kind: Kind) -> u8 {

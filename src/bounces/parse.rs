@@ -153,6 +153,28 @@ pub fn report_id(raw: &[u8]) -> String {
     })
 }
 
+/// The addresses the message itself was delivered to, where a VERP address shows
+/// ([`crate::message::verp`]): its `Delivered-To`, `X-Original-To` and `To` fields, in that
+/// order.
+pub fn delivered_to(raw: &[u8]) -> Vec<String> {
+    let Some(headers) = MessageParser::default().parse_headers(raw) else {
+        return Vec::new();
+    };
+    let mut found: Vec<String> = Vec::new();
+    for name in ["delivered-to", "x-original-to"] {
+        found.extend(
+            headers
+                .headers_raw()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| bare_address(v)),
+        );
+    }
+    if let Some(to) = headers.to() {
+        found.extend(to.iter().filter_map(|a| a.address()).map(str::to_string));
+    }
+    found
+}
+
 /// Every part of the message whose content type is `ctype/subtype`.
 fn parts_of<'m, 'x>(
     msg: &'m Message<'x>,

@@ -121,6 +121,23 @@ impl Ledger {
         })
     }
 
+    /// Every reader the issue `slug` (compared without regard to case: a relay may fold a
+    /// VERP address's case) went or was to go to, as the ledger keys them.
+    pub fn recipients_of(&self, slug: &str) -> Result<Vec<Found>, LedgerError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT issue, recipient FROM deliveries WHERE issue = ?1 COLLATE NOCASE",
+            )?;
+            let rows = stmt.query_map(params![slug], |r| {
+                Ok(Found {
+                    issue: r.get(0)?,
+                    recipient: r.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
     /// Marks `recipients` in flight for `run`, in one transaction, and says which it claimed:
     /// a recipient already sent to (or failed permanently, unless `retry_permanent`) is left
     /// alone, and counted as such.

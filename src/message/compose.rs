@@ -45,6 +45,10 @@ pub struct Composer {
     pub dkim: Option<DkimConfig>,
     /// Gmail's Feedback-ID, `<issue>:<this>`, when the settings have one.
     pub feedback_id: Option<FeedbackId>,
+    /// Each message's envelope sender is its reader's VERP address
+    /// ([`super::verp::envelope_sender`]), not the plain `from` (an SMTP profile's
+    /// `verp = true`). The headers are the same either way.
+    pub verp: bool,
     /// The holes of [`Composer::template`], numbered once; `Default::default()`.
     pub slots: std::sync::OnceLock<Slots>,
 }
@@ -265,11 +269,15 @@ impl Composer {
                 headers: self.list_headers(list_unsubscribe, feedback_id),
             }),
         };
+        let sender = match self.verp {
+            true => {
+                let tag = super::verp::tag(&self.unsubscribe.secret, subscriber.address.as_ref());
+                super::verp::envelope_sender(&from.email, &self.issue, &tag)
+            }
+            false => from.email,
+        };
         Ok(Outgoing {
-            envelope: Envelope {
-                from: from.email,
-                to,
-            },
+            envelope: Envelope { from: sender, to },
             message_id,
             payload,
         })
@@ -347,6 +355,7 @@ mod tests {
                 secret: Secret::new("a test secret"),
             },
             test,
+            verp: false,
             dkim: None,
             feedback_id: None,
             slots: Default::default(),

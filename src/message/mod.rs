@@ -17,6 +17,7 @@ pub mod dkim;
 mod mime;
 mod qp;
 pub mod unsubscribe;
+pub mod verp;
 
 use std::fmt;
 

@@ -89,6 +89,10 @@ fn composer(setup: &Setup, slug: &str, rendered: Rendered) -> Result<Composer, S
             secret,
         },
         test: setup.test,
+        verp: config
+            .profiles
+            .get(setup.profile)
+            .is_some_and(Profile::verp),
         dkim,
         feedback_id: config.feedback_id(setup.profile).cloned(),
         slots: Default::default(),

@@ -43,6 +43,7 @@ fn composer() -> Composer {
             secret: Secret::placeholder(),
         },
         test: false,
+        verp: false,
         dkim: None,
         feedback_id: None,
         slots: Default::default(),

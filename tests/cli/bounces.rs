@@ -586,3 +586,77 @@ fn bounces_from_a_maildir_and_an_mbox_file() {
         none.stderr()
     );
 }
+
+/// A bounce that keeps neither the original Message-ID nor the reader's address (a forward to
+/// a mailbox that is gone), returned to the VERP envelope sender: matched by it.
+#[test]
+fn bounces_find_the_reader_and_issue_by_the_verp_address() {
+    let received = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(received.path());
+    let ws = Workspace::for_sending(&format!(
+        "[profiles.test]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nverp = true\n",
+        smtp.port
+    ));
+    ws.write(
+        "subscribers.csv",
+        "email,first_name\nana@example.org,Ana\nbo@example.org,Bo\n",
+    );
+    let out = send(&ws, "issues/2020-06.json");
+    assert!(out.contains("Sent: 2\n"), "{out}");
+    let senders = smtp.mail_from();
+    let ana = &senders["ana@example.org"];
+    let tag = |sender: &str| {
+        let rest = sender
+            .strip_prefix("newsletter+2020-06.")
+            .unwrap_or_else(|| panic!("{sender}"));
+        let tag = rest
+            .strip_suffix("@example.org")
+            .unwrap_or_else(|| panic!("{sender}"));
+        assert_eq!(tag.len(), 10, "{sender}");
+        assert!(
+            tag.bytes()
+                .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)),
+            "{sender}"
+        );
+        tag.to_string()
+    };
+    assert_ne!(tag(ana), tag(&senders["bo@example.org"]), "{senders:?}");
+    // The headers keep the plain sender.
+    let raw = &smtp.received()["ana@example.org"][0];
+    let msg = MessageParser::default().parse(raw).unwrap();
+    assert_eq!(
+        msg.from().unwrap().first().unwrap().address(),
+        Some("newsletter@example.org")
+    );
+
+    let report = format!(
+        "Return-Path: <>\r\nDelivered-To: {ana}\r\nFrom: MAILER-DAEMON@mx.forward.example\r\nTo: {ana}\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <verp-bounce-1@mx.forward.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThe mail system could not deliver your message.\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.forward.example\r\n\r\nFinal-Recipient: rfc822; old-box@forward.example\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n--b--\r\n"
+    );
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(ws.path().join("Maildir").join(sub)).unwrap();
+    }
+    ws.write("Maildir/new/1.verp", &report);
+
+    // Without the unsubscribe secret, the tag cannot be read: said, and left in place.
+    let run = ws.run_with(&["bounces", "--maildir", "Maildir"], &[(SECRET.0, "")]);
+    let out = run.ok();
+    assert!(out.contains("1 for a reader not in the ledger"), "{out}");
+    assert!(
+        run.stderr().contains(
+            "1 report returned to a VERP address could not be matched: BULLETIN_UNSUBSCRIBE_SECRET"
+        ),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(store(&ws).events().unwrap(), 0);
+
+    let out = ws
+        .run_with(&["bounces", "--maildir", "Maildir"], &[SECRET])
+        .ok();
+    assert!(out.starts_with("1 message: 1 hard bounce, 0 soft"), "{out}");
+    assert!(
+        out.contains("ana@example.org  bounce  2020-06  recorded"),
+        "{out}"
+    );
+    assert_eq!(store(&ws).events().unwrap(), 1);
+}

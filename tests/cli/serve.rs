@@ -251,6 +251,26 @@ impl Smtp {
         }
         by
     }
+
+    /// The MAIL FROM address the client gave for each message received, by recipient.
+    pub fn mail_from(&self) -> BTreeMap<String, String> {
+        std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "envelope"))
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let mut lines = text.lines();
+                let mail = lines
+                    .next()
+                    .unwrap()
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("");
+                (lines.next().unwrap().to_string(), mail.to_string())
+            })
+            .collect()
+    }
 }
 
 impl Drop for Smtp {

@@ -70,12 +70,18 @@ pub fn run(args: Args) -> Result<(), Error> {
     };
     let ledger = crate::workspace::ledger_path(&root);
     let store = root.join(&config.serve.store);
+    // VERP tags are made with the unsubscribe secret; without it, reports only a VERP address
+    // could match are counted and said.
+    let secret_env = config.unsubscribe.secret_env.clone();
+    let verp_secret = Secret::from_env(&secret_env).ok();
     let (shown, place, mut processor) = if let Some(dir) = &args.maildir {
-        let mut processor = Processor::open(&ledger, &store, options)?;
+        let mut processor =
+            Processor::open(&ledger, &store, options)?.with_verp_secret(verp_secret);
         local::maildir(&here.join(dir), &settings.handled_folder, &mut processor)?;
         (dir.display().to_string(), Place::Maildir, processor)
     } else if let Some(file) = &args.mbox {
-        let mut processor = Processor::open(&ledger, &store, options)?;
+        let mut processor =
+            Processor::open(&ledger, &store, options)?.with_verp_secret(verp_secret);
         local::mbox(&here.join(file), &mut processor)?;
         (file.display().to_string(), Place::Mbox, processor)
     } else {
@@ -84,7 +90,8 @@ pub fn run(args: Args) -> Result<(), Error> {
                 true => Error::Usage(message),
                 false => rule_error(format!("[bounces] {message}")),
             })?;
-        let mut processor = Processor::open(&ledger, &store, options)?;
+        let mut processor =
+            Processor::open(&ledger, &store, options)?.with_verp_secret(verp_secret);
         crate::cli::runtime()?.block_on(imap::run(&mailbox, &root, &mut processor))?;
         (mailbox.shown, Place::Imap, processor)
     };
@@ -95,6 +102,12 @@ pub fn run(args: Args) -> Result<(), Error> {
         say(&format!("{value:#}\n"));
     } else {
         say(&text(&summary, &shown, &settings.handled_folder, place));
+    }
+    if summary.verp_without_secret > 0 {
+        crate::cli::warn(&format!(
+            "{} returned to a VERP address could not be matched: {secret_env} (the unsubscribe secret the issues were sent with, [unsubscribe] secret_env) is not set; set it and run bulletin bounces again",
+            count(summary.verp_without_secret, "report", "reports")
+        ));
     }
     Ok(())
 }
