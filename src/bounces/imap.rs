@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_stream::StreamExt;
 
-use super::{BouncesError, Processor};
+use super::{BouncesError, Processor, Settings};
 use crate::values::Secret;
 
 /// How long connecting, TLS, the greeting and the login may take.
@@ -55,8 +55,98 @@ pub struct Address {
     pub username: Option<String>,
 }
 
+/// What the command line gives besides `[bounces]`: `--imap` and `--password-env`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Given<'a> {
+    pub imap: Option<&'a str>,
+    pub password_env: Option<&'a str>,
+}
+
+/// Why no mailbox can be read, and whether the settings (`[bounces]`) or the command line are
+/// at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct MailboxError {
+    pub in_settings: bool,
+    pub message: String,
+}
+
+/// The IMAP mailbox from the command line (`given`) and `[bounces]`, checked, its password read.
+pub fn mailbox(given: &Given<'_>, settings: &Settings) -> Result<Mailbox, MailboxError> {
+    let fail = |from_flag: bool, message: String| MailboxError {
+        in_settings: !from_flag,
+        message,
+    };
+    let (url, from_flag) = match (given.imap, &settings.imap) {
+        (Some(url), _) => (url, true),
+        (None, Some(url)) => (url.as_str(), false),
+        (None, None) => {
+            return Err(fail(
+                true,
+                "no mailbox to read: set [bounces] imap in bulletin.toml (e.g. imap = \"imaps://newsletter@imap.example.org/INBOX\"), or give --imap URL, --maildir DIR or --mbox FILE".into(),
+            ));
+        }
+    };
+    let address = address(url).map_err(|e| fail(from_flag, e.to_string()))?;
+    let username = address
+        .username
+        .clone()
+        .or_else(|| settings.username.clone())
+        .ok_or_else(|| {
+            fail(
+                from_flag,
+                "no user name: put it in the URL (imaps://USER@HOST/INBOX) or set [bounces] username".to_string(),
+            )
+        })?;
+    let (password_env, env_from_flag) = match (given.password_env, &settings.password_env) {
+        (Some(name), _) => (name.to_string(), true),
+        (None, Some(name)) => (name.clone(), false),
+        (None, None) => {
+            return Err(fail(
+                true,
+                "no password: set [bounces] password_env to the environment variable that holds it, or give --password-env NAME".into(),
+            ));
+        }
+    };
+    let password =
+        Secret::from_env(&password_env).map_err(|e| fail(env_from_flag, e.to_string()))?;
+    super::local::check_folder(&settings.handled_folder).map_err(|e| fail(false, e.to_string()))?;
+    let user = percent_encoding::utf8_percent_encode(&username, USERINFO);
+    let port = match address.port {
+        993 => String::new(),
+        port => format!(":{port}"),
+    };
+    Ok(Mailbox {
+        shown: format!("imaps://{user}@{}{port}/{}", address.host, address.folder),
+        host: address.host,
+        port: address.port,
+        folder: address.folder,
+        username,
+        password,
+        password_env,
+        ca_file: settings.ca_file.clone(),
+        handled_folder: settings.handled_folder.clone(),
+    })
+}
+
+/// What a user name keeps as it is in a URL.
+const USERINFO: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A text that is not an `imaps://` mailbox URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AddressError(String);
+
 /// Reads `imaps://[user@]host[:port][/folder]`.
-pub fn address(text: &str) -> Result<Address, String> {
+pub fn address(text: &str) -> Result<Address, AddressError> {
+    parse_address(text).map_err(AddressError)
+}
+
+fn parse_address(text: &str) -> Result<Address, String> {
     let example = "e.g. \"imaps://newsletter@imap.example.org/INBOX\"";
     let url = url::Url::parse(text.trim())
         .map_err(|e| format!("\"{text}\" is not an IMAP URL ({e}); write it in full, {example}"))?;
@@ -429,7 +519,7 @@ mod tests {
             ("https://imap.example.org/", "not an IMAP one"),
             ("imap.example.org", "not an IMAP URL"),
         ] {
-            let err = address(bad).unwrap_err();
+            let err = address(bad).unwrap_err().to_string();
             assert!(err.contains(says), "{bad}: {err}");
             assert!(!err.contains("secret"), "{err}");
         }

@@ -23,25 +23,30 @@ fn local(path: &Path, reason: impl Into<String>) -> BouncesError {
     }
 }
 
+/// A handled folder's name that is not one plain folder name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FolderError(String);
+
 /// A handled folder's name, checked: one plain folder name.
-pub fn check_folder(name: &str) -> Result<(), String> {
+pub fn check_folder(name: &str) -> Result<(), FolderError> {
     let plain = !name.is_empty()
         && !name.starts_with('.')
         && !name.contains(['/', '\\'])
         && !name.chars().any(char::is_control);
     match plain {
         true => Ok(()),
-        false => Err(format!(
+        false => Err(FolderError(format!(
             "handled_folder = \"{name}\" must be one folder name, without '/' or a leading '.', e.g. \"{}\"",
             super::HANDLED
-        )),
+        ))),
     }
 }
 
 /// Reads every message of the Maildir at `dir` (its `new/` and `cur/`), records each, and
 /// moves those handled into `dir/.<folder>/`, unless this is a dry run.
 pub fn maildir(dir: &Path, folder: &str, processor: &mut Processor) -> Result<(), BouncesError> {
-    check_folder(folder).map_err(|reason| local(dir, reason))?;
+    check_folder(folder).map_err(|e| local(dir, e.to_string()))?;
     let messages = maildir::MessageIterator::new(dir).map_err(|e| {
         local(
             dir,

@@ -31,7 +31,7 @@ struct Job {
     source: Source,
     issue: Option<String>,
     unless_held: bool,
-    reply: oneshot::Sender<Result<Done, String>>,
+    reply: oneshot::Sender<Result<Done, RecordError>>,
 }
 
 /// What a request records.
@@ -62,7 +62,7 @@ impl Committer {
 
     /// Records `record`, answering once the transaction that holds it is committed and
     /// synced; an error says why it is not recorded.
-    pub async fn record(&self, record: Record) -> Result<Done, String> {
+    pub async fn record(&self, record: Record) -> Result<Done, RecordError> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             at: crate::clock::now(),
@@ -76,16 +76,24 @@ impl Committer {
         match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                return Err(format!("{QUEUE} events already wait for the store"));
+                return Err(RecordError::Busy);
             }
-            Err(TrySendError::Disconnected(_)) => {
-                return Err("the store's writer has stopped".into());
-            }
+            Err(TrySendError::Disconnected(_)) => return Err(RecordError::Stopped),
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err("the store's writer has stopped".into()))
+        answer.await.unwrap_or(Err(RecordError::Stopped))
     }
+}
+
+/// Why an event is not recorded (the request is answered 503, and the client tries again).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("{QUEUE} events already wait for the store")]
+    Busy,
+    #[error("the store's writer has stopped")]
+    Stopped,
+    /// The transaction failed: the store's reason.
+    #[error("{0}")]
+    Store(String),
 }
 
 /// The writer: a batch of whatever waits, one transaction, then the answers.
@@ -126,7 +134,7 @@ fn write(store: &Mutex<Store>, queue: &Receiver<Job>) {
             }
             Err(e) => {
                 for job in jobs {
-                    let _ = job.reply.send(Err(e.reason.clone()));
+                    let _ = job.reply.send(Err(RecordError::Store(e.reason.clone())));
                 }
             }
         }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::bounces::{self, Options, Processor, Summary, imap, local};
+use crate::bounces::{Options, Processor, Summary, imap, local};
 use crate::cli::{Error, say};
 use crate::config::{self, ConfigError};
 use crate::values::Secret;
@@ -74,26 +74,37 @@ pub fn run(args: Args) -> Result<(), Error> {
     // could match are counted and said.
     let secret_env = config.unsubscribe.secret_env.clone();
     let verp_secret = Secret::from_env(&secret_env).ok();
-    let (shown, place, mut processor) = if let Some(dir) = &args.maildir {
-        let mut processor =
-            Processor::open(&ledger, &store, options)?.with_verp_secret(verp_secret);
-        local::maildir(&here.join(dir), &settings.handled_folder, &mut processor)?;
-        (dir.display().to_string(), Place::Maildir, processor)
-    } else if let Some(file) = &args.mbox {
-        let mut processor =
-            Processor::open(&ledger, &store, options)?.with_verp_secret(verp_secret);
-        local::mbox(&here.join(file), &mut processor)?;
-        (file.display().to_string(), Place::Mbox, processor)
-    } else {
-        let mailbox =
-            mailbox(&args, &settings).map_err(|(from_flags, message)| match from_flags {
-                true => Error::Usage(message),
-                false => rule_error(format!("[bounces] {message}")),
-            })?;
-        let mut processor =
-            Processor::open(&ledger, &store, options)?.with_verp_secret(verp_secret);
-        crate::cli::runtime()?.block_on(imap::run(&mailbox, &root, &mut processor))?;
-        (mailbox.shown, Place::Imap, processor)
+    // The mailbox is known (or refused, as a usage error) before the ledger is opened.
+    let source = match (&args.maildir, &args.mbox) {
+        (Some(dir), _) => Source::Maildir(dir),
+        (None, Some(file)) => Source::Mbox(file),
+        (None, None) => {
+            let given = imap::Given {
+                imap: args.imap.as_deref(),
+                password_env: args.password_env.as_deref(),
+            };
+            Source::Imap(
+                imap::mailbox(&given, &settings).map_err(|e| match e.in_settings {
+                    false => Error::Usage(e.message),
+                    true => rule_error(format!("[bounces] {}", e.message)),
+                })?,
+            )
+        }
+    };
+    let mut processor = Processor::open(&ledger, &store, options)?.with_verp_secret(verp_secret);
+    let (shown, place) = match source {
+        Source::Maildir(dir) => {
+            local::maildir(&here.join(dir), &settings.handled_folder, &mut processor)?;
+            (dir.display().to_string(), Place::Maildir)
+        }
+        Source::Mbox(file) => {
+            local::mbox(&here.join(file), &mut processor)?;
+            (file.display().to_string(), Place::Mbox)
+        }
+        Source::Imap(mailbox) => {
+            crate::cli::runtime()?.block_on(imap::run(&mailbox, &root, &mut processor))?;
+            (mailbox.shown, Place::Imap)
+        }
     };
     let summary = std::mem::take(&mut processor.summary);
     if args.json {
@@ -112,66 +123,12 @@ pub fn run(args: Args) -> Result<(), Error> {
     Ok(())
 }
 
-/// The IMAP mailbox from the flags and `[bounces]`; the error says whether the flags or the
-/// settings are at fault.
-fn mailbox(args: &Args, settings: &bounces::Settings) -> Result<imap::Mailbox, (bool, String)> {
-    let (url, from_flag) = match (&args.imap, &settings.imap) {
-        (Some(url), _) => (url.as_str(), true),
-        (None, Some(url)) => (url.as_str(), false),
-        (None, None) => {
-            return Err((
-                true,
-                "no mailbox to read: set [bounces] imap in bulletin.toml (e.g. imap = \"imaps://newsletter@imap.example.org/INBOX\"), or give --imap URL, --maildir DIR or --mbox FILE".into(),
-            ));
-        }
-    };
-    let address = imap::address(url).map_err(|e| (from_flag, e))?;
-    let username = address
-        .username
-        .clone()
-        .or_else(|| settings.username.clone())
-        .ok_or_else(|| {
-            (
-                from_flag,
-                "no user name: put it in the URL (imaps://USER@HOST/INBOX) or set [bounces] username".to_string(),
-            )
-        })?;
-    let (password_env, env_from_flag) = match (&args.password_env, &settings.password_env) {
-        (Some(name), _) => (name.clone(), true),
-        (None, Some(name)) => (name.clone(), false),
-        (None, None) => {
-            return Err((
-                true,
-                "no password: set [bounces] password_env to the environment variable that holds it, or give --password-env NAME".into(),
-            ));
-        }
-    };
-    let password = Secret::from_env(&password_env).map_err(|e| (env_from_flag, e.to_string()))?;
-    local::check_folder(&settings.handled_folder).map_err(|e| (false, e))?;
-    let user = percent_encoding::utf8_percent_encode(&username, USERINFO);
-    let port = match address.port {
-        993 => String::new(),
-        port => format!(":{port}"),
-    };
-    Ok(imap::Mailbox {
-        shown: format!("imaps://{user}@{}{port}/{}", address.host, address.folder),
-        host: address.host,
-        port: address.port,
-        folder: address.folder,
-        username,
-        password,
-        password_env,
-        ca_file: settings.ca_file.clone(),
-        handled_folder: settings.handled_folder.clone(),
-    })
+/// The mailbox named: a Maildir, an mbox file, or the IMAP mailbox of the flags and settings.
+enum Source<'a> {
+    Maildir(&'a std::path::Path),
+    Mbox(&'a std::path::Path),
+    Imap(imap::Mailbox),
 }
-
-/// What a user name keeps as it is in a URL.
-const USERINFO: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 /// Where the mailbox is: what "moved" means there.
 #[derive(Debug, Clone, Copy)]
