@@ -154,8 +154,8 @@ pub struct Processor {
     ledger: Ledger,
     store: Option<Store>,
     options: Options,
-    /// The unsubscribe secret, to read VERP tags with; None when it is not set.
-    verp_secret: Option<Secret>,
+    /// The key of VERP tags, from the unsubscribe secret; None when it is not set.
+    verp_key: Option<verp::Key>,
     pub summary: Summary,
 }
 
@@ -175,7 +175,7 @@ impl Processor {
             ledger,
             store,
             options,
-            verp_secret: None,
+            verp_key: None,
             summary: Summary {
                 dry_run: options.dry_run,
                 ..Summary::default()
@@ -186,7 +186,7 @@ impl Processor {
     /// Reads VERP addresses with `secret` (the unsubscribe secret); without one, a report
     /// only a VERP address could match is counted in [`Summary::verp_without_secret`].
     pub fn with_verp_secret(mut self, secret: Option<Secret>) -> Processor {
-        self.verp_secret = secret;
+        self.verp_key = secret.as_ref().map(verp::Key::new);
         self
     }
 
@@ -197,7 +197,7 @@ impl Processor {
         let delivered_to = parse::delivered_to(raw);
         let verp = Verp {
             addresses: &delivered_to,
-            secret: self.verp_secret.as_ref(),
+            key: self.verp_key.as_ref(),
         };
         let located = match locate(&self.ledger, &parse::parse(raw), &verp)? {
             Some(Readers::NoSecret(located)) => {
@@ -301,7 +301,7 @@ type Wanted = (String, Kind, Option<String>);
 /// The addresses a report was delivered to, and the secret to read VERP tags with.
 struct Verp<'a> {
     addresses: &'a [String],
-    secret: Option<&'a Secret>,
+    key: Option<&'a verp::Key>,
 }
 
 impl Verp<'_> {
@@ -319,12 +319,12 @@ impl Verp<'_> {
         if parsed.is_empty() {
             return Ok(Ok(None));
         }
-        let Some(secret) = self.secret else {
+        let Some(key) = self.key else {
             return Ok(Err(()));
         };
         for (slug, tag) in parsed {
             for found in ledger.recipients_of(&slug)? {
-                if verp::tag(secret, found.recipient.as_str()) == tag {
+                if key.tag(found.recipient.as_str()) == tag {
                     return Ok(Ok(Some(found)));
                 }
             }

@@ -45,10 +45,10 @@ pub struct Composer {
     pub dkim: Option<DkimConfig>,
     /// Gmail's Feedback-ID, `<issue>:<this>`, when the settings have one.
     pub feedback_id: Option<FeedbackId>,
-    /// Each message's envelope sender is its reader's VERP address
-    /// ([`super::verp::envelope_sender`]), not the plain `from` (an SMTP profile's
-    /// `verp = true`). The headers are the same either way.
-    pub verp: bool,
+    /// With the key of the readers' tags (an SMTP profile's `verp = true`), each message's
+    /// envelope sender is its reader's VERP address ([`super::verp::envelope_sender`]), not the
+    /// plain `from`. The headers are the same either way.
+    pub verp: Option<super::verp::Key>,
     /// The holes of [`Composer::template`], numbered once; `Default::default()`.
     pub slots: std::sync::OnceLock<Slots>,
 }
@@ -269,12 +269,12 @@ impl Composer {
                 headers: self.list_headers(list_unsubscribe, feedback_id),
             }),
         };
-        let sender = match self.verp {
-            true => {
-                let tag = super::verp::tag(&self.unsubscribe.secret, subscriber.address.as_ref());
+        let sender = match &self.verp {
+            Some(key) => {
+                let tag = key.tag(subscriber.address.as_ref());
                 super::verp::envelope_sender(&from.email, &self.issue, &tag)
             }
-            false => from.email,
+            None => from.email,
         };
         Ok(Outgoing {
             envelope: Envelope { from: sender, to },
@@ -355,7 +355,7 @@ mod tests {
                 secret: Secret::new("a test secret"),
             },
             test,
-            verp: false,
+            verp: None,
             dkim: None,
             feedback_id: None,
             slots: Default::default(),

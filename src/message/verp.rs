@@ -29,15 +29,39 @@ const MAX_LOCAL: usize = 64;
 
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
+/// The key tags are made with: HMAC-SHA256 of a fixed label under the secret (the
+/// unsubscribe secret). Derived once per send or per mailbox read, not once per reader.
+#[derive(Clone)]
+pub struct Key([u8; 32]);
+
+impl Key {
+    pub fn new(secret: &Secret) -> Key {
+        let mut derive = hmac::Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        derive.update(KEY_LABEL);
+        Key(derive.finalize().into_bytes().into())
+    }
+
+    /// The reader's tag ([`tag`]).
+    pub fn tag(&self, address: &str) -> String {
+        tag_with(&self.0, address)
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("verp::Key([redacted])")
+    }
+}
+
 /// The reader's tag: the first 10 characters of the lower-case, unpadded base32 of
-/// HMAC-SHA256(key, lower-case address), the key being HMAC-SHA256 of a fixed label under
-/// the secret (the unsubscribe secret).
+/// HMAC-SHA256(key, lower-case address), the [`Key`] derived from the secret.
 pub fn tag(secret: &Secret, address: &str) -> String {
-    let mut derive = hmac::Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-    derive.update(KEY_LABEL);
-    let key = derive.finalize().into_bytes();
-    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&key)
+    Key::new(secret).tag(address)
+}
+
+fn tag_with(key: &[u8], address: &str) -> String {
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key)
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
     mac.update(address.trim().to_lowercase().as_bytes());
     let digest = mac.finalize().into_bytes();

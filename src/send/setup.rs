@@ -83,16 +83,17 @@ fn composer(setup: &Setup, slug: &str, rendered: Rendered) -> Result<Composer, S
         from: config.sender.from.clone(),
         reply_to: config.sender.reply_to.clone(),
         list_id: config.sender.list_id.clone(),
+        verp: config
+            .profiles
+            .get(setup.profile)
+            .is_some_and(Profile::verp)
+            .then(|| message::verp::Key::new(&secret)),
         unsubscribe: Unsubscribe {
             url: config.unsubscribe.url.clone(),
             mailto: config.unsubscribe.mailto.clone(),
             secret,
         },
         test: setup.test,
-        verp: config
-            .profiles
-            .get(setup.profile)
-            .is_some_and(Profile::verp),
         dkim,
         feedback_id: config.feedback_id(setup.profile).cloned(),
         slots: Default::default(),

@@ -43,7 +43,7 @@ fn composer() -> Composer {
             secret: Secret::placeholder(),
         },
         test: false,
-        verp: false,
+        verp: None,
         dkim: None,
         feedback_id: None,
         slots: Default::default(),
