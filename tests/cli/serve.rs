@@ -42,7 +42,7 @@ impl Server {
     }
 
     /// With these arguments, and these environment variables besides the unsubscribe secret.
-    fn start_with_env(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start_with_env(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bulletin"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
@@ -75,6 +75,19 @@ impl Server {
 
     pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Whether the log has `line` in it, waiting up to 5 s for it: the server writes a line
+    /// before it answers, but the thread that reads its stderr may not have read it yet.
+    pub(crate) fn logged(&self, line: &str) -> bool {
+        let until = Instant::now() + Duration::from_secs(5);
+        while !self.log().contains(line) {
+            if Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
     }
 
     /// The log once it holds `needle` (read from the server's stderr by another thread, so

@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,51 +17,20 @@ use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{KeyInit, Mac};
 
 use crate::common::Workspace;
-use crate::serve::Smtp;
+use crate::serve::{Server, Smtp};
 
 const SECRET: (&str, &str) = (
     "BULLETIN_UNSUBSCRIBE_SECRET",
     "test-secret-not-for-production",
 );
 
-/// `bulletin serve` on a free loopback port with these variables set; killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<String>>,
+/// A webhook request to the running `bulletin serve`.
+trait Post {
+    /// POSTs `body` with `headers` to `path`: (status, response headers and body).
+    fn post(&self, path: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, String);
 }
 
-impl Server {
-    fn start(ws: &Workspace, env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bulletin"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .current_dir(ws.path())
-            .env(SECRET.0, SECRET.1)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run bulletin serve");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("bulletin serve: listening on http://")
-            .unwrap_or_else(|| panic!("serve did not start: {line}"))
-            .to_string();
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&format!("{line}\n"));
-            }
-        });
-        Server { child, addr, log }
-    }
-
-    /// POSTs `body` with `headers` to `path`: (status, response headers and body).
+impl Post for Server {
     fn post(&self, path: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, String) {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -80,30 +49,6 @@ impl Server {
         s.read_to_string(&mut out).unwrap();
         let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap();
         (status, out)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Whether the log has `line` in it, waiting up to 5 s for it: the server writes a line
-    /// before it answers, but the thread that reads its stderr may not have read it yet.
-    fn logged(&self, line: &str) -> bool {
-        let until = std::time::Instant::now() + Duration::from_secs(5);
-        while !self.log().contains(line) {
-            if std::time::Instant::now() > until {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        true
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -198,7 +143,7 @@ fn postmark_takes_its_basic_credentials_and_nothing_else() {
     let ws = workspace(
         "[serve.webhooks.postmark]\nusername = \"postmark\"\npassword_env = \"TEST_POSTMARK_PASSWORD\"\n",
     );
-    let server = Server::start(&ws, &[("TEST_POSTMARK_PASSWORD", POSTMARK_PASSWORD)]);
+    let server = Server::start_with_env(&ws, &[], &[("TEST_POSTMARK_PASSWORD", POSTMARK_PASSWORD)]);
     let body = postmark_bounce("HardBounce", "ana@example.org", 4323372036854775807);
     let path = "/webhooks/postmark";
     for wrong in [
@@ -308,7 +253,7 @@ fn sendgrid_takes_its_signature_over_timestamp_and_body() {
     let other = p256::ecdsa::SigningKey::from_slice(&[0x17; 32]).unwrap();
     let key = sendgrid_key(&signing);
     let ws = workspace("[serve.webhooks.sendgrid]\nverification_key_env = \"TEST_SENDGRID_KEY\"\n");
-    let server = Server::start(&ws, &[("TEST_SENDGRID_KEY", &key)]);
+    let server = Server::start_with_env(&ws, &[], &[("TEST_SENDGRID_KEY", &key)]);
     let path = "/webhooks/sendgrid";
     // SendGrid's event examples, batched as it posts them.
     let body = br#"[
@@ -384,7 +329,7 @@ fn mailgun_failed(id: &str, recipient: &str, severity: &str) -> String {
 #[test]
 fn mailgun_takes_its_hmac_fresh_and_once() {
     let ws = workspace("[serve.webhooks.mailgun]\nsigning_key_env = \"TEST_MAILGUN_KEY\"\n");
-    let server = Server::start(&ws, &[("TEST_MAILGUN_KEY", MAILGUN_KEY)]);
+    let server = Server::start_with_env(&ws, &[], &[("TEST_MAILGUN_KEY", MAILGUN_KEY)]);
     let path = "/webhooks/mailgun";
     let event = mailgun_failed("G9Bn5sl1TC6nu79C8C0bwg", "ana@example.org", "permanent");
     let t = now();
@@ -437,7 +382,7 @@ fn soft_bounces_suppress_at_the_limit() {
     let ws = workspace(
         "[serve.bounces]\nsoft_limit = 3\nsoft_window_days = 30\n\n[serve.webhooks.mailgun]\nsigning_key_env = \"TEST_MAILGUN_KEY\"\n",
     );
-    let server = Server::start(&ws, &[("TEST_MAILGUN_KEY", MAILGUN_KEY)]);
+    let server = Server::start_with_env(&ws, &[], &[("TEST_MAILGUN_KEY", MAILGUN_KEY)]);
     let soft = |n: usize| {
         let event = mailgun_failed(&format!("event{n}"), "ana@example.org", "temporary");
         let body = mailgun_body(MAILGUN_KEY, now(), &format!("token{n}"), &event);
@@ -476,7 +421,7 @@ fn soft_bounces_suppress_at_the_limit() {
 fn brevo_takes_a_bearer_token_and_batches() {
     let token = "brevo-token-made-by-the-test";
     let ws = workspace("[serve.webhooks.brevo]\ntoken_env = \"TEST_BREVO_TOKEN\"\n");
-    let server = Server::start(&ws, &[("TEST_BREVO_TOKEN", token)]);
+    let server = Server::start_with_env(&ws, &[], &[("TEST_BREVO_TOKEN", token)]);
     let path = "/webhooks/brevo";
     // Brevo's transactional hard_bounce example.
     let one = r#"{"event":"hard_bounce","email":"ana@example.org","id":123456,"date":"2020-10-09 00:00:00","ts":1604933619,"message-id":"<202010091440.89416541@smtp-relay.mailin.fr>","ts_event":1604933654,"subject":"My first Transactional","tag":"[\"transactionalTag\"]","sending_ip":"185.41.28.109","ts_epoch":1604933654,"tags":["myFirstTransactional"],"reason":"unknown user"}"#;
@@ -530,7 +475,7 @@ fn mailjet_takes_its_basic_credentials_and_arrays() {
         "[serve.webhooks.mailjet]\npath = \"/hooks/mj\"\nusername = \"mailjet\"\npassword_env = \"TEST_MAILJET_PASSWORD\"\n",
     );
     let password = "mj-password-made-by-the-test";
-    let server = Server::start(&ws, &[("TEST_MAILJET_PASSWORD", password)]);
+    let server = Server::start_with_env(&ws, &[], &[("TEST_MAILJET_PASSWORD", password)]);
     // Mailjet's bounce, spam and unsub examples, grouped as an array.
     let body = r#"[
  {"event":"bounce","time":1430812195,"MessageID":13792286917004336,"Message_GUID":"1ab23cd4-e567-8901-2345-6789f0gh1i2j","email":"ana@example.org","mj_campaign_id":0,"mj_contact_id":0,"customcampaign":"","CustomID":"helloworld","Payload":"","blocked":false,"hard_bounce":true,"error_related_to":"recipient","error":"user unknown"},
@@ -593,7 +538,7 @@ fn resend_takes_its_svix_signature_fresh_and_once() {
     let key = b"resend-secret-made-by-the-test!!";
     let secret = format!("whsec_{}", B64.encode(key));
     let ws = workspace("[serve.webhooks.resend]\nsecret_env = \"TEST_RESEND_SECRET\"\n");
-    let server = Server::start(&ws, &[("TEST_RESEND_SECRET", &secret)]);
+    let server = Server::start_with_env(&ws, &[], &[("TEST_RESEND_SECRET", &secret)]);
     let path = "/webhooks/resend";
     // Resend's email.bounced example.
     let body = br#"{"type":"email.bounced","created_at":"2024-11-22T23:41:12.126Z","data":{"broadcast_id":"8b146471-e88e-4322-86af-016cd36fd216","created_at":"2024-11-22T23:41:11.894719+00:00","email_id":"56761188-7520-42d8-8898-ff6fc54ce618","from":"Acme <onboarding@resend.dev>","to":["ana@example.org"],"subject":"Sending this example","bounce":{"message":"The recipient's email address is on the suppression list because it has a recent history of producing hard bounces.","subType":"Suppressed","type":"Permanent"}}}"#;
@@ -783,7 +728,7 @@ fn ses_through_sns_verifies_the_signature_and_confirms_only_listed_topics() {
     let ws = workspace(&format!(
         "[serve.webhooks.ses]\ntopic_arns = [\"{TOPIC}\"]\ncertificate_hosts = [\"127.0.0.1\"]\n"
     ));
-    let server = Server::start(&ws, &[]);
+    let server = Server::start_with_env(&ws, &[], &[]);
     let path = "/webhooks/ses";
     let cert = format!("http://127.0.0.1:{}/cert.pem", host.port);
     let confirm = format!(
@@ -994,7 +939,8 @@ fn a_reader_bounced_through_a_webhook_gets_no_next_issue() {
         "email,first_name\nana@example.org,Ana\nbo@example.org,Bo\ncy@example.org,Cy\n",
     );
     {
-        let server = Server::start(&ws, &[("TEST_POSTMARK_PASSWORD", POSTMARK_PASSWORD)]);
+        let server =
+            Server::start_with_env(&ws, &[], &[("TEST_POSTMARK_PASSWORD", POSTMARK_PASSWORD)]);
         let body = postmark_bounce("HardBounce", "Bo@Example.org", 1);
         let (status, _) = server.post(
             "/webhooks/postmark",
