@@ -1,7 +1,8 @@
 //! The preview's HTTP side: the page, the rendered email from memory, a server-sent event
-//! stream that says "render" after each render is in place, and the files under the issue's
-//! folder and the layout folder — nothing else. A path that leaves those folders (`..`,
-//! encoded or not, or a symlink pointing out) is answered 404, and there are no listings.
+//! stream that says "render" after each render is in place (with the state, so that
+//! the page asks only for the email), and the files under the folder and the layout
+//! folder — nothing else. A path that leaves those folders (`..`, encoded or not, or a symlink
+//! pointing out) is answered 404, and there are no listings.
 //! Every request passes the [`Guard`]: a host name it knows, and for a subscriber list's
 //! readers, the key when there is one. Renders asked for by a request run on blocking threads.
 

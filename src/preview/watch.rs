@@ -3,9 +3,10 @@
 //! Folders are watched, not files: editors that save by writing a new file and renaming it
 //! over the old one (vim, many IDEs) replace the file a file-watch would follow. A save that
 //! says it is finished (a file closed after writing, or renamed into place) is rendered at
-//! once, and the events around it are taken together; any other change waits for the files to
-//! be quiet (one save is several events), editors' temporary and backup files are ignored,
-//! and the whole issue is rendered again: it is small, and incremental cleverness breaks.
+//! once (a file just made, 10 ms later: its rename may follow), and the events around it are
+//! taken together; any other change waits for the files to be quiet (one save is several
+//! events), editors' temporary and backup files are ignored, and the whole issue is rendered
+//! again: it is small, and incremental cleverness breaks.
 //! Polling instead of native notifications is the caller's choice, for file systems that have
 //! none.
 //!
@@ -36,6 +37,11 @@ use super::site::{Outcome, Site};
 /// Quiet time after the last event of a change that has not said it is finished (below, [`Heard`]
 /// and [`classify`]) before rendering: a write still under way, a file removed or made.
 const QUIET: Duration = Duration::from_millis(80);
+/// How long a file just made and closed waits before rendering: it is most often an editor's
+/// new version of a file, about to be renamed over it (gedit, Kate, JetBrains' IDEs), and the
+/// rename, which follows at once, is then taken with it in one render rather than after a
+/// render of the files as they were.
+const JUST_MADE: Duration = Duration::from_millis(10);
 /// How often polling looks at the files.
 const POLL_EVERY: Duration = Duration::from_millis(150);
 
@@ -159,6 +165,8 @@ pub fn start(site: Arc<Site>, poll: bool) -> Result<(), WatchError> {
 fn follow(site: &Site, rx: &mpsc::Receiver<Heard>, watching: &mut Watching, backend: &mut Backend) {
     // When an unfinished change is rendered if nothing else comes first.
     let mut due: Option<Instant> = None;
+    // Files made since the last render.
+    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
     loop {
         let first = match due {
             None => match rx.recv() {
@@ -184,8 +192,20 @@ fn follow(site: &Site, rx: &mpsc::Receiver<Heard>, watching: &mut Watching, back
                     if matches!(event.kind, EventKind::Remove(_)) {
                         watching.forget(&event.paths);
                     }
+                    if matches!(event.kind, EventKind::Create(_)) {
+                        made.extend(event.paths.iter().cloned());
+                    }
+                    let just_made = matches!(event.kind, EventKind::Access(_))
+                        && event.paths.iter().any(|p| made.contains(p));
+                    let metadata = matches!(event.kind, EventKind::Modify(ModifyKind::Metadata(_)));
                     match classify(&event) {
+                        Change::Finished if just_made => due = Some(Instant::now() + JUST_MADE),
                         Change::Finished => render = true,
+                        // Permissions or times changed (vim sets them after writing a new
+                        // file): no file is half-written, so no later render than one due.
+                        Change::Unfinished if metadata => {
+                            due = due.or(Some(Instant::now() + QUIET));
+                        }
                         Change::Unfinished => due = Some(Instant::now() + QUIET),
                         Change::None => {}
                     }
@@ -196,6 +216,7 @@ fn follow(site: &Site, rx: &mpsc::Receiver<Heard>, watching: &mut Watching, back
         if render {
             // This render reads every file as it is now, the unfinished ones too.
             due = None;
+            made.clear();
             site.render_all();
         }
         if render || rendered {
