@@ -1,7 +1,8 @@
 //! The preview's HTTP side: the page, the rendered email from memory, a server-sent event
-//! stream that says "render" after each render is in place, and the files under the issue's
-//! folder and the layout folder — nothing else. A path that leaves those folders (`..`,
-//! encoded or not, or a symlink pointing out) is answered 404, and there are no listings.
+//! stream that says "render" after each render is in place (with the issue's state, so that
+//! the page asks only for the email), and the files under the issue's folder and the layout
+//! folder — nothing else. A path that leaves those folders (`..`, encoded or not, or a symlink
+//! pointing out) is answered 404, and there are no listings.
 //! Every request passes the [`Guard`]: a host name it knows, and for a subscriber list's
 //! readers, the key when there is one. Renders asked for by a request run on blocking threads.
 
@@ -373,8 +374,19 @@ async fn state(
     let Some(state) = state_of(&site, &slug).await else {
         return not_found().await;
     };
+    no_store(
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            state_json(&state),
+        )
+            .into_response(),
+    )
+}
+
+/// What the page is told of an issue's state: `state.json`, and each "render" event.
+fn state_json(state: &State) -> String {
     let good = state.good.as_deref();
-    let body = serde_json::json!({
+    serde_json::json!({
         "version": state.version,
         "good_version": state.good_version,
         "rendered": good.is_some(),
@@ -383,16 +395,12 @@ async fn state(
         "html_bytes": good.map_or(0, |g| g.html.len()),
         "text_bytes": good.map_or(0, |g| g.text.len()),
         "error": state.error,
-    });
-    no_store(
-        (
-            [(header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-            .into_response(),
-    )
+    })
+    .to_string()
 }
 
+/// "render" after each render of the issue, with its state as `state.json` gives it: the page
+/// needs no request of its own before it fetches the email (issue 17).
 async fn events(
     With(Shared { site, .. }): With<Shared>,
     UrlPath(slug): UrlPath<String>,
@@ -401,8 +409,12 @@ async fn events(
         return not_found().await;
     }
     let stream = BroadcastStream::new(site.subscribe()).filter_map(move |change| match change {
+        // The state now: the render's own, or a newer one.
         Ok(c) if c.slug == slug => Some(Ok::<_, Infallible>(
-            Event::default().event("render").data(c.version.to_string()),
+            Event::default().event("render").data(
+                site.known_state(&slug)
+                    .map_or_else(|| "?".into(), |s| state_json(&s)),
+            ),
         )),
         Ok(_) => None,
         // Missed some: the page only needs to look again.

@@ -30,11 +30,10 @@ pub struct Shown {
     pub rendered: Arc<Rendered>,
 }
 
-/// A render finished (well or not) and the page should look again.
+/// A render of the issue `slug` finished (well or not) and the page should look again.
 #[derive(Debug, Clone)]
 pub struct Change {
     pub slug: String,
-    pub version: u64,
 }
 
 /// What happened when an issue was rendered, for the command to report.
@@ -226,6 +225,11 @@ impl Site {
             drop(entries);
             self.render(slug);
         }
+        self.known_state(slug)
+    }
+
+    /// The state of an issue the preview has shown already; it never renders.
+    pub fn known_state(&self, slug: &str) -> Option<State> {
         let entries = self.entries();
         let e = entries.get(slug)?;
         Some(State {
@@ -259,7 +263,7 @@ impl Site {
         };
         let started = Instant::now();
         let result = self.render_file(&path);
-        let version = {
+        {
             let mut entries = self.entries();
             let Some(entry) = entries.get_mut(slug) else {
                 return;
@@ -274,11 +278,9 @@ impl Site {
                 }
                 Err(message) => entry.error = Some(message.clone()),
             }
-            entry.version
-        };
+        }
         let _ = self.changes.send(Change {
             slug: slug.to_string(),
-            version,
         });
         let outcome = match result {
             Ok(_) => Outcome::Rendered {

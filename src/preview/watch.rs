@@ -1,9 +1,12 @@
 //! Watching the files a preview depends on, and re-rendering when one changes.
 //!
 //! Folders are watched, not files: editors that save by writing a new file and renaming it
-//! over the old one (vim, many IDEs) replace the file a file-watch would follow. Events are
-//! debounced (one save is several events), editors' temporary and backup files are ignored,
-//! and the whole issue is rendered again: it is small, and incremental cleverness breaks.
+//! over the old one (vim, many IDEs) replace the file a file-watch would follow. A save that
+//! says it is finished (a file closed after writing, or renamed into place) is rendered at
+//! once (a file just made, 10 ms later: its rename may follow), and the events around it are
+//! taken together; any other change waits for the files to be quiet (one save is several
+//! events), editors' temporary and backup files are ignored, and the whole issue is rendered
+//! again: it is small, and incremental cleverness breaks.
 //! Polling instead of native notifications is the caller's choice, for file systems that have
 //! none.
 //!
@@ -23,41 +26,43 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
-use notify_debouncer_full::notify::{
-    self, EventKind, PollWatcher, RecommendedWatcher, RecursiveMode,
-};
-use notify_debouncer_full::{
-    DebounceEventResult, Debouncer, NoCache, RecommendedCache, new_debouncer, new_debouncer_opt,
-};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::{Event, EventKind, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::site::{Outcome, Site};
 
-/// Quiet time after the last event before rendering.
-const DEBOUNCE: Duration = Duration::from_millis(80);
+/// Quiet time after the last event of a change that has not said it is finished (below, [`Heard`]
+/// and [`classify`]) before rendering: a write still under way, a file removed or made.
+const QUIET: Duration = Duration::from_millis(80);
+/// How long a file just made and closed waits before rendering: it is most often an editor's
+/// new version of a file, about to be renamed over it (gedit, Kate, JetBrains' IDEs), and the
+/// rename, which follows at once, is then taken with it in one render rather than after a
+/// render of the files as they were.
+const JUST_MADE: Duration = Duration::from_millis(10);
 /// How often polling looks at the files.
 const POLL_EVERY: Duration = Duration::from_millis(150);
 
 enum Backend {
-    Native(Debouncer<RecommendedWatcher, RecommendedCache>),
-    Poll(Debouncer<PollWatcher, NoCache>),
+    Native(RecommendedWatcher),
+    Poll(PollWatcher),
 }
 
 impl Backend {
     /// Watches one folder, not the folders below it: those are watched one by one.
     fn watch(&mut self, path: &Path) -> notify::Result<()> {
         match self {
-            Backend::Native(d) => d.watch(path, RecursiveMode::NonRecursive),
-            Backend::Poll(d) => d.watch(path, RecursiveMode::NonRecursive),
+            Backend::Native(w) => w.watch(path, RecursiveMode::NonRecursive),
+            Backend::Poll(w) => w.watch(path, RecursiveMode::NonRecursive),
         }
     }
 
     fn unwatch(&mut self, path: &Path) {
         let _ = match self {
-            Backend::Native(d) => d.unwatch(path),
-            Backend::Poll(d) => d.unwatch(path),
+            Backend::Native(w) => w.unwatch(path),
+            Backend::Poll(w) => w.unwatch(path),
         };
     }
 }
@@ -72,32 +77,74 @@ pub enum WatchError {
     Thread(#[source] std::io::Error),
 }
 
-/// What the watcher thread hears: file events, or that a render happened (and may have
+/// What the watcher thread hears: a file event, or that a render happened (and may have
 /// brought a new issue or layout folder to watch).
 enum Heard {
-    Files(DebounceEventResult),
+    File(notify::Result<Event>),
     Rendered,
+}
+
+/// What one file event says about rendering again.
+#[derive(Debug, PartialEq, Eq)]
+enum Change {
+    /// Nothing that shows: a file read (as rendering does), an editor's scratch file.
+    None,
+    /// A file is whole and in place: written and closed, or renamed there. Render now.
+    Finished,
+    /// Something changed that may not be finished (a write under way, a file removed or made,
+    /// or events lost): render once the files have been quiet for [`QUIET`].
+    Unfinished,
+}
+
+/// Sorts a file event. Saving a file in place is written, then closed; saving it by renaming
+/// a new file over it ends with the rename. Either end is a file whole on disk, so the render
+/// starts at once, rather than after a quiet time that every save would pay (issue 17: 80 ms
+/// of debounce was half of the time from save to page). Anything else waits for quiet, as
+/// every event did before: system notifications that do not tell closes (polling, macOS,
+/// Windows), a file truncated and not yet written again, the gap in vim's save between the
+/// old file renamed away and the new one closed.
+fn classify(event: &Event) -> Change {
+    let ours = |p: &PathBuf| !is_scratch_file(p);
+    match event.kind {
+        // Reading files (as rendering does) is reported too.
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) if event.paths.iter().any(ours) => {
+            Change::Finished
+        }
+        EventKind::Access(_) => Change::None,
+        // A rename's last path is where the file went: there, it is whole. Renamed away (to a
+        // backup name, say), the file is missing until its new version is closed.
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => {
+            match event.paths.last() {
+                Some(to) if ours(to) => Change::Finished,
+                _ if event.paths.iter().any(ours) => Change::Unfinished,
+                _ => Change::None,
+            }
+        }
+        // The system's queue overflowed: events were lost, and the files must be looked at.
+        EventKind::Other if event.need_rescan() => Change::Unfinished,
+        EventKind::Other => Change::None,
+        _ if event.paths.iter().any(ours) => Change::Unfinished,
+        _ => Change::None,
+    }
 }
 
 /// Starts watching the site's folders on a thread of its own; watching stops with the process.
 pub fn start(site: Arc<Site>, poll: bool) -> Result<(), WatchError> {
     let (tx, rx) = mpsc::channel::<Heard>();
     let files = tx.clone();
-    let on_files = move |r: DebounceEventResult| {
-        let _ = files.send(Heard::Files(r));
+    let on_file = move |r: notify::Result<Event>| {
+        let _ = files.send(Heard::File(r));
     };
     let mut backend = if poll {
         let config = notify::Config::default()
             .with_poll_interval(POLL_EVERY)
             .with_compare_contents(true)
             .with_follow_symlinks(false);
-        Backend::Poll(
-            new_debouncer_opt(DEBOUNCE, Some(DEBOUNCE / 4), on_files, NoCache, config)
-                .map_err(WatchError::Start)?,
-        )
+        Backend::Poll(PollWatcher::new(on_file, config).map_err(WatchError::Start)?)
     } else {
         Backend::Native(
-            new_debouncer(DEBOUNCE, Some(DEBOUNCE / 4), on_files).map_err(WatchError::Start)?,
+            RecommendedWatcher::new(on_file, notify::Config::default())
+                .map_err(WatchError::Start)?,
         )
     };
     site.after_render(Box::new(move || {
@@ -107,38 +154,77 @@ pub fn start(site: Arc<Site>, poll: bool) -> Result<(), WatchError> {
     watching.update(&site, &mut backend);
     std::thread::Builder::new()
         .name("bulletin-watch".into())
-        .spawn(move || {
-            for heard in rx {
-                match heard {
-                    Heard::Rendered => watching.update(&site, &mut backend),
-                    Heard::Files(Ok(events)) => {
-                        // Reading files (as rendering does) is reported too: only changes count.
-                        let changes: Vec<_> = events
-                            .iter()
-                            .filter(|e| !matches!(e.kind, EventKind::Access(_) | EventKind::Other))
-                            .collect();
-                        for e in &changes {
-                            if matches!(e.kind, EventKind::Remove(_)) {
-                                watching.forget(&e.paths);
-                            }
-                        }
-                        let relevant = changes
-                            .iter()
-                            .flat_map(|e| e.paths.iter())
-                            .any(|p| !is_scratch_file(p));
-                        if relevant {
-                            // Each render is heard (`Heard::Rendered`), and the folders looked at
-                            // again: a new folder, or another layout, is watched from then on.
-                            site.render_all();
-                            watching.update(&site, &mut backend);
-                        }
-                    }
-                    Heard::Files(Err(_)) => {}
-                }
-            }
-        })
+        .spawn(move || follow(&site, &rx, &mut watching, &mut backend))
         .map_err(WatchError::Thread)?;
     Ok(())
+}
+
+/// Renders on the first event that finishes a change, or once an unfinished change has been
+/// quiet for [`QUIET`]; events that arrive while a render runs are taken together, and bring
+/// one render more after it (the render may have read the files before they changed).
+fn follow(site: &Site, rx: &mpsc::Receiver<Heard>, watching: &mut Watching, backend: &mut Backend) {
+    // When an unfinished change is rendered if nothing else comes first.
+    let mut due: Option<Instant> = None;
+    // Files made since the last render.
+    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
+    loop {
+        let first = match due {
+            None => match rx.recv() {
+                Ok(heard) => Some(heard),
+                Err(_) => return,
+            },
+            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                Ok(heard) => Some(heard),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
+        };
+        let mut render = first.is_none();
+        let mut rendered = false;
+        // Whatever else has arrived by now is part of the same moment: one render for it all.
+        for heard in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+        {
+            match heard {
+                Heard::Rendered => rendered = true,
+                Heard::File(Ok(event)) => {
+                    if matches!(event.kind, EventKind::Remove(_)) {
+                        watching.forget(&event.paths);
+                    }
+                    if matches!(event.kind, EventKind::Create(_)) {
+                        made.extend(event.paths.iter().cloned());
+                    }
+                    let just_made = matches!(event.kind, EventKind::Access(_))
+                        && event.paths.iter().any(|p| made.contains(p));
+                    let metadata = matches!(event.kind, EventKind::Modify(ModifyKind::Metadata(_)));
+                    match classify(&event) {
+                        Change::Finished if just_made => due = Some(Instant::now() + JUST_MADE),
+                        Change::Finished => render = true,
+                        // Permissions or times changed (vim sets them after writing a new
+                        // file): no file is half-written, so no later render than one due.
+                        Change::Unfinished if metadata => {
+                            due = due.or(Some(Instant::now() + QUIET));
+                        }
+                        Change::Unfinished => due = Some(Instant::now() + QUIET),
+                        Change::None => {}
+                    }
+                }
+                Heard::File(Err(_)) => {}
+            }
+        }
+        if render {
+            // This render reads every file as it is now, the unfinished ones too.
+            due = None;
+            made.clear();
+            site.render_all();
+        }
+        if render || rendered {
+            // After each render the folders are looked at again: a new folder, or another
+            // layout, is watched from then on.
+            watching.update(site, backend);
+        }
+    }
 }
 
 /// The folders being watched, and those already reported as not watched.
@@ -310,6 +396,70 @@ mod tests {
         for name in ["2020-06.json", "essen.md", "theme.toml", "news.mjml.hbs"] {
             assert!(!is_scratch_file(Path::new(name)), "{name}");
         }
+    }
+
+    fn event(kind: EventKind, paths: &[&str]) -> Event {
+        paths
+            .iter()
+            .fold(Event::new(kind), |e, p| e.add_path(PathBuf::from(p)))
+    }
+
+    #[test]
+    fn a_save_renders_at_its_close_or_rename_and_anything_else_after_quiet() {
+        use notify::event::{CreateKind, DataChange, RemoveKind};
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        let renamed = |mode| EventKind::Modify(ModifyKind::Name(mode));
+        let written = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        // Written in place: truncated and written (unfinished), then closed (finished).
+        assert_eq!(classify(&event(written, &["i/a.json"])), Change::Unfinished);
+        assert_eq!(classify(&event(closed, &["i/a.json"])), Change::Finished);
+        // A new file renamed over the old one is finished once it is there.
+        assert_eq!(
+            classify(&event(renamed(RenameMode::To), &["i/a.json"])),
+            Change::Finished
+        );
+        assert_eq!(
+            classify(&event(
+                renamed(RenameMode::Both),
+                &["i/.a.json.tmp~", "i/a.json"]
+            )),
+            Change::Finished
+        );
+        // vim: the old file renamed to its backup is missing until the new one is closed.
+        assert_eq!(
+            classify(&event(renamed(RenameMode::From), &["i/a.json"])),
+            Change::Unfinished
+        );
+        assert_eq!(
+            classify(&event(
+                renamed(RenameMode::Both),
+                &["i/a.json", "i/a.json~"]
+            )),
+            Change::Unfinished
+        );
+        assert_eq!(
+            classify(&event(EventKind::Create(CreateKind::File), &["i/a.json"])),
+            Change::Unfinished
+        );
+        assert_eq!(
+            classify(&event(EventKind::Remove(RemoveKind::File), &["i/a.json"])),
+            Change::Unfinished
+        );
+        // Editors' scratch files, and files read (as rendering does), are nothing.
+        assert_eq!(classify(&event(closed, &["i/.a.json.swp"])), Change::None);
+        assert_eq!(classify(&event(written, &["i/4913"])), Change::None);
+        assert_eq!(
+            classify(&event(
+                renamed(RenameMode::Both),
+                &["i/a.json~", "i/a.json.tmp"]
+            )),
+            Change::None
+        );
+        let read = EventKind::Access(AccessKind::Close(AccessMode::Read));
+        assert_eq!(classify(&event(read, &["i/a.json"])), Change::None);
+        // Lost events: look again.
+        let lost = Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
+        assert_eq!(classify(&lost), Change::Unfinished);
     }
 
     /// A workspace with issues/ (images/, a hidden .git/), layouts/efus/, and a folder outside.
