@@ -1,26 +1,25 @@
 #!/usr/bin/env bash
-# Sending speed and memory: `bulletin send` of the sample issue to a list of 100,000 readers,
-# against Postfix's smtp-sink on this machine, next to Postfix's smtp-source sending as many
-# messages of the same size over as many connections. Then the peak memory of a send to a list
-# of 1,000,000 readers. Prints a table and the ratio bulletin / smtp-source.
+# Sending speed: `bulletin send` of the sample issue to a list of READERS readers, against
+# Postfix's smtp-sink on this machine, next to Postfix's smtp-source sending as many messages
+# of the same bytes over as many connections: at 1 connection and at 8. For each pool size it
+# prints every run, then the median of the paired ratios bulletin / smtp-source of messages a
+# second (goal: 0.95 or more) and of CPU time per message (user + system; goal: 2 or less).
 #
-#   bash benches/compare-smtp.sh                 # POOL=8 READERS=100000 RUNS=3 BIG=1000000
-#   BIG=0 bash benches/compare-smtp.sh           # without the 1,000,000-reader send
+#   bash benches/compare-smtp.sh                    # READERS=20000 RUNS=3 POOLS="1 8"
+#   READERS=5000 RUNS=5 bash benches/compare-smtp.sh
 #
-# The sender and smtp-sink share the machine's cores, so one run says little: each of RUNS
-# runs times both tools, in turn first, and the table gives every run and the medians.
+# The tools and smtp-sink share the machine's cores, so one run says little: each of RUNS
+# runs times both tools, each in turn first, and the ratios pair the runs.
 #
 # It needs smtp-sink and smtp-source (Debian package postfix) and GNU time (package time), and
 # installs nothing: it says what is missing. Everything it writes goes to a temporary folder.
-#
-# The 1,000,000-reader send takes about 12 minutes, the whole script about 25.
+# The peak memory of a 1,000,000-reader list is benches/list-memory.sh's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pool=${POOL:-8}
-readers=${READERS:-100000}
+readers=${READERS:-20000}
 runs=${RUNS:-3}
-big=${BIG:-1000000}
+pools=${POOLS:-1 8}
 
 missing=()
 { [ -x /usr/sbin/smtp-sink ] && [ -x /usr/sbin/smtp-source ]; } || missing+=(postfix)
@@ -46,7 +45,8 @@ stop_sink() {
 }
 trap 'stop_sink; rm -rf "$work"' EXIT
 
-# smtp-sink on a free loopback port; it refuses to keep running as root without -u.
+# smtp-sink on a free loopback port; it refuses to keep running as root without -u. It offers
+# PIPELINING, as Postfix's smtpd does; smtp-source does not use it (its manual says so).
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 as_user=()
 [ "$(id -u)" -ne 0 ] || as_user=(-u nobody)
@@ -57,35 +57,34 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
-# A workspace: the sample with its images published, and a profile for the sink.
+# A workspace: the sample with its images published, and a profile for the sink per pool size.
 ws=$work/ws
 mkdir -p "$ws"
 cp -r issues layouts "$ws/"
 sed -i '0,/"language": "en",/s||"language": "en",\n  "images_url": "https://example.org/newsletter/2020-06/",|' \
   "$ws/issues/2020-06.json"
-cat >"$ws/bulletin.toml" <<EOF
+{
+  cat <<EOF
 [sender]
 from = "Bench <newsletter@example.org>"
 list_id = "Bench newsletter <bench.example.org>"
 
 [unsubscribe]
-url = "https://example.org/unsubscribe?email={email}&token={token}"
+url = "https://example.org/unsubscribe/{token}"
 mailto = "unsubscribe@example.org"
 secret_env = "BULLETIN_UNSUBSCRIBE_SECRET"
-
-[profiles.sink]
-transport = "smtp"
-host = "127.0.0.1"
-port = $port
-security = "none"
-pool = $pool
 EOF
+  for pool in $pools; do
+    printf '\n[profiles.sink%s]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = %s\nsecurity = "none"\npool = %s\n' \
+      "$pool" "$port" "$pool"
+  done
+} >"$ws/bulletin.toml"
 export BULLETIN_UNSUBSCRIBE_SECRET=bench-secret-not-for-production
 
 list() { # list N FILE: N readers
   awk -v n="$1" 'BEGIN { print "email,first_name"; for (i = 0; i < n; i++) printf "r%d@example.org,R%d\n", i, i }' >"$2"
 }
-measure() { # measure NAME COMMAND...: wall seconds, peak RSS (KB), CPU seconds in $work/NAME.time
+measure() { # measure NAME COMMAND...: wall seconds, peak RSS (KB), user and system seconds in $work/NAME.time
   local name=$1
   shift
   if ! /usr/bin/time -f "%e %M %U %S" -o "$work/$name.time" "$@" >"$work/$name.out" 2>&1; then
@@ -106,57 +105,54 @@ list 1 "$ws/one.csv"
 tr -d '\r' <"$work"/eml/*.eml >"$work/message.txt"
 size=$(wc -c <"$work"/eml/*.eml)
 
-send_list() { # the sample to every reader, from an empty ledger
+send_list() { # send_list POOL RUN: the sample to every reader, from an empty ledger
   rm -rf .bulletin
-  measure "bulletin$1" "$bulletin" send issues/2020-06.json --list list.csv --profile sink --yes
-  sent "bulletin$1" "$readers"
+  measure "bulletin-$1-$2" "$bulletin" send issues/2020-06.json --list list.csv --profile "sink$1" --yes
+  sent "bulletin-$1-$2" "$readers"
 }
-source_list() { # as many messages of the same size, over as many connections
-  measure "source$1" /usr/sbin/smtp-source -s "$pool" -m "$readers" -d -F "$work/message.txt" \
+source_list() { # source_list POOL RUN: as many messages of the same bytes, over as many connections
+  measure "source-$1-$2" /usr/sbin/smtp-source -s "$1" -m "$readers" -d -F "$work/message.txt" \
     -f newsletter@example.org -t reader@example.org "127.0.0.1:$port"
 }
 cd "$ws"
-for run in $(seq "$runs"); do
-  if [ $((run % 2)) -eq 1 ]; then
-    send_list "$run" && source_list "$run"
-  else
-    source_list "$run" && send_list "$run"
-  fi
+for pool in $pools; do
+  for run in $(seq "$runs"); do
+    if [ $((run % 2)) -eq 1 ]; then
+      send_list "$pool" "$run" && source_list "$pool" "$run"
+    else
+      source_list "$pool" "$run" && send_list "$pool" "$run"
+    fi
+  done
 done
-if [ "$big" -gt 0 ]; then
-  list "$big" "$ws/big.csv"
-  rm -rf .bulletin
-  measure big "$bulletin" send issues/2020-06.json --list big.csv --profile sink --yes
-  sent big "$big"
-fi
 cd - >/dev/null
 stop_sink
 
 echo "bulletin $("$bulletin" --version | cut -d' ' -f2), $(dpkg-query -W -f='postfix ${Version}' postfix 2>/dev/null || echo postfix)"
-echo "machine: $(nproc) cores, $(uname -sm); $(date -u +%Y-%m-%d)"
-echo "messages of $size bytes, $pool connections, to smtp-sink on 127.0.0.1"
-python3 - "$work" "$readers" "$runs" "$big" <<'PY'
+echo "machine: $(nproc) cores, $(uname -sm), load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%Y-%m-%d)"
+echo "$readers messages of $size bytes to smtp-sink on 127.0.0.1; CPU is user + system time"
+python3 - "$work" "$readers" "$runs" "$pools" <<'PY'
 import statistics, sys
-work, readers, runs, big = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+work, readers, runs, pools = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split()
 def read(name):
     wall, rss, user, system = open(f"{work}/{name}.time").read().split()
     return float(wall), int(rss) / 1024, float(user) + float(system)
-print(f"\n{'':24}{'messages':>10}{'wall':>9}{'msg/s':>8}{'peak RSS':>11}{'CPU':>8}")
-rates = {"bulletin": [], "source": []}
-ratios = []
-for run in range(1, runs + 1):
-    for label, name in [("bulletin send", "bulletin"), ("smtp-source -d", "source")]:
-        wall, rss, cpu = read(f"{name}{run}")
-        rates[name].append(readers / wall)
-        print(f"{label + ', run ' + str(run):24}{readers:>10}{wall:>8.1f}s{readers / wall:>8.0f}"
-              f"{rss:>8.1f} MB{cpu:>7.1f}s")
-    ratios.append(rates["bulletin"][-1] / rates["source"][-1])
-print(f"\nmedian msg/s: bulletin {statistics.median(rates['bulletin']):.0f}, "
-      f"smtp-source {statistics.median(rates['source']):.0f}")
-print(f"bulletin / smtp-source: median {statistics.median(ratios):.2f} "
-      f"(runs: {', '.join(f'{r:.2f}' for r in ratios)}; target 0.7 or more)")
-if big:
-    wall, rss, _ = read("big")
-    print(f"bulletin send to {big} readers: {wall:.0f} s "
-          f"({big / wall:.0f} msg/s), peak RSS {rss:.1f} MB (target under 100 MB)")
+median = statistics.median
+for pool in pools:
+    print(f"\n{pool} connection{'s' if pool != '1' else ''}")
+    print(f"{'':24}{'wall':>8}{'msg/s':>8}{'peak RSS':>11}{'CPU':>8}{'CPU/msg':>10}")
+    rates, cpus, rate_ratios, cpu_ratios = {"bulletin": [], "source": []}, {"bulletin": [], "source": []}, [], []
+    for run in range(1, runs + 1):
+        for label, name in [("bulletin send", "bulletin"), ("smtp-source -d", "source")]:
+            wall, rss, cpu = read(f"{name}-{pool}-{run}")
+            rates[name].append(readers / wall)
+            cpus[name].append(cpu / readers)
+            print(f"{label + ', run ' + str(run):24}{wall:>7.1f}s{readers / wall:>8.0f}"
+                  f"{rss:>8.1f} MB{cpu:>7.2f}s{cpu / readers * 1e6:>7.0f} µs")
+        rate_ratios.append(rates["bulletin"][-1] / rates["source"][-1])
+        cpu_ratios.append(cpus["bulletin"][-1] / max(cpus["source"][-1], 1e-9))
+    print(f"median msg/s: bulletin {median(rates['bulletin']):.0f}, smtp-source {median(rates['source']):.0f}")
+    print(f"msg/s bulletin / smtp-source: median {median(rate_ratios):.2f} "
+          f"(runs: {', '.join(f'{r:.2f}' for r in rate_ratios)}; goal 0.95 or more)")
+    print(f"CPU per message bulletin / smtp-source: median {median(cpu_ratios):.2f} "
+          f"(runs: {', '.join(f'{r:.2f}' for r in cpu_ratios)}; goal 2 or less)")
 PY

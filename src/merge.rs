@@ -360,6 +360,44 @@ impl Prepared {
         out
     }
 
+    /// The same document as [`Prepared::fill`], written into `out`, and where each of its
+    /// pieces landed there, in order: for work done once per issue on the literal text and
+    /// only on the values per recipient (quoted-printable, [`crate::message`]).
+    pub fn fill_spans(&self, values: &impl MergeValues, out: &mut String) -> Vec<Span> {
+        out.reserve(self.len_hint());
+        let mut spans = Vec::with_capacity(self.segments.len());
+        let mut literal = 0;
+        for seg in &self.segments {
+            let start = out.len();
+            match seg {
+                Segment::Text(t) => {
+                    out.push_str(t);
+                    spans.push(Span::Literal(literal, start..out.len()));
+                    literal += 1;
+                }
+                Segment::Field { index, escape } => {
+                    let field = &self.fields[*index];
+                    let value = values
+                        .value(&field.key)
+                        .filter(|v| !v.trim().is_empty())
+                        .or(field.fallback.as_deref())
+                        .unwrap_or("");
+                    push_escaped(out, value, *escape);
+                    spans.push(Span::Value(start..out.len()));
+                }
+            }
+        }
+        spans
+    }
+
+    /// The literal text between the holes, in order: what [`Span::Literal`] numbers.
+    pub fn literals(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Text(t) => Some(t.as_str()),
+            Segment::Field { .. } => None,
+        })
+    }
+
     /// The document in a provider's template language: each hole written as `token(n)`,
     /// where `n` numbers a distinct field-and-escaping in `slots` (new ones are added), so
     /// that the provider fills it with [`Slots::values`] of each recipient.
@@ -406,6 +444,15 @@ impl Prepared {
             })
             .sum()
     }
+}
+
+/// Where a piece of a document filled by [`Prepared::fill_spans`] is, in bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Span {
+    /// The `n`th literal of [`Prepared::literals`].
+    Literal(usize, std::ops::Range<usize>),
+    /// A recipient's value, escaped.
+    Value(std::ops::Range<usize>),
 }
 
 /// The holes of documents written with [`Prepared::with_tokens`]: each a merge field and

@@ -23,11 +23,12 @@ use lettre::message::dkim::DkimConfig;
 use sha2::{Digest, Sha256};
 
 use super::mime::Mime;
+use super::qp::Escaped;
 use super::unsubscribe::{Unsubscribe, hex};
 use super::{Envelope, Filled, Form, Letterhead, Outgoing, Parts, Payload};
 use crate::audience::{Subscriber, idn};
 use crate::config::FeedbackId;
-use crate::merge::{Prepared, Slots};
+use crate::merge::{MergeValues, Prepared, Slots};
 use crate::render::Rendered;
 
 /// Everything about the message that is the same for every reader of an issue.
@@ -51,7 +52,14 @@ pub struct Composer {
     pub verp: Option<super::verp::Key>,
     /// The holes of [`Composer::template`], numbered once; `Default::default()`.
     pub slots: std::sync::OnceLock<Slots>,
+    /// The text and HTML parts' literal text in quoted-printable, escaped once for every
+    /// reader's MIME message; `Default::default()`.
+    pub escaped: Escapes,
 }
+
+/// The text and HTML parts' literal text, escaped once ([`super::qp::Escaped`]).
+#[derive(Default)]
+pub struct Escapes(std::sync::OnceLock<[Escaped; 2]>);
 
 /// Why a message could not be built for a reader.
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +189,20 @@ impl Composer {
         })
     }
 
+    /// The text and HTML parts for `recipient`, in quoted-printable.
+    fn encoded_parts(&self, recipient: &impl MergeValues) -> (Vec<u8>, Vec<u8>) {
+        let [text, html] = self.escaped.0.get_or_init(|| {
+            [
+                Escaped::new(&self.rendered.text),
+                Escaped::new(&self.rendered.html),
+            ]
+        });
+        (
+            text.encode(&self.rendered.text, recipient),
+            html.encode(&self.rendered.html, recipient),
+        )
+    }
+
     fn subject_prefix(&self) -> &'static str {
         if self.test { "[TEST] " } else { "" }
     }
@@ -234,7 +256,8 @@ impl Composer {
         let from = ascii_mailbox(&self.from);
         let reply_to = self.reply_to.as_ref().map(ascii_mailbox);
         let payload = match form {
-            Form::Mime => Payload::Mime(
+            Form::Mime => Payload::Mime({
+                let (text, html) = self.encoded_parts(&recipient);
                 Mime {
                     from: &from,
                     reply_to: reply_to.as_ref(),
@@ -244,8 +267,8 @@ impl Composer {
                     message_id: message_id.clone(),
                     list_id: &self.list_id,
                     list_unsubscribe,
-                    text: self.rendered.text.fill(&recipient),
-                    html: self.rendered.html.fill(&recipient),
+                    text,
+                    html,
                     feedback_id,
                     dkim: self.dkim.as_ref(),
                 }
@@ -253,8 +276,8 @@ impl Composer {
                 .map_err(|source| ComposeError::Build {
                     to: to_text.clone(),
                     source,
-                })?,
-            ),
+                })?
+            }),
             Form::Parts => Payload::Parts(Parts {
                 to_name: name,
                 subject,
@@ -359,6 +382,7 @@ mod tests {
             dkim: None,
             feedback_id: None,
             slots: Default::default(),
+            escaped: Default::default(),
         }
     }
 

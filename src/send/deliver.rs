@@ -1,7 +1,15 @@
 //! The send loop: the subscriber list read in batches; each batch **claimed** in the ledger
 //! (so nobody already sent to is sent to again), **dispatched** a few deliveries at a time,
-//! and **recorded** in one commit; the run's heartbeat is written after each batch and
-//! every [`HEARTBEAT`] while one is out.
+//! and its outcomes **recorded** in one commit; the run's heartbeat is written with each
+//! record and every [`HEARTBEAT`] while deliveries are out.
+//!
+//! Batches overlap: once the relay has taken a message, the next batch is claimed (and what
+//! came back so far recorded) while half of the current one is still out, so that the
+//! connections never wait for the ledger, nor for a batch's slowest message. A reader is
+//! still only dispatched after their claim is committed, and recorded after their delivery
+//! ends; a crash leaves exactly the claimed and unrecorded readers in flight. Until the first
+//! message is taken, a batch is claimed only when the one before has ended: a relay that is
+//! gone from the start leaves the rest of the list unclaimed.
 //!
 //! A permanent failure is recorded and the run goes on; a relay that keeps failing, or that
 //! refuses our credentials, stops the run after the batch in hand (`policy`); so does a
@@ -103,20 +111,53 @@ impl<T: Transport> Loop<'_, T> {
             stop,
             done: 0,
         };
-        while !list.is_exhausted() {
-            if stop.requested() {
-                course.tally.stopped = Some(Stopped::Interrupted);
+        // Claimed ahead once the relay has taken a message: when this many readers are out.
+        let refill = list.size / 2;
+        let mut flight = Flight::default();
+        let mut outcomes = Vec::new();
+        // Deliveries can take longer than a hold lasts (a slow relay, long 429 pauses): the
+        // run beats while it waits, or a second run would take the issue over.
+        let mut beat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+        beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut stopping = false;
+        loop {
+            let ahead = if course.policy.ever_sent() { refill } else { 0 };
+            while !stopping && flight.out <= ahead {
+                if let Some(why) = course.verdict() {
+                    course.tally.stopped = Some(why);
+                    stopping = true;
+                } else if stop.requested() {
+                    course.tally.stopped = Some(Stopped::Interrupted);
+                    stopping = true;
+                } else if list.is_exhausted() {
+                    break;
+                } else {
+                    let batch = list.next_batch(&mut course.tally)?;
+                    if !batch.is_empty() {
+                        course.held.record(&outcomes)?;
+                        outcomes.clear();
+                        course.launch(&mut flight, batch)?;
+                    }
+                }
+            }
+            if flight.is_empty() {
                 break;
             }
-            let batch = list.next_batch(&mut course.tally)?;
-            if batch.is_empty() {
-                continue;
-            }
-            if let Some(why) = course.batch(batch, &mut progress).await? {
-                course.tally.stopped = Some(why);
-                break;
+            tokio::select! {
+                delivered = flight.next() => if let Some(delivered) = delivered {
+                    course.take(delivered, &mut outcomes);
+                    progress(course.progress());
+                },
+                _ = beat.tick() => course.held.heartbeat()?,
             }
         }
+        course.held.record(&outcomes)?;
+        // As the last batch ended: the policy's reason first (refused credentials outrank a
+        // Ctrl-C that came meanwhile), then a stop already decided, then a halt.
+        let verdict = course.policy.verdict().cloned();
+        course.tally.stopped = verdict
+            .or(course.tally.stopped.take())
+            .or_else(|| course.halt.requested().then_some(Stopped::Interrupted));
         Ok(course.tally)
     }
 }
@@ -140,40 +181,27 @@ struct Course<'a, T> {
 }
 
 impl<T: Transport> Course<'_, T> {
-    /// One batch: claimed, dispatched, recorded. Says why the run must stop, if it must.
-    async fn batch(
+    /// Claims `batch` and sends those claimed on their way.
+    fn launch(
         &mut self,
+        flight: &mut Flight,
         batch: Vec<(RecipientKey, Subscriber)>,
-        progress: &mut impl FnMut(Progress),
-    ) -> Result<Option<Stopped>, LedgerError> {
+    ) -> Result<(), LedgerError> {
         let mine = self
             .held
             .claim(batch, self.retry_permanent, &mut self.tally)?;
         let now = SystemTime::from(self.held.clock.now());
-        let mut flight = Flight::launch(&self.dispatcher, self.composer, mine, self.limit, now);
-        let mut outcomes = Vec::new();
-        // A batch can take longer than a hold lasts (a slow relay, long 429 pauses): the run
-        // beats while it waits, or a second run would take the issue over.
-        let mut beat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
-        beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                delivered = flight.next() => match delivered {
-                    Some(delivered) => {
-                        self.take(delivered, &mut outcomes);
-                        progress(self.progress());
-                    }
-                    None => break,
-                },
-                _ = beat.tick() => self.held.heartbeat()?,
-            }
-        }
-        self.held.record(&outcomes)?;
-        Ok(match self.policy.verdict() {
+        flight.launch(&self.dispatcher, self.composer, mine, self.limit, now);
+        Ok(())
+    }
+
+    /// Why the run must stop before the next batch, if it must.
+    fn verdict(&self) -> Option<Stopped> {
+        match self.policy.verdict() {
             Some(why) => Some(why.clone()),
             None if self.halt.requested() => Some(Stopped::Interrupted),
             None => None,
-        })
+        }
     }
 
     /// Counts one delivery's fates, and raises the halt if the run must stop.
@@ -290,31 +318,36 @@ impl Held<'_> {
 
     /// Records a batch's outcomes in one commit, and says the run is alive.
     fn record(&mut self, outcomes: &[(RecipientKey, Outcome)]) -> Result<(), LedgerError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
         let now = self.clock.now();
         self.ledger.record(self.issue, outcomes, now)?;
         self.ledger.heartbeat(self.run, now)
     }
 }
 
-/// The deliveries of one batch, each a task, and whose readers each one carries.
+/// The deliveries out, each a task, and whose readers each one carries.
+#[derive(Default)]
 struct Flight {
     tasks: JoinSet<Vec<Delivered>>,
     readers: HashMap<tokio::task::Id, Vec<RecipientKey>>,
+    /// Readers whose delivery has not ended.
+    out: usize,
 }
 
 impl Flight {
     /// One task per `limit` recipients of `mine`.
     fn launch<T: Transport>(
+        &mut self,
         dispatcher: &Arc<Dispatcher<T>>,
         composer: &Arc<Composer>,
         mut mine: Vec<(RecipientKey, Subscriber)>,
         limit: usize,
         now: SystemTime,
-    ) -> Flight {
-        let mut flight = Flight {
-            tasks: JoinSet::new(),
-            readers: HashMap::new(),
-        };
+    ) {
+        let flight = self;
+        flight.out += mine.len();
         while !mine.is_empty() {
             let rest = mine.split_off(limit.min(mine.len()));
             let chunk = std::mem::replace(&mut mine, rest);
@@ -325,7 +358,10 @@ impl Flight {
                 .spawn(async move { dispatcher.deliver(&composer, chunk, now).await });
             flight.readers.insert(task.id(), keys);
         }
-        flight
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
     }
 
     /// The next delivery to end, or `None` when all have. A task that panicked comes back
@@ -333,11 +369,13 @@ impl Flight {
     async fn next(&mut self) -> Option<Vec<Delivered>> {
         Some(match self.tasks.join_next_with_id().await? {
             Ok((id, delivered)) => {
-                self.readers.remove(&id);
+                let readers = self.readers.remove(&id).unwrap_or_default();
+                self.out = self.out.saturating_sub(readers.len());
                 delivered
             }
             Err(e) => {
                 let readers = self.readers.remove(&e.id()).unwrap_or_default();
+                self.out = self.out.saturating_sub(readers.len());
                 let reply = format!("not sent: the delivery failed inside bulletin ({})", why(e));
                 readers
                     .into_iter()

@@ -64,6 +64,12 @@ impl StopPolicy {
     pub(super) fn verdict(&self) -> Option<&Stopped> {
         self.verdict.as_ref()
     }
+
+    /// Whether the relay has taken a message in this run: failures in a row can no longer
+    /// stop it.
+    pub(super) fn ever_sent(&self) -> bool {
+        self.ever_sent
+    }
 }
 
 #[cfg(test)]

@@ -97,5 +97,6 @@ fn composer(setup: &Setup, slug: &str, rendered: Rendered) -> Result<Composer, S
         dkim,
         feedback_id: config.feedback_id(setup.profile).cloned(),
         slots: Default::default(),
+        escaped: Default::default(),
     })
 }

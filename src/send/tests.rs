@@ -47,6 +47,7 @@ fn composer() -> Composer {
         dkim: None,
         feedback_id: None,
         slots: Default::default(),
+        escaped: Default::default(),
     }
 }
 

@@ -4,6 +4,9 @@
 //! profile's `messages_per_connection`. Our own timeout bounds each send: a silent server must
 //! not hang a newsletter.
 //!
+//! MAIL FROM, RCPT TO and DATA go out together where the relay offers PIPELINING
+//! (`transaction`).
+//!
 //! Replies: a 421 to a message (the relay closes the connection: too many messages on it, or
 //! shutting down) is no reason to wait, since the message was refused: it goes again at once
 //! on a new connection (once; a second 421 is a temporary failure, backed off). A connection
@@ -157,7 +160,10 @@ impl SmtpTransport {
                 reply,
             }));
         }
-        let response = match transaction::transmit(loan.smtp(), envelope, bytes, went).await {
+        let pipelining = loan.pipelining();
+        let response = match transaction::transmit(loan.smtp(), pipelining, envelope, bytes, went)
+            .await
+        {
             Ok(response) => response,
             Err(e) if e.status().is_some_and(|c| c.to_string() == "421") => {
                 return Err(Refused::Closing(classify(&e)));

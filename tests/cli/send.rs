@@ -299,6 +299,62 @@ fn a_rejected_recipient_fails_alone_and_a_flaky_relay_is_retried() {
     assert_eq!(lines.len(), 2, "{csv}");
 }
 
+#[test]
+fn commands_are_pipelined_where_the_relay_offers_it_and_a_refused_recipient_fails_alone() {
+    for (offers, how) in [(true, "pipelined"), (false, "lock-step")] {
+        let received = tempfile::tempdir().unwrap();
+        let mut flags = vec!["--reject", "mariusz@example.pl"];
+        if !offers {
+            flags.push("--no-pipelining");
+        }
+        let server = SmtpServer::start(received.path(), &flags);
+        let ws = workspace(server.port);
+        let run = send(&ws, &["--list", "subscribers.csv", "--yes"]);
+        let out = run.stdout();
+        assert_eq!(run.code(), 3, "a reader remains unsent: {out}");
+        assert!(out.contains("Sent: 2\n"), "{out}");
+        assert!(
+            out.contains("mariusz@example.pl: permanent error (550)"),
+            "{out}"
+        );
+        let got = server.received();
+        let mut rcpts: Vec<&str> = got.iter().map(|(r, _)| r.as_str()).collect();
+        rcpts.sort();
+        assert_eq!(
+            rcpts,
+            ["ana@example.org", "tom@example.org"],
+            "one copy each"
+        );
+        // MAIL FROM, RCPT TO and DATA in one write only where the relay offers it.
+        for path in std::fs::read_dir(received.path()).unwrap() {
+            let path = path.unwrap().path();
+            if path.extension().is_some_and(|e| e == "envelope") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                assert_eq!(text.lines().nth(2), Some(how), "{}", path.display());
+            }
+        }
+        let csv = ws
+            .run(&["status", "issues/2020-06.json", "--failed", "--csv"])
+            .ok();
+        assert!(
+            csv.lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("mariusz@example.pl,failed (permanent),1,")),
+            "{csv}"
+        );
+    }
+}
+
+#[test]
+fn a_refused_sender_in_a_pipelined_transaction_is_retried_and_sends_nothing_twice() {
+    let received = tempfile::tempdir().unwrap();
+    // 451 to MAIL FROM: the relay then answers RCPT and DATA with 503, and nothing may follow.
+    let server = SmtpServer::start(received.path(), &["--refuse-mail", "2"]);
+    let ws = workspace(server.port);
+    let out = send(&ws, &["--list", "subscribers.csv", "--yes"]).ok();
+    assert_each_reader_got_one_copy(&server, &ws, &out);
+}
+
 /// The sample list went out once to each subscribed reader, and the ledger says so.
 fn assert_each_reader_got_one_copy(server: &SmtpServer, ws: &Workspace, out: &str) {
     assert!(out.contains("Sent: 3\n"), "{out}");

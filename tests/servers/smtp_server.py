@@ -20,7 +20,11 @@ TLS unless there is no certificate (for a relay on this machine). Prints "READY"
 it listens; stops on SIGTERM/SIGINT.
 --no-smtputf8 does not offer SMTPUTF8 (RFC 6531; aiosmtpd's enable_SMTPUTF8, which its
 Controller turns on by default). Beside each message, NNNNNN-<recipient>.envelope holds what the client said: the
-MAIL FROM address and its parameters on the first line, the recipient on the second.
+MAIL FROM address and its parameters on the first line, the recipient on the second, and on
+the third "pipelined" when the commands after MAIL FROM had arrived with it, else "lock-step".
+It offers PIPELINING (RFC 2920), as Postfix does; --no-pipelining does not (aiosmtpd never
+offers it itself, and reads pipelined commands in order either way). --refuse-mail N answers
+451 to the first N MAIL FROM commands (then RCPT and DATA get aiosmtpd's 503).
 """
 
 import argparse
@@ -44,7 +48,7 @@ FLAKY_REPLIES = {
 
 class Keeper:
     def __init__(self, directory, reject, flaky, flaky_code, delay, drop,
-                 per_connection=0, store_then_drop=0):
+                 per_connection=0, store_then_drop=0, pipelining=True, refuse_mail=0):
         self.directory = directory
         self.reject = {a.lower() for a in reject}
         self.flaky = flaky
@@ -53,6 +57,8 @@ class Keeper:
         self.drop = drop
         self.per_connection = per_connection
         self.store_then_drop = store_then_drop
+        self.pipelining = pipelining
+        self.refuse_mail = refuse_mail
         self.count = itertools.count(1)
         self.sessions = itertools.count(1)
         self.counting = False
@@ -83,7 +89,21 @@ class Keeper:
         # handled=False: aiosmtpd then answers 535 itself.
         return AuthResult(success=ok, handled=False)
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        # Commands that came in one write with MAIL FROM are already read, waiting.
+        envelope.bulletin_pipelined = len(server._reader._buffer) > 0
+        with self.lock:
+            refuse = self.refuse_mail > 0
+            if refuse:
+                self.refuse_mail -= 1
+        if refuse:
+            return "451 4.3.0 Sender temporarily refused, try again later"
         accepted = getattr(session, "bulletin_accepted", 0)
         if self.per_connection and accepted >= self.per_connection:
             # Closed once the reply is written.
@@ -131,8 +151,15 @@ class Keeper:
             # Written before the message appears, so that a test finding one finds both.
             with open(path[: -len(".eml")] + ".envelope", "w", encoding="utf-8") as f:
                 f.write(
-                    "%s %s\n%s\n"
-                    % (envelope.mail_from, " ".join(envelope.mail_options), rcpt)
+                    "%s %s\n%s\n%s\n"
+                    % (
+                        envelope.mail_from,
+                        " ".join(envelope.mail_options),
+                        rcpt,
+                        "pipelined"
+                        if getattr(envelope, "bulletin_pipelined", False)
+                        else "lock-step",
+                    )
                 )
             os.rename(tmp, path)
         if store_then_drop:
@@ -169,6 +196,8 @@ def main():
     p.add_argument("--implicit-tls", action="store_true")
     p.add_argument("--auth")
     p.add_argument("--no-smtputf8", action="store_true")
+    p.add_argument("--no-pipelining", action="store_true")
+    p.add_argument("--refuse-mail", type=int, default=0)
     args = p.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     options = {}
@@ -187,6 +216,7 @@ def main():
     keeper = Keeper(
         args.dir, args.reject, args.flaky, args.flaky_code, args.delay, args.drop,
         args.per_connection, args.store_then_drop,
+        pipelining=not args.no_pipelining, refuse_mail=args.refuse_mail,
     )
     if args.auth:
         user, password = args.auth.split(":", 1)

@@ -27,6 +27,8 @@ pub(super) struct Pool {
 
 struct Connection {
     smtp: AsyncSmtpConnection,
+    /// The relay offers PIPELINING on it.
+    pipelining: bool,
     /// Messages the relay accepted on it.
     sent: u32,
     last_used: Instant,
@@ -41,6 +43,11 @@ pub(super) struct Loan {
 impl Loan {
     pub fn smtp(&mut self) -> &mut AsyncSmtpConnection {
         &mut self.conn.smtp
+    }
+
+    /// Whether the relay offers PIPELINING on this connection.
+    pub fn pipelining(&self) -> bool {
+        self.conn.pipelining
     }
 }
 
@@ -68,9 +75,10 @@ impl Pool {
             }
             // The relay closed it while it sat idle: drop it and look further.
         }
-        let smtp = relay.open().await?;
+        let (smtp, pipelining) = relay.open().await?;
         let conn = Connection {
             smtp,
+            pipelining,
             sent: 0,
             last_used: Instant::now(),
         };

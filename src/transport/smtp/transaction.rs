@@ -1,5 +1,13 @@
 //! One message over an open connection: MAIL FROM, RCPT TO, DATA.
 //!
+//! When the relay offers PIPELINING (RFC 2920), MAIL FROM, RCPT TO and DATA go out in one
+//! write and their replies are read in order: one round trip instead of three before the
+//! message itself. Every reply is checked, not only the last: a refused MAIL or RCPT is that
+//! command's failure, as without pipelining, and the message is never sent after a refusal
+//! (even if a relay answered DATA with 354 regardless). The replies not yet read then do not
+//! matter: a connection on which anything failed is never used again ([`super::pool`]), which
+//! is also what happens without pipelining (no RSET: a fresh connection is cheaper to trust).
+//!
 //! lettre's `send` escapes the message byte by byte into a new buffer: about a quarter of
 //! bulletin's CPU time in a send, measured with perf. For the usual message, all ASCII, we
 //! send the same commands ourselves and escape it in one pass that copies whole runs of lines
@@ -58,10 +66,12 @@ pub(super) fn unsendable(
     None
 }
 
-/// Sends `message` to the envelope's recipients; the relay's reply to the end of the data.
-/// Raises `went` once the message may have reached the relay.
+/// Sends `message` to the envelope's recipients, the commands in one write when `pipelining`;
+/// the relay's reply to the end of the data. Raises `went` once the message may have reached
+/// the relay.
 pub(super) async fn transmit(
     conn: &mut AsyncSmtpConnection,
+    pipelining: bool,
     envelope: &Envelope,
     message: &[u8],
     went: &AtomicBool,
@@ -73,14 +83,49 @@ pub(super) async fn transmit(
             return conn.send(envelope, message).await;
         }
     };
-    conn.command(Mail::new(envelope.from().cloned(), vec![]))
-        .await?;
-    for to in envelope.to() {
-        conn.command(Rcpt::new(to.clone(), vec![])).await?;
+    let mail = Mail::new(envelope.from().cloned(), vec![]);
+    if pipelining {
+        let mut commands = mail.to_string();
+        for to in envelope.to() {
+            commands.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+        }
+        commands.push_str(&Data.to_string());
+        // The first reply is MAIL's; an error returns before the others are read (see the
+        // module's comment).
+        conn.command(commands).await?;
+        for _ in envelope.to() {
+            conn.read_response().await?;
+        }
+        conn.read_response().await?;
+    } else {
+        conn.command(mail).await?;
+        for to in envelope.to() {
+            conn.command(Rcpt::new(to.clone(), vec![])).await?;
+        }
+        conn.command(Data).await?;
     }
-    conn.command(Data).await?;
     went.store(true, Ordering::SeqCst);
-    conn.command(DataBlock(text)).await
+    conn.command(data_block(text)).await
+}
+
+/// The data block as one string of the right size: lettre's `command` writes what it is
+/// given as a string, and a `Display` alone would grow one by doubling through 100 KB.
+fn data_block(text: &str) -> String {
+    use std::fmt::Write;
+    let dots = memchr::memmem::find_iter(text.as_bytes(), b"\r\n.").count();
+    let mut block = String::with_capacity(text.len() + dots + 6);
+    // Writing into a String cannot fail.
+    let _ = write!(block, "{}", DataBlock(text));
+    block
+}
+
+/// Whether a reply to EHLO offers `keyword` (one of its lines after the first, which greets).
+pub(super) fn offers(ehlo: &Response, keyword: &str) -> bool {
+    ehlo.message().skip(1).any(|line| {
+        line.split_whitespace()
+            .next()
+            .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
+    })
 }
 
 fn ascii_envelope(envelope: &Envelope) -> bool {
@@ -112,7 +157,7 @@ impl fmt::Display for DataBlock<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::DataBlock;
+    use super::{DataBlock, data_block};
 
     #[test]
     fn lines_that_start_with_a_dot_get_a_second_one() {
@@ -127,6 +172,34 @@ mod tests {
         ];
         for (message, wire) in cases {
             assert_eq!(DataBlock(message).to_string(), wire, "{message:?}");
+            assert_eq!(data_block(message), wire, "{message:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod ehlo_tests {
+    use lettre::transport::smtp::response::{Category, Code, Detail, Response, Severity};
+
+    use super::offers;
+
+    #[test]
+    fn pipelining_is_read_from_the_reply_to_ehlo() {
+        let reply = |lines: &[&str]| {
+            Response::new(
+                Code::new(
+                    Severity::PositiveCompletion,
+                    Category::MailSystem,
+                    Detail::Zero,
+                ),
+                lines.iter().map(|l| l.to_string()).collect(),
+            )
+        };
+        let postfix = reply(&["mx.example.org", "SIZE 10240000", "pipelining", "8BITMIME"]);
+        assert!(offers(&postfix, "PIPELINING"));
+        let without = reply(&["mx.example.org", "SIZE 10240000", "8BITMIME"]);
+        assert!(!offers(&without, "PIPELINING"));
+        // The greeting line names the host, which may be anything.
+        assert!(!offers(&reply(&["PIPELINING"]), "PIPELINING"));
     }
 }
