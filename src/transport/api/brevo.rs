@@ -573,6 +573,80 @@ mod tests {
         );
     }
 
+    fn brevo(html_holes: Vec<usize>, holes: usize) -> Brevo {
+        Brevo {
+            endpoint: ENDPOINT.into(),
+            key: Secret::placeholder(),
+            key_env: "BREVO_API_KEY".into(),
+            letterhead: Letterhead {
+                from: "news@example.org".parse().unwrap(),
+                reply_to: None,
+                tag: "2020-06".into(),
+            },
+            limit: BATCH_LIMIT,
+            html: "{% autoescape off %}{{ params.bltn0 }}{% endautoescape %}".into(),
+            html_holes,
+            brace: false,
+            text: Document::default(),
+            holes,
+        }
+    }
+
+    #[test]
+    fn readers_whose_params_brevo_would_refuse_are_left_out_or_go_in_the_next_request() {
+        let brevo = brevo(vec![0], 1);
+        let message = |i: usize, size: usize| Outgoing {
+            envelope: crate::message::Envelope {
+                from: "news@example.org".parse().unwrap(),
+                to: format!("r{i}@example.org").parse().unwrap(),
+            },
+            message_id: format!("<{i}@x>"),
+            payload: crate::message::Payload::Values(Filled {
+                to_name: None,
+                subject: "Hi".into(),
+                values: vec!["x".repeat(size)],
+                headers: Vec::new(),
+            }),
+        };
+        // 95 KB each: ten fit in Brevo's 1000 KB a request, the next two wait; 120 KB is
+        // more than one version takes.
+        let mut messages: Vec<Outgoing> = (0..12).map(|i| message(i, 95_000)).collect();
+        messages.insert(3, message(99, 120_000));
+        let batch = Batch {
+            key: "k".into(),
+            messages,
+        };
+        let request = brevo.request(&batch).unwrap();
+        let Body::Json(json) = &request.body else {
+            panic!("a JSON body")
+        };
+        assert_eq!(json.items(), 10);
+        let answer = Answer {
+            status: 201,
+            headers: reqwest::header::HeaderMap::new(),
+            body: serde_json::to_vec(&json!({"messageIds": vec!["<id>"; 10]})).unwrap(),
+        };
+        let outcomes = brevo.outcomes(&batch, &answer).unwrap();
+        let kinds: Vec<Option<Kind>> = outcomes
+            .iter()
+            .map(|o| o.as_ref().err().map(|f| f.kind))
+            .collect();
+        let mut expected = vec![None; 13];
+        expected[3] = Some(Kind::Permanent);
+        expected[12] = Some(Kind::Bystander);
+        expected[11] = Some(Kind::Bystander);
+        assert_eq!(kinds, expected);
+        // Alone, a reader whose params are too big is refused for good, never sent empty.
+        let alone = Batch {
+            key: "k".into(),
+            messages: vec![message(0, 120_000)],
+        };
+        assert!(matches!(
+            brevo.request(&alone),
+            Err(RequestError::TooBig { .. })
+        ));
+    }
+
     #[test]
     fn waits_as_the_rate_limit_headers_say() {
         let provider = |headers: HeaderMap| Answer {
