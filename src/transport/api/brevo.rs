@@ -1,10 +1,20 @@
 //! Brevo (formerly Sendinblue): the transactional email endpoint with `messageVersions`, up
-//! to 1000 versions a request, one version per reader with their own subject, HTML, text and
-//! List-Unsubscribe header; the sender, the issue's tag and the headers every reader shares
-//! are given once.
+//! to 1000 versions a request. The issue's HTML goes once a request, as a template in Brevo's
+//! template language with `{{ params.bltnN }}` in its holes (`html_template`); each reader
+//! is one version with their address, subject, text, List-Unsubscribe header and `params`
+//! (their values for the HTML's holes, within Brevo's limits on params: [`PARAMS_LIMIT`]).
+//! The sender, the issue's tag and the headers every reader shares are given once.
+//!
+//! The text goes filled in each version: Brevo documents params in the HTML ("Define
+//! placeholders in your HTML using {{params.variableName}}", the batch guide), not in
+//! `textContent`. django-anymail's documentation says Brevo takes no inline template
+//! without a `templateId`; Brevo's own guide (custom HTML with `params` in each version) is
+//! followed here.
 //!
 //! API reference: <https://developers.brevo.com/reference/sendtransacemail>; batches:
-//! <https://developers.brevo.com/docs/batch-send-transactional-emails>; idempotency:
+//! <https://developers.brevo.com/docs/batch-send-transactional-emails>; template language
+//! (`autoescape`, `verbatim`):
+//! <https://help.brevo.com/hc/en-us/articles/360018252080>; idempotency:
 //! <https://developers.brevo.com/docs/heterogenous-versions-batch-emails>; rate-limit
 //! headers: <https://developers.brevo.com/docs/limit-headers>.
 //!
