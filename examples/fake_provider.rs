@@ -1,8 +1,10 @@
-//! A local stand-in for Postmark's batch endpoint, for benchmarks: it accepts
+//! A local stand-in for two providers' batch endpoints, for benchmarks. Postmark:
 //! `POST /email/batch` (a JSON array of messages, as documented at
-//! <https://postmarkapp.com/developer/api/email-api#send-batch-emails>), answers each message
-//! with `ErrorCode: 0`, and counts requests, messages and bytes; `GET /stats` returns the
-//! counts as JSON.
+//! <https://postmarkapp.com/developer/api/email-api#send-batch-emails>), each message answered
+//! with `ErrorCode: 0`. Brevo: `POST /v3/smtp/email` (an object with `htmlContent` and up to
+//! 1000 `messageVersions`, <https://developers.brevo.com/reference/sendtransacemail>),
+//! answered 201 with a `messageIds` entry per version. It counts requests, messages and
+//! bytes; `GET /stats` returns the counts as JSON.
 //!
 //!   cargo run --release --example fake_provider -- 127.0.0.1:0
 //!
@@ -47,6 +49,41 @@ async fn batch(State(counts): State<Arc<Counts>>, body: Bytes) -> impl IntoRespo
     )
 }
 
+/// What the fake reads of a Brevo request: the shared HTML and the versions.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Brevo {
+    html_content: String,
+    message_versions: Vec<serde::de::IgnoredAny>,
+}
+
+async fn brevo(State(counts): State<Arc<Counts>>, body: Bytes) -> impl IntoResponse {
+    let refused = |message: String| {
+        let error = serde_json::json!({"code": "invalid_parameter", "message": message});
+        (StatusCode::BAD_REQUEST, error.to_string())
+    };
+    let request: Brevo = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return refused(e.to_string()),
+    };
+    let n = request.message_versions.len();
+    if request.html_content.is_empty() || n == 0 || n > 1000 {
+        return refused(format!(
+            "htmlContent and 1 to 1000 messageVersions, not {n}"
+        ));
+    }
+    counts.requests.fetch_add(1, Ordering::Relaxed);
+    counts.messages.fetch_add(n as u64, Ordering::Relaxed);
+    counts.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+    let ids: Vec<String> = (0..n)
+        .map(|i| format!("<fake-{i}@smtp-relay.mailin.fr>"))
+        .collect();
+    (
+        StatusCode::CREATED,
+        serde_json::json!({"messageIds": ids}).to_string(),
+    )
+}
+
 async fn stats(State(counts): State<Arc<Counts>>) -> String {
     serde_json::json!({
         "requests": counts.requests.load(Ordering::Relaxed),
@@ -64,6 +101,7 @@ async fn main() -> std::io::Result<()> {
     let counts = Arc::new(Counts::default());
     let app = Router::new()
         .route("/email/batch", post(batch))
+        .route("/v3/smtp/email", post(brevo))
         .route("/stats", get(stats))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(counts);

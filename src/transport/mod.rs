@@ -396,7 +396,7 @@ mod tests {
         let dry = open(&config, "api", options(out.clone(), dir.path())).unwrap();
         assert!(matches!(dry, AnyTransport::ApiDryRun(_)));
         assert_eq!(dry.pacing(), Pacing::ONE_AT_A_TIME);
-        assert_eq!((dry.form(), dry.batch_limit()), (Form::Parts, 500));
+        assert_eq!((dry.form(), dry.batch_limit()), (Form::Values, 500));
         // Sending for real, as fast as the profile says.
         assert_eq!(
             config.profiles["api"].api().unwrap().pacing(),

@@ -194,7 +194,7 @@ impl Provider for Mailgun {
         Form::Values
     }
 
-    fn request(&self, batch: &Batch) -> Result<Request, RequestError> {
+    fn request<'a>(&'a self, batch: &'a Batch) -> Result<Request<'a>, RequestError> {
         let headers = shared_headers(&batch.messages)?;
         let own: Vec<&str> = headers
             .iter()

@@ -12,12 +12,14 @@
 //! took before any is sent again. Mailjet's own guide warns that a message can take a moment
 //! to appear there: one not found goes again, and its reader is reported uncertain.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::body::Item;
+use super::template::{Document, Fill, cut, values};
 use super::{
-    Answer, Auth, Body, Common, Context, Provider, ProviderError, Request, RequestError,
-    SettingsError, header_object, needed,
+    Answer, Auth, Body, Common, Context, Headers, Json, Provider, ProviderError, Request,
+    RequestError, SettingsError, needed,
 };
 use crate::message::{Form, Letterhead, Outgoing};
 use crate::transport::{Accepted, Batch, Failure, Kind};
@@ -66,6 +68,12 @@ pub struct Mailjet {
     secret: Secret,
     secret_env: String,
     letterhead: Letterhead,
+    /// The sender and the reply-to address as every message gives them.
+    from: Value,
+    reply_to: Option<Value>,
+    /// The HTML and text, filled for each message as the request is written.
+    html: Document,
+    text: Document,
     limit: usize,
 }
 
@@ -73,40 +81,66 @@ impl Mailjet {
     pub fn new(settings: &Settings, context: &Context) -> Result<Mailjet, ProviderError> {
         let common = &settings.common;
         let secret_env = settings.secret_env()?;
+        let [_, html, text] = cut(context.template)?;
         Ok(Mailjet {
+            html,
+            text,
             endpoint: common.endpoint(ENDPOINT),
             key: context.secret(&common.api_key_env)?,
             key_env: common.api_key_env.clone(),
             secret: context.secret(secret_env)?,
             secret_env: secret_env.to_string(),
             letterhead: context.letterhead.clone(),
+            from: address(
+                &context.letterhead.from.email,
+                context.letterhead.from.name.as_deref(),
+            ),
+            reply_to: context
+                .letterhead
+                .reply_to
+                .as_ref()
+                .map(|r| address(&r.email, r.name.as_deref())),
             limit: common.batch_limit(BATCH_LIMIT),
         })
     }
 
-    fn message(&self, m: &Outgoing) -> Result<Value, RequestError> {
-        let parts = m.parts()?;
-        let to = address(&m.envelope.to, parts.to_name.as_deref());
-        // List-Id is on Mailjet's list of forbidden headers (error send-0011 for the message):
-        // Mailjet sets it itself. List-Unsubscribe and List-Unsubscribe-Post are allowed.
-        let headers = header_object(m, |name| name != "List-Id");
-        let from = &self.letterhead.from;
-        let mut message = json!({
-            "From": address(&from.email, from.name.as_deref()),
-            "To": [to],
-            "Subject": parts.subject,
-            "TextPart": parts.text,
-            "HTMLPart": parts.html,
-            "Headers": headers,
-            "CustomCampaign": self.letterhead.tag,
+    /// One message as the send API takes it, borrowing the message's parts.
+    fn message<'a>(&'a self, m: &'a Outgoing) -> Result<Message<'a>, RequestError> {
+        let filled = values(m, self.html.holes)?;
+        Ok(Message {
+            from: &self.from,
+            to: [address(&m.envelope.to, filled.to_name.as_deref())],
+            subject: &filled.subject,
+            text_part: self.text.fill(&filled.values),
+            html_part: self.html.fill(&filled.values),
+            // List-Id is on Mailjet's list of forbidden headers (error send-0011 for the
+            // message): Mailjet sets it itself. List-Unsubscribe and List-Unsubscribe-Post
+            // are allowed.
+            headers: Headers::of(m, |name| name != "List-Id"),
+            custom_campaign: &self.letterhead.tag,
             // Echoed in Mailjet's events, to match them with the ledger.
-            "CustomID": m.message_id,
-        });
-        if let Some(reply_to) = &self.letterhead.reply_to {
-            message["ReplyTo"] = address(&reply_to.email, reply_to.name.as_deref());
-        }
-        Ok(message)
+            custom_id: &m.message_id,
+            reply_to: self.reply_to.as_ref(),
+        })
     }
+}
+
+/// A message of a send request, as Mailjet's reference names its fields.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Message<'a> {
+    from: &'a Value,
+    to: [Value; 1],
+    subject: &'a str,
+    text_part: Fill<'a>,
+    #[serde(rename = "HTMLPart")]
+    html_part: Fill<'a>,
+    headers: Headers<'a>,
+    custom_campaign: &'a str,
+    #[serde(rename = "CustomID")]
+    custom_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_to: Option<&'a Value>,
 }
 
 /// `{"Email", "Name"}`, the name left out when there is none.
@@ -128,15 +162,15 @@ impl Provider for Mailjet {
     }
 
     fn form(&self) -> Form {
-        Form::Parts
+        Form::Values
     }
 
-    fn request(&self, batch: &Batch) -> Result<Request, RequestError> {
+    fn request<'a>(&'a self, batch: &'a Batch) -> Result<Request<'a>, RequestError> {
         let messages = batch
             .messages
             .iter()
-            .map(|m| self.message(m))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|m| Ok(Box::new(self.message(m)?) as Box<dyn Item>))
+            .collect::<Result<Vec<_>, RequestError>>()?;
         Ok(Request {
             url: format!("{}/v3.1/send", self.endpoint),
             headers: Vec::new(),
@@ -144,7 +178,7 @@ impl Provider for Mailjet {
                 user: self.key.expose().to_string(),
                 password: self.secret.clone(),
             },
-            body: Body::Json(json!({ "Messages": messages })),
+            body: Body::Json(Json::object(&serde_json::Map::new(), "Messages", messages)?),
         })
     }
 
@@ -188,7 +222,7 @@ impl Provider for Mailjet {
     }
 
     /// One request a message: the messages with its `CustomID`.
-    fn look_up(&self, batch: &Batch) -> Vec<Request> {
+    fn look_up(&self, batch: &Batch) -> Vec<Request<'static>> {
         batch
             .messages
             .iter()

@@ -24,6 +24,7 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use serde::{Deserialize, Deserializer};
 
+pub mod body;
 pub mod brevo;
 pub mod mailgun;
 pub mod mailjet;
@@ -31,6 +32,9 @@ pub mod postmark;
 pub mod resend;
 pub mod sendgrid;
 pub mod ses;
+pub mod template;
+
+pub use body::Json;
 
 use super::{Accepted, Batch, BatchResult, Failure, Kind, Pacing, Transport};
 use crate::clock::Clock;
@@ -236,6 +240,8 @@ pub enum ProviderError {
     Settings(#[from] SettingsError),
     #[error("cannot start the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    #[error("cannot write the issue as the provider's template: {0}")]
+    Template(&'static str),
 }
 
 /// Why a batch cannot become a request. Every message of the batch fails with it, for good:
@@ -292,8 +298,9 @@ pub trait Provider: Send + Sync + 'static {
     /// What each message must carry.
     fn form(&self) -> Form;
 
-    /// The request that delivers `batch` (at most `batch_limit` messages).
-    fn request(&self, batch: &Batch) -> Result<Request, RequestError>;
+    /// The request that delivers `batch` (at most `batch_limit` messages). Its body borrows
+    /// the batch's messages: it is written when the request goes, and again for a retry.
+    fn request<'a>(&'a self, batch: &'a Batch) -> Result<Request<'a>, RequestError>;
 
     /// Each message's outcome, when the answer says (a 2xx, or an error answer that lists
     /// messages). `None` leaves the answer to the rules all providers share.
@@ -329,7 +336,7 @@ pub trait Provider: Send + Sync + 'static {
 
     /// The requests that ask the provider which messages of `batch` (sent before, answer
     /// lost) it accepted; none when it cannot be asked.
-    fn look_up(&self, _batch: &Batch) -> Vec<Request> {
+    fn look_up(&self, _batch: &Batch) -> Vec<Request<'static>> {
         Vec::new()
     }
 
@@ -348,19 +355,19 @@ pub trait Provider: Send + Sync + 'static {
 
 /// An HTTP request, credentials apart.
 #[derive(Debug)]
-pub struct Request {
+pub struct Request<'a> {
     pub url: String,
     /// Headers other than the credentials.
     pub headers: Vec<(String, String)>,
     pub auth: Auth,
-    pub body: Body,
+    pub body: Body<'a>,
 }
 
 /// A request's body.
 #[derive(Debug)]
-pub enum Body {
-    /// `application/json`.
-    Json(serde_json::Value),
+pub enum Body<'a> {
+    /// `application/json`, written from the batch when the request goes ([`Json`]).
+    Json(Json<'a>),
     /// `application/x-www-form-urlencoded`, a field may repeat.
     Form(Vec<(String, String)>),
     /// None: the request is a GET (a look-up), its question in the URL.
@@ -508,6 +515,33 @@ pub fn header_object(
         .collect()
 }
 
+/// A message's headers that `keep` accepts, written as a JSON object `{name: value}` from
+/// the message itself (what [`header_object`] copies).
+pub struct Headers<'a> {
+    headers: &'a [(&'static str, String)],
+    keep: fn(&str) -> bool,
+}
+
+impl<'a> Headers<'a> {
+    pub fn of(m: &'a Outgoing, keep: fn(&str) -> bool) -> Headers<'a> {
+        Headers {
+            headers: m.headers(),
+            keep,
+        }
+    }
+}
+
+impl serde::Serialize for Headers<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (name, value) in self.headers.iter().filter(|(n, _)| (self.keep)(n)) {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
 /// The `Retry-After` header, in seconds (or an HTTP date, which we treat as "a minute").
 pub fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get("retry-after")?.to_str().ok()?.trim();
@@ -543,6 +577,9 @@ pub fn error_message(body: &[u8]) -> String {
     text[..end].to_string()
 }
 
+/// A streamed request's body, and where its chunks go as it is written.
+type ToWrite<'a> = (&'a Json<'a>, body::Chunks);
+
 /// A provider's API as a [`Transport`].
 pub struct ApiTransport {
     provider: Box<dyn Provider>,
@@ -576,7 +613,12 @@ impl ApiTransport {
         self.pacing
     }
 
-    fn build(&self, request: Request) -> Result<reqwest::Request, RequestError> {
+    /// The request as reqwest sends it, and, for a body too big to hold whole, where its
+    /// chunks go: the caller writes them ([`Json::produce`]) while the request is sent.
+    fn build<'a>(
+        &self,
+        request: &'a Request<'a>,
+    ) -> Result<(reqwest::Request, Option<ToWrite<'a>>), RequestError> {
         let mut builder = match request.body {
             Body::None => self.client.get(&request.url),
             _ => self.client.post(&request.url),
@@ -590,11 +632,23 @@ impl ApiTransport {
             Auth::Header { name, value } => builder.header(*name, value.expose()),
             Auth::Signed => builder,
         };
+        let mut streamed = None;
         builder = match &request.body {
-            Body::Json(json) => builder
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(reqwest::header::ACCEPT, "application/json")
-                .body(serde_json::to_vec(json)?),
+            Body::Json(json) => {
+                let builder = builder
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header(reqwest::header::ACCEPT, "application/json");
+                let len = json.len()?;
+                // A signature covers the body's bytes: a signed request has them whole
+                // (Amazon SES: one message a request).
+                if len > body::STREAM_ABOVE && !matches!(request.auth, Auth::Signed) {
+                    let (body, chunks) = body::Streamed::new(len);
+                    streamed = Some((json, chunks));
+                    builder.body(reqwest::Body::wrap(body))
+                } else {
+                    builder.body(json.to_vec()?)
+                }
+            }
             Body::Form(fields) => builder.form(fields),
             Body::None => builder.header(reqwest::header::ACCEPT, "application/json"),
         };
@@ -603,7 +657,7 @@ impl ApiTransport {
             source,
         })?;
         self.provider.sign(&mut built)?;
-        Ok(built)
+        Ok((built, streamed))
     }
 
     /// The outcome of an answer the provider left to the shared rules.
@@ -654,14 +708,30 @@ impl ApiTransport {
     }
 
     /// One request, and its answer whole; a request that got none is a failure.
-    async fn exchange(&self, request: Request) -> Result<Answer, Failure> {
+    async fn exchange(&self, request: Request<'_>) -> Result<Answer, Failure> {
         let permanent = |e: RequestError| Failure {
             kind: Kind::Permanent,
             reply: e.to_string(),
         };
-        let request = self.build(request).map_err(permanent)?;
+        let (built, streamed) = self.build(&request).map_err(permanent)?;
         let name = self.provider.name();
-        let response = match self.client.execute(request).await {
+        let sent = self.client.execute(built);
+        let response = match streamed {
+            None => sent.await,
+            Some((json, chunks)) => {
+                // The body is written as the connection takes it. When the answer comes
+                // first (a refusal before the body was read), the rest is not written.
+                tokio::pin!(sent);
+                let produce = json.produce(chunks);
+                tokio::pin!(produce);
+                tokio::select! {
+                    biased;
+                    response = &mut sent => response,
+                    () = &mut produce => sent.await,
+                }
+            }
+        };
+        let response = match response {
             Ok(r) => r,
             Err(e) => return Err(network_failure(name, &e)),
         };
@@ -824,7 +894,7 @@ impl DryRun {
 }
 
 /// A request as a person reads it: method, URL, headers with the credentials redacted, body.
-pub fn redacted(request: &Request) -> serde_json::Value {
+pub fn redacted(request: &Request) -> Result<serde_json::Value, serde_json::Error> {
     let mut headers = serde_json::Map::new();
     for (name, value) in &request.headers {
         headers.insert(name.clone(), value.clone().into());
@@ -840,7 +910,7 @@ pub fn redacted(request: &Request) -> serde_json::Value {
     }
     let body = match &request.body {
         Body::None => serde_json::Value::Null,
-        Body::Json(json) => json.clone(),
+        Body::Json(json) => serde_json::from_slice(&json.to_vec()?)?,
         Body::Form(fields) => fields
             .iter()
             .map(|(k, v)| serde_json::json!([k, v]))
@@ -851,12 +921,12 @@ pub fn redacted(request: &Request) -> serde_json::Value {
         Body::None => "GET",
         _ => "POST",
     };
-    serde_json::json!({
+    Ok(serde_json::json!({
         "method": method,
         "url": request.url,
         "headers": headers,
         "body": body,
-    })
+    }))
 }
 
 impl Transport for DryRun {
@@ -879,7 +949,8 @@ impl Transport for DryRun {
             .map_err(|e| failure(Kind::Permanent, e.to_string()))?;
         let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
         let path = self.dir.join(format!("request-{n:05}.json"));
-        let text = serde_json::to_vec_pretty(&redacted(&request))
+        let text = redacted(&request)
+            .and_then(|r| serde_json::to_vec_pretty(&r))
             .map_err(|e| failure(Kind::Permanent, e.to_string()))?;
         crate::output::write_atomic(&path, &text)
             .map_err(|e| failure(Kind::Unreachable, e.to_string()))?;
@@ -1119,7 +1190,9 @@ mod tests {
         let failure = runtime.block_on(dry.send_batch(&batch)).unwrap_err();
         assert_eq!(failure.kind, Kind::Permanent);
         assert!(
-            failure.reply.contains("this transport takes parts"),
+            failure
+                .reply
+                .contains("this transport takes template values"),
             "{failure}"
         );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

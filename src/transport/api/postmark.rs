@@ -10,11 +10,13 @@
 //! `metadata_bulletin-batch` filter, up to 500 a page: one batch) says which messages
 //! Postmark accepted before any is sent again.
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use super::body::Item;
+use super::template::{Document, Fill, cut, values};
 use super::{
-    Answer, Auth, Body, Common, Context, Provider, ProviderError, Request, RequestError,
+    Answer, Auth, Body, Common, Context, Json, Provider, ProviderError, Request, RequestError,
     SettingsError, recipient,
 };
 use crate::message::{Form, Letterhead, Outgoing};
@@ -58,13 +60,22 @@ pub struct Postmark {
     token_env: String,
     stream: String,
     letterhead: Letterhead,
+    /// The sender and the reply-to address as every message gives them, written once.
+    from: String,
+    reply_to: Option<String>,
+    /// The HTML and text, filled for each message as the request is written.
+    html: Document,
+    text: Document,
     limit: usize,
 }
 
 impl Postmark {
     pub fn new(settings: &Settings, context: &Context) -> Result<Postmark, ProviderError> {
         let common = &settings.common;
+        let [_, html, text] = cut(context.template)?;
         Ok(Postmark {
+            html,
+            text,
             endpoint: common.endpoint(ENDPOINT),
             token: context.secret(&common.api_key_env)?,
             token_env: common.api_key_env.clone(),
@@ -73,34 +84,73 @@ impl Postmark {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_STREAM.to_string()),
             letterhead: context.letterhead.clone(),
+            from: context.letterhead.from.to_string(),
+            reply_to: context.letterhead.reply_to.as_ref().map(|r| r.to_string()),
             limit: common.batch_limit(BATCH_LIMIT),
         })
     }
 
-    fn message(&self, m: &Outgoing, batch_key: &str) -> Result<Value, RequestError> {
-        let parts = m.parts()?;
-        let to = recipient(m);
-        let headers: Vec<Value> = parts
-            .headers
-            .iter()
-            .map(|(name, value)| json!({"Name": name, "Value": value}))
-            .collect();
-        let mut message = json!({
-            "From": self.letterhead.from.to_string(),
-            "To": to.to_string(),
-            "Subject": parts.subject,
-            "HtmlBody": parts.html,
-            "TextBody": parts.text,
-            "Headers": headers,
-            "Tag": self.letterhead.tag,
-            "MessageStream": self.stream,
-            "Metadata": {"bulletin-message-id": m.message_id, BATCH: batch_key},
-        });
-        if let Some(reply_to) = &self.letterhead.reply_to {
-            message["ReplyTo"] = reply_to.to_string().into();
-        }
-        Ok(message)
+    /// One message as the batch endpoint takes it, borrowing the message's parts.
+    fn message<'a>(
+        &'a self,
+        m: &'a Outgoing,
+        batch_key: &'a str,
+    ) -> Result<Message<'a>, RequestError> {
+        let filled = values(m, self.html.holes)?;
+        Ok(Message {
+            from: &self.from,
+            to: recipient(m).to_string(),
+            subject: &filled.subject,
+            html_body: self.html.fill(&filled.values),
+            text_body: self.text.fill(&filled.values),
+            headers: filled
+                .headers
+                .iter()
+                .map(|(name, value)| Header { name, value })
+                .collect(),
+            tag: &self.letterhead.tag,
+            message_stream: &self.stream,
+            metadata: Metadata {
+                message_id: &m.message_id,
+                batch: batch_key,
+            },
+            reply_to: self.reply_to.as_deref(),
+        })
     }
+}
+
+/// A message of a batch request, as Postmark's reference names its fields.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Message<'a> {
+    from: &'a str,
+    to: String,
+    subject: &'a str,
+    html_body: Fill<'a>,
+    text_body: Fill<'a>,
+    headers: Vec<Header<'a>>,
+    tag: &'a str,
+    message_stream: &'a str,
+    metadata: Metadata<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_to: Option<&'a str>,
+}
+
+/// `{"Name", "Value"}`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Header<'a> {
+    name: &'a str,
+    value: &'a str,
+}
+
+/// The message's ID and the request's key, to find the message again.
+#[derive(Serialize)]
+struct Metadata<'a> {
+    #[serde(rename = "bulletin-message-id")]
+    message_id: &'a str,
+    #[serde(rename = "bulletin-batch")]
+    batch: &'a str,
 }
 
 impl Provider for Postmark {
@@ -113,15 +163,15 @@ impl Provider for Postmark {
     }
 
     fn form(&self) -> Form {
-        Form::Parts
+        Form::Values
     }
 
-    fn request(&self, batch: &Batch) -> Result<Request, RequestError> {
+    fn request<'a>(&'a self, batch: &'a Batch) -> Result<Request<'a>, RequestError> {
         let messages = batch
             .messages
             .iter()
-            .map(|m| self.message(m, &batch.key))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|m| Ok(Box::new(self.message(m, &batch.key)?) as Box<dyn Item>))
+            .collect::<Result<Vec<_>, RequestError>>()?;
         Ok(Request {
             url: format!("{}/email/batch", self.endpoint),
             headers: Vec::new(),
@@ -129,7 +179,7 @@ impl Provider for Postmark {
                 name: "X-Postmark-Server-Token",
                 value: self.token.clone(),
             },
-            body: Body::Json(messages.into()),
+            body: Body::Json(Json::array(messages)),
         })
     }
 
@@ -145,7 +195,7 @@ impl Provider for Postmark {
     }
 
     /// The outbound messages whose metadata holds the batch's key, on the stream.
-    fn look_up(&self, batch: &Batch) -> Vec<Request> {
+    fn look_up(&self, batch: &Batch) -> Vec<Request<'static>> {
         let query: String = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("count", &BATCH_LIMIT.to_string())
             .append_pair("offset", "0")

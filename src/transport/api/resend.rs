@@ -13,14 +13,16 @@
 //! rate limits: <https://resend.com/docs/api-reference/rate-limit>;
 //! tags: <https://resend.com/docs/dashboard/emails/tags>.
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use super::body::Item;
+use super::template::{Document, Fill, cut, values};
 use super::{
-    Answer, Auth, Body, Common, Context, Provider, ProviderError, Request, RequestError,
-    SettingsError, header_object, recipient,
+    Answer, Auth, Body, Common, Context, Headers, Json, Provider, ProviderError, Request,
+    RequestError, SettingsError, recipient,
 };
-use crate::message::{Form, Letterhead, Outgoing};
+use crate::message::{Form, Outgoing};
 use crate::transport::{Accepted, Batch, Failure, Kind};
 use crate::values::Secret;
 
@@ -51,41 +53,71 @@ pub struct Resend {
     endpoint: String,
     key: Secret,
     key_env: String,
-    letterhead: Letterhead,
+    /// The sender, the reply-to address and the issue's tag as every email gives them.
+    from: String,
+    reply_to: Option<String>,
+    tag: String,
+    /// The issue's HTML and text, filled for each email as the request is written.
+    html: Document,
+    text: Document,
     limit: usize,
 }
 
 impl Resend {
     pub fn new(settings: &Settings, context: &Context) -> Result<Resend, ProviderError> {
         let common = &settings.common;
+        let [_, html, text] = cut(context.template)?;
         Ok(Resend {
+            html,
+            text,
             endpoint: common.endpoint(ENDPOINT),
             key: context.secret(&common.api_key_env)?,
             key_env: common.api_key_env.clone(),
-            letterhead: context.letterhead.clone(),
+            from: context.letterhead.from.to_string(),
+            reply_to: context.letterhead.reply_to.as_ref().map(|r| r.to_string()),
+            tag: super::tag_value(&context.letterhead.tag),
             limit: common.batch_limit(BATCH_LIMIT),
         })
     }
 
-    fn email(&self, m: &Outgoing) -> Result<Value, RequestError> {
-        let parts = m.parts()?;
-        let to = recipient(m);
-        // Header values must be strings, which ours are.
-        let headers = header_object(m, |_| true);
-        let mut email = json!({
-            "from": self.letterhead.from.to_string(),
-            "to": [to.to_string()],
-            "subject": parts.subject,
-            "html": parts.html,
-            "text": parts.text,
-            "headers": headers,
-            "tags": [{"name": "issue", "value": super::tag_value(&self.letterhead.tag)}],
-        });
-        if let Some(reply_to) = &self.letterhead.reply_to {
-            email["reply_to"] = reply_to.to_string().into();
-        }
-        Ok(email)
+    /// One email as the batch endpoint takes it, borrowing the message's parts.
+    fn email<'a>(&'a self, m: &'a Outgoing) -> Result<Email<'a>, RequestError> {
+        let filled = values(m, self.html.holes)?;
+        Ok(Email {
+            from: &self.from,
+            to: [recipient(m).to_string()],
+            subject: &filled.subject,
+            html: self.html.fill(&filled.values),
+            text: self.text.fill(&filled.values),
+            // Header values must be strings, which ours are.
+            headers: Headers::of(m, |_| true),
+            tags: [Tag {
+                name: "issue",
+                value: &self.tag,
+            }],
+            reply_to: self.reply_to.as_deref(),
+        })
     }
+}
+
+/// An email of a batch request, as Resend's reference names its fields.
+#[derive(Serialize)]
+struct Email<'a> {
+    from: &'a str,
+    to: [String; 1],
+    subject: &'a str,
+    html: Fill<'a>,
+    text: Fill<'a>,
+    headers: Headers<'a>,
+    tags: [Tag<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_to: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Tag<'a> {
+    name: &'a str,
+    value: &'a str,
 }
 
 impl Provider for Resend {
@@ -98,15 +130,15 @@ impl Provider for Resend {
     }
 
     fn form(&self) -> Form {
-        Form::Parts
+        Form::Values
     }
 
-    fn request(&self, batch: &Batch) -> Result<Request, RequestError> {
+    fn request<'a>(&'a self, batch: &'a Batch) -> Result<Request<'a>, RequestError> {
         let emails = batch
             .messages
             .iter()
-            .map(|m| self.email(m))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|m| Ok(Box::new(self.email(m)?) as Box<dyn Item>))
+            .collect::<Result<Vec<_>, RequestError>>()?;
         Ok(Request {
             url: format!("{}/emails/batch", self.endpoint),
             // The same key for the same issue and readers: a retry (this run's or the next
@@ -116,7 +148,7 @@ impl Provider for Resend {
                 ("x-batch-validation".to_string(), "permissive".to_string()),
             ],
             auth: Auth::Bearer(self.key.clone()),
-            body: Body::Json(emails.into()),
+            body: Body::Json(Json::array(emails)),
         })
     }
 

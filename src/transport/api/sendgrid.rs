@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Answer, Auth, Body, Common, Context, Provider, ProviderError, Request, RequestError,
+    Answer, Auth, Body, Common, Context, Json, Provider, ProviderError, Request, RequestError,
     SettingsError,
 };
 use crate::clock::Clock;
@@ -189,7 +189,7 @@ impl Provider for SendGrid {
         Form::Values
     }
 
-    fn request(&self, batch: &Batch) -> Result<Request, RequestError> {
+    fn request<'a>(&'a self, batch: &'a Batch) -> Result<Request<'a>, RequestError> {
         let mut personalizations = Vec::with_capacity(batch.messages.len());
         let mut refused = None;
         for m in &batch.messages {
@@ -222,7 +222,7 @@ impl Provider for SendGrid {
             url: format!("{}/v3/mail/send", self.endpoint),
             headers: Vec::new(),
             auth: Auth::Bearer(self.key.clone()),
-            body: Body::Json(body),
+            body: Body::Json(Json::value(&body)?),
         })
     }
 

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    Answer, Auth, Body, Common, Context, Provider, ProviderError, Request, RequestError,
+    Answer, Auth, Body, Common, Context, Json, Provider, ProviderError, Request, RequestError,
     SettingsError, needed,
 };
 use crate::clock::Clock;
@@ -128,7 +128,7 @@ impl Provider for Ses {
         Form::Mime
     }
 
-    fn request(&self, batch: &Batch) -> Result<Request, RequestError> {
+    fn request<'a>(&'a self, batch: &'a Batch) -> Result<Request<'a>, RequestError> {
         let [message] = batch.messages.as_slice() else {
             return Err(RequestError::OneAtATime {
                 provider: self.name(),
@@ -149,7 +149,7 @@ impl Provider for Ses {
             url: format!("{}/v2/email/outbound-emails", self.endpoint),
             headers: Vec::new(),
             auth: Auth::Signed,
-            body: Body::Json(body),
+            body: Body::Json(Json::value(&body)?),
         })
     }
 

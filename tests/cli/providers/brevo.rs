@@ -10,6 +10,15 @@
 //! it as Brevo does for django-anymail. The idempotency guide's "Time-to-live and error
 //! handling": a key reused within 30 minutes is not processed again, and answered 400
 //! `duplicate_parameter`; the fake does that for every key it accepted.
+//!
+//! The HTML goes once, as a template in Brevo's template language: the batch guide's "Use the
+//! params object to personalize content. Define placeholders in your HTML using
+//! {{params.variableName}}", each version with its own `params`; the reference's limits on
+//! them (100 KB a version, 1000 KB a request); and the help centre's "Disable auto-escaping
+//! and display double curly brackets" (values are HTML-escaped unless inside `{% autoescape
+//! off %}`; `{{ … }}` and `{% … %}` anywhere are the language's own). The fake renders each
+//! version as Brevo does ([`render`]), stricter where Brevo is lenient: a tag it does not
+//! know, or a param a version lacks, refuses the request.
 
 use serde_json::{Value, json};
 use wiremock::{Request, ResponseTemplate};
@@ -24,6 +33,66 @@ use super::{
 const KEY: (&str, &str) = ("BREVO_API_KEY", "xkeysib-test-key-0000");
 
 const PATH: &str = "/v3/smtp/email";
+
+/// The HTML a version's reader gets: `template` (Brevo's template language) rendered with
+/// the version's `params`: `{{ params.NAME }}` prints the value, HTML-escaped unless inside
+/// `{% autoescape off %}…{% endautoescape %}`. Anything else in `{{ }}`, `{% %}` or `{# #}`
+/// is an error.
+fn render(template: &str, params: &Value) -> Result<String, String> {
+    let mut out = String::new();
+    let mut escape = true;
+    let mut rest = template;
+    loop {
+        let open = ["{{", "{%", "{#"]
+            .iter()
+            .filter_map(|o| rest.find(o).map(|at| (at, *o)))
+            .min();
+        let Some((at, open)) = open else {
+            out.push_str(rest);
+            return Ok(out);
+        };
+        out.push_str(&rest[..at]);
+        let close = match open {
+            "{{" => "}}",
+            "{%" => "%}",
+            _ => "#}",
+        };
+        let inner_at = at + 2;
+        let end = rest[inner_at..]
+            .find(close)
+            .ok_or_else(|| format!("unclosed {open} in the template"))?;
+        let inner = rest[inner_at..inner_at + end].trim();
+        match (open, inner) {
+            ("{{", name) if name.starts_with("params.") => {
+                let value = params[&name["params.".len()..]]
+                    .as_str()
+                    .ok_or_else(|| format!("no value for {name}"))?;
+                if escape {
+                    for c in value.chars() {
+                        match c {
+                            '<' => out.push_str("&lt;"),
+                            '>' => out.push_str("&gt;"),
+                            '&' => out.push_str("&amp;"),
+                            '"' => out.push_str("&quot;"),
+                            '\'' => out.push_str("&#x27;"),
+                            c => out.push(c),
+                        }
+                    }
+                } else {
+                    out.push_str(value);
+                }
+            }
+            ("{%", "autoescape off") => escape = false,
+            ("{%", "endautoescape") => escape = true,
+            _ => {
+                return Err(format!(
+                    "Brevo's template language has no {open} {inner} {close}"
+                ));
+            }
+        }
+        rest = &rest[inner_at + end + close.len()..];
+    }
+}
 
 fn invalid(message: &str) -> ResponseTemplate {
     ResponseTemplate::new(400)
@@ -68,7 +137,21 @@ fn brevo(refused: &'static [&'static str]) -> impl wiremock::Respond {
         if !headers_are_strings(&body["headers"]) {
             return invalid("Invalid headers");
         }
+        let mut params_total = 0;
         for v in versions {
+            // The reference: "The size of individual params in all the messageVersions shall
+            // not exceed 100 KB limit and that of cumulative params shall not exceed 1000 KB".
+            let size = serde_json::to_vec(&v["params"]).unwrap().len();
+            params_total += size;
+            if size > 100_000 || params_total > 1_000_000 {
+                return invalid("params are over the size limit");
+            }
+            if v.get("htmlContent").is_some() {
+                return invalid("the HTML goes once, as a template");
+            }
+            if let Err(e) = render(body["htmlContent"].as_str().unwrap(), &v["params"]) {
+                return invalid(&e);
+            }
             let Some(to) = v["to"]
                 .as_array()
                 .filter(|t| !t.is_empty() && t.len() <= 99)
@@ -165,17 +248,27 @@ fn versions_carry_each_readers_own_message_and_unsubscribe_link() {
         body["headers"].get("List-Unsubscribe").is_none(),
         "nobody gets another reader's link"
     );
-    assert!(body["htmlContent"].as_str().unwrap().contains("<html"));
-    // Each reader's own message.
+    // The HTML once, a template with a hole for each merge field, no reader's values in it.
+    let template = body["htmlContent"].as_str().unwrap();
+    assert!(template.contains("<html"));
+    assert!(template.contains("{{ params.bltn"), "a template");
+    assert!(
+        !template.contains("&lt;b&gt;&amp;&lt;/b&gt;") && !template.contains("Reader1"),
+        "no reader's name in the template"
+    );
+    assert!(bodies.iter().all(|b| b["htmlContent"] == template));
+    // Each reader's own message: the template filled with their params, as Brevo does.
     assert_eq!(
         first["to"],
         json!([{"email": "reader0@example.org", "name": "Mariusz Czepczyński"}])
     );
+    let html = render(template, &first["params"]).unwrap();
     assert_first_readers_message(
         first["subject"].as_str().unwrap(),
-        first["htmlContent"].as_str().unwrap(),
+        &html,
         first["textContent"].as_str().unwrap(),
     );
+    assert!(html.contains(&unsubscribe_url("reader0@example.org")));
     // The reader's own List-Unsubscribe in their version; the others shared in the body.
     assert_list_headers(
         first["headers"]["List-Unsubscribe"].as_str().unwrap(),
@@ -206,6 +299,43 @@ fn versions_carry_each_readers_own_message_and_unsubscribe_link() {
     assert_all_sent_and_not_again(&fake, &ws, &[KEY], 3, |who, reply| {
         reply.contains(&format!("messageId <brevo.{who}@"))
     });
+}
+
+#[test]
+fn template_syntax_in_the_issue_or_a_readers_name_reaches_the_reader_as_written() {
+    // Brevo reads `{{`, `{%` and `{#` anywhere in the HTML as its own: the issue's literal
+    // ones are printed through a param, and a reader's values are never read as a template.
+    let fake = Fake::start();
+    mount(&fake, brevo(&[]));
+    let ws = profile(&fake, "", 2);
+    let issue = ws.read("issues/2020-06.json").replace(
+        "Welcome to the June issue",
+        "Write {% raw %} and {# this #}, or a{ brace{",
+    );
+    ws.write("issues/2020-06.json", &issue);
+    ws.write(
+        "subscribers.csv",
+        "email,first_name,name\nreader0@example.org,{{ params.bltn0 }} {% x %},Ann\nreader1@example.org,Bob,Bob\n",
+    );
+    let stdout = send(&ws, &[KEY], &[]).ok();
+    assert!(stdout.contains("Sent: 2"), "{stdout}");
+    let bodies = fake.json_bodies();
+    let (body, first) = version_of(&bodies, "reader0@example.org");
+    let html = render(body["htmlContent"].as_str().unwrap(), &first["params"]).unwrap();
+    assert!(
+        html.contains("Write {% raw %} and {# this #}, or a{ brace{"),
+        "the issue's text as written"
+    );
+    assert!(
+        html.contains("Dear {{ params.bltn0 }} {% x %},"),
+        "the name as written"
+    );
+    assert!(
+        first["textContent"]
+            .as_str()
+            .unwrap()
+            .contains("Dear {{ params.bltn0 }} {% x %},")
+    );
 }
 
 #[test]
