@@ -3,7 +3,9 @@
 //!
 //! Steps: build the template data (`context`), fill the layout's MJML and text templates with
 //! Handlebars, compile the MJML with mrml, tidy and wrap the text, and cut both at their merge
-//! fields. Pure: reads nothing from disk and touches no network; the issue and the layout
+//! fields. Each part's templates are compiled once for the same sources and kept for the next
+//! render in the process (`COMPILED`): parsing them costs more than filling them. Pure: reads
+//! nothing from disk and touches no network; the issue and the layout
 //! arrive loaded (loading them and choosing the layout is [`crate::edition`]'s). Relative
 //! image paths, the issue's and the layout's, are resolved for where the email is read
 //! ([`AssetBase`]). Dates are written from CLDR in the issue's language (`dates`), and a
@@ -18,6 +20,7 @@ mod markdown;
 mod text;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use handlebars::{Handlebars, no_escape};
 use serde_json::Value;
@@ -199,12 +202,14 @@ pub fn render(
         opts.web,
         &mut fields,
     )?;
-    let data = serde_json::to_value(&context).unwrap_or(Value::Null);
+    let data = handlebars::Context::from(serde_json::to_value(&context).unwrap_or(Value::Null));
     let language = loaded.issue.language.as_str();
 
-    let mjml = Templates::new(layout, Part::Mjml, images, language, &mut fields)?.render(&data)?;
+    let mjml_sources = Sources::new(layout, Part::Mjml, images, language, &mut fields);
+    let mjml = Templates::get(mjml_sources)?.render(&data)?;
     let html = compile_mjml(&mjml)?;
-    let text = Templates::new(layout, Part::Text, images, language, &mut fields)?.render(&data)?;
+    let text_sources = Sources::new(layout, Part::Text, images, language, &mut fields);
+    let text = Templates::get(text_sources)?.render(&data)?;
     let text = text::tidy(&text);
     let subject = fields.mark(loaded.issue.title.as_str());
     let preheader = loaded
@@ -248,54 +253,109 @@ fn check_kinds(loaded: &LoadedIssue, layout: &Layout) -> Result<(), RenderError>
     }
 }
 
-/// One Handlebars registry for one part of the email, knowing which file each template came
-/// from so that errors can name it.
-struct Templates<'a> {
-    registry: Handlebars<'a>,
-    origins: BTreeMap<String, String>,
+/// What one part's Handlebars registry is compiled from: the part, the issue's language (for
+/// the `upper` helper), and each template by name with the file it came from and its source
+/// as registered (literal images resolved, merge fields marked). Equal sources compile to the
+/// same registry, so this is also the key of [`COMPILED`].
+#[derive(Debug, PartialEq, Eq)]
+struct Sources {
+    part: Part,
+    language: String,
+    /// (name, file, source), the main template first.
+    templates: Vec<(String, String, String)>,
 }
 
-const MAIN: &str = "email";
-
-impl<'a> Templates<'a> {
+impl Sources {
     fn new(
         layout: &Layout,
         part: Part,
         images: Images<'_>,
         language: &str,
         fields: &mut FieldTable,
-    ) -> Result<Self, RenderError> {
-        let mut registry = Handlebars::new();
-        registry.set_prevent_indent(true);
-        if part == Part::Text {
-            registry.register_escape_fn(no_escape);
-        }
-        text::register_helpers(&mut registry, language);
-        let mut origins = BTreeMap::new();
-        let mut add = |name: &str, t: &Template, registry: &mut Handlebars<'a>| {
-            origins.insert(name.to_string(), t.origin.describe(&t.name));
+    ) -> Self {
+        let mut mark = |name: String, t: &Template| {
             let source = match part {
                 Part::Mjml => fields.mark_template(&with_layout_images(&t.source, images)),
                 Part::Text => fields.mark_template(&t.source),
             };
+            (name, t.origin.describe(&t.name), source)
+        };
+        let mut templates = vec![mark(MAIN.to_string(), layout.main(part))];
+        for (name, t) in layout.partials(part) {
+            templates.push(mark(name, t));
+        }
+        Sources {
+            part,
+            language: language.to_string(),
+            templates,
+        }
+    }
+}
+
+/// The registries compiled last, newest last. Parsing a layout's templates costs more than
+/// filling them (Handlebars' parser), and the same layout is drawn again and again in one
+/// process: `publish` draws every issue with it, `preview` redraws on each save, the bench
+/// repeats a render. A registry is reused only for exactly the same [`Sources`].
+static COMPILED: Mutex<Vec<Arc<Templates>>> = Mutex::new(Vec::new());
+
+/// How many registries [`COMPILED`] keeps: both parts of an email and of its web edition.
+const KEEP_COMPILED: usize = 4;
+
+/// One Handlebars registry for one part of the email, knowing which file each template came
+/// from so that errors can name it.
+struct Templates {
+    sources: Sources,
+    registry: Handlebars<'static>,
+    origins: BTreeMap<String, String>,
+}
+
+const MAIN: &str = "email";
+
+impl Templates {
+    /// The registry for these sources: the one compiled last for them, or a new one.
+    fn get(sources: Sources) -> Result<Arc<Self>, RenderError> {
+        // A render that panicked holding the lock left the list whole: each change is one call.
+        let compiled = || COMPILED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = compiled().iter().find(|t| t.sources == sources) {
+            return Ok(Arc::clone(t));
+        }
+        let templates = Arc::new(Self::compile(sources)?);
+        let mut list = compiled();
+        list.push(Arc::clone(&templates));
+        if list.len() > KEEP_COMPILED {
+            list.remove(0);
+        }
+        Ok(templates)
+    }
+
+    fn compile(sources: Sources) -> Result<Self, RenderError> {
+        let mut registry = Handlebars::new();
+        registry.set_prevent_indent(true);
+        if sources.part == Part::Text {
+            registry.register_escape_fn(no_escape);
+        }
+        text::register_helpers(&mut registry, &sources.language);
+        let mut origins = BTreeMap::new();
+        for (name, file, source) in &sources.templates {
+            origins.insert(name.clone(), file.clone());
             registry
                 .register_template_string(name, source)
                 .map_err(|e| RenderError::Template {
-                    file: t.origin.describe(&t.name),
+                    file: file.clone(),
                     line: e.pos().map(|p| p.0),
                     column: e.pos().map(|p| p.1),
                     message: template_reason(e.reason()),
-                })
-        };
-        add(MAIN, layout.main(part), &mut registry)?;
-        for (name, t) in layout.partials(part) {
-            add(&name, t, &mut registry)?;
+                })?;
         }
-        Ok(Templates { registry, origins })
+        Ok(Templates {
+            sources,
+            registry,
+            origins,
+        })
     }
 
-    fn render(&self, data: &Value) -> Result<String, RenderError> {
-        self.registry.render(MAIN, data).map_err(|e| {
+    fn render(&self, data: &handlebars::Context) -> Result<String, RenderError> {
+        self.registry.render_with_context(MAIN, data).map_err(|e| {
             let name = e.template_name.clone().unwrap_or_else(|| MAIN.to_string());
             RenderError::Template {
                 file: self.origins.get(&name).cloned().unwrap_or(name),
