@@ -535,6 +535,61 @@ mod tests {
     }
 
     #[test]
+    fn a_list_larger_than_the_set_in_memory_keeps_each_readers_first_row_only() {
+        // 30,000 rows, well beyond the page cache of the addresses seen: every 10th row
+        // repeats, in upper case, an address of 5,001 rows before; every 10th other one is a
+        // reader whose domain is in Unicode, some repeated 20,000 rows later in ASCII form.
+        let mut list = String::from("email,row\n");
+        let mut expected_sent = Vec::new();
+        let mut expected_duplicates = Vec::new();
+        for i in 0..30_000u64 {
+            let line = i + 2;
+            if i % 10 == 9 && i >= 5_001 {
+                list.push_str(&format!("READER{}@EXAMPLE.ORG,{i}\n", i - 5_001));
+                expected_duplicates.push(line);
+            } else if i % 70 == 0 && i >= 20_000 {
+                list.push_str(&format!(
+                    "J\u{d6}RG{}@xn--mnchen-3ya.example,{i}\n",
+                    i - 20_000
+                ));
+                expected_duplicates.push(line);
+            } else if i % 10 == 0 {
+                list.push_str(&format!("j\u{f6}rg{i}@m\u{fc}nchen.example,{i}\n"));
+                expected_sent.push(line);
+            } else {
+                list.push_str(&format!("reader{i}@example.org,{i}\n"));
+                expected_sent.push(line);
+            }
+        }
+        let rows = rows(list.as_bytes(), &[]);
+        assert_eq!(rows.len(), 30_000);
+        let sent: Vec<u64> = sent(&rows).into_iter().map(|(_, line)| line).collect();
+        let duplicates: Vec<u64> = rows
+            .iter()
+            .filter_map(|r| match r {
+                Row::Skipped {
+                    line,
+                    why: Skip::Duplicate,
+                    ..
+                } => Some(*line),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(duplicates.len(), 2_500 + 143);
+        assert_eq!(duplicates, expected_duplicates);
+        assert_eq!(sent, expected_sent);
+        // The row kept is the first, as written.
+        for (i, address) in [
+            (0, "j\u{f6}rg0@m\u{fc}nchen.example"),
+            (8, "reader8@example.org"),
+        ] {
+            let Row::Send(first) = &rows[i] else { panic!() };
+            assert_eq!(first.address.to_string(), address);
+            assert_eq!(first.fields["row"], i.to_string());
+        }
+    }
+
+    #[test]
     fn windows_line_endings_count_lines_right() {
         let list =
             "email\r\na@example.org\r\nb@example.org\r\n\"c\r@example.org\"\r\nd@example.org";
