@@ -463,21 +463,32 @@ impl Store {
 
     /// The addresses suppressed now, by address, each with the event that suppresses it.
     pub fn current(&self) -> Result<Vec<Suppression>, StoreError> {
+        let mut out = Vec::new();
+        self.each_current(|s| out.push(s))?;
+        Ok(out)
+    }
+
+    /// Hands each address suppressed now to `take`, in address order, with the event that
+    /// suppresses it: a send reads them into its sets without holding them all at once.
+    pub fn each_current(&self, mut take: impl FnMut(Suppression)) -> Result<(), StoreError> {
         let mut stmt = self.conn.prepare(STATE_EVENTS).map_err(|e| self.error(e))?;
         let rows = stmt.query_map([], Row::read).map_err(|e| self.error(e))?;
-        let mut out = Vec::new();
         let mut state = State::default();
         let mut address: Option<String> = None;
         for row in rows {
             let row = row.map_err(|e| self.error(e))?;
             if address.as_deref() != Some(row.address.as_str()) {
-                out.extend(std::mem::take(&mut state).suppression());
+                if let Some(s) = std::mem::take(&mut state).suppression() {
+                    take(s);
+                }
                 address = Some(row.address.clone());
             }
             state.apply(row);
         }
-        out.extend(state.suppression());
-        Ok(out)
+        if let Some(s) = state.suppression() {
+            take(s);
+        }
+        Ok(())
     }
 
     /// What suppresses `address` now, if anything.
@@ -729,8 +740,13 @@ pub fn add_current(path: &Path, set: &mut Fingerprints) -> Result<usize, StoreEr
     if !path.is_file() {
         return Ok(0);
     }
-    let current = Store::open(path)?.current()?;
-    Ok(current.iter().filter(|s| set.insert(&s.address)).count())
+    let mut added = 0;
+    Store::open(path)?.each_current(|s| {
+        if set.insert(&s.address) {
+            added += 1;
+        }
+    })?;
+    Ok(added)
 }
 
 /// Like [`add_current`], by kind: bounces to `bounced`, unsubscribes and complaints (the
@@ -743,14 +759,17 @@ pub fn add_current_by_kind(
     if !path.is_file() {
         return Ok(0);
     }
-    let current = Store::open(path)?.current()?;
-    Ok(current
-        .iter()
-        .filter(|s| match Kind::parse(&s.kind) {
+    let mut added = 0;
+    Store::open(path)?.each_current(|s| {
+        let new = match Kind::parse(&s.kind) {
             Some(Kind::Bounce) => bounced.insert(&s.address),
             _ => unsubscribed.insert(&s.address),
-        })
-        .count())
+        };
+        if new {
+            added += 1;
+        }
+    })?;
+    Ok(added)
 }
 
 /// What readers did from the links of the issue `slug`, by kind of event, with how many

@@ -5,9 +5,10 @@
 //! bounced) is honoured, and so is a suppression file (one address a line). UTF-8 with or
 //! without a byte-order mark, separated by commas, semicolons or tabs (the header tells which).
 //! Invalid addresses are reported with their line and skipped; an address seen before (in any
-//! case, its domain in Unicode or in ASCII form) is skipped as a duplicate. Rows stream: only a
-//! 128-bit fingerprint of each address is kept, for de-duplication. Internationalised
-//! addresses are read as written; [`idn`] gives the forms sending and people need.
+//! case, its domain in Unicode or in ASCII form) is skipped as a duplicate. Rows stream, and
+//! the addresses met so far, for de-duplication, are kept on disk ([`seen`]): the memory a
+//! pass takes does not grow with the list. Internationalised addresses are read as written;
+//! [`idn`] gives the forms sending and people need.
 //!
 //! This module knows nothing of issues or sending.
 
@@ -24,6 +25,9 @@ use lettre::Address;
 use crate::merge::Recipient;
 
 pub mod idn;
+mod seen;
+
+use seen::Seen;
 
 /// One person to send to.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +116,10 @@ pub enum AudienceError {
         line: u64,
         reason: String,
     },
+    /// The addresses read so far cannot be noted (the temporary folder is full or cannot be
+    /// written): without them, duplicates would be sent to twice.
+    #[error("{}: cannot note the addresses read so far, to skip duplicates, in the temporary folder (TMPDIR): {reason}", path.display())]
+    Seen { path: PathBuf, reason: String },
 }
 
 /// The separator a header line uses: the most frequent of comma, semicolon and tab outside
@@ -160,7 +168,8 @@ pub fn read_suppressions(path: &Path) -> Result<Fingerprints, AudienceError> {
 
 /// A set of addresses kept as 128-bit fingerprints of their lower-case form (the domain in
 /// ASCII form, [`idn::key`]): a million addresses take about 32 MB instead of the addresses
-/// themselves.
+/// themselves. For suppressions, which are few next to a list; the list's own addresses are
+/// kept on disk ([`seen`]).
 #[derive(Debug)]
 pub struct Fingerprints {
     keys: (RandomState, RandomState),
@@ -213,7 +222,7 @@ pub struct Rows {
     headers: Vec<String>,
     email_column: usize,
     status_column: Option<usize>,
-    seen: Fingerprints,
+    seen: Seen,
     suppressed: Fingerprints,
     unsubscribed: Fingerprints,
     bounced: Fingerprints,
@@ -255,13 +264,14 @@ pub fn open(path: &Path, suppressed: Fingerprints) -> Result<Rows, AudienceError
             columns: headers.join(", "),
         })?;
     let status_column = headers.iter().position(|h| h == "status");
+    let seen = Seen::new().map_err(|e| seen_error(path, &e))?;
     Ok(Rows {
         path: path.to_path_buf(),
         records: csv.into_records(),
         headers,
         email_column,
         status_column,
-        seen: Fingerprints::default(),
+        seen,
         suppressed,
         unsubscribed: Fingerprints::default(),
         bounced: Fingerprints::default(),
@@ -305,6 +315,13 @@ impl<R: BufRead> Read for Lf<R> {
     }
 }
 
+fn seen_error(path: &Path, e: &rusqlite::Error) -> AudienceError {
+    AudienceError::Seen {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
 fn malformed(path: &Path, e: &csv::Error) -> AudienceError {
     let line = e.position().map_or(0, |p| p.line());
     let reason = match e.kind() {
@@ -341,17 +358,19 @@ impl Rows {
         &self.headers
     }
 
-    fn row(&mut self, record: &csv::StringRecord) -> Row {
+    fn row(&mut self, record: &csv::StringRecord) -> Result<Row, AudienceError> {
         let line = record.position().map_or(0, |p| p.line());
         let email = record
             .get(self.email_column)
             .unwrap_or("")
             .trim()
             .to_string();
-        let skip = |why| Row::Skipped {
-            line,
-            email: email.clone(),
-            why,
+        let skip = |why| {
+            Ok(Row::Skipped {
+                line,
+                email: email.clone(),
+                why,
+            })
         };
         let status = self
             .status_column
@@ -383,7 +402,11 @@ impl Rows {
         if self.suppressed.contains(&email) {
             return skip(Skip::Suppressed);
         }
-        if !self.seen.insert(&email) {
+        let new = self
+            .seen
+            .insert(&idn::key(&email))
+            .map_err(|e| seen_error(&self.path, &e))?;
+        if !new {
             return skip(Skip::Duplicate);
         }
         let fields = self
@@ -393,11 +416,11 @@ impl Rows {
             .filter(|(h, _)| !h.is_empty())
             .map(|(h, v)| (h.clone(), v.to_string()))
             .collect();
-        Row::Send(Subscriber {
+        Ok(Row::Send(Subscriber {
             address,
             fields,
             line,
-        })
+        }))
     }
 }
 
@@ -407,7 +430,7 @@ impl Iterator for Rows {
     fn next(&mut self) -> Option<Self::Item> {
         let record = self.records.next()?;
         Some(match record {
-            Ok(record) => Ok(self.row(&record)),
+            Ok(record) => self.row(&record),
             Err(e) => Err(malformed(&self.path, &e)),
         })
     }
@@ -509,6 +532,61 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_list_larger_than_the_set_in_memory_keeps_each_readers_first_row_only() {
+        // 30,000 rows, well beyond the page cache of the addresses seen: every 10th row
+        // repeats, in upper case, an address of 5,001 rows before; every 10th other one is a
+        // reader whose domain is in Unicode, some repeated 20,000 rows later in ASCII form.
+        let mut list = String::from("email,row\n");
+        let mut expected_sent = Vec::new();
+        let mut expected_duplicates = Vec::new();
+        for i in 0..30_000u64 {
+            let line = i + 2;
+            if i % 10 == 9 && i >= 5_001 {
+                list.push_str(&format!("READER{}@EXAMPLE.ORG,{i}\n", i - 5_001));
+                expected_duplicates.push(line);
+            } else if i % 70 == 0 && i >= 20_000 {
+                list.push_str(&format!(
+                    "J\u{d6}RG{}@xn--mnchen-3ya.example,{i}\n",
+                    i - 20_000
+                ));
+                expected_duplicates.push(line);
+            } else if i % 10 == 0 {
+                list.push_str(&format!("j\u{f6}rg{i}@m\u{fc}nchen.example,{i}\n"));
+                expected_sent.push(line);
+            } else {
+                list.push_str(&format!("reader{i}@example.org,{i}\n"));
+                expected_sent.push(line);
+            }
+        }
+        let rows = rows(list.as_bytes(), &[]);
+        assert_eq!(rows.len(), 30_000);
+        let sent: Vec<u64> = sent(&rows).into_iter().map(|(_, line)| line).collect();
+        let duplicates: Vec<u64> = rows
+            .iter()
+            .filter_map(|r| match r {
+                Row::Skipped {
+                    line,
+                    why: Skip::Duplicate,
+                    ..
+                } => Some(*line),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(duplicates.len(), 2_500 + 143);
+        assert_eq!(duplicates, expected_duplicates);
+        assert_eq!(sent, expected_sent);
+        // The row kept is the first, as written.
+        for (i, address) in [
+            (0, "j\u{f6}rg0@m\u{fc}nchen.example"),
+            (8, "reader8@example.org"),
+        ] {
+            let Row::Send(first) = &rows[i] else { panic!() };
+            assert_eq!(first.address.to_string(), address);
+            assert_eq!(first.fields["row"], i.to_string());
+        }
     }
 
     #[test]

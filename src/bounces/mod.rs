@@ -323,10 +323,8 @@ impl Verp<'_> {
             return Ok(Err(()));
         };
         for (slug, tag) in parsed {
-            for found in ledger.recipients_of(&slug)? {
-                if key.tag(found.recipient.as_str()) == tag {
-                    return Ok(Ok(Some(found)));
-                }
+            if let Some(found) = ledger.find_recipient_of(&slug, |r| key.tag(r.as_str()) == tag)? {
+                return Ok(Ok(Some(found)));
             }
         }
         Ok(Ok(None))

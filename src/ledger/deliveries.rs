@@ -121,20 +121,30 @@ impl Ledger {
         })
     }
 
-    /// Every reader the issue `slug` (compared without regard to case: a relay may fold a
-    /// VERP address's case) went or was to go to, as the ledger keys them.
-    pub fn recipients_of(&self, slug: &str) -> Result<Vec<Found>, LedgerError> {
+    /// The first reader the issue `slug` (compared without regard to case: a relay may fold a
+    /// VERP address's case) went or was to go to, as the ledger keys them, for whom `wanted`
+    /// is true. Rows are read one at a time: an issue sent to a million readers is never
+    /// held whole.
+    pub fn find_recipient_of(
+        &self,
+        slug: &str,
+        mut wanted: impl FnMut(&RecipientKey) -> bool,
+    ) -> Result<Option<Found>, LedgerError> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT issue, recipient FROM deliveries WHERE issue = ?1 COLLATE NOCASE",
             )?;
-            let rows = stmt.query_map(params![slug], |r| {
-                Ok(Found {
-                    issue: r.get(0)?,
-                    recipient: r.get(1)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let mut rows = stmt.query(params![slug])?;
+            while let Some(row) = rows.next()? {
+                let recipient: RecipientKey = row.get(1)?;
+                if wanted(&recipient) {
+                    return Ok(Some(Found {
+                        issue: row.get(0)?,
+                        recipient,
+                    }));
+                }
+            }
+            Ok(None)
         })
     }
 
@@ -430,6 +440,12 @@ mod tests {
         let upper = p[1].as_str().to_uppercase();
         assert_eq!(l.latest_sent_to(&upper).unwrap(), found("2020-06", 1));
         assert_eq!(l.latest_sent_to("nobody@example.org").unwrap(), None);
+        // As VERP reads a tag: the issue's reader for whom the test holds.
+        assert_eq!(
+            l.find_recipient_of("2020-05", |r| r == &p[1]).unwrap(),
+            found("2020-05", 1)
+        );
+        assert_eq!(l.find_recipient_of("2020-07", |_| true).unwrap(), None);
     }
 
     #[test]
