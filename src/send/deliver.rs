@@ -7,7 +7,8 @@
 //! came back so far recorded) while half of the current one is still out, so that the
 //! connections never wait for the ledger, nor for a batch's slowest message. A reader is
 //! still only dispatched after their claim is committed, and recorded after their delivery
-//! ends; a crash leaves exactly the claimed and unrecorded readers in flight. Until the first
+//! ends; a crash leaves exactly the claimed and unrecorded readers in flight, never more than
+//! one batch of them: the next batch only tops the readers out up to a batch. Until the first
 //! message is taken, a batch is claimed only when the one before has ended: a relay that is
 //! gone from the start leaves the rest of the list unclaimed.
 //!
@@ -132,7 +133,10 @@ impl<T: Transport> Loop<'_, T> {
                 } else if list.is_exhausted() {
                     break;
                 } else {
-                    let batch = list.next_batch(&mut course.tally)?;
+                    // Topped up to one batch, no more: a crash leaves at most a batch of
+                    // readers claimed and unrecorded (in flight), as when batches took turns.
+                    let want = list.size.saturating_sub(flight.out);
+                    let batch = list.next_batch(&mut course.tally, want)?;
                     if !batch.is_empty() {
                         course.held.record(&outcomes)?;
                         outcomes.clear();
@@ -247,12 +251,14 @@ impl<I: Iterator<Item = Result<Row, AudienceError>>> Batches<I> {
         self.rows.peek().is_none()
     }
 
-    /// Up to `size` recipients; empty when the rows read were all skipped.
+    /// Up to `want` recipients (at least one); empty when the rows read were all skipped.
     fn next_batch(
         &mut self,
         tally: &mut Tally,
+        want: usize,
     ) -> Result<Vec<(RecipientKey, Subscriber)>, AudienceError> {
-        let mut batch = Vec::with_capacity(self.size);
+        let want = want.clamp(1, self.size);
+        let mut batch = Vec::with_capacity(want);
         for row in self.rows.by_ref() {
             match row? {
                 Row::Send(s) => {
@@ -268,7 +274,7 @@ impl<I: Iterator<Item = Result<Row, AudienceError>>> Batches<I> {
                     }
                 }
             }
-            if batch.len() >= self.size {
+            if batch.len() >= want {
                 break;
             }
         }
