@@ -5,8 +5,8 @@
 //! (`temp_store = FILE`) in the system's temporary folder (`SQLITE_TMPDIR` or `TMPDIR`, else
 //! `/var/tmp` or `/tmp`). SQLite deletes that file as soon as it has opened it (on Unix), so
 //! a crash leaves nothing behind and no earlier pass's file is ever read; nothing is on disk
-//! at all until the page cache ([`CACHE_KIB`]) is full, so a small list never touches it. Keys are compared exactly: no two addresses are ever
-//! taken for one.
+//! at all until the page cache ([`CACHE_KIB`]) is full, so a small list never touches it.
+//! Keys are compared exactly: no two addresses are ever taken for one.
 //!
 //! Knows nothing of CSV or of what makes two addresses the same reader: the caller hands in
 //! the key ([`super::idn::key`]).
