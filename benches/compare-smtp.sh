@@ -35,34 +35,14 @@ cargo build --release --quiet
 bulletin=$PWD/target/release/bulletin
 
 work=$(mktemp -d)
-sink=
-stop_sink() {
-  if [ -n "$sink" ]; then
-    kill "$sink" 2>/dev/null || true
-    wait "$sink" 2>/dev/null || true
-    sink=
-  fi
-}
+# shellcheck source=benches/sink.sh
+source benches/sink.sh
 trap 'stop_sink; rm -rf "$work"' EXIT
-
-# smtp-sink on a free loopback port; it refuses to keep running as root without -u. It offers
-# PIPELINING, as Postfix's smtpd does; smtp-source does not use it (its manual says so).
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-as_user=()
-[ "$(id -u)" -ne 0 ] || as_user=(-u nobody)
-/usr/sbin/smtp-sink "${as_user[@]}" "127.0.0.1:$port" 1024 &
-sink=$!
-for _ in $(seq 50); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
+start_sink
 
 # A workspace: the sample with its images published, and a profile for the sink per pool size.
 ws=$work/ws
-mkdir -p "$ws"
-cp -r issues layouts "$ws/"
-sed -i '0,/"language": "en",/s||"language": "en",\n  "images_url": "https://example.org/newsletter/2020-06/",|' \
-  "$ws/issues/2020-06.json"
+sample_workspace "$ws"
 {
   cat <<EOF
 [sender]

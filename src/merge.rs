@@ -339,6 +339,16 @@ impl Prepared {
         }
     }
 
+    /// Field `index`'s value for one recipient, or its fallback when the value is empty.
+    fn value<'v>(&'v self, index: usize, values: &'v impl MergeValues) -> &'v str {
+        let field = &self.fields[index];
+        values
+            .value(&field.key)
+            .filter(|v| !v.trim().is_empty())
+            .or(field.fallback.as_deref())
+            .unwrap_or("")
+    }
+
     /// The document for one recipient: each field's value (or its fallback when the value is
     /// empty) escaped for where it stands.
     pub fn fill(&self, values: &impl MergeValues) -> String {
@@ -347,13 +357,7 @@ impl Prepared {
             match seg {
                 Segment::Text(t) => out.push_str(t),
                 Segment::Field { index, escape } => {
-                    let field = &self.fields[*index];
-                    let value = values
-                        .value(&field.key)
-                        .filter(|v| !v.trim().is_empty())
-                        .or(field.fallback.as_deref())
-                        .unwrap_or("");
-                    push_escaped(&mut out, value, *escape);
+                    push_escaped(&mut out, self.value(*index, values), *escape);
                 }
             }
         }
@@ -376,13 +380,7 @@ impl Prepared {
                     literal += 1;
                 }
                 Segment::Field { index, escape } => {
-                    let field = &self.fields[*index];
-                    let value = values
-                        .value(&field.key)
-                        .filter(|v| !v.trim().is_empty())
-                        .or(field.fallback.as_deref())
-                        .unwrap_or("");
-                    push_escaped(out, value, *escape);
+                    push_escaped(out, self.value(*index, values), *escape);
                     spans.push(Span::Value(start..out.len()));
                 }
             }

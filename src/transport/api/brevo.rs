@@ -666,22 +666,7 @@ mod tests {
         };
         let mut h = HeaderMap::new();
         h.insert("x-sib-ratelimit-reset", "12".parse().unwrap());
-        let brevo = Brevo {
-            endpoint: ENDPOINT.into(),
-            key: Secret::placeholder(),
-            key_env: "BREVO_API_KEY".into(),
-            letterhead: Letterhead {
-                from: "news@example.org".parse().unwrap(),
-                reply_to: None,
-                tag: "2020-06".into(),
-            },
-            limit: BATCH_LIMIT,
-            html: String::new(),
-            html_holes: Vec::new(),
-            brace: false,
-            text: Document::default(),
-            holes: 0,
-        };
+        let brevo = brevo(Vec::new(), 0);
         assert_eq!(
             brevo.retry_after(&provider(h.clone())),
             Some(Duration::from_secs(12))
