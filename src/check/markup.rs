@@ -144,6 +144,59 @@ fn valid_image_src(src: &str) -> bool {
 /// labels), not a column of the list when there is one (`columns`).
 pub fn merge_fields(loaded: &LoadedIssue, layout: &Layout, columns: &[String]) -> Vec<Problem> {
     let mut known: Vec<String> = Recipient::sample().fields.keys().cloned().collect();
+    known.extend(columns.iter().map(|c| c.trim().to_ascii_lowercase()));
+    let unknown = subscriber_fields(loaded)
+        .into_iter()
+        .filter(|(_, name)| !known.contains(name))
+        .collect::<Vec<_>>();
+    if unknown.is_empty() {
+        // Most issues: no field beyond the reader's own, and no need to read the layout.
+        return Vec::new();
+    }
+    known.extend(layout_fields(layout));
+    known.sort();
+    known.dedup();
+    let mut out = Vec::new();
+    for (path, name) in unknown {
+        if known.contains(&name) {
+            continue;
+        }
+        let hint = match closest(&name, &known) {
+            Some(near) => format!("; did you mean {near}?"),
+            None => String::new(),
+        };
+        out.push(loaded.problem(
+            &path,
+            format!(
+                "the merge field {{{{subscriber.{name}}}}} is not a field readers have, so it \
+                 would be written empty (known fields: {}){hint}",
+                known.join(", ")
+            ),
+        ));
+    }
+    out
+}
+
+/// Each `{{subscriber.…}}` field of the issue's texts, with where it is, in order.
+fn subscriber_fields(loaded: &LoadedIssue) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (path, text) in super::texts(loaded) {
+        let Ok(pieces) = crate::merge::scan(&text) else {
+            continue;
+        };
+        for piece in pieces {
+            if let Piece::Field(field) = piece
+                && let FieldKey::Subscriber(name) = field.key
+            {
+                out.push((path.clone(), name));
+            }
+        }
+    }
+    out
+}
+
+/// The reader fields the layout uses itself: in its templates, its theme and its labels.
+fn layout_fields(layout: &Layout) -> Vec<String> {
     let mut table = FieldTable::default();
     for template in layout.templates() {
         table.mark_template(&template.source);
@@ -153,42 +206,14 @@ pub fn merge_fields(loaded: &LoadedIssue, layout: &Layout, columns: &[String]) -
     for text in theme {
         table.mark_template(&text);
     }
-    for field in table.fields() {
-        if let FieldKey::Subscriber(name) = &field.key {
-            known.push(name.clone());
-        }
-    }
-    known.extend(columns.iter().map(|c| c.trim().to_ascii_lowercase()));
-    known.sort();
-    known.dedup();
-    let mut out = Vec::new();
-    for (path, text) in super::texts(loaded) {
-        let Ok(pieces) = crate::merge::scan(&text) else {
-            continue;
-        };
-        for piece in pieces {
-            let Piece::Field(field) = piece else { continue };
-            let FieldKey::Subscriber(name) = &field.key else {
-                continue;
-            };
-            if known.contains(name) {
-                continue;
-            }
-            let hint = match closest(name, &known) {
-                Some(near) => format!("; did you mean {near}?"),
-                None => String::new(),
-            };
-            out.push(loaded.problem(
-                &path,
-                format!(
-                    "the merge field {{{{subscriber.{name}}}}} is not a field readers have, so it \
-                     would be written empty (known fields: {}){hint}",
-                    known.join(", ")
-                ),
-            ));
-        }
-    }
-    out
+    table
+        .fields()
+        .iter()
+        .filter_map(|field| match &field.key {
+            FieldKey::Subscriber(name) => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Every string of the theme (its labels among them).

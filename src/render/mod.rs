@@ -2,8 +2,8 @@
 //! issue into [`Prepared`] templates whose merge fields are filled per recipient.
 //!
 //! Steps: build the template data (`context`), fill the layout's MJML and text templates with
-//! Handlebars, compile the MJML with mrml, tidy and wrap the text, and cut both at their merge
-//! fields. Each part's templates are compiled once for the same sources and kept for the next
+//! Handlebars, compile the MJML with mrml, tidy and wrap the text (on a second thread, while
+//! the HTML is drawn), and cut both at their merge fields. Each part's templates are compiled once for the same sources and kept for the next
 //! render in the process (`COMPILED`): parsing them costs more than filling them. Pure: reads
 //! nothing from disk and touches no network; the issue and the layout
 //! arrive loaded (loading them and choosing the layout is [`crate::edition`]'s). Relative
@@ -206,11 +206,20 @@ pub fn render(
     let language = loaded.issue.language.as_str();
 
     let mjml_sources = Sources::new(layout, Part::Mjml, images, language, &mut fields);
-    let mjml = Templates::get(mjml_sources)?.render(&data)?;
-    let html = compile_mjml(&mjml)?;
     let text_sources = Sources::new(layout, Part::Text, images, language, &mut fields);
-    let text = Templates::get(text_sources)?.render(&data)?;
-    let text = text::tidy(&text);
+    // The two parts share nothing but the data: the text part is drawn on a second thread
+    // while this one draws the HTML, whose templates and MJML cost the most.
+    let (html, text) = std::thread::scope(|scope| {
+        let text = scope.spawn(|| draw_text(text_sources, &data));
+        let html = draw_html(mjml_sources, &data);
+        let text = text
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (html, text)
+    });
+    // A broken HTML part is reported first, as when the parts were drawn in turn.
+    let (mjml, html) = html?;
+    let text = text?;
     let subject = fields.mark(loaded.issue.title.as_str());
     let preheader = loaded
         .issue
@@ -227,6 +236,22 @@ pub fn render(
         date: context.date(),
         warnings: context.warnings,
     })
+}
+
+/// The HTML part: its templates filled, then compiled by mrml. Returns the MJML too.
+fn draw_html(
+    sources: Sources,
+    data: &handlebars::Context,
+) -> Result<(String, String), RenderError> {
+    let mjml = Templates::get(sources)?.render(data)?;
+    let html = compile_mjml(&mjml)?;
+    Ok((mjml, html))
+}
+
+/// The plain-text part: its templates filled, then tidied and wrapped.
+fn draw_text(sources: Sources, data: &handlebars::Context) -> Result<String, RenderError> {
+    let text = Templates::get(sources)?.render(data)?;
+    Ok(text::tidy(&text))
 }
 
 /// Every section's kind must be one the layout can draw.
@@ -448,5 +473,61 @@ fn mjml_error(mjml: &str, e: &mrml::prelude::parser::Error) -> RenderError {
         excerpt,
         hint: None,
         mjml: mjml.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use handlebars::Handlebars;
+
+    /// What a layout's partials see, as the published handlebars 6.4.4 shows it (the expected
+    /// text was printed by it): the vendored copy reads a partial's context in place instead
+    /// of from a copy (vendor/README.md), which must change nothing a layout can see: `this`,
+    /// `../`, `@root`, `@index`, a partial given a value, or hash parameters, or chosen by
+    /// `lookup`, inside `each` and `with`.
+    #[test]
+    fn partials_see_the_same_context_as_with_the_published_handlebars() {
+        let mut hb = Handlebars::new();
+        let templates = [
+            (
+                "item",
+                "[{{@index}} {{name}} {{../title}} {{@root.title}} \
+                 {{#each tags}}{{this}}{{@index}}{{../name}}{{/each}}]",
+            ),
+            ("given", "<{{name}}|{{extra}}|{{../title}}>"),
+            ("k", "({{name}}:{{@index}}:{{../title}})"),
+            (
+                "main",
+                "{{title}}{{#each items}}{{> item}}{{> given this extra=\"x\"}}\
+                 {{> (lookup this \"kind\")}}{{/each}}{{> given items.[1]}}\
+                 {{#with items.[0]}}{{> item}}{{/with}}{{> given}}",
+            ),
+        ];
+        for (name, source) in templates {
+            hb.register_template_string(name, source).unwrap();
+        }
+        let data = serde_json::json!({
+            "title": "T",
+            "name": "root",
+            "items": [
+                {"name": "a", "kind": "k", "tags": ["p", "q"]},
+                {"name": "b", "kind": "k", "tags": []}
+            ]
+        });
+        assert_eq!(
+            hb.render("main", &data).unwrap(),
+            "T[0 a  T p0aq1a]<a|x|>(a:0:)[1 b  T ]<b|x|>(b:1:)<b||T>[ a  T p0aq1a]<root||T>"
+        );
+    }
+
+    /// A template error's line and column, which the vendored copy now takes from pest's line
+    /// index (vendor/README.md): still where the layout editor must look.
+    #[test]
+    fn a_template_error_names_its_line_and_column() {
+        let source = "line1\n  x {{#if a}}\n{{/each}}";
+        let e = Handlebars::new()
+            .register_template_string("bad", source)
+            .unwrap_err();
+        assert_eq!(e.pos(), Some((3, 1)));
     }
 }

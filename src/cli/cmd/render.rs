@@ -9,7 +9,7 @@ use crate::diag::kilobytes;
 use crate::edition::{self, EditionError, Images};
 use crate::issue;
 use crate::merge::Recipient;
-use crate::output::write_atomic;
+use crate::output::write_regenerable;
 use crate::render::RenderError;
 
 /// The help of every command's `--layout` (render, check, preview, send): they all choose the
@@ -79,7 +79,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             // The generated document is what a layout editor needs to see: written when asked.
             let hint = if args.mjml {
                 let mjml_path = out.join(format!("{}.mjml", issue::slug_of(&args.issue)));
-                write_atomic(&mjml_path, mjml.as_bytes())?;
+                write_regenerable(&mjml_path, mjml.as_bytes())?;
                 format!(
                     "the generated MJML is in {}",
                     here.shown(&mjml_path).display()
@@ -104,8 +104,8 @@ pub fn run(args: Args) -> Result<(), Error> {
 
     let html_path = out.join(format!("{}.html", loaded.slug));
     let text_path = out.join(format!("{}.txt", loaded.slug));
-    write_atomic(&html_path, email.html.as_bytes())?;
-    write_atomic(&text_path, email.text.as_bytes())?;
+    write_regenerable(&html_path, email.html.as_bytes())?;
+    write_regenerable(&text_path, email.text.as_bytes())?;
     let mut report = format!(
         "{}  {}\n{}  {}\n",
         here.shown(&html_path).display(),
@@ -115,7 +115,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     );
     if args.mjml {
         let mjml_path = out.join(format!("{}.mjml", loaded.slug));
-        write_atomic(&mjml_path, rendered.mjml.as_bytes())?;
+        write_regenerable(&mjml_path, rendered.mjml.as_bytes())?;
         report.push_str(&format!(
             "{}  {}\n",
             here.shown(&mjml_path).display(),
