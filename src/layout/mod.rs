@@ -10,7 +10,9 @@
 //! The default layout is compiled into the binary; a layout folder overrides it file by file,
 //! and its `theme.toml` and `labels.toml` override the default ones key by key. A theme's
 //! `[labels.<tag>]` tables override `labels.toml` key by key ([`Layout::labels`]), so a
-//! workspace changes one word without copying the dictionary.
+//! workspace changes one word without copying the dictionary. The built-in `labels.toml` is
+//! read at build time (`build.rs`) into one static table per language, so that a run builds
+//! only the languages it asks for rather than parsing the whole dictionary.
 //!
 //! The images a layout brings (the theme's `[logo] src`, a literal `src` in a template) are
 //! paths relative to the layout folder; [`Layout::images`] lists them, so that the render can
@@ -30,6 +32,12 @@ use crate::issue::{CustomFields, FieldSpec, FieldType, KindFields};
 #[folder = "layouts/default/"]
 #[exclude = "*.md"]
 struct DefaultLayout;
+
+/// `BUILTIN_LABELS`, the default layout's `labels.toml` as `build.rs` read it.
+mod builtin_labels {
+    include!(concat!(env!("OUT_DIR"), "/labels.rs"));
+}
+use builtin_labels::BUILTIN_LABELS;
 
 /// The main MJML template.
 pub const EMAIL_MJML: &str = "email.mjml.hbs";
@@ -112,7 +120,8 @@ impl Part {
 pub struct Layout {
     templates: BTreeMap<String, Template>,
     theme: toml::Table,
-    /// `labels.toml`: one table of words per language tag.
+    /// The override folder's `labels.toml` (one table of words per language tag), laid over
+    /// [`BUILTIN_LABELS`] when a language is asked for ([`Layout::language_labels`]).
     labels: toml::Table,
     /// The override folder, if any: relative paths in the theme (the logo) start there.
     dir: Option<PathBuf>,
@@ -146,17 +155,18 @@ impl Layout {
     pub fn builtin() -> Result<Self, LayoutError> {
         let mut templates = BTreeMap::new();
         let mut theme = toml::Table::new();
-        let mut labels = toml::Table::new();
         let mut fields = CustomFields::default();
         for name in DefaultLayout::iter() {
+            // Read at build time into BUILTIN_LABELS; embedded as well for `init --layout-copy`.
+            if name == LABELS {
+                continue;
+            }
             let Some(file) = DefaultLayout::get(&name) else {
                 continue;
             };
             let source = String::from_utf8_lossy(&file.data).into_owned();
             if name == THEME {
                 theme = parse_theme(&source, &Origin::Builtin.describe(THEME))?;
-            } else if name == LABELS {
-                labels = parse_theme(&source, &Origin::Builtin.describe(LABELS))?;
             } else if name == FIELDS {
                 let file = Origin::Builtin.describe(FIELDS);
                 fields = parse_fields(&parse_theme(&source, &file)?, &file)?;
@@ -174,7 +184,7 @@ impl Layout {
         Ok(Layout {
             templates,
             theme,
-            labels,
+            labels: toml::Table::new(),
             dir: None,
             fields,
         })
@@ -406,6 +416,45 @@ impl Layout {
         labels
     }
 
+    /// `labels.toml`'s table for this tag (case does not matter): the built-in one with the
+    /// folder's laid over it key by key. When tags differ in case only (`pt-BR`, `PT-br`) the
+    /// first in sorted order counts, and a folder's entry that is not a table gives `None`:
+    /// what merging the folder's file into the whole built-in one and then looking the tag
+    /// up gave, without building the tables of the other languages.
+    fn file_labels(&self, tag: &str) -> Option<toml::Table> {
+        let builtin = BUILTIN_LABELS
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(tag));
+        let folder = self
+            .labels
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(tag));
+        let words = |words: &[(&str, &str)]| -> toml::Table {
+            words
+                .iter()
+                .map(|(k, v)| (k.to_string(), toml::Value::String(v.to_string())))
+                .collect()
+        };
+        match (builtin, folder) {
+            (None, None) => None,
+            (Some((_, built)), None) => Some(words(built)),
+            (None, Some((_, over))) => over.as_table().cloned(),
+            // The built-in tag sorts first: the folder does not have it.
+            (Some((key, built)), Some((over_key, _))) if *key < over_key.as_str() => {
+                Some(words(built))
+            }
+            (Some((key, built)), Some((over_key, over))) if *key == over_key.as_str() => {
+                let over = over.as_table()?;
+                let mut t = words(built);
+                merge_tables(&mut t, over.clone());
+                Some(t)
+            }
+            // The folder's tag sorts first; the built-in file has no table of that tag, since
+            // its tags differ in more than case (build.rs checks).
+            (Some(_), Some((_, over))) => over.as_table().cloned(),
+        }
+    }
+
     /// The words the layout gives for exactly this language tag (`fr`, `pt-BR`; case does
     /// not matter), `labels.toml`'s table with the theme's `[labels.<tag>]` laid over it, or
     /// `None` when neither has one.
@@ -416,7 +465,7 @@ impl Layout {
                 .and_then(|(_, v)| v.as_table())
                 .cloned()
         };
-        let from_file = find(Some(&self.labels));
+        let from_file = self.file_labels(tag);
         let from_theme = find(self.theme.get("labels").and_then(|l| l.as_table()));
         match (from_file, from_theme) {
             (None, None) => None,
@@ -755,6 +804,69 @@ mod tests {
         assert_eq!(br["unsubscribe"].as_str(), Some("Cancelar inscrição"));
         assert!(layout.language_labels("tlh").is_none());
         assert!(layout.language_labels("pt-br").is_some());
+    }
+
+    /// The whole of `labels.toml` as the TOML parser reads it.
+    fn labels_toml() -> toml::Table {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("layouts/default/labels.toml");
+        std::fs::read_to_string(path).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn builtin_labels_are_labels_toml_table_by_table() {
+        let file = labels_toml();
+        let tags: Vec<&str> = BUILTIN_LABELS.iter().map(|(tag, _)| *tag).collect();
+        let file_tags: Vec<&str> = file.keys().map(String::as_str).collect();
+        assert_eq!(tags, file_tags);
+        let layout = Layout::load(None).unwrap();
+        for (tag, words) in &file {
+            assert_eq!(
+                layout.language_labels(tag).as_ref(),
+                words.as_table(),
+                "[{tag}]"
+            );
+            let upper = tag.to_ascii_uppercase();
+            assert_eq!(
+                layout.language_labels(&upper).as_ref(),
+                words.as_table(),
+                "{upper}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_folder_labels_toml_is_laid_over_the_builtin_one_as_one_merged_file() {
+        // What the layout did before it read labels.toml at build time: merge the folder's
+        // file into the whole built-in one, then take the first tag equal but for case.
+        let merged_then_found = |over: &toml::Table, tag: &str| -> Option<toml::Table> {
+            let mut all = labels_toml();
+            merge_tables(&mut all, over.clone());
+            all.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(tag))
+                .and_then(|(_, v)| v.as_table())
+                .cloned()
+        };
+        let folders = [
+            "",
+            "[fr]\nunsubscribe = \"Ne plus recevoir\"\n[tlh]\nunsubscribe = \"mev\"",
+            "[PT-br]\nonline = \"On-line\"\n[pt-br]\nonline = \"Em linha\"",
+            "[pt-BR]\nonline = \"On-line\"\n[FR]\nregister = \"Inscription\"",
+            "de = \"not a table\"\n[fr.nested]\nkey = \"value\"",
+            "[Zh]\nnewsletter = \"Z\"\n[zh]\nnewsletter = \"z\"",
+        ];
+        for folder in folders {
+            let mut layout = Layout::load(None).unwrap();
+            layout.labels = folder.parse().unwrap();
+            for tag in [
+                "en", "fr", "FR", "pt-br", "PT-BR", "de", "zh", "ZH", "tlh", "xx",
+            ] {
+                assert_eq!(
+                    layout.language_labels(tag),
+                    merged_then_found(&layout.labels, tag),
+                    "{tag} with {folder:?}"
+                );
+            }
+        }
     }
 
     #[test]
