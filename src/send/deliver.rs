@@ -96,6 +96,7 @@ impl<T: Transport> Loop<'_, T> {
                 transport: Arc::clone(&tools.transport),
                 pace: Pace::new(opts.rate),
                 slots: Semaphore::new(concurrency),
+                ahead: Semaphore::new(concurrency + 1),
                 retry: Retry {
                     max_attempts: opts.max_attempts,
                     backoff: opts.backoff,

@@ -18,6 +18,11 @@
 //! - A group of messages that went out together goes again together, so that its
 //!   idempotency key stays the same.
 //!
+//! A delivery is composed before it takes its slot (a connection, a request in flight), one
+//! delivery ahead of the slots at most ([`Dispatcher::ahead`]): the next message is ready
+//! when a slot frees, instead of a connection waiting while it is composed, and no more than
+//! one delivery's messages wait composed.
+//!
 //! Owns the transport calls and the waits between them; it never touches the ledger (the
 //! loop claims before and records after) and decides nothing about the run as a whole except
 //! raising the halt when the relay refuses us or is gone, so that nothing more starts.
@@ -46,6 +51,9 @@ pub(super) struct Dispatcher<T> {
     pub(super) pace: Pace,
     /// Deliveries in flight at once.
     pub(super) slots: Semaphore,
+    /// Deliveries composed or in flight at once: one more than `slots`, so that one delivery
+    /// is composed while the slots are busy, and no more wait composed.
+    pub(super) ahead: Semaphore,
     pub(super) retry: Retry,
     /// Raised when nothing more should start: refused credentials, a relay gone, or the
     /// loop's stop policy.
@@ -118,7 +126,7 @@ impl<T: Transport> Dispatcher<T> {
         chunk: Vec<(RecipientKey, Subscriber)>,
         now: SystemTime,
     ) -> Vec<Delivered> {
-        let _slot = self.slots.acquire().await;
+        let _ahead = self.ahead.acquire().await;
         if self.halted() {
             return chunk
                 .into_iter()
@@ -126,6 +134,8 @@ impl<T: Transport> Dispatcher<T> {
                 .collect();
         }
         let (pending, mut done) = compose(composer, chunk, now, self.transport.form());
+        // A halt raised while it waits for its slot leaves it untried (`round` checks).
+        let _slot = self.slots.acquire().await;
         let issue = &composer.issue;
         let mut attempts = Attempts::new(self.retry);
         let mut groups = vec![pending];
