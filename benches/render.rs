@@ -1,6 +1,7 @@
 //! In-process render time of the sample issue (criterion): the whole once-per-issue render
-//! (template data, Handlebars, MJML compile, text), and the per-recipient fill that sending
-//! repeats. Run with `cargo bench --bench render`.
+//! (template data, Handlebars, MJML compile, text), next to mrml alone compiling the MJML that
+//! render generated (the floor: bulletin's own mrml, default options), and the per-recipient
+//! fill that sending repeats. Run with `cargo bench --bench render`.
 
 use std::path::Path;
 
@@ -28,6 +29,13 @@ fn bench_render(c: &mut Criterion) {
         b.iter(|| issue::load(&path).expect("load"))
     });
     let rendered = render::render(&loaded, &layout, &opts).expect("render");
+    c.bench_function("bare mrml on the same MJML (the floor)", |b| {
+        let options = mrml::prelude::render::RenderOptions::default();
+        b.iter(|| {
+            let parsed = mrml::parse(&rendered.mjml).expect("the MJML render generated");
+            parsed.element.render(&options).expect("compiled")
+        })
+    });
     let values = Recipient::sample();
     c.bench_function("fill for one recipient (per recipient)", |b| {
         b.iter(|| rendered.fill(&values))

@@ -211,7 +211,7 @@ pub fn render(
     // while this one draws the HTML, whose templates and MJML cost the most.
     let (html, text) = std::thread::scope(|scope| {
         let text = scope.spawn(|| draw_text(text_sources, &data));
-        let html = draw_html(mjml_sources, &data);
+        let html = draw_html(mjml_sources, &data, scope);
         let text = text
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -238,19 +238,21 @@ pub fn render(
     })
 }
 
-/// The HTML part: its templates filled, then compiled by mrml. Returns the MJML too.
-fn draw_html(
+/// The HTML part: its templates filled, then compiled by mrml. Returns the MJML too. Its
+/// templates are the most to parse: `scope` lends a thread to parse half of them.
+fn draw_html<'scope>(
     sources: Sources,
     data: &handlebars::Context,
+    scope: &'scope std::thread::Scope<'scope, '_>,
 ) -> Result<(String, String), RenderError> {
-    let mjml = Templates::get(sources)?.render(data)?;
+    let mjml = Templates::get(sources, Some(scope))?.render(data)?;
     let html = compile_mjml(&mjml)?;
     Ok((mjml, html))
 }
 
 /// The plain-text part: its templates filled, then tidied and wrapped.
 fn draw_text(sources: Sources, data: &handlebars::Context) -> Result<String, RenderError> {
-    let text = Templates::get(sources)?.render(data)?;
+    let text = Templates::get(sources, None)?.render(data)?;
     Ok(text::tidy(&text))
 }
 
@@ -337,14 +339,18 @@ struct Templates {
 const MAIN: &str = "email";
 
 impl Templates {
-    /// The registry for these sources: the one compiled last for them, or a new one.
-    fn get(sources: Sources) -> Result<Arc<Self>, RenderError> {
+    /// The registry for these sources: the one compiled last for them, or a new one, half of
+    /// whose templates are parsed on a thread of `scope` when there is one.
+    fn get<'scope>(
+        sources: Sources,
+        scope: Option<&'scope std::thread::Scope<'scope, '_>>,
+    ) -> Result<Arc<Self>, RenderError> {
         // A render that panicked holding the lock left the list whole: each change is one call.
         let compiled = || COMPILED.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(t) = compiled().iter().find(|t| t.sources == sources) {
             return Ok(Arc::clone(t));
         }
-        let templates = Arc::new(Self::compile(sources)?);
+        let templates = Arc::new(Self::compile(sources, scope)?);
         let mut list = compiled();
         list.push(Arc::clone(&templates));
         if list.len() > KEEP_COMPILED {
@@ -353,25 +359,40 @@ impl Templates {
         Ok(templates)
     }
 
-    fn compile(sources: Sources) -> Result<Self, RenderError> {
-        let mut registry = Handlebars::new();
-        registry.set_prevent_indent(true);
-        if sources.part == Part::Text {
-            registry.register_escape_fn(no_escape);
+    fn compile<'scope>(
+        sources: Sources,
+        scope: Option<&'scope std::thread::Scope<'scope, '_>>,
+    ) -> Result<Self, RenderError> {
+        let half = match scope {
+            Some(_) => sources.templates.len() / 2,
+            None => sources.templates.len(),
+        };
+        // The second half, parsed on the other thread into a registry of its own, from which
+        // this one takes them: parsing is most of the cost, a template's copy little.
+        let theirs = scope.map(|scope| {
+            let (part, language) = (sources.part, sources.language.clone());
+            let templates = sources.templates[half..].to_vec();
+            scope.spawn(move || {
+                let mut registry = new_registry(part, &language);
+                register_all(&mut registry, &templates)?;
+                Ok::<_, RenderError>(registry)
+            })
+        });
+        let mut registry = new_registry(sources.part, &sources.language);
+        register_all(&mut registry, &sources.templates[..half])?;
+        if let Some(theirs) = theirs {
+            let theirs = theirs
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            for (name, template) in theirs.get_templates() {
+                registry.register_template(name, template.clone());
+            }
         }
-        text::register_helpers(&mut registry, &sources.language);
-        let mut origins = BTreeMap::new();
-        for (name, file, source) in &sources.templates {
-            origins.insert(name.clone(), file.clone());
-            registry
-                .register_template_string(name, source)
-                .map_err(|e| RenderError::Template {
-                    file: file.clone(),
-                    line: e.pos().map(|p| p.0),
-                    column: e.pos().map(|p| p.1),
-                    message: template_reason(e.reason()),
-                })?;
-        }
+        let origins = sources
+            .templates
+            .iter()
+            .map(|(name, file, _)| (name.clone(), file.clone()))
+            .collect();
         Ok(Templates {
             sources,
             registry,
@@ -390,6 +411,36 @@ impl Templates {
             }
         })
     }
+}
+
+/// An empty registry for one part: text is not HTML-escaped, and `upper` knows the language.
+fn new_registry(part: Part, language: &str) -> Handlebars<'static> {
+    let mut registry = Handlebars::new();
+    registry.set_prevent_indent(true);
+    if part == Part::Text {
+        registry.register_escape_fn(no_escape);
+    }
+    text::register_helpers(&mut registry, language);
+    registry
+}
+
+/// Parses `templates` (name, file, source) into `registry`, in order: the first that does
+/// not parse is the error, naming its file.
+fn register_all(
+    registry: &mut Handlebars<'static>,
+    templates: &[(String, String, String)],
+) -> Result<(), RenderError> {
+    for (name, file, source) in templates {
+        registry
+            .register_template_string(name, source)
+            .map_err(|e| RenderError::Template {
+                file: file.clone(),
+                line: e.pos().map(|p| p.0),
+                column: e.pos().map(|p| p.1),
+                message: template_reason(e.reason()),
+            })?;
+    }
+    Ok(())
 }
 
 /// A template's source with its literal image paths (`<mj-image src="badge.png">`) resolved
