@@ -8,8 +8,9 @@
 //!
 //! Whether a character is escaped depends on it and at most the two after it, never on the
 //! column, so the literal text of an issue is escaped once ([`Escaped`]); per reader only the
-//! values and the few characters before each are, then the lines are cut, which copies runs
-//! of 75 bytes. The crate pushed one `char` at a time onto a `String`, and our first encoder
+//! values and the few characters before each are (the filled text is never written whole),
+//! then the lines are cut straight into the message ([`super::mime`]), which copies runs of
+//! 75 bytes. The crate pushed one `char` at a time onto a `String`, and our first encoder
 //! still looked at every byte of the sample's 80 KB of HTML for every reader: most of a
 //! send's instructions (callgrind).
 
@@ -24,10 +25,16 @@ const LIMIT: usize = 76;
 /// what lettre's own encoding is checked against.
 #[cfg(test)]
 pub fn encode_text(text: &str) -> Vec<u8> {
+    escape_text(text).cut()
+}
+
+/// `text` escaped for quoted-printable, its lines not yet cut.
+#[cfg(test)]
+pub fn escape_text(text: &str) -> Uncut {
     let bytes = text.as_bytes();
     let mut escaped = Vec::with_capacity(bytes.len() + bytes.len() / 8);
     escape(bytes, 0..bytes.len(), &mut escaped);
-    cut(&escaped)
+    Uncut(escaped)
 }
 
 /// The literal text of a document escaped once, for many readers.
@@ -36,11 +43,14 @@ pub struct Escaped {
     /// For each literal: its escaped form but for its last `usize` bytes, whose escaping
     /// depends on what follows the literal.
     literals: Vec<(Vec<u8>, usize)>,
+    /// How long the literals' escaped forms are together, at most: with the reader's values,
+    /// the size of the buffer that escapes a message part without growing.
+    most: usize,
 }
 
 impl Escaped {
     pub fn new(document: &Prepared) -> Escaped {
-        let literals = document
+        let literals: Vec<(Vec<u8>, usize)> = document
             .literals()
             .map(|literal| {
                 let bytes = literal.as_bytes();
@@ -50,30 +60,102 @@ impl Escaped {
                 (escaped, open)
             })
             .collect();
-        Escaped { literals }
+        let most = literals
+            .iter()
+            .map(|(done, open)| done.len() + 3 * open)
+            .sum();
+        Escaped { literals, most }
     }
 
     /// `document` (the one this was made of) filled with `values`, in quoted-printable:
     /// exactly `encode_text(&document.fill(values))`.
+    #[cfg(test)]
     pub fn encode(&self, document: &Prepared, values: &impl MergeValues) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.escape(document, values).cut_into(&mut out);
+        out
+    }
+
+    /// `document` (the one this was made of) filled with `values` and escaped, its lines not
+    /// yet cut. The filled document is never written out whole: the literals' escaped forms
+    /// are copied, and only the values and the few characters before each are escaped,
+    /// reading on into what follows them where their escaping depends on it.
+    pub fn escape(&self, document: &Prepared, values: &impl MergeValues) -> Uncut {
         let mut filled = String::new();
         let spans = document.fill_spans(values, &mut filled);
-        let text = filled.as_bytes();
-        let mut escaped = Vec::with_capacity(text.len() + text.len() / 8);
-        for span in spans {
-            match span {
-                Span::Literal(n, range) => match self.literals.get(n) {
+        // Each byte of a value or an open end takes at most three once escaped ("=XX"; an LF
+        // two); the literals of another document are counted in the same way.
+        let foreign: usize = spans
+            .iter()
+            .filter_map(|s| match s {
+                Span::Literal(n, literal) if *n >= self.literals.len() => Some(literal.len()),
+                _ => None,
+            })
+            .sum();
+        let mut escaped = Vec::with_capacity(self.most + 3 * (filled.len() + foreign));
+        // The bytes still to escape, then the (at most) two that follow them in the document.
+        let mut open = Vec::new();
+        for (i, span) in spans.iter().enumerate() {
+            let bytes = span_bytes(span, &filled);
+            let rest = match span {
+                Span::Literal(n, _) => match self.literals.get(*n) {
                     Some((done, open)) => {
                         escaped.extend_from_slice(done);
-                        escape(text, range.end - open..range.end, &mut escaped);
+                        &bytes[bytes.len() - open..]
                     }
                     // Made of another document: correct, only slower.
-                    None => escape(text, range, &mut escaped),
+                    None => bytes,
                 },
-                Span::Value(range) => escape(text, range, &mut escaped),
+                Span::Value(_) => bytes,
+            };
+            if rest.is_empty() {
+                continue;
             }
+            open.clear();
+            open.extend_from_slice(rest);
+            for next in &spans[i + 1..] {
+                let wanted = rest.len() + 2 - open.len();
+                let next = span_bytes(next, &filled);
+                open.extend_from_slice(&next[..wanted.min(next.len())]);
+                if open.len() == rest.len() + 2 {
+                    break;
+                }
+            }
+            escape(&open, 0..rest.len(), &mut escaped);
         }
-        cut(&escaped)
+        Uncut(escaped)
+    }
+}
+
+/// The bytes of a piece of a filled document: a literal's own, or a value's in `filled`.
+fn span_bytes<'a>(span: &Span<'a>, filled: &'a str) -> &'a [u8] {
+    match span {
+        Span::Literal(_, literal) => literal.as_bytes(),
+        Span::Value(range) => &filled.as_bytes()[range.clone()],
+    }
+}
+
+/// A message part escaped for quoted-printable, its lines not yet cut.
+#[derive(Debug, Clone)]
+pub struct Uncut(Vec<u8>);
+
+impl Uncut {
+    /// How long the part is once cut, at most: a soft line break ("=" and CRLF) takes three
+    /// bytes, after at least 73 of the escaped text; a line end is CRLF either way.
+    pub fn most(&self) -> usize {
+        self.0.len() + 3 * (self.0.len() / (LIMIT - 3))
+    }
+
+    /// Appends the part, its lines cut, to `out` ([`cut`]).
+    pub fn cut_into(&self, out: &mut Vec<u8>) {
+        cut(&self.0, out);
+    }
+
+    /// The part, its lines cut.
+    pub fn cut(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.most());
+        self.cut_into(&mut out);
+        out
     }
 }
 
@@ -133,9 +215,9 @@ fn escape(text: &[u8], range: Range<usize>, out: &mut Vec<u8>) {
     }
 }
 
-/// Escaped text cut into lines of at most [`LIMIT`] characters with soft line breaks.
-fn cut(escaped: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(escaped.len() + escaped.len() / 25 + 8);
+/// Escaped text cut into lines of at most [`LIMIT`] characters with soft line breaks,
+/// appended to `out`.
+fn cut(escaped: &[u8], out: &mut Vec<u8>) {
     let mut start = 0;
     let ends = memchr::memchr_iter(b'\n', escaped).chain(std::iter::once(escaped.len()));
     for end in ends {
@@ -161,7 +243,6 @@ fn cut(escaped: &[u8]) -> Vec<u8> {
             out.extend_from_slice(b"\r\n");
         }
     }
-    out
 }
 
 /// Characters written as they are, but for a space or tab before a line end: printable ASCII
