@@ -3,7 +3,7 @@
 //! List-Unsubscribe-Post, Feedback-ID when there is one, then multipart/alternative with the text part first, both UTF-8 in
 //! quoted-printable, and a DKIM signature when there is a key.
 //!
-//! The parts arrive escaped for quoted-printable, their lines cut here into the message
+//! The parts arrive filled, written here in quoted-printable straight into the message
 //! ([`super::qp`]: exactly the bytes lettre makes of a `String` body, which it would also
 //! scan to choose an encoding it then ignores, and add each CR with `String::insert`, moving
 //! the rest of the text each time).
@@ -20,7 +20,7 @@ use lettre::message::header::{
 };
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
-use super::qp::Uncut;
+use super::qp::Part;
 
 macro_rules! text_header {
     ($name:ident, $header:literal) => {
@@ -57,10 +57,10 @@ pub(super) struct Mime<'a> {
     pub list_id: &'a str,
     /// The value of List-Unsubscribe: the reader's link and the mailto.
     pub list_unsubscribe: String,
-    /// The text part, escaped for quoted-printable.
-    pub text: Uncut,
-    /// The HTML part, escaped for quoted-printable.
-    pub html: Uncut,
+    /// The text part, to be written in quoted-printable.
+    pub text: Part<'a>,
+    /// The HTML part, to be written in quoted-printable.
+    pub html: Part<'a>,
     /// Feedback-ID, for Gmail's feedback loop: `2020-06:newsletter:efus`.
     pub feedback_id: Option<String>,
     pub dkim: Option<&'a DkimConfig>,
@@ -82,21 +82,21 @@ impl Mime<'_> {
     /// of a send's instructions). DKIM signs the bodies, so lettre gets them.
     pub fn build(self) -> Result<Vec<u8>, lettre::error::Error> {
         if self.dkim.is_some() {
-            return self.lettre(self.text.cut(), self.html.cut());
+            return self.lettre(self.text.encode(), self.html.encode());
         }
         let around = self.lettre(TEXT_HERE.to_vec(), HTML_HERE.to_vec())?;
         let html_at = memchr::memmem::rfind(&around, HTML_HERE);
         let text_at = html_at.and_then(|at| memchr::memmem::rfind(&around[..at], TEXT_HERE));
         let (Some(text_at), Some(html_at)) = (text_at, html_at) else {
             // lettre writes a body as it is given; were it ever not to, it gets the parts.
-            return self.lettre(self.text.cut(), self.html.cut());
+            return self.lettre(self.text.encode(), self.html.encode());
         };
         let size = around.len() - TEXT_HERE.len() - HTML_HERE.len();
         let mut message = Vec::with_capacity(size + self.text.most() + self.html.most());
         message.extend_from_slice(&around[..text_at]);
-        self.text.cut_into(&mut message);
+        self.text.write(&mut message);
         message.extend_from_slice(&around[text_at + TEXT_HERE.len()..html_at]);
-        self.html.cut_into(&mut message);
+        self.html.write(&mut message);
         message.extend_from_slice(&around[html_at + HTML_HERE.len()..]);
         Ok(message)
     }
@@ -161,7 +161,8 @@ mod tests {
     fn the_message_is_the_one_lettre_writes_with_the_parts_in_it() {
         use std::str::FromStr;
 
-        use crate::message::qp::escape_text;
+        use crate::merge::{FieldTable, NoValues, Prepared};
+        use crate::message::qp::Escaped;
 
         let from = Mailbox::from_str("Efus <newsletter@example.org>").unwrap();
         let reply_to = Mailbox::from_str("contact@example.org").unwrap();
@@ -176,6 +177,13 @@ mod tests {
             (long.as_str(), "bulletin: the text part"),
         ];
         for (text, html) in parts {
+            let (text_doc, html_doc) = (
+                Prepared::text(text, &FieldTable::default()),
+                Prepared::text(html, &FieldTable::default()),
+            );
+            let (text_esc, html_esc) = (Escaped::new(&text_doc), Escaped::new(&html_doc));
+            let text_part = || text_esc.fill(&text_doc, &NoValues);
+            let html_part = || html_esc.fill(&html_doc, &NoValues);
             for with_reply_to in [false, true] {
                 let mime = |text, html| Mime {
                     from: &from,
@@ -191,8 +199,8 @@ mod tests {
                     feedback_id: with_reply_to.then(|| "2020-06:newsletter:efus".into()),
                     dkim: None,
                 };
-                let built = mime(escape_text(text), escape_text(html)).build().unwrap();
-                let lettre = mime(escape_text(""), escape_text(""))
+                let built = mime(text_part(), html_part()).build().unwrap();
+                let lettre = mime(text_part(), html_part())
                     .lettre(encode_text(text), encode_text(html))
                     .unwrap();
                 assert_eq!(
