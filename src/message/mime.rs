@@ -67,9 +67,9 @@ pub(super) struct Mime<'a> {
 }
 
 /// The bodies lettre is given in place of the parts when it writes a message without DKIM:
-/// each stands where its part goes. lettre writes a body as it is given, and a NUL cannot
-/// be in a header it writes; the last of each is taken all the same, since the parts come
-/// after every header.
+/// each stands where its part goes, as lettre writes a body as it is given. The last of each
+/// is taken: the parts come after every header, so a header that held the same text (a
+/// subject, say) comes before it.
 const TEXT_HERE: &[u8] = b"\0bulletin: the text part\0";
 const HTML_HERE: &[u8] = b"\0bulletin: the HTML part\0";
 
