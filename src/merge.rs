@@ -364,22 +364,22 @@ impl Prepared {
         out
     }
 
-    /// The same document as [`Prepared::fill`], written into `out`, and where each of its
-    /// pieces landed there, in order: for work done once per issue on the literal text and
-    /// only on the values per recipient (quoted-printable, [`crate::message`]).
-    pub fn fill_spans(&self, values: &impl MergeValues, out: &mut String) -> Vec<Span> {
-        out.reserve(self.len_hint());
+    /// The same document as [`Prepared::fill`] in pieces, in order: each literal as it is in
+    /// the document, and each value (escaped for where it stands, as `fill` writes it) written
+    /// into `out` — so that work done once per issue on the literal text is not done again
+    /// per recipient, and the literal text is not copied for them (quoted-printable,
+    /// [`crate::message`]).
+    pub fn fill_spans<'d>(&'d self, values: &impl MergeValues, out: &mut String) -> Vec<Span<'d>> {
         let mut spans = Vec::with_capacity(self.segments.len());
         let mut literal = 0;
         for seg in &self.segments {
-            let start = out.len();
             match seg {
                 Segment::Text(t) => {
-                    out.push_str(t);
-                    spans.push(Span::Literal(literal, start..out.len()));
+                    spans.push(Span::Literal(literal, t));
                     literal += 1;
                 }
                 Segment::Field { index, escape } => {
+                    let start = out.len();
                     push_escaped(out, self.value(*index, values), *escape);
                     spans.push(Span::Value(start..out.len()));
                 }
@@ -444,12 +444,12 @@ impl Prepared {
     }
 }
 
-/// Where a piece of a document filled by [`Prepared::fill_spans`] is, in bytes.
+/// A piece of a document filled by [`Prepared::fill_spans`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Span {
-    /// The `n`th literal of [`Prepared::literals`].
-    Literal(usize, std::ops::Range<usize>),
-    /// A recipient's value, escaped.
+pub enum Span<'d> {
+    /// The `n`th literal of [`Prepared::literals`], and its text.
+    Literal(usize, &'d str),
+    /// A recipient's value, escaped: where `fill_spans` wrote it, in bytes.
     Value(std::ops::Range<usize>),
 }
 

@@ -23,7 +23,7 @@ use lettre::message::dkim::DkimConfig;
 use sha2::{Digest, Sha256};
 
 use super::mime::Mime;
-use super::qp::Escaped;
+use super::qp::{Escaped, Part};
 use super::unsubscribe::{Unsubscribe, hex};
 use super::{Envelope, Filled, Form, Letterhead, Outgoing, Parts, Payload};
 use crate::audience::{Subscriber, idn};
@@ -189,8 +189,8 @@ impl Composer {
         })
     }
 
-    /// The text and HTML parts for `recipient`, in quoted-printable.
-    fn encoded_parts(&self, recipient: &impl MergeValues) -> (Vec<u8>, Vec<u8>) {
+    /// The text and HTML parts for `recipient`, to be written in quoted-printable.
+    fn encoded_parts(&self, recipient: &impl MergeValues) -> (Part<'_>, Part<'_>) {
         let [text, html] = self.escaped.0.get_or_init(|| {
             [
                 Escaped::new(&self.rendered.text),
@@ -198,8 +198,8 @@ impl Composer {
             ]
         });
         (
-            text.encode(&self.rendered.text, recipient),
-            html.encode(&self.rendered.html, recipient),
+            text.fill(&self.rendered.text, recipient),
+            html.fill(&self.rendered.html, recipient),
         )
     }
 

@@ -3,13 +3,15 @@
 //! - **escaping** ([`escape`]): each character as it will be written — itself, or "=XX" for
 //!   "=", control characters (a lone CR), bytes over 126, and a space or tab before a line
 //!   end; CRLF and a lone LF end a line ("\r\n");
-//! - **cutting** ([`cut`]): the lines at most 76 characters, a soft line break ("=" at the
+//! - **cutting** ([`Lines`]): the lines at most 76 characters, a soft line break ("=" at the
 //!   end) after at most 75, never inside an "=XX"; a line's last piece may take all 76.
 //!
 //! Whether a character is escaped depends on it and at most the two after it, never on the
 //! column, so the literal text of an issue is escaped once ([`Escaped`]); per reader only the
-//! values and the few characters before each are, then the lines are cut, which copies runs
-//! of 75 bytes. The crate pushed one `char` at a time onto a `String`, and our first encoder
+//! values and the few characters before each are ([`Part`]), and the escaped pieces are cut
+//! into lines as they come, straight into the message ([`super::mime`]): the filled text and
+//! its escaped form are never written whole, and the part is copied once, in runs of up to
+//! 76 bytes. The crate pushed one `char` at a time onto a `String`, and our first encoder
 //! still looked at every byte of the sample's 80 KB of HTML for every reader: most of a
 //! send's instructions (callgrind).
 
@@ -20,8 +22,8 @@ use crate::merge::{MergeValues, Prepared, Span};
 /// The longest encoded line (RFC 2045), soft line break included.
 const LIMIT: usize = 76;
 
-/// `text` in quoted-printable, with CRLF line ends: what [`Escaped::encode`] must equal, and
-/// what lettre's own encoding is checked against.
+/// `text` in quoted-printable, with CRLF line ends, the plain way: escaped whole, then cut.
+/// What [`Escaped::escape`] must write, and what lettre's own encoding is checked against.
 #[cfg(test)]
 pub fn encode_text(text: &str) -> Vec<u8> {
     let bytes = text.as_bytes();
@@ -36,11 +38,13 @@ pub struct Escaped {
     /// For each literal: its escaped form but for its last `usize` bytes, whose escaping
     /// depends on what follows the literal.
     literals: Vec<(Vec<u8>, usize)>,
+    /// How long the literals' escaped forms are together, at most.
+    most: usize,
 }
 
 impl Escaped {
     pub fn new(document: &Prepared) -> Escaped {
-        let literals = document
+        let literals: Vec<(Vec<u8>, usize)> = document
             .literals()
             .map(|literal| {
                 let bytes = literal.as_bytes();
@@ -50,30 +54,166 @@ impl Escaped {
                 (escaped, open)
             })
             .collect();
-        Escaped { literals }
+        // An open end's byte takes at most three once escaped ("=XX"; an LF two).
+        let most = literals
+            .iter()
+            .map(|(done, open)| done.len() + 3 * open)
+            .sum();
+        Escaped { literals, most }
     }
 
-    /// `document` (the one this was made of) filled with `values`, in quoted-printable:
-    /// exactly `encode_text(&document.fill(values))`.
-    pub fn encode(&self, document: &Prepared, values: &impl MergeValues) -> Vec<u8> {
+    /// `document` (the one this was made of) filled with `values`, ready to be written in
+    /// quoted-printable ([`Part::write`]).
+    pub fn fill<'d>(&'d self, document: &'d Prepared, values: &impl MergeValues) -> Part<'d> {
         let mut filled = String::new();
         let spans = document.fill_spans(values, &mut filled);
-        let text = filled.as_bytes();
-        let mut escaped = Vec::with_capacity(text.len() + text.len() / 8);
-        for span in spans {
-            match span {
-                Span::Literal(n, range) => match self.literals.get(n) {
+        // The values, and the literals of another document, counted as open ends.
+        let other: usize = spans
+            .iter()
+            .map(|span| match span {
+                Span::Literal(n, literal) if *n >= self.literals.len() => literal.len(),
+                _ => 0,
+            })
+            .sum();
+        Part {
+            escaped: self,
+            spans,
+            most: self.most + 3 * (filled.len() + other),
+            filled,
+        }
+    }
+}
+
+/// A document filled for one reader, to be written in quoted-printable: its literals escaped
+/// once for every reader ([`Escaped`]), its values.
+#[derive(Debug)]
+pub struct Part<'d> {
+    escaped: &'d Escaped,
+    spans: Vec<Span<'d>>,
+    /// The values, escaped for where each stands ([`Prepared::fill_spans`]).
+    filled: String,
+    /// How long the part is once escaped, at most.
+    most: usize,
+}
+
+impl Part<'_> {
+    /// How long the part is in quoted-printable, at most: a soft line break ("=" and CRLF)
+    /// takes three bytes after at least 73 of the escaped text; a line end is CRLF either way.
+    pub fn most(&self) -> usize {
+        self.most + 3 * (self.most / (LIMIT - 3))
+    }
+
+    /// Appends the part in quoted-printable to `out`: exactly `encode_text` of the filled
+    /// document. The filled document is never written out, nor its escaped form: the
+    /// literals' escaped forms and the values, escaped with the few characters before each
+    /// (reading on into what follows them where their escaping depends on it), go straight
+    /// into the lines being cut.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let mut lines = Lines {
+            start: out.len(),
+            out,
+        };
+        // The bytes still to escape, then the (at most) two that follow them in the document.
+        let mut open = Vec::new();
+        let mut escaped = Vec::new();
+        for (i, span) in self.spans.iter().enumerate() {
+            let bytes = span_bytes(span, &self.filled);
+            let rest = match span {
+                Span::Literal(n, _) => match self.escaped.literals.get(*n) {
                     Some((done, open)) => {
-                        escaped.extend_from_slice(done);
-                        escape(text, range.end - open..range.end, &mut escaped);
+                        lines.push(done);
+                        &bytes[bytes.len() - open..]
                     }
                     // Made of another document: correct, only slower.
-                    None => escape(text, range, &mut escaped),
+                    None => bytes,
                 },
-                Span::Value(range) => escape(text, range, &mut escaped),
+                Span::Value(_) => bytes,
+            };
+            if rest.is_empty() {
+                continue;
             }
+            open.clear();
+            open.extend_from_slice(rest);
+            for next in &self.spans[i + 1..] {
+                let wanted = rest.len() + 2 - open.len();
+                let next = span_bytes(next, &self.filled);
+                open.extend_from_slice(&next[..wanted.min(next.len())]);
+                if open.len() == rest.len() + 2 {
+                    break;
+                }
+            }
+            escaped.clear();
+            escape(&open, 0..rest.len(), &mut escaped);
+            lines.push(&escaped);
         }
-        cut(&escaped)
+    }
+
+    /// The part in quoted-printable.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.most());
+        self.write(&mut out);
+        out
+    }
+}
+
+/// The bytes of a piece of a filled document: a literal's own, or a value's in `filled`.
+fn span_bytes<'a>(span: &Span<'a>, filled: &'a str) -> &'a [u8] {
+    match span {
+        Span::Literal(_, literal) => literal.as_bytes(),
+        Span::Value(range) => &filled.as_bytes()[range.clone()],
+    }
+}
+
+/// Escaped text cut into lines as it comes, piece by piece: the same bytes as [`cut`] of the
+/// pieces put together, as long as no piece ends between the CR and the LF of a line end
+/// ([`escape`] writes both at once).
+struct Lines<'o> {
+    out: &'o mut Vec<u8>,
+    /// Where the line being written starts in `out`, after a line end or a soft line break.
+    start: usize,
+}
+
+impl Lines<'_> {
+    fn push(&mut self, mut escaped: &[u8]) {
+        while let Some(lf) = memchr::memchr(b'\n', escaped) {
+            // Escaped text holds a CR only before an LF.
+            let line = &escaped[..lf];
+            self.line(line.strip_suffix(b"\r").unwrap_or(line));
+            self.out.extend_from_slice(b"\r\n");
+            self.start = self.out.len();
+            escaped = &escaped[lf + 1..];
+        }
+        self.line(escaped);
+    }
+
+    /// Appends `text` (no line end in it) to the line, cut with a soft line break where the
+    /// line grows past [`LIMIT`]: then it does not end within the limit, and is cut after 75
+    /// characters, less an "=XX" that would be cut.
+    fn line(&mut self, mut text: &[u8]) {
+        loop {
+            let room = LIMIT + 1 - (self.out.len() - self.start);
+            if text.len() < room {
+                self.out.extend_from_slice(text);
+                return;
+            }
+            self.out.extend_from_slice(&text[..room]);
+            text = &text[room..];
+            let line = &self.out[self.start..];
+            let mut n = LIMIT - 1;
+            if line[n - 1] == b'=' {
+                n -= 1;
+            } else if line[n - 2] == b'=' {
+                n -= 2;
+            }
+            // What goes on the next line: 2 to 4 characters.
+            let mut carried = [0; 4];
+            let carried = &mut carried[..LIMIT + 1 - n];
+            carried.copy_from_slice(&line[n..]);
+            self.out.truncate(self.start + n);
+            self.out.extend_from_slice(b"=\r\n");
+            self.start = self.out.len();
+            self.out.extend_from_slice(carried);
+        }
     }
 }
 
@@ -133,7 +273,9 @@ fn escape(text: &[u8], range: Range<usize>, out: &mut Vec<u8>) {
     }
 }
 
-/// Escaped text cut into lines of at most [`LIMIT`] characters with soft line breaks.
+/// Escaped text cut into lines of at most [`LIMIT`] characters with soft line breaks, the
+/// plain way: what [`Lines`] must write.
+#[cfg(test)]
 fn cut(escaped: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(escaped.len() + escaped.len() / 25 + 8);
     let mut start = 0;
@@ -255,7 +397,22 @@ mod template_tests {
     fn literals_escaped_once_give_the_same_bytes_as_the_filled_text() {
         // Random literals and values around holes, blanks, CRs and LFs at every edge.
         let alphabet = ["a", " ", "\t", "\r", "\n", "\r\n", "=", ".", "é"];
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        same_bytes_on_random_documents(&alphabet, 3, 200, 0x9e37_79b9_7f4a_7c15);
+    }
+
+    #[test]
+    fn long_lines_are_cut_as_the_filled_text_is() {
+        // Lines of hundreds of characters (no line end but between the pieces), escapes
+        // everywhere a soft line break may fall.
+        let alphabet = ["=", "é", " ", "\t", "x="];
+        same_bytes_on_random_documents(&alphabet, 2, 600, 0x2545_f491_4f6c_dd1d);
+    }
+
+    /// Documents of random literals around three holes, each character "x" or, one time in
+    /// `odds`, one of `alphabet`, filled with random values: [`Escaped`] writes them as
+    /// [`encode_text`] does the filled text.
+    fn same_bytes_on_random_documents(alphabet: &[&str], odds: usize, len: usize, seed: u64) {
+        let mut state: u64 = seed;
         let mut next = |n: usize| {
             state = state
                 .wrapping_mul(6_364_136_223_846_793_005)
@@ -268,7 +425,7 @@ mod template_tests {
             let mut random = |max: usize| -> String {
                 (0..next(max))
                     .map(|_| {
-                        if next(3) == 0 {
+                        if next(odds) == 0 {
                             alphabet[next(alphabet.len())]
                         } else {
                             "x"
@@ -278,16 +435,16 @@ mod template_tests {
             };
             let mut source = String::new();
             for _ in 0..3 {
-                source.push_str(&random(200));
+                source.push_str(&random(len));
                 source.push_str(&marker);
             }
-            source.push_str(&random(200));
+            source.push_str(&random(len));
             let document = Prepared::text(&source, &table);
             let escaped = Escaped::new(&document);
             for _ in 0..3 {
                 let value = Value(random(90));
                 assert_eq!(
-                    escaped.encode(&document, &value),
+                    escaped.fill(&document, &value).encode(),
                     encode_text(&document.fill(&value)),
                     "{source:?} with {:?}",
                     value.0
