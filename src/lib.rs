@@ -45,6 +45,8 @@ pub mod render;
 pub mod send;
 pub mod serve;
 pub mod suppressions;
+#[cfg(test)]
+mod testing;
 pub mod transport;
 pub mod values;
 pub mod workspace;

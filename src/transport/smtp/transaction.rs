@@ -195,15 +195,9 @@ mod tests {
 
     #[test]
     fn the_same_bytes_as_lettre_on_random_text() {
-        // A fixed linear congruential sequence, so that a failure can be replayed.
         let alphabet: [&[u8]; 6] = [b"a", b".", b"\r", b"\n", b"\r\n", b"\r\n."];
-        let mut state: u64 = 0x0123_4567_89ab_cdef;
-        let mut next = |n: usize| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (state >> 33) as usize % n
-        };
+        let mut numbers = crate::testing::Replayable::new(0x0123_4567_89ab_cdef);
+        let mut next = |n: usize| numbers.below(n);
         for _ in 0..3000 {
             let len = next(300);
             let message: Vec<u8> = (0..len)
