@@ -6,7 +6,7 @@
 //! without a byte-order mark, separated by commas, semicolons or tabs (the header tells which).
 //! Invalid addresses are reported with their line and skipped; an address seen before (in any
 //! case, its domain in Unicode or in ASCII form) is skipped as a duplicate. Rows stream, and
-//! the addresses met so far, for de-duplication, are kept on disk ([`seen`]): the memory a
+//! the addresses met so far, for de-duplication, are kept on disk (`seen`): the memory a
 //! pass takes does not grow with the list. Internationalised addresses are read as written;
 //! [`idn`] gives the forms sending and people need.
 //!
@@ -169,7 +169,7 @@ pub fn read_suppressions(path: &Path) -> Result<Fingerprints, AudienceError> {
 /// A set of addresses kept as 128-bit fingerprints of their lower-case form (the domain in
 /// ASCII form, [`idn::key`]): a million addresses take about 32 MB instead of the addresses
 /// themselves. For suppressions, which are few next to a list; the list's own addresses are
-/// kept on disk ([`seen`]).
+/// kept on disk (`seen`).
 #[derive(Debug)]
 pub struct Fingerprints {
     keys: (RandomState, RandomState),

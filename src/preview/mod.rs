@@ -2,12 +2,12 @@
 //! preheader, the HTML at desktop and phone widths, the plain text — and follows the files as
 //! they are saved.
 //!
-//! Renders are kept in memory ([`site`]); a new render replaces the shown one only when it
-//! succeeds, and the page is told after the new render is in place ([`server`]'s event
-//! stream). A failed render is shown over the last good one. The watcher ([`watch`]) renders
+//! Renders are kept in memory (`site`); a new render replaces the shown one only when it
+//! succeeds, and the page is told after the new render is in place (`server`'s event
+//! stream). A failed render is shown over the last good one. The watcher (`watch`) renders
 //! again when an issue, body file, image or layout file changes. The server answers only to
 //! the host names it knows, and beyond loopback serves a subscriber list's readers only with
-//! the key it was started with ([`server::Guard`]). This stage renders through
+//! the key it was started with (`server::Guard`). This stage renders through
 //! [`crate::edition`], as every command does; it writes no file and prints nothing (the
 //! command reports), and names no command-line flag in its errors.
 

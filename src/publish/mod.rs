@@ -7,7 +7,7 @@
 //! previews (Open Graph) and links to the list and the print version —; `SLUG/print.html`,
 //! its print version; and a copy of every image the page shows, beside it, where a sent email
 //! whose `images_url` is the page's address reads them too ([`site_path`]); files of other
-//! stages go there too ([`beside_page`]: calendar files). Then, from the [`Manifest`], for
+//! stages go there too (`beside_page`: calendar files). Then, from the [`Manifest`], for
 //! every issue the site has: the list of issues (`index.html`, `page/N/index.html`), and with
 //! `[archive] base_url` the Atom feed (`feed.xml`) and the sitemap (`sitemap.xml`).
 //!

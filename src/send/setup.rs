@@ -26,7 +26,7 @@ pub struct Setup<'a> {
     pub root: &'a Path,
     /// Write the messages or requests into this folder instead of sending them.
     pub dry_run: Option<PathBuf>,
-    /// A test send: "[TEST]" in the subject, its own Message-IDs.
+    /// A test send: "\[TEST\]" in the subject, its own Message-IDs.
     pub test: bool,
     pub clock: Arc<dyn Clock>,
 }

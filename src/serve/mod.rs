@@ -14,7 +14,7 @@
 //! - Addresses never appear in a URL or a log line: logs carry a short fingerprint, and name
 //!   no client.
 //! - The pages are in the language of the issue the link came in, in its layout's colours
-//!   and with its logo ([`look`]); a reader a bounce or complaint holds is told so, and a
+//!   and with its logo (`look`); a reader a bounce or complaint holds is told so, and a
 //!   click of theirs lifts neither.
 //! - Each client may make so many requests to the links a minute ([`limit`]); past that, 429.
 //!
