@@ -21,45 +21,23 @@ readers=${READERS:-20000}
 runs=${RUNS:-3}
 pools=${POOLS:-1 8}
 
-missing=()
-{ [ -x /usr/sbin/smtp-sink ] && [ -x /usr/sbin/smtp-source ]; } || missing+=(postfix)
-[ -x /usr/bin/time ] || missing+=(time)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "benches/compare-smtp.sh needs ${missing[*]}. On Debian or Ubuntu:" >&2
-  echo "  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y ${missing[*]}" >&2
-  echo "(only postfix's smtp-sink and smtp-source are used; its mail server need not run)" >&2
-  exit 1
-fi
+# shellcheck source=benches/sink.sh
+source benches/sink.sh
+require_tools benches/compare-smtp.sh smtp-source
 
 cargo build --release --quiet
 bulletin=$PWD/target/release/bulletin
 
 work=$(mktemp -d)
-# shellcheck source=benches/sink.sh
-source benches/sink.sh
 trap 'stop_sink; rm -rf "$work"' EXIT
 start_sink
 
 # A workspace: the sample with its images published, and a profile for the sink per pool size.
 ws=$work/ws
 sample_workspace "$ws"
-{
-  cat <<EOF
-[sender]
-from = "Bench <newsletter@example.org>"
-list_id = "Bench newsletter <bench.example.org>"
-
-[unsubscribe]
-url = "https://example.org/unsubscribe/{token}"
-mailto = "unsubscribe@example.org"
-secret_env = "BULLETIN_UNSUBSCRIBE_SECRET"
-EOF
-  for pool in $pools; do
-    printf '\n[profiles.sink%s]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = %s\nsecurity = "none"\npool = %s\n' \
-      "$pool" "$port" "$pool"
-  done
-} >"$ws/bulletin.toml"
-export BULLETIN_UNSUBSCRIBE_SECRET=bench-secret-not-for-production
+profiles=()
+for pool in $pools; do profiles+=("sink$pool:$pool"); done
+bench_settings "${profiles[@]}" >"$ws/bulletin.toml"
 
 list() { # list N FILE: N readers
   awk -v n="$1" 'BEGIN { print "email,first_name"; for (i = 0; i < n; i++) printf "r%d@example.org,R%d\n", i, i }' >"$2"

@@ -19,46 +19,21 @@ small=${SMALL:-100000}
 pool=${POOL:-8}
 limit_mb=48
 
-missing=()
-[ -x /usr/sbin/smtp-sink ] || missing+=(postfix)
-[ -x /usr/bin/time ] || missing+=(time)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "benches/list-memory.sh needs ${missing[*]}. On Debian or Ubuntu:" >&2
-  echo "  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y ${missing[*]}" >&2
-  echo "(only postfix's smtp-sink is used; its mail server need not run)" >&2
-  exit 1
-fi
+# shellcheck source=benches/sink.sh
+source benches/sink.sh
+require_tools benches/list-memory.sh
 
 cargo build --release --quiet
 bulletin=$PWD/target/release/bulletin
 
 work=$(mktemp -d)
-# shellcheck source=benches/sink.sh
-source benches/sink.sh
 trap 'stop_sink; rm -rf "$work"' EXIT
 start_sink
 
 # A workspace: the sample with its images published, and a profile for the sink.
 ws=$work/ws
 sample_workspace "$ws"
-cat >"$ws/bulletin.toml" <<EOF
-[sender]
-from = "Bench <newsletter@example.org>"
-list_id = "Bench newsletter <bench.example.org>"
-
-[unsubscribe]
-url = "https://example.org/unsubscribe/{token}"
-mailto = "unsubscribe@example.org"
-secret_env = "BULLETIN_UNSUBSCRIBE_SECRET"
-
-[profiles.sink]
-transport = "smtp"
-host = "127.0.0.1"
-port = $port
-security = "none"
-pool = $pool
-EOF
-export BULLETIN_UNSUBSCRIBE_SECRET=bench-secret-not-for-production
+bench_settings "sink:$pool" >"$ws/bulletin.toml"
 
 # list N FILE: N rows; every 1,000th repeats the address of 500 rows before in upper case (a
 # duplicate), every 250,000th (from row 1,234) is not an address. The readers to send to are
