@@ -5,8 +5,9 @@
 //!
 //! Each page of events and the cursor after it are committed together, so a pull cut short
 //! (a crash, a dropped connection) leaves a mirror that is whole up to its cursor, and the
-//! next pull goes on from there. Knows nothing of sending: the caller decides what to do
-//! when the export cannot be reached (`send` refuses: fail closed).
+//! next pull goes on from there. [`for_sending`] says which stores a send honours: its own and
+//! this mirror, pulled first; an export that cannot be pulled is an error (fail closed), unless
+//! the sender says to go on with what was pulled before. What to print is the caller's.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -68,6 +69,71 @@ pub enum PullError {
     Malformed { url: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The suppression stores a send honours, and what became of the remote export.
+#[derive(Debug)]
+pub struct ForSending {
+    /// The workspace's own store (`[serve] store`), then the mirror when there is a remote.
+    pub stores: Vec<PathBuf>,
+    pub remote: RemoteState,
+}
+
+/// What became of `[suppressions] remote` before a send.
+#[derive(Debug)]
+pub enum RemoteState {
+    /// None is set.
+    NotSet,
+    /// Not pulled, as asked: the mirror holds what the last pull brought.
+    Skipped(url::Url),
+    /// Pulled into the mirror.
+    Pulled(url::Url, Pulled),
+}
+
+/// The remote export could not be pulled, so a send must not go out.
+#[derive(Debug, thiserror::Error)]
+pub enum ForSendingError {
+    /// The variable named by `[suppressions] token_env` is not set.
+    #[error("[suppressions] token_env: {0}")]
+    Token(String),
+    #[error(transparent)]
+    Pull(#[from] PullError),
+}
+
+/// The stores a send of the workspace at `root` honours: its own and, when `[suppressions]
+/// remote` is set, the mirror of that export, pulled first unless `without_remote`.
+pub async fn for_sending(
+    config: &crate::config::Config,
+    root: &Path,
+    without_remote: bool,
+) -> Result<ForSending, ForSendingError> {
+    let mut stores = vec![root.join(&config.serve.store)];
+    let Some(settings) = &config.suppressions else {
+        return Ok(ForSending {
+            stores,
+            remote: RemoteState::NotSet,
+        });
+    };
+    let mirror = mirror_path(root);
+    stores.push(mirror.clone());
+    let url = settings.remote.clone();
+    if without_remote {
+        return Ok(ForSending {
+            stores,
+            remote: RemoteState::Skipped(url),
+        });
+    }
+    let token =
+        Secret::from_env(&settings.token_env).map_err(|e| ForSendingError::Token(e.to_string()))?;
+    let remote = Remote {
+        url: url.clone(),
+        token,
+    };
+    let pulled = pull(&remote, &mirror).await?;
+    Ok(ForSending {
+        stores,
+        remote: RemoteState::Pulled(url, pulled),
+    })
 }
 
 /// The mirror's file in the workspace at `root`.

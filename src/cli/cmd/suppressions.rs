@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use crate::cli::{Error, note, say, warn};
 use crate::config;
 use crate::suppressions::{Event, Kind, Source, Store, remote};
-use crate::values::Secret;
 
 /// See and change who must not be sent to (the store `bulletin serve` records in).
 ///
@@ -137,47 +136,35 @@ pub fn run(args: Args) -> Result<(), Error> {
     Ok(())
 }
 
-/// The suppression stores a send honours: the workspace's own (`[serve] store`) and, when
-/// `[suppressions] remote` is set, the mirror of that export, pulled first. A configured export
-/// that cannot be pulled stops the send (fail closed: a reader who unsubscribed there must not
-/// get this issue), unless `without_remote` says to go on with what was pulled before.
+/// The suppression stores a send honours ([`remote::for_sending`]), saying what became of
+/// the remote export; one that cannot be pulled stops the send, with what to do about it.
 pub(crate) async fn for_sending(
     config: &config::Config,
     root: &Path,
     without_remote: bool,
 ) -> Result<Vec<PathBuf>, Error> {
-    let mut stores = vec![root.join(&config.serve.store)];
-    let Some(settings) = &config.suppressions else {
-        return Ok(stores);
-    };
-    let mirror = remote::mirror_path(root);
-    stores.push(mirror.clone());
-    if without_remote {
-        warn(&format!(
-            "not pulling the suppressions of {} (--without-remote-suppressions): readers who unsubscribed there since the last pull may get this issue",
-            settings.remote
-        ));
-        return Ok(stores);
+    let found = remote::for_sending(config, root, without_remote)
+        .await
+        .map_err(|e| match e {
+            remote::ForSendingError::Token(_) => Error::Hinted {
+                error: Box::new(Error::Usage(e.to_string())),
+                hint: "set it to the export token of the bulletin serve at [suppressions] remote"
+                    .into(),
+            },
+            remote::ForSendingError::Pull(e) => Error::Hinted {
+                error: Box::new(e.into()),
+                hint: "nothing was sent, so that nobody who unsubscribed there gets this issue; fix the address or the server, or send with --without-remote-suppressions to use only what was pulled before".into(),
+            },
+        })?;
+    match &found.remote {
+        remote::RemoteState::NotSet => {}
+        remote::RemoteState::Skipped(url) => warn(&format!(
+            "not pulling the suppressions of {url} (--without-remote-suppressions): readers who unsubscribed there since the last pull may get this issue"
+        )),
+        remote::RemoteState::Pulled(url, pulled) => note(&format!(
+            "Pulled {} new suppression events from {url} ({} in all)",
+            pulled.events, pulled.total
+        )),
     }
-    let token = Secret::from_env(&settings.token_env).map_err(|e| Error::Hinted {
-        error: Box::new(Error::Usage(format!("[suppressions] token_env: {e}"))),
-        hint: "set it to the export token of the bulletin serve at [suppressions] remote".into(),
-    })?;
-    let remote = remote::Remote {
-        url: settings.remote.clone(),
-        token,
-    };
-    match remote::pull(&remote, &mirror).await {
-        Ok(pulled) => {
-            note(&format!(
-                "Pulled {} new suppression events from {} ({} in all)",
-                pulled.events, settings.remote, pulled.total
-            ));
-            Ok(stores)
-        }
-        Err(e) => Err(Error::Hinted {
-            error: Box::new(e.into()),
-            hint: "nothing was sent, so that nobody who unsubscribed there gets this issue; fix the address or the server, or send with --without-remote-suppressions to use only what was pulled before".into(),
-        }),
-    }
+    Ok(found.stores)
 }
