@@ -691,7 +691,14 @@ impl Template {
             .flatten()
             .filter(|p| {
                 // remove rules that should be silent but not for now due to pest limitation
-                !matches!(p.as_rule(), Rule::escape)
+                // (the atomic runs and comment bodies are bulletin's, for pest's skip)
+                !matches!(
+                    p.as_rule(),
+                    Rule::escape
+                        | Rule::raw_text_run
+                        | Rule::hbs_comment_body
+                        | Rule::hbs_comment_compact_body
+                )
             })
             .peekable();
         let mut end_pos: Option<Position<'_>> = None;
