@@ -150,7 +150,12 @@ fn cut(text: &str, strict: bool) -> Result<Vec<Piece<'_>>, MergeError> {
             }
             // In a layout, `{{…}}` that is not a merge field is Handlebars: leave it.
             Err(_) if !strict => out.push(Piece::Text(&rest[..open + 2 + close + 2])),
-            Err(e) => return Err(e),
+            Err(message) => {
+                return Err(MergeError {
+                    token: inner.trim().to_string(),
+                    message: message.to_string(),
+                });
+            }
         }
         rest = &after[close + 2..];
     }
@@ -159,12 +164,10 @@ fn cut(text: &str, strict: bool) -> Result<Vec<Piece<'_>>, MergeError> {
     Ok(out)
 }
 
-/// Reads `subscriber.first_name | default: "friend"` (the inside of the braces).
-fn parse_field(inner: &str) -> Result<MergeField, MergeError> {
-    let err = |message: &str| MergeError {
-        token: inner.trim().to_string(),
-        message: message.to_string(),
-    };
+/// Reads `subscriber.first_name | default: "friend"` (the inside of the braces), or says
+/// what is wrong with it. The error is only words: a layout's every Handlebars tag comes
+/// here, and is left alone without building one.
+fn parse_field(inner: &str) -> Result<MergeField, &'static str> {
     let (name, filter) = match inner.split_once('|') {
         Some((n, f)) => (n.trim(), Some(f.trim())),
         None => (inner.trim(), None),
@@ -177,11 +180,11 @@ fn parse_field(inner: &str) -> Result<MergeField, MergeError> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !valid {
-            return Err(err("a subscriber field is letters, digits and _"));
+            return Err("a subscriber field is letters, digits and _");
         }
         FieldKey::Subscriber(field.to_ascii_lowercase())
     } else {
-        return Err(err("unknown merge field"));
+        return Err("unknown merge field");
     };
     let fallback = match filter {
         None => None,
@@ -191,7 +194,7 @@ fn parse_field(inner: &str) -> Result<MergeField, MergeError> {
                 .map(str::trim)
                 .and_then(|v| v.strip_prefix('"'))
                 .and_then(|v| v.strip_suffix('"'))
-                .ok_or_else(|| err("the fallback is written | default: \"text\""))?;
+                .ok_or("the fallback is written | default: \"text\"")?;
             Some(value.to_string())
         }
     };
