@@ -128,10 +128,19 @@ pub fn with_fallbacks(text: &str) -> String {
     }
 }
 
+/// `text` cut into literal text and merge fields. `strict` is for a person's text, where
+/// every `{{…}}` must be a field; otherwise it is a layout's template, where any other
+/// `{{…}}` is Handlebars and stays, and a Handlebars comment is passed over whole: what it
+/// mentions is not shown, so it is not a field the layout uses.
 fn cut(text: &str, strict: bool) -> Result<Vec<Piece<'_>>, MergeError> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(open) = rest.find("{{") {
+        if !strict && let Some(len) = comment_len(&rest[open..]) {
+            out.push(Piece::Text(&rest[..open + len]));
+            rest = &rest[open + len..];
+            continue;
+        }
         let after = &rest[open + 2..];
         let Some(close) = after.find("}}") else {
             if strict {
@@ -162,6 +171,20 @@ fn cut(text: &str, strict: bool) -> Result<Vec<Piece<'_>>, MergeError> {
     out.push(Piece::Text(rest));
     out.retain(|p| !matches!(p, Piece::Text("")));
     Ok(out)
+}
+
+/// The length of the Handlebars comment `text` starts with, as Handlebars reads it:
+/// `{{!-- … --}}`, or else `{{! … }}`; to the end of `text` if it is not closed (a template
+/// Handlebars will refuse).
+fn comment_len(text: &str) -> Option<usize> {
+    let body = text.strip_prefix("{{!")?;
+    if let Some(at) = body.strip_prefix("--").and_then(|long| long.find("--}}")) {
+        return Some("{{!--".len() + at + "--}}".len());
+    }
+    Some(
+        body.find("}}")
+            .map_or(text.len(), |at| "{{!".len() + at + "}}".len()),
+    )
 }
 
 /// Reads `subscriber.first_name | default: "friend"` (the inside of the braces), or says
@@ -730,6 +753,22 @@ mod tests {
         let mut v = Recipient::default();
         v.fields.insert("first_name".into(), "Ana".into());
         assert_eq!(Prepared::text(&upper, &table).fill(&v), "NEWS FOR Ana!");
+    }
+
+    #[test]
+    fn fields_in_a_layout_comment_are_not_fields() {
+        let mut table = FieldTable::default();
+        let source = "{{!-- uses {{subscriber.email}} and {{unsubscribe_url}} --}}\
+                      {{! or {{subscriber.city }}{{!-- a }} b {{subscriber.name}}";
+        let marked = table.mark_template(source);
+        // The long comment and the short one pass whole; the last `{{!--` is not closed
+        // with `--}}`, so Handlebars reads `{{!-- a }}` and then a merge field.
+        assert_eq!(table.fields().len(), 1);
+        assert_eq!(table.fields()[0].key, FieldKey::Subscriber("name".into()));
+        assert!(marked.starts_with(
+            "{{!-- uses {{subscriber.email}} and {{unsubscribe_url}} --}}{{! or {{subscriber.city }}{{!-- a }} b "
+        ));
+        assert!(!marked.ends_with("{{subscriber.name}}"));
     }
 
     #[test]
