@@ -17,6 +17,7 @@
 mod context;
 mod dates;
 mod markdown;
+mod prebuilt;
 mod text;
 
 use std::collections::BTreeMap;
@@ -367,8 +368,8 @@ impl Templates {
             Some(_) => half_the_parsing(&sources.templates),
             None => sources.templates.len(),
         };
-        // The second half, parsed on the other thread into a registry of its own, from which
-        // this one takes them: parsing is most of the cost, a template's copy little.
+        // The second half, read on the other thread into a registry of its own, from which
+        // this one takes them: reading them is most of the cost, a template's copy little.
         let theirs = scope
             .filter(|_| half < sources.templates.len())
             .map(|scope| {
@@ -415,9 +416,10 @@ impl Templates {
     }
 }
 
-/// Where to cut `templates` so that each side has about half the parsing, this thread's side
-/// not more (it also copies the other's in): Handlebars' parser spends its time on the
-/// `{{…}}` (plain text is one skip), so they are what is counted.
+/// Where to cut `templates` so that each side has about half the work of reading them, this
+/// thread's side not more (it also copies the other's in). Parsing a template, or reading
+/// the parsed form build.rs made of a built-in one, costs by its `{{…}}` (plain text is one
+/// skip, or one string), so they are what is counted.
 fn half_the_parsing(templates: &[(String, String, String)]) -> usize {
     let tags = |source: &String| source.matches("{{").count();
     let total: usize = templates.iter().map(|(_, _, source)| tags(source)).sum();
@@ -442,13 +444,19 @@ fn new_registry(part: Part, language: &str) -> Handlebars<'static> {
     registry
 }
 
-/// Parses `templates` (name, file, source) into `registry`, in order: the first that does
-/// not parse is the error, naming its file.
+/// Parses `templates` (name, file, source) into `registry`, in order, or takes them parsed
+/// when they are the built-in layout's (`prebuilt`): the first that does not parse is the
+/// error, naming its file.
 fn register_all(
     registry: &mut Handlebars<'static>,
     templates: &[(String, String, String)],
 ) -> Result<(), RenderError> {
     for (name, file, source) in templates {
+        // The built-in layout's templates come parsed by build.rs.
+        if let Some(parsed) = prebuilt::parsed(name, source) {
+            registry.register_template(name, parsed);
+            continue;
+        }
         registry
             .register_template_string(name, source)
             .map_err(|e| RenderError::Template {
