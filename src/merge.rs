@@ -135,14 +135,14 @@ pub fn with_fallbacks(text: &str) -> String {
 fn cut(text: &str, strict: bool) -> Result<Vec<Piece<'_>>, MergeError> {
     let mut out = Vec::new();
     let mut rest = text;
-    while let Some(open) = rest.find("{{") {
+    while let Some(open) = find_pair(rest, '{') {
         if !strict && let Some(len) = comment_len(&rest[open..]) {
             out.push(Piece::Text(&rest[..open + len]));
             rest = &rest[open + len..];
             continue;
         }
         let after = &rest[open + 2..];
-        let Some(close) = after.find("}}") else {
+        let Some(close) = find_pair(after, '}') else {
             if strict {
                 return Err(MergeError {
                     token: after.chars().take(30).collect(),
@@ -171,6 +171,21 @@ fn cut(text: &str, strict: bool) -> Result<Vec<Piece<'_>>, MergeError> {
     out.push(Piece::Text(rest));
     out.retain(|p| !matches!(p, Piece::Text("")));
     Ok(out)
+}
+
+/// Where `text` first has `brace` twice in a row (`{{` or `}}`). A search for the one byte
+/// is a memchr, where a search for the two-byte string goes through the general substring
+/// searcher: layouts are marked on every render, and are mostly plain text.
+fn find_pair(text: &str, brace: char) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = text[from..].find(brace) {
+        let at = from + at;
+        if text[at + 1..].starts_with(brace) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// The length of the Handlebars comment `text` starts with, as Handlebars reads it:
