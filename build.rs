@@ -5,6 +5,12 @@
 //! sorted static list of (language tag, its sorted (key, word) pairs), which
 //! `src/layout/mod.rs` includes. Parsing the whole 80 KB file at run time cost a render
 //! about as much as all of mrml, for the two or three languages it reads.
+//!
+//! And parses the default layout's Handlebars templates once, here, with the Handlebars
+//! bulletin runs (the vendored one) and as `render` registers them, into
+//! `$OUT_DIR/parsed_templates.rs`: each template's source beside its parsed form (JSON),
+//! which `src/render/prebuilt.rs` includes. Parsing them cost every run of bulletin more
+//! than a third of a whole render.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -21,6 +27,62 @@ fn main() {
     let code = labels_code(&source);
     std::fs::write(Path::new(&out_dir).join("labels.rs"), code)
         .unwrap_or_else(|e| panic!("cannot write labels.rs in OUT_DIR: {e}"));
+    let layout = Path::new(&manifest).join("layouts/default");
+    let code = parsed_templates_code(&layout, Path::new(&out_dir));
+    std::fs::write(Path::new(&out_dir).join("parsed_templates.rs"), code)
+        .unwrap_or_else(|e| panic!("cannot write parsed_templates.rs in OUT_DIR: {e}"));
+}
+
+/// The Rust text of `PARSED`: for each `.hbs` file under `layout`, its source and its
+/// parsed form as JSON (written to a file of `out_dir`), both included by the code. Parsed
+/// as `render` registers a template (`set_prevent_indent(true)`, not as a partial); a
+/// template that does not parse is left out, for the run to report as it would.
+fn parsed_templates_code(layout: &Path, out_dir: &Path) -> String {
+    let mut files = Vec::new();
+    hbs_files(layout, &mut files);
+    files.sort();
+    let dir = out_dir.join("parsed_templates");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {dir:?}: {e}"));
+    let mut out = String::from(
+        "/// The default layout's templates, parsed by build.rs: (source, parsed template as \
+         JSON).\n\
+         pub(super) static PARSED: &[(&str, &str)] = &[\n",
+    );
+    for (i, file) in files.iter().enumerate() {
+        let source = std::fs::read_to_string(file)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+        let mut registry = handlebars::Handlebars::new();
+        registry.set_prevent_indent(true);
+        if registry.register_template_string("t", &source).is_err() {
+            continue;
+        }
+        let parsed = registry.get_template("t").expect("just registered");
+        let json = serde_json::to_string(parsed).expect("a template serializes");
+        let json_file = dir.join(format!("{i}.json"));
+        std::fs::write(&json_file, json).expect("writing in OUT_DIR");
+        writeln!(
+            out,
+            "    (include_str!({:?}), include_str!({:?})),",
+            file.display(),
+            json_file.display()
+        )
+        .expect("writing to a String");
+    }
+    out.push_str("];\n");
+    out
+}
+
+/// Every `.hbs` file under `dir`, at any depth.
+fn hbs_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {dir:?}: {e}"));
+    for entry in entries {
+        let path = entry.expect("reading the layout folder").path();
+        if path.is_dir() {
+            hbs_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "hbs") {
+            out.push(path);
+        }
+    }
 }
 
 /// The Rust text of `BUILTIN_LABELS` for the labels file `source`. Panics, naming the

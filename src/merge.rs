@@ -128,12 +128,21 @@ pub fn with_fallbacks(text: &str) -> String {
     }
 }
 
+/// `text` cut into literal text and merge fields. `strict` is for a person's text, where
+/// every `{{…}}` must be a field; otherwise it is a layout's template, where any other
+/// `{{…}}` is Handlebars and stays, and a Handlebars comment is passed over whole: what it
+/// mentions is not shown, so it is not a field the layout uses.
 fn cut(text: &str, strict: bool) -> Result<Vec<Piece<'_>>, MergeError> {
     let mut out = Vec::new();
     let mut rest = text;
-    while let Some(open) = rest.find("{{") {
+    while let Some(open) = find_pair(rest, '{') {
+        if !strict && let Some(len) = comment_len(&rest[open..]) {
+            out.push(Piece::Text(&rest[..open + len]));
+            rest = &rest[open + len..];
+            continue;
+        }
         let after = &rest[open + 2..];
-        let Some(close) = after.find("}}") else {
+        let Some(close) = find_pair(after, '}') else {
             if strict {
                 return Err(MergeError {
                     token: after.chars().take(30).collect(),
@@ -150,7 +159,12 @@ fn cut(text: &str, strict: bool) -> Result<Vec<Piece<'_>>, MergeError> {
             }
             // In a layout, `{{…}}` that is not a merge field is Handlebars: leave it.
             Err(_) if !strict => out.push(Piece::Text(&rest[..open + 2 + close + 2])),
-            Err(e) => return Err(e),
+            Err(message) => {
+                return Err(MergeError {
+                    token: inner.trim().to_string(),
+                    message: message.to_string(),
+                });
+            }
         }
         rest = &after[close + 2..];
     }
@@ -159,12 +173,39 @@ fn cut(text: &str, strict: bool) -> Result<Vec<Piece<'_>>, MergeError> {
     Ok(out)
 }
 
-/// Reads `subscriber.first_name | default: "friend"` (the inside of the braces).
-fn parse_field(inner: &str) -> Result<MergeField, MergeError> {
-    let err = |message: &str| MergeError {
-        token: inner.trim().to_string(),
-        message: message.to_string(),
-    };
+/// Where `text` first has `brace` twice in a row (`{{` or `}}`). A search for the one byte
+/// is a memchr, where a search for the two-byte string goes through the general substring
+/// searcher: layouts are marked on every render, and are mostly plain text.
+fn find_pair(text: &str, brace: char) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = text[from..].find(brace) {
+        let at = from + at;
+        if text[at + 1..].starts_with(brace) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// The length of the Handlebars comment `text` starts with, as Handlebars reads it:
+/// `{{!-- … --}}`, or else `{{! … }}`; to the end of `text` if it is not closed (a template
+/// Handlebars will refuse).
+fn comment_len(text: &str) -> Option<usize> {
+    let body = text.strip_prefix("{{!")?;
+    if let Some(at) = body.strip_prefix("--").and_then(|long| long.find("--}}")) {
+        return Some("{{!--".len() + at + "--}}".len());
+    }
+    Some(
+        body.find("}}")
+            .map_or(text.len(), |at| "{{!".len() + at + "}}".len()),
+    )
+}
+
+/// Reads `subscriber.first_name | default: "friend"` (the inside of the braces), or says
+/// what is wrong with it. The error is only words: a layout's every Handlebars tag comes
+/// here, and is left alone without building one.
+fn parse_field(inner: &str) -> Result<MergeField, &'static str> {
     let (name, filter) = match inner.split_once('|') {
         Some((n, f)) => (n.trim(), Some(f.trim())),
         None => (inner.trim(), None),
@@ -177,11 +218,11 @@ fn parse_field(inner: &str) -> Result<MergeField, MergeError> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !valid {
-            return Err(err("a subscriber field is letters, digits and _"));
+            return Err("a subscriber field is letters, digits and _");
         }
         FieldKey::Subscriber(field.to_ascii_lowercase())
     } else {
-        return Err(err("unknown merge field"));
+        return Err("unknown merge field");
     };
     let fallback = match filter {
         None => None,
@@ -191,7 +232,7 @@ fn parse_field(inner: &str) -> Result<MergeField, MergeError> {
                 .map(str::trim)
                 .and_then(|v| v.strip_prefix('"'))
                 .and_then(|v| v.strip_suffix('"'))
-                .ok_or_else(|| err("the fallback is written | default: \"text\""))?;
+                .ok_or("the fallback is written | default: \"text\"")?;
             Some(value.to_string())
         }
     };
@@ -727,6 +768,22 @@ mod tests {
         let mut v = Recipient::default();
         v.fields.insert("first_name".into(), "Ana".into());
         assert_eq!(Prepared::text(&upper, &table).fill(&v), "NEWS FOR Ana!");
+    }
+
+    #[test]
+    fn fields_in_a_layout_comment_are_not_fields() {
+        let mut table = FieldTable::default();
+        let source = "{{!-- uses {{subscriber.email}} and {{unsubscribe_url}} --}}\
+                      {{! or {{subscriber.city }}{{!-- a }} b {{subscriber.name}}";
+        let marked = table.mark_template(source);
+        // The long comment and the short one pass whole; the last `{{!--` is not closed
+        // with `--}}`, so Handlebars reads `{{!-- a }}` and then a merge field.
+        assert_eq!(table.fields().len(), 1);
+        assert_eq!(table.fields()[0].key, FieldKey::Subscriber("name".into()));
+        assert!(marked.starts_with(
+            "{{!-- uses {{subscriber.email}} and {{unsubscribe_url}} --}}{{! or {{subscriber.city }}{{!-- a }} b "
+        ));
+        assert!(!marked.ends_with("{{subscriber.name}}"));
     }
 
     #[test]

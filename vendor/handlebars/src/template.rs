@@ -5,6 +5,7 @@ use std::str::FromStr;
 use pest::error::LineColLocation;
 use pest::iterators::Pair;
 use pest::{Parser, Position, Span};
+use serde::{Deserialize, Serialize};
 use serde_json::value::Value as Json;
 
 use crate::error::{TemplateError, TemplateErrorReason};
@@ -19,15 +20,21 @@ use self::TemplateElement::{
     PartialBlock, PartialExpression, RawString,
 };
 
+/// For serde: a flag left out of a parsed template's JSON when it is not set (bulletin).
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 #[non_exhaustive]
-#[derive(PartialEq, Eq, Clone, Debug)]
+#[derive(PartialEq, Eq, Clone, Debug, Serialize, Deserialize)]
 pub struct TemplateMapping(pub usize, pub usize);
 
 /// A handlebars template
 #[non_exhaustive]
-#[derive(Builder, PartialEq, Eq, Clone, Debug, Default)]
+#[derive(Builder, PartialEq, Eq, Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Template {
     #[builder(setter(into, strip_option), default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub elements: Vec<TemplateElement>,
     pub mapping: Vec<TemplateMapping>,
@@ -47,7 +54,7 @@ impl TemplateOptions {
 }
 
 #[non_exhaustive]
-#[derive(Builder, PartialEq, Eq, Clone, Debug)]
+#[derive(Builder, PartialEq, Eq, Clone, Debug, Serialize, Deserialize)]
 pub struct Subexpression {
     // we use box here avoid resursive struct definition
     pub element: Box<TemplateElement>,
@@ -109,7 +116,7 @@ impl Subexpression {
 }
 
 #[non_exhaustive]
-#[derive(PartialEq, Eq, Clone, Debug)]
+#[derive(PartialEq, Eq, Clone, Debug, Serialize, Deserialize)]
 pub enum BlockParam {
     Single(Parameter),
     Pair((Parameter, Parameter)),
@@ -128,7 +135,7 @@ pub struct ExpressionSpec {
 }
 
 #[non_exhaustive]
-#[derive(PartialEq, Eq, Clone, Debug)]
+#[derive(PartialEq, Eq, Clone, Debug, Serialize, Deserialize)]
 pub enum Parameter {
     // for helper name only
     Name(String),
@@ -139,19 +146,27 @@ pub enum Parameter {
 }
 
 #[non_exhaustive]
-#[derive(Builder, PartialEq, Eq, Clone, Debug)]
+#[derive(Builder, PartialEq, Eq, Clone, Debug, Serialize, Deserialize)]
 pub struct HelperTemplate {
     pub name: Parameter,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Parameter>,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub hash: HashMap<String, Parameter>,
     #[builder(setter(strip_option), default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_param: Option<BlockParam>,
     #[builder(setter(strip_option), default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<Template>,
     #[builder(setter(strip_option), default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inverse: Option<Template>,
+    #[serde(default, skip_serializing_if = "is_false")]
     pub block: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
     pub chain: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
     pub(crate) indent_before_write: bool,
 }
 
@@ -284,16 +299,21 @@ impl HelperTemplate {
 }
 
 #[non_exhaustive]
-#[derive(Builder, PartialEq, Eq, Clone, Debug)]
+#[derive(Builder, PartialEq, Eq, Clone, Debug, Serialize, Deserialize)]
 pub struct DecoratorTemplate {
     pub name: Parameter,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Parameter>,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub hash: HashMap<String, Parameter>,
     #[builder(setter(strip_option), default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<Template>,
     // for partial indent
     #[builder(setter(into, strip_option), default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub indent: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
     pub(crate) indent_before_write: bool,
 }
 
@@ -691,7 +711,14 @@ impl Template {
             .flatten()
             .filter(|p| {
                 // remove rules that should be silent but not for now due to pest limitation
-                !matches!(p.as_rule(), Rule::escape)
+                // (the atomic runs and comment bodies are bulletin's, for pest's skip)
+                !matches!(
+                    p.as_rule(),
+                    Rule::escape
+                        | Rule::raw_text_run
+                        | Rule::hbs_comment_body
+                        | Rule::hbs_comment_compact_body
+                )
             })
             .peekable();
         let mut end_pos: Option<Position<'_>> = None;
@@ -1095,7 +1122,7 @@ impl Template {
 }
 
 #[non_exhaustive]
-#[derive(PartialEq, Eq, Clone, Debug)]
+#[derive(PartialEq, Eq, Clone, Debug, Serialize, Deserialize)]
 pub enum TemplateElement {
     RawString(String),
     HtmlExpression(Box<HelperTemplate>),

@@ -2,23 +2,49 @@ use std::iter::Peekable;
 
 use pest::Parser;
 use pest::iterators::Pair;
+use serde::{Deserialize, Serialize};
 
 use crate::RenderErrorReason;
 use crate::error::RenderError;
 use crate::grammar::{HandlebarsParser, Rule};
 
-#[derive(PartialEq, Eq, Clone, Debug)]
+#[derive(PartialEq, Eq, Clone, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum PathSeg {
     Named(String),
-    Ruled(Rule),
+    Ruled(#[serde(with = "ruled")] Rule),
+}
+
+/// A path segment's rule by its name in the grammar: the three a path holds.
+mod ruled {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use crate::grammar::Rule;
+
+    pub(super) fn serialize<S: Serializer>(rule: &Rule, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match rule {
+            Rule::path_root => "path_root",
+            Rule::path_local => "path_local",
+            Rule::path_up => "path_up",
+            other => return Err(serde::ser::Error::custom(format!("not a path rule: {other:?}"))),
+        })
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Rule, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "path_root" => Ok(Rule::path_root),
+            "path_local" => Ok(Rule::path_local),
+            "path_up" => Ok(Rule::path_up),
+            other => Err(D::Error::custom(format!("not a path rule: {other}"))),
+        }
+    }
 }
 
 /// Represents the Json path in templates.
 ///
 /// It can be either a local variable like `@first`, `../@index`,
 /// or a normal relative path like `a/b/c`.
-#[derive(PartialEq, Eq, Clone, Debug)]
+#[derive(PartialEq, Eq, Clone, Debug, Serialize, Deserialize)]
 pub enum Path {
     Relative((Vec<PathSeg>, String)),
     Local((usize, String, String)),

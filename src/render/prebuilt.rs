@@ -1,0 +1,55 @@
+//! The default layout's templates as `build.rs` parsed them, so that a run drawing with the
+//! built-in layout does not parse them again: Handlebars' parser cost about a third of the
+//! instructions of a whole `bulletin render`.
+//!
+//! A template is taken from here only when the source to register is, byte for byte, the
+//! text `build.rs` parsed; anything else (a layout's own files, a template whose literal
+//! images or merge fields changed its text) is parsed at run time as before. Knows nothing
+//! of layouts or issues: it answers for a template's source.
+
+include!(concat!(env!("OUT_DIR"), "/parsed_templates.rs"));
+
+/// `source` parsed, named `name`, if it is a text `build.rs` parsed.
+pub(super) fn parsed(name: &str, source: &str) -> Option<handlebars::Template> {
+    let (_, json) = PARSED.iter().find(|(text, _)| *text == source)?;
+    let mut template: handlebars::Template = serde_json::from_str(json).ok()?;
+    template.name = Some(name.to_string());
+    Some(template)
+}
+
+#[cfg(test)]
+mod tests {
+    use handlebars::Handlebars;
+
+    use super::*;
+    use crate::layout::Layout;
+
+    /// What the run takes from here is what parsing the text would give, for every template
+    /// of the built-in layout, names, lines and columns included.
+    #[test]
+    fn every_built_in_template_comes_parsed_as_parsing_it_gives() {
+        let layout = Layout::builtin().unwrap();
+        let mut seen = 0;
+        for template in layout.templates() {
+            let mut registry = Handlebars::new();
+            registry.set_prevent_indent(true);
+            registry
+                .register_template_string(&template.name, &template.source)
+                .unwrap();
+            let parsed = parsed(&template.name, &template.source)
+                .unwrap_or_else(|| panic!("{} is not among the parsed", template.name));
+            assert_eq!(Some(&parsed), registry.get_template(&template.name));
+            seen += 1;
+        }
+        assert_eq!(seen, PARSED.len());
+    }
+
+    /// A text that differs by one character is parsed at run time.
+    #[test]
+    fn a_changed_text_is_not_taken() {
+        let (source, _) = PARSED[0];
+        assert!(parsed("t", source).is_some());
+        assert!(parsed("t", &format!("{source} ")).is_none());
+        assert!(parsed("t", "{{title}}").is_none());
+    }
+}
