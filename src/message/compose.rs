@@ -372,11 +372,11 @@ mod tests {
             from: Mailbox::from_str("Efus <newsletter@example.org>").unwrap(),
             reply_to: Some(Mailbox::from_str("contact@example.org").unwrap()),
             list_id: "Efus newsletter <newsletter.example.org>".into(),
-            unsubscribe: Unsubscribe {
-                url: "https://example.org/unsubscribe/{token}".into(),
-                mailto: Address::from_str("unsubscribe@example.org").unwrap(),
-                secret: Secret::new("a test secret"),
-            },
+            unsubscribe: Unsubscribe::new(
+                "https://example.org/unsubscribe/{token}".into(),
+                Address::from_str("unsubscribe@example.org").unwrap(),
+                Secret::new("a test secret"),
+            ),
             test,
             verp: None,
             dkim: None,
@@ -442,7 +442,7 @@ mod tests {
         // The reader's own unsubscribe link, in the footer and in the headers: their address
         // sealed in the token, never in clear.
         let token = c.unsubscribe.token(&out.envelope.to, "2020-06");
-        let opened = crate::message::unsubscribe::open(&c.unsubscribe.secret, &token).unwrap();
+        let opened = crate::message::unsubscribe::open(c.unsubscribe.secret(), &token).unwrap();
         assert_eq!(opened.address, out.envelope.to);
         assert_eq!(opened.issue.as_deref(), Some("2020-06"));
         let link = format!("https://example.org/unsubscribe/{token}");
