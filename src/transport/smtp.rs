@@ -161,15 +161,29 @@ impl SmtpTransport {
             }));
         }
         let pipelining = loan.pipelining();
-        let response = match transaction::transmit(loan.smtp(), pipelining, envelope, bytes, went)
+        let (smtp, wire) = loan.parts();
+        let response = match transaction::transmit(smtp, wire, pipelining, envelope, bytes, went)
             .await
         {
             Ok(response) => response,
-            Err(e) if e.status().is_some_and(|c| c.to_string() == "421") => {
+            Err(transaction::Error::Write(e)) => {
+                // The line that ends the data never went: the relay cannot have taken it.
+                return Err(Refused::Other(Failure {
+                    kind: Kind::Transient,
+                    reply: format!(
+                        "the connection to the relay was lost while the message was sent ({e}); it was not delivered"
+                    ),
+                }));
+            }
+            Err(transaction::Error::Smtp(e))
+                if e.status().is_some_and(|c| c.to_string() == "421") =>
+            {
                 return Err(Refused::Closing(classify(&e)));
             }
             // No reply after the message went out: the relay may have stored it.
-            Err(e) if e.status().is_none() && went.load(Ordering::SeqCst) => {
+            Err(transaction::Error::Smtp(e))
+                if e.status().is_none() && went.load(Ordering::SeqCst) =>
+            {
                 return Err(Refused::Other(Failure {
                     kind: Kind::Lost,
                     reply: format!(
@@ -177,7 +191,7 @@ impl SmtpTransport {
                     ),
                 }));
             }
-            Err(e) => return Err(Refused::Other(classify(&e))),
+            Err(transaction::Error::Smtp(e)) => return Err(Refused::Other(classify(&e))),
         };
         self.pool.give_back(loan);
         Ok(response)
