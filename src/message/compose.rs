@@ -509,14 +509,15 @@ mod tests {
                 )
                 .unwrap();
             match &out.payload {
-                Payload::Mime(bytes) => {
+                Payload::Mime(mime) => {
+                    let bytes = mime.as_bytes();
                     let msg = MessageParser::default().parse(bytes).unwrap();
                     assert!(msg.header("Bcc").is_none() && msg.bcc().is_none());
                     assert_eq!(
                         msg.to().unwrap().first().unwrap().name(),
                         Some("X Bcc: victim@example.org")
                     );
-                    let raw = String::from_utf8(bytes.clone()).unwrap();
+                    let raw = String::from_utf8(bytes.to_vec()).unwrap();
                     assert!(!raw.to_lowercase().contains("\r\nbcc:"), "{raw}");
                 }
                 _ => assert_eq!(out.to_name(), Some("X Bcc: victim@example.org")),
@@ -626,8 +627,9 @@ mod tests {
                     "newsletter@xn--bcher-kva.example"
                 );
                 assert!(out.message_id.ends_with("@xn--bcher-kva.example>"));
-                if let Payload::Mime(bytes) = &out.payload {
-                    let raw = String::from_utf8(bytes.clone()).unwrap();
+                if let Payload::Mime(mime) = &out.payload {
+                    let bytes = mime.as_bytes();
+                    let raw = String::from_utf8(bytes.to_vec()).unwrap();
                     let headers = raw.split("\r\n\r\n").next().unwrap();
                     assert!(!headers.contains("münchen") && !headers.contains("bücher"));
                     let msg = MessageParser::default().parse(bytes).unwrap();

@@ -20,6 +20,7 @@ use lettre::message::header::{
 };
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
+use super::MimeBytes;
 use super::qp::Part;
 
 macro_rules! text_header {
@@ -80,16 +81,19 @@ impl Mime<'_> {
     /// cut straight into the one buffer of the message's size: lettre would copy each part
     /// into its body, then the bodies into a buffer that grows by doubling (callgrind: a sixth
     /// of a send's instructions). DKIM signs the bodies, so lettre gets them.
-    pub fn build(self) -> Result<Vec<u8>, lettre::error::Error> {
+    ///
+    /// Quoted-printable is all ASCII: of a message built around the stand-ins, only what
+    /// lettre wrote is read to know whether the whole is.
+    pub fn build(self) -> Result<MimeBytes, lettre::error::Error> {
         if self.dkim.is_some() {
-            return self.lettre(self.text.encode(), self.html.encode());
+            return Ok(self.lettre(self.text.encode(), self.html.encode())?.into());
         }
         let around = self.lettre(TEXT_HERE.to_vec(), HTML_HERE.to_vec())?;
         let html_at = memchr::memmem::rfind(&around, HTML_HERE);
         let text_at = html_at.and_then(|at| memchr::memmem::rfind(&around[..at], TEXT_HERE));
         let (Some(text_at), Some(html_at)) = (text_at, html_at) else {
             // lettre writes a body as it is given; were it ever not to, it gets the parts.
-            return self.lettre(self.text.encode(), self.html.encode());
+            return Ok(self.lettre(self.text.encode(), self.html.encode())?.into());
         };
         let size = around.len() - TEXT_HERE.len() - HTML_HERE.len();
         let mut message = Vec::with_capacity(size + self.text.most() + self.html.most());
@@ -98,7 +102,7 @@ impl Mime<'_> {
         message.extend_from_slice(&around[text_at + TEXT_HERE.len()..html_at]);
         self.html.write(&mut message);
         message.extend_from_slice(&around[html_at + HTML_HERE.len()..]);
-        Ok(message)
+        Ok(MimeBytes::built(message, around.is_ascii()))
     }
 
     /// The message as lettre writes it with these bodies (already in quoted-printable), signed
@@ -203,8 +207,9 @@ mod tests {
                 let lettre = mime(text_part(), html_part())
                     .lettre(encode_text(text), encode_text(html))
                     .unwrap();
+                assert_eq!(built.is_ascii(), built.as_bytes().is_ascii());
                 assert_eq!(
-                    String::from_utf8(without_boundary(&built)).unwrap(),
+                    String::from_utf8(without_boundary(built.as_bytes())).unwrap(),
                     String::from_utf8(without_boundary(&lettre)).unwrap(),
                     "{text:?}, {html:?}"
                 );

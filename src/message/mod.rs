@@ -71,11 +71,45 @@ pub struct Outgoing {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
     /// The whole message, CRLF line endings, as it goes on the wire.
-    Mime(Vec<u8>),
+    Mime(MimeBytes),
     /// The message in pieces, for an API that builds the MIME message itself.
     Parts(Parts),
     /// The reader's values for the holes of the issue's [`Template`].
     Values(Filled),
+}
+
+/// A whole MIME message, CRLF line endings, as it goes on the wire, and whether it is all
+/// ASCII (over SMTP, a message that is not needs 8BITMIME): known as the message is built,
+/// so that a transport need not read it again to find out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MimeBytes {
+    bytes: Vec<u8>,
+    ascii: bool,
+}
+
+impl MimeBytes {
+    /// `bytes`, which the caller knows to be all ASCII or not.
+    pub(crate) fn built(bytes: Vec<u8>, ascii: bool) -> MimeBytes {
+        debug_assert_eq!(ascii, bytes.is_ascii(), "told wrong whether it is ASCII");
+        MimeBytes { bytes, ascii }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Whether every byte of the message is ASCII.
+    pub fn is_ascii(&self) -> bool {
+        self.ascii
+    }
+}
+
+impl From<Vec<u8>> for MimeBytes {
+    /// Any bytes, read once to find out whether they are ASCII.
+    fn from(bytes: Vec<u8>) -> MimeBytes {
+        let ascii = bytes.is_ascii();
+        MimeBytes { bytes, ascii }
+    }
 }
 
 /// A reader's message in pieces, for APIs that build the MIME message themselves.
@@ -137,6 +171,11 @@ impl Outgoing {
 
     /// The MIME bytes, for a transport that takes [`Form::Mime`].
     pub fn mime(&self) -> Result<&[u8], PayloadError> {
+        self.mime_bytes().map(MimeBytes::as_bytes)
+    }
+
+    /// The MIME bytes and whether they are ASCII, for a transport that takes [`Form::Mime`].
+    pub fn mime_bytes(&self) -> Result<&MimeBytes, PayloadError> {
         match &self.payload {
             Payload::Mime(bytes) => Ok(bytes),
             _ => Err(self.wrong(Form::Mime)),

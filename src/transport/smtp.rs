@@ -36,7 +36,7 @@ use self::pool::Pool;
 use self::relay::{Encryption, Relay};
 use super::{Accepted, Failure, Kind, Pacing, Transport};
 use crate::config::{Security, Smtp};
-use crate::message::Outgoing;
+use crate::message::{MimeBytes, Outgoing};
 use crate::values::Secret;
 
 /// How long one message may take, from taking a connection to the server's reply.
@@ -127,7 +127,7 @@ impl SmtpTransport {
     async fn deliver(
         &self,
         envelope: &Envelope,
-        bytes: &[u8],
+        bytes: &MimeBytes,
         went: &AtomicBool,
     ) -> Result<Response, Failure> {
         match self.deliver_once(envelope, bytes, went).await {
@@ -149,7 +149,7 @@ impl SmtpTransport {
     async fn deliver_once(
         &self,
         envelope: &Envelope,
-        bytes: &[u8],
+        bytes: &MimeBytes,
         went: &AtomicBool,
     ) -> Result<Response, Refused> {
         let mut loan = self.pool.take(&self.relay).await.map_err(Refused::Other)?;
@@ -279,7 +279,7 @@ impl Transport for SmtpTransport {
             kind: Kind::Permanent,
             reply,
         };
-        let bytes = message.mime().map_err(|e| permanent(e.to_string()))?;
+        let bytes = message.mime_bytes().map_err(|e| permanent(e.to_string()))?;
         let envelope = Envelope::new(
             Some(message.envelope.from.clone()),
             vec![message.envelope.to.clone()],

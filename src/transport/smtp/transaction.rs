@@ -16,7 +16,8 @@
 //! in one vectored write, copied nowhere. Under STARTTLS, where only lettre may write, the
 //! runs are put together in one block that lettre's `command` copies again (a string, as it
 //! takes them). Other messages (8-bit, or an address that needs SMTPUTF8) go through
-//! lettre's `send`, which knows those extensions.
+//! lettre's `send`, which knows those extensions. Whether a message is ASCII comes with it
+//! ([`MimeBytes::is_ascii`], found as it was built): it is not read again here.
 //!
 //! What the relay cannot take at all is found before a command is sent ([`unsendable`]): an
 //! address whose part before the @ is not ASCII (`jörg@…`) travels only over SMTPUTF8
@@ -43,6 +44,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::relay::Wire;
 use crate::audience::idn;
+use crate::message::MimeBytes;
 
 /// Why a message did not go through.
 #[derive(Debug)]
@@ -64,7 +66,7 @@ impl From<lettre::transport::smtp::Error> for Error {
 pub(super) fn unsendable(
     conn: &AsyncSmtpConnection,
     envelope: &Envelope,
-    message: &[u8],
+    message: &MimeBytes,
 ) -> Option<String> {
     let offers = |extension| conn.server_info().supports_feature(extension);
     let unicode = envelope
@@ -80,7 +82,6 @@ pub(super) fn unsendable(
             idn::display(address)
         ));
     }
-    // The relay's offer first: most offer 8BITMIME, and then the message need not be read.
     if !offers(Extension::EightBitMime) && !message.is_ascii() {
         return Some(
             "the message is not ASCII and the relay does not offer 8BITMIME, which it would need"
@@ -98,13 +99,14 @@ pub(super) async fn transmit(
     wire: Option<&mut Wire>,
     pipelining: bool,
     envelope: &Envelope,
-    message: &[u8],
+    message: &MimeBytes,
     went: &AtomicBool,
 ) -> Result<Response, Error> {
     if !(message.is_ascii() && ascii_envelope(envelope)) {
         went.store(true, Ordering::SeqCst);
-        return Ok(conn.send(envelope, message).await?);
+        return Ok(conn.send(envelope, message.as_bytes()).await?);
     }
+    let message = message.as_bytes();
     let mail = Mail::new(envelope.from().cloned(), vec![]);
     if pipelining {
         let mut commands = mail.to_string();
