@@ -97,12 +97,32 @@ impl Mime<'_> {
         };
         let size = around.len() - TEXT_HERE.len() - HTML_HERE.len();
         let mut message = Vec::with_capacity(size + self.text.most() + self.html.most());
+        // Where lines start with "." (for SMTP): the parts say where in the lines they begin;
+        // lettre's headers and boundaries, and the first line of each part and of what
+        // follows it, are read for them.
+        let mut dots = Vec::new();
         message.extend_from_slice(&around[..text_at]);
-        self.text.write(&mut message);
+        let text = message.len();
+        self.text.write(&mut message, &mut dots);
+        let between = message.len();
         message.extend_from_slice(&around[text_at + TEXT_HERE.len()..html_at]);
-        self.html.write(&mut message);
+        let html = message.len();
+        self.html.write(&mut message, &mut dots);
+        let after = message.len();
         message.extend_from_slice(&around[html_at + HTML_HERE.len()..]);
-        Ok(MimeBytes::built(message, around.is_ascii()))
+        for (from, to) in [(0, text), (between, html), (after, message.len())] {
+            // From the CRLF that may end the line before, to the first byte of the next part.
+            let from = from.saturating_sub(2);
+            let to = (to + 1).min(message.len());
+            dots.extend(
+                super::dot_lines(&message[from..to])
+                    .into_iter()
+                    .map(|d| from + d),
+            );
+        }
+        dots.sort_unstable();
+        dots.dedup();
+        Ok(MimeBytes::built(message, around.is_ascii(), dots))
     }
 
     /// The message as lettre writes it with these bodies (already in quoted-printable), signed

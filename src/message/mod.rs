@@ -78,20 +78,28 @@ pub enum Payload {
     Values(Filled),
 }
 
-/// A whole MIME message, CRLF line endings, as it goes on the wire, and whether it is all
-/// ASCII (over SMTP, a message that is not needs 8BITMIME): known as the message is built,
-/// so that a transport need not read it again to find out.
+/// A whole MIME message, CRLF line endings, as it goes on the wire, with what SMTP needs to
+/// know of it: whether it is all ASCII (a message that is not needs 8BITMIME), and where its
+/// lines that start with "." are (SMTP doubles those dots). Both are found as the message is
+/// built, so that a transport need not read it again to find out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MimeBytes {
     bytes: Vec<u8>,
     ascii: bool,
+    dots: Vec<usize>,
 }
 
 impl MimeBytes {
-    /// `bytes`, which the caller knows to be all ASCII or not.
-    pub(crate) fn built(bytes: Vec<u8>, ascii: bool) -> MimeBytes {
+    /// `bytes`, which the caller knows to be all ASCII or not, with the ".", in order, of
+    /// every line that starts with one after a CRLF ([`MimeBytes::dot_lines`]).
+    pub(crate) fn built(bytes: Vec<u8>, ascii: bool, dots: Vec<usize>) -> MimeBytes {
         debug_assert_eq!(ascii, bytes.is_ascii(), "told wrong whether it is ASCII");
-        MimeBytes { bytes, ascii }
+        debug_assert_eq!(
+            dots,
+            dot_lines(&bytes),
+            "told wrong where lines start with a dot"
+        );
+        MimeBytes { bytes, ascii, dots }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -102,14 +110,29 @@ impl MimeBytes {
     pub fn is_ascii(&self) -> bool {
         self.ascii
     }
+
+    /// Where each line that starts with "." after a CRLF has it, in order: only a CRLF starts
+    /// a line, as SMTP's transparency (RFC 5321, 4.5.2) reads it. The first byte of the
+    /// message is not counted (a header name; never a ".").
+    pub fn dot_lines(&self) -> &[usize] {
+        &self.dots
+    }
 }
 
 impl From<Vec<u8>> for MimeBytes {
-    /// Any bytes, read once to find out whether they are ASCII.
+    /// Any bytes, read to find out whether they are ASCII and where lines start with ".".
     fn from(bytes: Vec<u8>) -> MimeBytes {
         let ascii = bytes.is_ascii();
-        MimeBytes { bytes, ascii }
+        let dots = dot_lines(&bytes);
+        MimeBytes { bytes, ascii, dots }
     }
+}
+
+/// Where each line of `bytes` that starts with "." after a CRLF has it.
+pub(crate) fn dot_lines(bytes: &[u8]) -> Vec<usize> {
+    static LINE_DOT: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n."));
+    LINE_DOT.find_iter(bytes).map(|at| at + 2).collect()
 }
 
 /// A reader's message in pieces, for APIs that build the MIME message themselves.

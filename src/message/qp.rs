@@ -67,6 +67,8 @@ struct Cut {
     from: usize,
     /// The literal in lines, as [`Lines::push`] writes it from that column.
     bytes: Vec<u8>,
+    /// Where in `bytes` each line it begins starts.
+    starts: Vec<usize>,
     /// The column after it: the length of its last line, with what stood before it when it
     /// holds no line end.
     to: usize,
@@ -109,8 +111,10 @@ impl Escaped {
         }
         match self.cut(n, column) {
             Some(cut) => {
+                let at = lines.out.len();
                 lines.out.extend_from_slice(&cut.bytes);
                 lines.start = lines.out.len() - cut.to;
+                lines.starts.extend(cut.starts.iter().map(|s| at + s));
             }
             None => lines.push(done),
         }
@@ -135,16 +139,20 @@ impl Escaped {
         }
         // The line so far, as the cut sees it: nothing of it (it starts early enough).
         let mut bytes = vec![b' '; column];
+        let mut starts = Vec::new();
         let mut lines = Lines {
             out: &mut bytes,
             start: 0,
+            starts: &mut starts,
         };
         lines.push(&self.literals[n].0);
         let to = lines.out.len() - lines.start;
         bytes.drain(..column);
+        starts.iter_mut().for_each(|s| *s -= column);
         let cut = Arc::new(Cut {
             from: column,
             bytes,
+            starts,
             to,
         });
         let mut all = self.kept();
@@ -201,10 +209,16 @@ impl Part<'_> {
     /// literals' escaped forms and the values, escaped with the few characters before each
     /// (reading on into what follows them where their escaping depends on it), go straight
     /// into the lines being cut.
-    pub fn write(&self, out: &mut Vec<u8>) {
+    ///
+    /// Adds to `dots` where a line it begins (after a line end or a soft line break) starts
+    /// with ".": SMTP doubles those dots ([`crate::message::MimeBytes::dot_lines`]). The
+    /// part's first line is not one it begins.
+    pub fn write(&self, out: &mut Vec<u8>, dots: &mut Vec<usize>) {
+        let mut starts = Vec::new();
         let mut lines = Lines {
             start: out.len(),
             out,
+            starts: &mut starts,
         };
         // The bytes still to escape, then the (at most) two that follow them in the document.
         let mut open = Vec::new();
@@ -239,12 +253,13 @@ impl Part<'_> {
             escape(&open, 0..rest.len(), &mut escaped);
             lines.push(&escaped);
         }
+        dots.extend(starts.into_iter().filter(|&s| out.get(s) == Some(&b'.')));
     }
 
     /// The part in quoted-printable.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.most());
-        self.write(&mut out);
+        self.write(&mut out, &mut Vec::new());
         out
     }
 }
@@ -264,6 +279,8 @@ struct Lines<'o> {
     out: &'o mut Vec<u8>,
     /// Where the line being written starts in `out`, after a line end or a soft line break.
     start: usize,
+    /// Where each line begun here starts in `out`.
+    starts: &'o mut Vec<usize>,
 }
 
 impl Lines<'_> {
@@ -274,6 +291,7 @@ impl Lines<'_> {
             self.line(line.strip_suffix(b"\r").unwrap_or(line));
             self.out.extend_from_slice(b"\r\n");
             self.start = self.out.len();
+            self.starts.push(self.start);
             escaped = &escaped[lf + 1..];
         }
         self.line(escaped);
@@ -305,6 +323,7 @@ impl Lines<'_> {
             self.out.truncate(self.start + n);
             self.out.extend_from_slice(b"=\r\n");
             self.start = self.out.len();
+            self.starts.push(self.start);
             self.out.extend_from_slice(carried);
         }
     }
@@ -524,12 +543,16 @@ mod template_tests {
                 let len = numbers.below(widths);
                 let value = Value(random(&mut numbers, len));
                 let filled = document.fill(&value);
+                let (mut out, mut dots) = (Vec::new(), Vec::new());
+                escaped.fill(&document, &value).write(&mut out, &mut dots);
                 assert_eq!(
-                    escaped.fill(&document, &value).encode(),
+                    out,
                     super::tests::lettre(&filled),
                     "{source:?} with {:?}",
                     value.0
                 );
+                // The lines it says start with ".", and no other.
+                assert_eq!(dots, crate::message::dot_lines(&out), "{source:?}");
             }
         }
     }
@@ -564,12 +587,15 @@ mod template_tests {
             let escaped = Escaped::new(&document);
             for _ in 0..3 {
                 let value = Value(random(90));
+                let (mut out, mut dots) = (Vec::new(), Vec::new());
+                escaped.fill(&document, &value).write(&mut out, &mut dots);
                 assert_eq!(
-                    escaped.fill(&document, &value).encode(),
+                    out,
                     encode_text(&document.fill(&value)),
                     "{source:?} with {:?}",
                     value.0
                 );
+                assert_eq!(dots, crate::message::dot_lines(&out), "{source:?}");
             }
         }
     }

@@ -11,13 +11,13 @@
 //! lettre's `send` escapes the message byte by byte into a new buffer: about a quarter of
 //! bulletin's CPU time in a send, measured with perf. For the usual message, all ASCII, we
 //! send the same commands ourselves, and the message goes out as it is, in the runs of lines
-//! between those that start with "." (memmem finds them), each such line given its second
-//! "." on the way: written by us on the stream under the connection ([`super::relay::Wire`])
-//! in one vectored write, copied nowhere. Under STARTTLS, where only lettre may write, the
-//! runs are put together in one block that lettre's `command` copies again (a string, as it
-//! takes them). Other messages (8-bit, or an address that needs SMTPUTF8) go through
-//! lettre's `send`, which knows those extensions. Whether a message is ASCII comes with it
-//! ([`MimeBytes::is_ascii`], found as it was built): it is not read again here.
+//! between those that start with ".", each such line given its second "." on the way:
+//! written by us on the stream under the connection ([`super::relay::Wire`]) in one vectored
+//! write, copied nowhere. Under STARTTLS, where only lettre may write, the runs are put
+//! together in one block that lettre's `command` copies again (a string, as it takes them).
+//! Other messages (8-bit, or an address that needs SMTPUTF8) go through lettre's `send`,
+//! which knows those extensions. Whether a message is ASCII, and where its lines start with
+//! ".", come with it ([`MimeBytes`], found as it was built): it is not read again here.
 //!
 //! What the relay cannot take at all is found before a command is sent ([`unsendable`]): an
 //! address whose part before the @ is not ASCII (`jörg@…`) travels only over SMTPUTF8
@@ -31,7 +31,6 @@
 //! have taken it ([`Error::Write`]).
 
 use std::io::{self, IoSlice};
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use lettre::address::Envelope;
@@ -39,7 +38,6 @@ use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::Extension;
 use lettre::transport::smtp::response::Response;
-use memchr::memmem;
 use tokio::io::AsyncWriteExt;
 
 use super::relay::Wire;
@@ -106,7 +104,6 @@ pub(super) async fn transmit(
         went.store(true, Ordering::SeqCst);
         return Ok(conn.send(envelope, message.as_bytes()).await?);
     }
-    let message = message.as_bytes();
     let mail = Mail::new(envelope.from().cloned(), vec![]);
     if pipelining {
         let mut commands = mail.to_string();
@@ -144,7 +141,7 @@ pub(super) async fn transmit(
 }
 
 /// Writes what follows DATA ([`data_pieces`]) on `wire`, in as few writes as it takes.
-async fn write_data(wire: &mut Wire, message: &[u8]) -> io::Result<()> {
+async fn write_data(wire: &mut Wire, message: &MimeBytes) -> io::Result<()> {
     let pieces = data_pieces(message);
     let mut slices: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p)).collect();
     let mut rest = &mut slices[..];
@@ -160,30 +157,29 @@ async fn write_data(wire: &mut Wire, message: &[u8]) -> io::Result<()> {
 
 /// What follows DATA, in pieces: the message with a second "." before every line that starts
 /// with one (RFC 5321, 4.5.2), then the line with a lone "." that ends it, exactly as lettre
-/// writes it. Only CRLF starts a line, as in lettre's own escaping. One pass: memmem finds
-/// each CRLF before a ".", and the pieces are the runs of lines between them, each followed
-/// by the "." it needs.
-fn data_pieces(message: &[u8]) -> Vec<&[u8]> {
-    static LINE_DOT: LazyLock<memmem::Finder<'static>> =
-        LazyLock::new(|| memmem::Finder::new(b"\r\n."));
+/// writes it. Only CRLF starts a line, as in lettre's own escaping. The message says where
+/// those lines are ([`MimeBytes::dot_lines`], found as it was built): the pieces are the runs
+/// of lines between them, each followed by the "." it needs.
+fn data_pieces(message: &MimeBytes) -> Vec<&[u8]> {
+    let bytes = message.as_bytes();
     let mut pieces: Vec<&[u8]> = Vec::with_capacity(8);
-    if message.first() == Some(&b'.') {
+    if bytes.first() == Some(&b'.') {
         pieces.push(b".");
     }
     let mut written = 0;
-    for at in LINE_DOT.find_iter(message) {
-        // Up to and including the LF; the line's own "." follows with the next run.
-        pieces.push(&message[written..at + 2]);
+    for &dot in message.dot_lines() {
+        // Up to the line's own ".", which follows with the next run.
+        pieces.push(&bytes[written..dot]);
         pieces.push(b".");
-        written = at + 2;
+        written = dot;
     }
-    pieces.push(&message[written..]);
+    pieces.push(&bytes[written..]);
     pieces.push(b"\r\n.\r\n");
     pieces
 }
 
 /// What follows DATA ([`data_pieces`]) in one block, for lettre's `command`.
-fn data_block(message: &[u8]) -> Vec<u8> {
+fn data_block(message: &MimeBytes) -> Vec<u8> {
     let pieces = data_pieces(message);
     let mut block = Vec::with_capacity(pieces.iter().map(|p| p.len()).sum());
     for piece in pieces {
@@ -241,7 +237,7 @@ mod tests {
         for (message, wire) in cases {
             assert_eq!(lettre(message.as_bytes()), wire.as_bytes(), "{message:?}");
             assert_eq!(
-                data_block(message.as_bytes()),
+                data_block(&message.as_bytes().to_vec().into()),
                 wire.as_bytes(),
                 "{message:?}"
             );
@@ -258,7 +254,11 @@ mod tests {
             let message: Vec<u8> = (0..len)
                 .flat_map(|_| alphabet[next(alphabet.len())].iter().copied())
                 .collect();
-            assert_eq!(data_block(&message), lettre(&message), "{message:?}");
+            assert_eq!(
+                data_block(&message.clone().into()),
+                lettre(&message),
+                "{message:?}"
+            );
         }
     }
 }
