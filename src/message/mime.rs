@@ -14,6 +14,7 @@
 use std::time::SystemTime;
 
 use lettre::Message;
+use lettre::address::Envelope;
 use lettre::message::dkim::DkimConfig;
 use lettre::message::header::{
     ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
@@ -128,7 +129,11 @@ impl Mime<'_> {
     /// The message as lettre writes it with these bodies (already in quoted-printable), signed
     /// when there is a DKIM key.
     fn lettre(&self, text: Vec<u8>, html: Vec<u8>) -> Result<Vec<u8>, lettre::error::Error> {
+        // The envelope, which lettre would otherwise read back from the From and To it has just
+        // been given, parsing both again (callgrind: 3% of a send). It is not written.
+        let envelope = Envelope::new(Some(self.from.email.clone()), vec![self.to.email.clone()])?;
         let mut builder = Message::builder()
+            .envelope(envelope)
             .from(self.from.clone())
             .to(self.to.clone())
             .subject(self.subject.clone())
