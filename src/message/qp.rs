@@ -67,7 +67,8 @@ struct Cut {
     from: usize,
     /// The literal in lines, as [`Lines::push`] writes it from that column.
     bytes: Vec<u8>,
-    /// Where in `bytes` each line it begins starts.
+    /// Where in `bytes` a line it begins starts with ".", and `bytes.len()` when it ends with
+    /// a line end or a soft line break.
     starts: Vec<usize>,
     /// The column after it: the length of its last line, with what stood before it when it
     /// holds no line end.
@@ -148,7 +149,12 @@ impl Escaped {
         lines.push(&self.literals[n].0);
         let to = lines.out.len() - lines.start;
         bytes.drain(..column);
-        starts.iter_mut().for_each(|s| *s -= column);
+        // Only the lines that start with a dot are wanted, and one that starts where the cut
+        // ends (its first byte comes after it).
+        starts.retain_mut(|s| {
+            *s -= column;
+            bytes.get(*s).is_none_or(|&b| b == b'.')
+        });
         let cut = Arc::new(Cut {
             from: column,
             bytes,
@@ -279,7 +285,8 @@ struct Lines<'o> {
     out: &'o mut Vec<u8>,
     /// Where the line being written starts in `out`, after a line end or a soft line break.
     start: usize,
-    /// Where each line begun here starts in `out`.
+    /// Where lines begun here start in `out`: every one cut here, and of a kept cut those
+    /// that start with "." ([`Cut::starts`]).
     starts: &'o mut Vec<usize>,
 }
 
