@@ -64,13 +64,6 @@ pub(super) fn prepare(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    // The CHECK on `deliveries.state` (its five values, from the first migration) is not
-    // evaluated on this connection: SQLite builds a temporary b-tree of the five for every row
-    // written, a fifth of what recording a delivery costs (callgrind). Every state this
-    // connection writes is a `State` or a literal of the ledger's own SQL; what it reads is
-    // still checked (`State::read`: an unknown state is an error, never taken for another),
-    // and other programs writing to the file still have the CHECK.
-    conn.pragma_update(None, "ignore_check_constraints", true)?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let done = usize::try_from(version).unwrap_or(0);
     for (i, migration) in MIGRATIONS.iter().enumerate().skip(done) {
@@ -153,24 +146,5 @@ mod tests {
             )
             .unwrap();
         assert_eq!(issue, "2020-06");
-    }
-
-    #[test]
-    fn the_state_check_stays_in_the_file_for_other_connections() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("l.sqlite");
-        let mut conn = Connection::open(&path).unwrap();
-        prepare(&mut conn).unwrap();
-        let ignored: bool = conn
-            .query_row("PRAGMA ignore_check_constraints", [], |r| r.get(0))
-            .unwrap();
-        assert!(ignored);
-        let other = Connection::open(&path).unwrap();
-        let refused = other.execute(
-            "INSERT INTO deliveries (issue, recipient, state, updated_at)
-             VALUES ('2020-06', 'ana@example.org', 'bounced', '2020-06-01T00:00:00.000Z')",
-            [],
-        );
-        assert!(refused.is_err(), "{refused:?}");
     }
 }
