@@ -49,6 +49,13 @@ CREATE INDEX deliveries_state ON deliveries (issue, state);
 CREATE INDEX deliveries_message_id ON deliveries (message_id) WHERE message_id IS NOT NULL;
 CREATE INDEX deliveries_recipient ON deliveries (recipient, updated_at);
 "#,
+    // 3: a reader's deliveries are found by their address alone. With `updated_at` in it, the
+    // index moved an entry at every claim and every record of a send; `latest_sent_to` sorts
+    // the reader's few rows (one an issue) itself.
+    r#"
+DROP INDEX deliveries_recipient;
+CREATE INDEX deliveries_by_recipient ON deliveries (recipient);
+"#,
 ];
 
 /// Sets the connection up and brings the schema up to date.
@@ -97,5 +104,47 @@ mod tests {
                 .unwrap();
             assert_eq!(mode, "wal");
         }
+    }
+
+    #[test]
+    fn a_ledger_of_the_second_version_is_brought_up_to_date_and_finds_a_reader_by_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for migration in &MIGRATIONS[..2] {
+                conn.execute_batch(migration).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute(
+                "INSERT INTO deliveries (issue, recipient, state, updated_at)
+                 VALUES ('2020-06', 'ana@example.org', 'sent', '2020-06-01T00:00:00.000Z')",
+                [],
+            )
+            .unwrap();
+        }
+        let mut conn = Connection::open(&path).unwrap();
+        prepare(&mut conn).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT issue, recipient FROM deliveries
+                 WHERE recipient = ?1 AND state = 'sent' ORDER BY updated_at DESC LIMIT 1",
+                ["ana@example.org"],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("deliveries_by_recipient"), "{plan}");
+        let issue: String = conn
+            .query_row(
+                "SELECT issue FROM deliveries WHERE recipient = ?1",
+                ["ana@example.org"],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(issue, "2020-06");
     }
 }

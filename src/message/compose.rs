@@ -372,11 +372,11 @@ mod tests {
             from: Mailbox::from_str("Efus <newsletter@example.org>").unwrap(),
             reply_to: Some(Mailbox::from_str("contact@example.org").unwrap()),
             list_id: "Efus newsletter <newsletter.example.org>".into(),
-            unsubscribe: Unsubscribe {
-                url: "https://example.org/unsubscribe/{token}".into(),
-                mailto: Address::from_str("unsubscribe@example.org").unwrap(),
-                secret: Secret::new("a test secret"),
-            },
+            unsubscribe: Unsubscribe::new(
+                "https://example.org/unsubscribe/{token}".into(),
+                Address::from_str("unsubscribe@example.org").unwrap(),
+                Secret::new("a test secret"),
+            ),
             test,
             verp: None,
             dkim: None,
@@ -442,7 +442,7 @@ mod tests {
         // The reader's own unsubscribe link, in the footer and in the headers: their address
         // sealed in the token, never in clear.
         let token = c.unsubscribe.token(&out.envelope.to, "2020-06");
-        let opened = crate::message::unsubscribe::open(&c.unsubscribe.secret, &token).unwrap();
+        let opened = crate::message::unsubscribe::open(c.unsubscribe.secret(), &token).unwrap();
         assert_eq!(opened.address, out.envelope.to);
         assert_eq!(opened.issue.as_deref(), Some("2020-06"));
         let link = format!("https://example.org/unsubscribe/{token}");
@@ -509,14 +509,15 @@ mod tests {
                 )
                 .unwrap();
             match &out.payload {
-                Payload::Mime(bytes) => {
+                Payload::Mime(mime) => {
+                    let bytes = mime.as_bytes();
                     let msg = MessageParser::default().parse(bytes).unwrap();
                     assert!(msg.header("Bcc").is_none() && msg.bcc().is_none());
                     assert_eq!(
                         msg.to().unwrap().first().unwrap().name(),
                         Some("X Bcc: victim@example.org")
                     );
-                    let raw = String::from_utf8(bytes.clone()).unwrap();
+                    let raw = String::from_utf8(bytes.to_vec()).unwrap();
                     assert!(!raw.to_lowercase().contains("\r\nbcc:"), "{raw}");
                 }
                 _ => assert_eq!(out.to_name(), Some("X Bcc: victim@example.org")),
@@ -626,8 +627,9 @@ mod tests {
                     "newsletter@xn--bcher-kva.example"
                 );
                 assert!(out.message_id.ends_with("@xn--bcher-kva.example>"));
-                if let Payload::Mime(bytes) = &out.payload {
-                    let raw = String::from_utf8(bytes.clone()).unwrap();
+                if let Payload::Mime(mime) = &out.payload {
+                    let bytes = mime.as_bytes();
+                    let raw = String::from_utf8(bytes.to_vec()).unwrap();
                     let headers = raw.split("\r\n\r\n").next().unwrap();
                     assert!(!headers.contains("münchen") && !headers.contains("bücher"));
                     let msg = MessageParser::default().parse(bytes).unwrap();

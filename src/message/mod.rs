@@ -71,11 +71,68 @@ pub struct Outgoing {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
     /// The whole message, CRLF line endings, as it goes on the wire.
-    Mime(Vec<u8>),
+    Mime(MimeBytes),
     /// The message in pieces, for an API that builds the MIME message itself.
     Parts(Parts),
     /// The reader's values for the holes of the issue's [`Template`].
     Values(Filled),
+}
+
+/// A whole MIME message, CRLF line endings, as it goes on the wire, with what SMTP needs to
+/// know of it: whether it is all ASCII (a message that is not needs 8BITMIME), and where its
+/// lines that start with "." are (SMTP doubles those dots). Both are found as the message is
+/// built, so that a transport need not read it again to find out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MimeBytes {
+    bytes: Vec<u8>,
+    ascii: bool,
+    dots: Vec<usize>,
+}
+
+impl MimeBytes {
+    /// `bytes`, which the caller knows to be all ASCII or not, with the ".", in order, of
+    /// every line that starts with one after a CRLF ([`MimeBytes::dot_lines`]).
+    pub(crate) fn built(bytes: Vec<u8>, ascii: bool, dots: Vec<usize>) -> MimeBytes {
+        debug_assert_eq!(ascii, bytes.is_ascii(), "told wrong whether it is ASCII");
+        debug_assert_eq!(
+            dots,
+            dot_lines(&bytes),
+            "told wrong where lines start with a dot"
+        );
+        MimeBytes { bytes, ascii, dots }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Whether every byte of the message is ASCII.
+    pub fn is_ascii(&self) -> bool {
+        self.ascii
+    }
+
+    /// Where each line that starts with "." after a CRLF has it, in order: only a CRLF starts
+    /// a line, as SMTP's transparency (RFC 5321, 4.5.2) reads it. The first byte of the
+    /// message is not counted (a header name; never a ".").
+    pub fn dot_lines(&self) -> &[usize] {
+        &self.dots
+    }
+}
+
+impl From<Vec<u8>> for MimeBytes {
+    /// Any bytes, read to find out whether they are ASCII and where lines start with ".".
+    fn from(bytes: Vec<u8>) -> MimeBytes {
+        let ascii = bytes.is_ascii();
+        let dots = dot_lines(&bytes);
+        MimeBytes { bytes, ascii, dots }
+    }
+}
+
+/// Where each line of `bytes` that starts with "." after a CRLF has it.
+pub(crate) fn dot_lines(bytes: &[u8]) -> Vec<usize> {
+    static LINE_DOT: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n."));
+    LINE_DOT.find_iter(bytes).map(|at| at + 2).collect()
 }
 
 /// A reader's message in pieces, for APIs that build the MIME message themselves.
@@ -137,6 +194,11 @@ impl Outgoing {
 
     /// The MIME bytes, for a transport that takes [`Form::Mime`].
     pub fn mime(&self) -> Result<&[u8], PayloadError> {
+        self.mime_bytes().map(MimeBytes::as_bytes)
+    }
+
+    /// The MIME bytes and whether they are ASCII, for a transport that takes [`Form::Mime`].
+    pub fn mime_bytes(&self) -> Result<&MimeBytes, PayloadError> {
         match &self.payload {
             Payload::Mime(bytes) => Ok(bytes),
             _ => Err(self.wrong(Form::Mime)),

@@ -439,10 +439,13 @@ fn batch_key(issue: &str, recipients: &[RecipientKey]) -> String {
         h.update([0]);
         h.update(r.as_str().as_bytes());
     }
-    h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut key = String::with_capacity(32);
+    for b in &h.finalize()[..16] {
+        key.push(char::from(DIGITS[usize::from(b >> 4)]));
+        key.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    key
 }
 
 #[cfg(test)]
@@ -479,5 +482,11 @@ mod tests {
             batch_key("2020-06", &keys[..1])
         );
         assert_eq!(batch_key("2020-06", &keys).len(), 32);
+        // The key a provider was given for a batch stays the same from one version to the
+        // next: the first 16 bytes of the SHA-256, in lower-case hex.
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(b"2020-06\0a@example.org\0b@example.org");
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(batch_key("2020-06", &keys), hex);
     }
 }

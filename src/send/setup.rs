@@ -88,11 +88,11 @@ fn composer(setup: &Setup, slug: &str, rendered: Rendered) -> Result<Composer, S
             .get(setup.profile)
             .is_some_and(Profile::verp)
             .then(|| message::verp::Key::new(&secret)),
-        unsubscribe: Unsubscribe {
-            url: config.unsubscribe.url.clone(),
-            mailto: config.unsubscribe.mailto.clone(),
+        unsubscribe: Unsubscribe::new(
+            config.unsubscribe.url.clone(),
+            config.unsubscribe.mailto.clone(),
             secret,
-        },
+        ),
         test: setup.test,
         dkim,
         feedback_id: config.feedback_id(setup.profile).cloned(),

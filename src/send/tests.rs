@@ -37,11 +37,11 @@ fn composer() -> Composer {
         from: Mailbox::from_str("Efus <newsletter@example.org>").unwrap(),
         reply_to: None,
         list_id: "Efus newsletter <newsletter.example.org>".into(),
-        unsubscribe: Unsubscribe {
-            url: "https://example.org/unsubscribe?token={token}".into(),
-            mailto: Address::from_str("unsubscribe@example.org").unwrap(),
-            secret: Secret::placeholder(),
-        },
+        unsubscribe: Unsubscribe::new(
+            "https://example.org/unsubscribe?token={token}".into(),
+            Address::from_str("unsubscribe@example.org").unwrap(),
+            Secret::placeholder(),
+        ),
         test: false,
         verp: None,
         dkim: None,

@@ -36,7 +36,7 @@ use self::pool::Pool;
 use self::relay::{Encryption, Relay};
 use super::{Accepted, Failure, Kind, Pacing, Transport};
 use crate::config::{Security, Smtp};
-use crate::message::Outgoing;
+use crate::message::{MimeBytes, Outgoing};
 use crate::values::Secret;
 
 /// How long one message may take, from taking a connection to the server's reply.
@@ -127,7 +127,7 @@ impl SmtpTransport {
     async fn deliver(
         &self,
         envelope: &Envelope,
-        bytes: &[u8],
+        bytes: &MimeBytes,
         went: &AtomicBool,
     ) -> Result<Response, Failure> {
         match self.deliver_once(envelope, bytes, went).await {
@@ -149,7 +149,7 @@ impl SmtpTransport {
     async fn deliver_once(
         &self,
         envelope: &Envelope,
-        bytes: &[u8],
+        bytes: &MimeBytes,
         went: &AtomicBool,
     ) -> Result<Response, Refused> {
         let mut loan = self.pool.take(&self.relay).await.map_err(Refused::Other)?;
@@ -161,15 +161,29 @@ impl SmtpTransport {
             }));
         }
         let pipelining = loan.pipelining();
-        let response = match transaction::transmit(loan.smtp(), pipelining, envelope, bytes, went)
+        let (smtp, wire) = loan.parts();
+        let response = match transaction::transmit(smtp, wire, pipelining, envelope, bytes, went)
             .await
         {
             Ok(response) => response,
-            Err(e) if e.status().is_some_and(|c| c.to_string() == "421") => {
+            Err(transaction::Error::Write(e)) => {
+                // The line that ends the data never went: the relay cannot have taken it.
+                return Err(Refused::Other(Failure {
+                    kind: Kind::Transient,
+                    reply: format!(
+                        "the connection to the relay was lost while the message was sent ({e}); it was not delivered"
+                    ),
+                }));
+            }
+            Err(transaction::Error::Smtp(e))
+                if e.status().is_some_and(|c| c.to_string() == "421") =>
+            {
                 return Err(Refused::Closing(classify(&e)));
             }
             // No reply after the message went out: the relay may have stored it.
-            Err(e) if e.status().is_none() && went.load(Ordering::SeqCst) => {
+            Err(transaction::Error::Smtp(e))
+                if e.status().is_none() && went.load(Ordering::SeqCst) =>
+            {
                 return Err(Refused::Other(Failure {
                     kind: Kind::Lost,
                     reply: format!(
@@ -177,7 +191,7 @@ impl SmtpTransport {
                     ),
                 }));
             }
-            Err(e) => return Err(Refused::Other(classify(&e))),
+            Err(transaction::Error::Smtp(e)) => return Err(Refused::Other(classify(&e))),
         };
         self.pool.give_back(loan);
         Ok(response)
@@ -265,7 +279,7 @@ impl Transport for SmtpTransport {
             kind: Kind::Permanent,
             reply,
         };
-        let bytes = message.mime().map_err(|e| permanent(e.to_string()))?;
+        let bytes = message.mime_bytes().map_err(|e| permanent(e.to_string()))?;
         let envelope = Envelope::new(
             Some(message.envelope.from.clone()),
             vec![message.envelope.to.clone()],

@@ -532,7 +532,7 @@ mod tests {
                         to: "ann@example.org".parse().unwrap(),
                     },
                     message_id: id.to_string(),
-                    payload: crate::message::Payload::Mime(Vec::new()),
+                    payload: crate::message::Payload::Mime(Vec::new().into()),
                 })
                 .collect(),
         }

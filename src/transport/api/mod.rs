@@ -1006,7 +1006,7 @@ mod tests {
                         to: a.parse().unwrap(),
                     },
                     message_id: format!("<{a}>"),
-                    payload: Payload::Mime(Vec::new()),
+                    payload: Payload::Mime(Vec::new().into()),
                 })
                 .collect(),
         }
@@ -1064,7 +1064,7 @@ mod tests {
 
     #[test]
     fn the_recipient_and_headers_come_from_the_parts_when_there_are_some() {
-        let bare = to_ann(Payload::Mime(Vec::new()));
+        let bare = to_ann(Payload::Mime(Vec::new().into()));
         assert_eq!(recipient(&bare).to_string(), "ann@example.org");
         assert!(header_object(&bare, |_| true).is_empty());
         let full = to_ann(Payload::Parts(Parts {
@@ -1153,7 +1153,7 @@ mod tests {
                 text: String::new(),
                 headers: Vec::new(),
             }),
-            Payload::Mime(b"Subject: Hello\r\n\r\nHi\r\n".to_vec()),
+            Payload::Mime(b"Subject: Hello\r\n\r\nHi\r\n".to_vec().into()),
         ];
         for provider in providers() {
             let payload = match provider.form() {

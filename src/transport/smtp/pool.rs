@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::relay::Relay;
+use super::relay::{Relay, Wire};
 use crate::transport::{Failure, Kind};
 
 /// An idle connection older than this is asked NOOP before use: relays close idle sessions,
@@ -29,6 +29,8 @@ struct Connection {
     smtp: AsyncSmtpConnection,
     /// The relay offers PIPELINING on it.
     pipelining: bool,
+    /// The stream under `smtp`, for the message itself, when we may write on it.
+    wire: Option<Wire>,
     /// Messages the relay accepted on it.
     sent: u32,
     last_used: Instant,
@@ -48,6 +50,11 @@ impl Loan {
     /// Whether the relay offers PIPELINING on this connection.
     pub fn pipelining(&self) -> bool {
         self.conn.pipelining
+    }
+
+    /// The connection, and the stream under it when we may write the message on it.
+    pub fn parts(&mut self) -> (&mut AsyncSmtpConnection, Option<&mut Wire>) {
+        (&mut self.conn.smtp, self.conn.wire.as_mut())
     }
 }
 
@@ -75,10 +82,11 @@ impl Pool {
             }
             // The relay closed it while it sat idle: drop it and look further.
         }
-        let (smtp, pipelining) = relay.open().await?;
+        let opened = relay.open().await?;
         let conn = Connection {
-            smtp,
-            pipelining,
+            smtp: opened.smtp,
+            pipelining: opened.pipelining,
+            wire: opened.wire,
             sent: 0,
             last_used: Instant::now(),
         };

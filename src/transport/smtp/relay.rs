@@ -6,6 +6,11 @@
 //! login is reset) and read it from that reply. One round trip per connection; pipelining
 //! saves two per message.
 //!
+//! The stream lettre is given is a [`Wire`], of which we keep a handle: the message itself is
+//! written on it by us ([`super::transaction`]), with no copy, where lettre would copy it
+//! whole into a new string first. Not under STARTTLS: lettre puts its TLS above the stream it
+//! was given, and only lettre writes through it.
+//!
 //! We open the socket ourselves because lettre never sets TCP_NODELAY: it writes a message and
 //! its closing "." in two writes, and Nagle's algorithm holds the second until the relay
 //! acknowledges the first, which a relay may delay by up to 40 ms. Over one connection to
@@ -15,6 +20,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -24,7 +30,7 @@ use lettre::transport::smtp::client::AsyncNetworkStream;
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
 use lettre::transport::smtp::commands::Ehlo;
 use lettre::transport::smtp::extension::ClientId;
-use tokio::io::ReadBuf;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::transaction::offers;
@@ -53,10 +59,19 @@ pub(super) struct Relay {
     pub hello: ClientId,
 }
 
+/// A connection ready for MAIL FROM.
+pub(super) struct Opened {
+    pub smtp: AsyncSmtpConnection,
+    /// The relay offers PIPELINING on it.
+    pub pipelining: bool,
+    /// The stream under `smtp`, to write a message on between lettre's commands; `None`
+    /// under STARTTLS, where lettre's TLS is above it.
+    pub wire: Option<Wire>,
+}
+
 impl Relay {
-    /// A connection ready for MAIL FROM: encrypted as the profile says, and logged in; and
-    /// whether the relay offers PIPELINING on it.
-    pub async fn open(&self) -> Result<(AsyncSmtpConnection, bool), Failure> {
+    /// A connection ready for MAIL FROM: encrypted as the profile says, and logged in.
+    pub async fn open(&self) -> Result<Opened, Failure> {
         let tcp = self.tcp().await?;
         let stream: Box<dyn AsyncTokioStream> = match &self.encryption {
             Encryption::Implicit(params) => Box::new(
@@ -65,6 +80,13 @@ impl Relay {
                     .map_err(|e| classify(&e))?,
             ),
             _ => Box::new(tcp),
+        };
+        let (stream, wire): (Box<dyn AsyncTokioStream>, _) = match &self.encryption {
+            Encryption::Starttls(_) => (stream, None),
+            _ => {
+                let wire = Wire(Arc::new(Mutex::new(stream)));
+                (Box::new(wire.clone()), Some(wire))
+            }
         };
         let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
             .await
@@ -86,7 +108,11 @@ impl Relay {
                 .await
                 .map_err(|e| classify(&e))?;
         }
-        Ok((conn, pipelining))
+        Ok(Opened {
+            smtp: conn,
+            pipelining,
+            wire,
+        })
     }
 
     async fn tcp(&self) -> Result<TcpStream, Failure> {
@@ -134,7 +160,7 @@ async fn implicit_tls(
 #[derive(Debug)]
 struct TlsStream(AsyncNetworkStream);
 
-impl tokio::io::AsyncRead for TlsStream {
+impl AsyncRead for TlsStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -150,7 +176,7 @@ impl tokio::io::AsyncRead for TlsStream {
     }
 }
 
-impl tokio::io::AsyncWrite for TlsStream {
+impl AsyncWrite for TlsStream {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -171,5 +197,64 @@ impl tokio::io::AsyncWrite for TlsStream {
 impl AsyncTokioStream for TlsStream {
     fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.0.peer_addr()
+    }
+}
+
+/// The stream under a connection, shared by lettre (which reads the replies and writes the
+/// commands through it) and us (who write the message on it between two of lettre's
+/// commands, never during one). lettre writes unbuffered, so the bytes go out in order.
+#[derive(Debug, Clone)]
+pub(super) struct Wire(Arc<Mutex<Box<dyn AsyncTokioStream>>>);
+
+impl Wire {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Box<dyn AsyncTokioStream>> {
+        // A stream is no list that a panic could leave half changed.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl AsyncRead for Wire {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut **self.lock()).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Wire {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut **self.lock()).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut **self.lock()).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.lock().is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut **self.lock()).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut **self.lock()).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for Wire {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.lock().peer_addr()
     }
 }

@@ -10,9 +10,14 @@
 //!
 //! lettre's `send` escapes the message byte by byte into a new buffer: about a quarter of
 //! bulletin's CPU time in a send, measured with perf. For the usual message, all ASCII, we
-//! send the same commands ourselves and escape it in one pass that copies whole runs of lines
-//! (memmem finds the lines that start with "."). Other messages (8-bit, or an address that
-//! needs SMTPUTF8) go through lettre's `send`, which knows those extensions.
+//! send the same commands ourselves, and the message goes out as it is, in the runs of lines
+//! between those that start with ".", each such line given its second "." on the way:
+//! written by us on the stream under the connection ([`super::relay::Wire`]) in one vectored
+//! write, copied nowhere. Under STARTTLS, where only lettre may write, the runs are put
+//! together in one block that lettre's `command` copies again (a string, as it takes them).
+//! Other messages (8-bit, or an address that needs SMTPUTF8) go through lettre's `send`,
+//! which knows those extensions. Whether a message is ASCII, and where its lines start with
+//! ".", come with it ([`MimeBytes`], found as it was built): it is not read again here.
 //!
 //! What the relay cannot take at all is found before a command is sent ([`unsendable`]): an
 //! address whose part before the @ is not ASCII (`jörg@…`) travels only over SMTPUTF8
@@ -22,27 +27,44 @@
 //!
 //! `went` is raised as the message goes out (before its final "." on our path, before
 //! lettre's `send` on the other): a connection lost after that may have left the message with
-//! the relay.
+//! the relay. When our own write of the message fails, its end never went: the relay cannot
+//! have taken it ([`Error::Write`]).
 
-use std::sync::LazyLock;
+use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::Error;
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::Extension;
 use lettre::transport::smtp::response::Response;
-use memchr::memmem;
+use tokio::io::AsyncWriteExt;
 
+use super::relay::Wire;
 use crate::audience::idn;
+use crate::message::MimeBytes;
+
+/// Why a message did not go through.
+#[derive(Debug)]
+pub(super) enum Error {
+    /// What lettre said: the relay's refusal, or the connection lost under a command.
+    Smtp(lettre::transport::smtp::Error),
+    /// Our own write of the message failed: its end (the line with a lone ".") never went.
+    Write(io::Error),
+}
+
+impl From<lettre::transport::smtp::Error> for Error {
+    fn from(e: lettre::transport::smtp::Error) -> Self {
+        Error::Smtp(e)
+    }
+}
 
 /// Why this relay can never take the message, whatever is tried again: the extension it
 /// would need and does not offer (in its answer to EHLO). `None` when it can.
 pub(super) fn unsendable(
     conn: &AsyncSmtpConnection,
     envelope: &Envelope,
-    message: &[u8],
+    message: &MimeBytes,
 ) -> Option<String> {
     let offers = |extension| conn.server_info().supports_feature(extension);
     let unicode = envelope
@@ -58,7 +80,6 @@ pub(super) fn unsendable(
             idn::display(address)
         ));
     }
-    // The relay's offer first: most offer 8BITMIME, and then the message need not be read.
     if !offers(Extension::EightBitMime) && !message.is_ascii() {
         return Some(
             "the message is not ASCII and the relay does not offer 8BITMIME, which it would need"
@@ -68,25 +89,21 @@ pub(super) fn unsendable(
     None
 }
 
-/// Sends `message` to the envelope's recipients, the commands in one write when `pipelining`;
-/// the relay's reply to the end of the data. Raises `went` once the message may have reached
-/// the relay.
+/// Sends `message` to the envelope's recipients, the commands in one write when `pipelining`,
+/// the message on `wire` when there is one; the relay's reply to the end of the data. Raises
+/// `went` once the message may have reached the relay.
 pub(super) async fn transmit(
     conn: &mut AsyncSmtpConnection,
+    wire: Option<&mut Wire>,
     pipelining: bool,
     envelope: &Envelope,
-    message: &[u8],
+    message: &MimeBytes,
     went: &AtomicBool,
 ) -> Result<Response, Error> {
-    let block = match message.is_ascii() && ascii_envelope(envelope) {
-        // ASCII is UTF-8: this fails never.
-        true => String::from_utf8(data_block(message)).ok(),
-        false => None,
-    };
-    let Some(block) = block else {
+    if !(message.is_ascii() && ascii_envelope(envelope)) {
         went.store(true, Ordering::SeqCst);
-        return conn.send(envelope, message).await;
-    };
+        return Ok(conn.send(envelope, message.as_bytes()).await?);
+    }
     let mail = Mail::new(envelope.from().cloned(), vec![]);
     if pipelining {
         let mut commands = mail.to_string();
@@ -109,31 +126,65 @@ pub(super) async fn transmit(
         conn.command(Data).await?;
     }
     went.store(true, Ordering::SeqCst);
-    conn.command(block).await
+    match wire {
+        Some(wire) => {
+            write_data(wire, message).await.map_err(Error::Write)?;
+            Ok(conn.read_response().await?)
+        }
+        None => {
+            // ASCII is UTF-8: the block is always a string.
+            let block = String::from_utf8(data_block(message))
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            Ok(conn.command(block).await?)
+        }
+    }
 }
 
-/// What follows DATA: the message with a second "." before every line that starts with one
-/// (RFC 5321, 4.5.2), then the line with a lone "." that ends it, exactly as lettre writes it.
-/// Only CRLF starts a line, as in lettre's own escaping. One pass: memmem finds each CRLF
-/// before a ".", and whole runs of lines are copied between them, into a buffer that needs
-/// to grow only for a message with more than a few such lines. lettre's `command` writes a
-/// string, so the caller makes one of it.
-fn data_block(message: &[u8]) -> Vec<u8> {
-    static LINE_DOT: LazyLock<memmem::Finder<'static>> =
-        LazyLock::new(|| memmem::Finder::new(b"\r\n."));
-    let mut block = Vec::with_capacity(message.len() + 64);
-    if message.first() == Some(&b'.') {
-        block.push(b'.');
+/// Writes what follows DATA ([`data_pieces`]) on `wire`, in as few writes as it takes.
+async fn write_data(wire: &mut Wire, message: &MimeBytes) -> io::Result<()> {
+    let pieces = data_pieces(message);
+    let mut slices: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = wire.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    wire.flush().await
+}
+
+/// What follows DATA, in pieces: the message with a second "." before every line that starts
+/// with one (RFC 5321, 4.5.2), then the line with a lone "." that ends it, exactly as lettre
+/// writes it. Only CRLF starts a line, as in lettre's own escaping. The message says where
+/// those lines are ([`MimeBytes::dot_lines`], found as it was built): the pieces are the runs
+/// of lines between them, each followed by the "." it needs.
+fn data_pieces(message: &MimeBytes) -> Vec<&[u8]> {
+    let bytes = message.as_bytes();
+    let mut pieces: Vec<&[u8]> = Vec::with_capacity(8);
+    if bytes.first() == Some(&b'.') {
+        pieces.push(b".");
     }
     let mut written = 0;
-    for at in LINE_DOT.find_iter(message) {
-        // Up to and including the LF; the line's own "." follows with the next run.
-        block.extend_from_slice(&message[written..at + 2]);
-        block.push(b'.');
-        written = at + 2;
+    for &dot in message.dot_lines() {
+        // Up to the line's own ".", which follows with the next run.
+        pieces.push(&bytes[written..dot]);
+        pieces.push(b".");
+        written = dot;
     }
-    block.extend_from_slice(&message[written..]);
-    block.extend_from_slice(b"\r\n.\r\n");
+    pieces.push(&bytes[written..]);
+    pieces.push(b"\r\n.\r\n");
+    pieces
+}
+
+/// What follows DATA ([`data_pieces`]) in one block, for lettre's `command`.
+fn data_block(message: &MimeBytes) -> Vec<u8> {
+    let pieces = data_pieces(message);
+    let mut block = Vec::with_capacity(pieces.iter().map(|p| p.len()).sum());
+    for piece in pieces {
+        block.extend_from_slice(piece);
+    }
     block
 }
 
@@ -186,7 +237,7 @@ mod tests {
         for (message, wire) in cases {
             assert_eq!(lettre(message.as_bytes()), wire.as_bytes(), "{message:?}");
             assert_eq!(
-                data_block(message.as_bytes()),
+                data_block(&message.as_bytes().to_vec().into()),
                 wire.as_bytes(),
                 "{message:?}"
             );
@@ -203,7 +254,11 @@ mod tests {
             let message: Vec<u8> = (0..len)
                 .flat_map(|_| alphabet[next(alphabet.len())].iter().copied())
                 .collect();
-            assert_eq!(data_block(&message), lettre(&message), "{message:?}");
+            assert_eq!(
+                data_block(&message.clone().into()),
+                lettre(&message),
+                "{message:?}"
+            );
         }
     }
 }
