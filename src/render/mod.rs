@@ -380,25 +380,37 @@ impl Templates {
         sources: Sources,
         scope: Option<&'scope std::thread::Scope<'scope, '_>>,
     ) -> Result<Self, RenderError> {
-        let half = match scope {
-            Some(_) => half_the_parsing(&sources.templates),
-            None => sources.templates.len(),
-        };
-        // The second half, read on the other thread into a registry of its own, from which
-        // this one takes them: reading them is most of the cost, a template's copy little.
-        let theirs = scope
-            .filter(|_| half < sources.templates.len())
-            .map(|scope| {
-                let (part, language) = (sources.part, sources.language.clone());
-                let templates = sources.templates[half..].to_vec();
-                scope.spawn(move || {
-                    let mut registry = new_registry(part, &language);
-                    register_all(&mut registry, &templates)?;
-                    Ok::<_, RenderError>(registry)
-                })
-            });
         let mut registry = new_registry(sources.part, &sources.language);
-        register_all(&mut registry, &sources.templates[..half])?;
+        // The built-in layout's templates come parsed by build.rs, and are only read here:
+        // not worth a thread. Only the others are parsed.
+        let to_parse: Vec<(String, String, String)> = sources
+            .templates
+            .iter()
+            .filter(|(name, _, source)| match prebuilt::parsed(name, source) {
+                Some(parsed) => {
+                    registry.register_template(name, parsed);
+                    false
+                }
+                None => true,
+            })
+            .cloned()
+            .collect();
+        let half = match scope {
+            Some(_) => half_the_parsing(&to_parse),
+            None => to_parse.len(),
+        };
+        // The second half, parsed on the other thread into a registry of its own, from which
+        // this one takes them: parsing is most of the cost, a template's copy little.
+        let theirs = scope.filter(|_| half < to_parse.len()).map(|scope| {
+            let (part, language) = (sources.part, sources.language.clone());
+            let templates = to_parse[half..].to_vec();
+            scope.spawn(move || {
+                let mut registry = new_registry(part, &language);
+                register_all(&mut registry, &templates)?;
+                Ok::<_, RenderError>(registry)
+            })
+        });
+        register_all(&mut registry, &to_parse[..half])?;
         if let Some(theirs) = theirs {
             let theirs = theirs
                 .join()
@@ -432,10 +444,9 @@ impl Templates {
     }
 }
 
-/// Where to cut `templates` so that each side has about half the work of reading them, this
-/// thread's side not more (it also copies the other's in). Parsing a template, or reading
-/// the parsed form build.rs made of a built-in one, costs by its `{{…}}` (plain text is one
-/// skip, or one string), so they are what is counted.
+/// Where to cut `templates` so that each side has about half the parsing, this thread's side
+/// not more (it also copies the other's in): Handlebars' parser spends its time on the
+/// `{{…}}` (plain text is one skip), so they are what is counted.
 fn half_the_parsing(templates: &[(String, String, String)]) -> usize {
     let tags = |source: &String| source.matches("{{").count();
     let total: usize = templates.iter().map(|(_, _, source)| tags(source)).sum();
@@ -460,19 +471,13 @@ fn new_registry(part: Part, language: &str) -> Handlebars<'static> {
     registry
 }
 
-/// Parses `templates` (name, file, source) into `registry`, in order, or takes them parsed
-/// when they are the built-in layout's (`prebuilt`): the first that does not parse is the
-/// error, naming its file.
+/// Parses `templates` (name, file, source) into `registry`, in order: the first that does
+/// not parse is the error, naming its file.
 fn register_all(
     registry: &mut Handlebars<'static>,
     templates: &[(String, String, String)],
 ) -> Result<(), RenderError> {
     for (name, file, source) in templates {
-        // The built-in layout's templates come parsed by build.rs.
-        if let Some(parsed) = prebuilt::parsed(name, source) {
-            registry.register_template(name, parsed);
-            continue;
-        }
         registry
             .register_template_string(name, source)
             .map_err(|e| RenderError::Template {
