@@ -88,6 +88,11 @@ pub(super) fn stamp(t: DateTime<Utc>) -> String {
 mod tests {
     use super::*;
 
+    fn user_version(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    }
+
     #[test]
     fn a_new_file_gets_every_migration_in_wal_mode_and_reopening_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -95,10 +100,7 @@ mod tests {
         for _ in 0..2 {
             let mut conn = Connection::open(&path).unwrap();
             prepare(&mut conn).unwrap();
-            let version: i64 = conn
-                .query_row("PRAGMA user_version", [], |r| r.get(0))
-                .unwrap();
-            assert_eq!(version, MIGRATIONS.len() as i64);
+            assert_eq!(user_version(&conn), MIGRATIONS.len() as i64);
             let mode: String = conn
                 .query_row("PRAGMA journal_mode", [], |r| r.get(0))
                 .unwrap();
@@ -125,10 +127,7 @@ mod tests {
         }
         let mut conn = Connection::open(&path).unwrap();
         prepare(&mut conn).unwrap();
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, MIGRATIONS.len() as i64);
+        assert_eq!(user_version(&conn), MIGRATIONS.len() as i64);
         let plan: String = conn
             .query_row(
                 "EXPLAIN QUERY PLAN SELECT issue, recipient FROM deliveries
