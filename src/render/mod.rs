@@ -251,8 +251,9 @@ pub fn render(
 }
 
 /// The HTML part: its templates filled, then compiled by mrml. Returns the MJML too. Its
-/// templates are the most to read: `scope` lends a thread to read half of them. `data` is
-/// handed over to `hand_over` once the templates are filled, for another thread to free.
+/// templates are the most to parse, when they are not the built-in ones: `scope` lends a
+/// thread to parse half of them. `data` is handed over to `hand_over` once the templates are
+/// filled, for another thread to free.
 fn draw_html<'scope>(
     sources: Sources,
     data: Arc<handlebars::Context>,
@@ -260,7 +261,7 @@ fn draw_html<'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
 ) -> Result<(String, String), RenderError> {
     let mjml = Templates::get(sources, Some(scope))?.render(&data);
-    // Nobody left to free it there only if that thread ended: then it is freed here.
+    // If that thread has ended already (it panicked), the data is freed here.
     let _ = hand_over.send(data);
     let mjml = mjml?;
     let html = compile_mjml(&mjml)?;
@@ -357,7 +358,8 @@ const MAIN: &str = "email";
 
 impl Templates {
     /// The registry for these sources: the one compiled last for them, or a new one, half of
-    /// whose templates are parsed on a thread of `scope` when there is one.
+    /// whose templates to parse (those not built in) are parsed on a thread of `scope` when
+    /// there is one.
     fn get<'scope>(
         sources: Sources,
         scope: Option<&'scope std::thread::Scope<'scope, '_>>,
@@ -383,18 +385,14 @@ impl Templates {
         let mut registry = new_registry(sources.part, &sources.language);
         // The built-in layout's templates come parsed by build.rs, and are only read here:
         // not worth a thread. Only the others are parsed.
-        let to_parse: Vec<(String, String, String)> = sources
-            .templates
-            .iter()
-            .filter(|(name, _, source)| match prebuilt::parsed(name, source) {
-                Some(parsed) => {
-                    registry.register_template(name, parsed);
-                    false
-                }
-                None => true,
-            })
-            .cloned()
-            .collect();
+        let mut to_parse = Vec::new();
+        for template in &sources.templates {
+            let (name, _, source) = template;
+            match prebuilt::parsed(name, source) {
+                Some(parsed) => registry.register_template(name, parsed),
+                None => to_parse.push(template.clone()),
+            }
+        }
         let half = match scope {
             Some(_) => half_the_parsing(&to_parse),
             None => to_parse.len(),
