@@ -27,6 +27,7 @@ use lettre::message::Mailbox;
 pub use compose::{ComposeError, Composer, Template, TemplateText};
 pub use dkim::{DkimError, dkim_config, load as load_dkim};
 pub use unsubscribe::Unsubscribe;
+pub(crate) use unsubscribe::hex;
 
 /// What a transport needs of each message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

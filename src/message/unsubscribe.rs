@@ -154,7 +154,7 @@ pub fn open(secret: &Secret, token: &str) -> Option<Opened> {
 }
 
 /// Bytes as lower-case hex.
-pub(super) fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut hex = String::with_capacity(2 * bytes.len());
     for b in bytes {

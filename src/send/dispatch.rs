@@ -439,13 +439,7 @@ fn batch_key(issue: &str, recipients: &[RecipientKey]) -> String {
         h.update([0]);
         h.update(r.as_str().as_bytes());
     }
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut key = String::with_capacity(32);
-    for b in &h.finalize()[..16] {
-        key.push(char::from(DIGITS[usize::from(b >> 4)]));
-        key.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    key
+    crate::message::hex(&h.finalize()[..16])
 }
 
 #[cfg(test)]
