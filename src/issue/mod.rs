@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{IssueError, Problem};
 pub use fields::{CustomFields, FieldSpec, FieldType, FieldValue, Fields, KindFields};
 pub use locate::strings as json_strings;
-pub use time::{DayError, EventEnd, EventStart, TimeError, parse_day};
+pub use time::{DayError, EventEnd, EventStart, TimeError, Zone, ZoneOffset, parse_day};
 
 use crate::merge::{self, MergeText};
 

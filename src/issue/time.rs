@@ -5,10 +5,15 @@
 //! that does not exist or happens twice on a change day is refused with an explanation
 //! ([`TimeError`]). Owns the parsing of event times only; never formats them for readers
 //! (the render stage does).
+//!
+//! Zones come from the IANA time zone database built into bulletin ([`Zone`]), so an issue
+//! renders the same on every machine, whatever tzdata it has installed.
 
-use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone};
-use chrono_tz::Tz;
+use chrono::{
+    DateTime, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone,
+};
 use std::borrow::Cow;
+use std::fmt;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
@@ -25,17 +30,17 @@ const FORMATS: [&str; 4] = [
 #[serde(try_from = "String", into = "String")]
 pub struct EventStart {
     local: NaiveDateTime,
-    zone: Tz,
-    at: DateTime<Tz>,
+    zone: Zone,
+    at: DateTime<Zone>,
 }
 
 impl EventStart {
     /// The moment the event starts, in its own time zone.
-    pub fn instant(&self) -> DateTime<Tz> {
-        self.at
+    pub fn instant(&self) -> DateTime<Zone> {
+        self.at.clone()
     }
-    pub fn zone(&self) -> Tz {
-        self.zone
+    pub fn zone(&self) -> &Zone {
+        &self.zone
     }
     /// The day the event starts, as written (local to its zone).
     pub fn local_date(&self) -> chrono::NaiveDate {
@@ -72,7 +77,7 @@ pub enum TimeError {
     )]
     Repeated {
         local: NaiveDateTime,
-        zone: Tz,
+        zone: Zone,
         first: String,
         second: String,
     },
@@ -82,7 +87,7 @@ pub enum TimeError {
         local.format("%Y-%m-%d %H:%M"),
         zone.name()
     )]
-    Skipped { local: NaiveDateTime, zone: Tz },
+    Skipped { local: NaiveDateTime, zone: Zone },
 }
 
 impl TryFrom<String> for EventStart {
@@ -92,7 +97,7 @@ impl TryFrom<String> for EventStart {
         let Some(zone) = zone else {
             return Err(TimeError::NoZone(s));
         };
-        let at = resolve(local, zone)?;
+        let at = resolve(local, &zone)?;
         Ok(EventStart { local, zone, at })
     }
 }
@@ -108,13 +113,13 @@ impl From<EventStart> for String {
 #[serde(try_from = "String", into = "String")]
 pub struct EventEnd {
     local: NaiveDateTime,
-    zone: Option<Tz>,
+    zone: Option<Zone>,
 }
 
 impl EventEnd {
     /// The moment the event ends, in the end's zone (the start's unless given).
-    pub fn resolve(&self, start: &EventStart) -> Result<DateTime<Tz>, TimeError> {
-        resolve(self.local, self.zone.unwrap_or(start.zone))
+    pub fn resolve(&self, start: &EventStart) -> Result<DateTime<Zone>, TimeError> {
+        resolve(self.local, self.zone.as_ref().unwrap_or(&start.zone))
     }
 }
 
@@ -122,7 +127,7 @@ impl TryFrom<String> for EventEnd {
     type Error = TimeError;
     fn try_from(s: String) -> Result<Self, TimeError> {
         let (local, zone) = split(&s)?;
-        if let Some(zone) = zone {
+        if let Some(zone) = &zone {
             resolve(local, zone)?;
         }
         Ok(EventEnd { local, zone })
@@ -140,7 +145,7 @@ impl From<EventEnd> for String {
 }
 
 /// Splits "2020-06-04 10:00 Europe/Paris" into its local date-time and zone.
-fn split(s: &str) -> Result<(NaiveDateTime, Option<Tz>), TimeError> {
+fn split(s: &str) -> Result<(NaiveDateTime, Option<Zone>), TimeError> {
     let s = s.trim();
     let mut parts = s.split_whitespace();
     let (first, second) = (parts.next().unwrap_or(""), parts.next());
@@ -156,29 +161,171 @@ fn split(s: &str) -> Result<(NaiveDateTime, Option<Tz>), TimeError> {
     let local = FORMATS
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(datetime.trim(), f).ok())
+        .filter(|local| civil(local).is_some())
         .ok_or_else(|| TimeError::NotDateTime(s.to_string()))?;
     let zone = zone.map(parse_zone).transpose()?;
     Ok((local, zone))
 }
 
-fn parse_zone(name: &str) -> Result<Tz, TimeError> {
-    name.parse::<Tz>()
-        .map_err(|_| TimeError::UnknownZone(name.to_string()))
+fn parse_zone(name: &str) -> Result<Zone, TimeError> {
+    Zone::named(name).ok_or_else(|| TimeError::UnknownZone(name.to_string()))
 }
 
 /// The instant of a local time in a zone, refusing times that a daylight-saving change skips
 /// or repeats: writing either is almost always a mistake, and guessing would be worse.
-fn resolve(local: NaiveDateTime, zone: Tz) -> Result<DateTime<Tz>, TimeError> {
+fn resolve(local: NaiveDateTime, zone: &Zone) -> Result<DateTime<Zone>, TimeError> {
     match zone.from_local_datetime(&local) {
         LocalResult::Single(at) => Ok(at),
         LocalResult::Ambiguous(a, b) => Err(TimeError::Repeated {
             local,
-            zone,
+            zone: zone.clone(),
             first: a.format("%H:%M %Z").to_string(),
             second: b.format("%H:%M %Z").to_string(),
         }),
-        LocalResult::None => Err(TimeError::Skipped { local, zone }),
+        LocalResult::None => Err(TimeError::Skipped {
+            local,
+            zone: zone.clone(),
+        }),
     }
+}
+
+/// An IANA time zone ("Europe/Paris") with its daylight-saving rules, read from the copy of
+/// the time zone database built into bulletin (jiff's bundled tzdb). Names are matched as
+/// the database does, without regard to case, and kept as the database spells them.
+///
+/// It is a chrono [`TimeZone`], so the rest of bulletin handles `DateTime<Zone>` as any
+/// chrono time; `%Z` writes the abbreviation the zone uses at that moment ("CEST", "+0330").
+#[derive(Clone, PartialEq, Eq)]
+pub struct Zone(jiff::tz::TimeZone);
+
+impl Zone {
+    /// The zone of that IANA name ("Europe/Paris", "america/new_york"), if the database has it.
+    pub fn named(name: &str) -> Option<Zone> {
+        let zone = jiff::tz::TimeZone::get(name).ok()?;
+        zone.iana_name().is_some().then_some(Zone(zone))
+    }
+
+    /// The zone's IANA name, spelled as the database spells it.
+    pub fn name(&self) -> &str {
+        // Every Zone comes from `named`, which keeps only zones that have a name.
+        self.0.iana_name().unwrap_or("UTC")
+    }
+
+    /// The zone's offset and abbreviation at an instant given in UTC.
+    fn at_utc(&self, utc: &NaiveDateTime) -> ZoneOffset {
+        let seconds = utc.and_utc().timestamp();
+        let instant = jiff::Timestamp::from_second(seconds).unwrap_or(if seconds < 0 {
+            jiff::Timestamp::MIN
+        } else {
+            jiff::Timestamp::MAX
+        });
+        let info = self.0.to_offset_info(instant);
+        ZoneOffset {
+            zone: self.clone(),
+            fixed: fixed(info.offset()),
+            abbreviation: info.abbreviation().into(),
+        }
+    }
+}
+
+impl fmt::Debug for Zone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for Zone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A [`Zone`]'s offset at one moment, with the abbreviation it goes by then. Written with
+/// `%Z`, it shows the abbreviation.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ZoneOffset {
+    zone: Zone,
+    fixed: FixedOffset,
+    abbreviation: Box<str>,
+}
+
+impl chrono::Offset for ZoneOffset {
+    fn fix(&self) -> FixedOffset {
+        self.fixed
+    }
+}
+
+impl fmt::Debug for ZoneOffset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.abbreviation)
+    }
+}
+
+impl fmt::Display for ZoneOffset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.abbreviation)
+    }
+}
+
+impl TimeZone for Zone {
+    type Offset = ZoneOffset;
+
+    fn from_offset(offset: &ZoneOffset) -> Zone {
+        offset.zone.clone()
+    }
+
+    fn offset_from_local_date(&self, local: &NaiveDate) -> LocalResult<ZoneOffset> {
+        self.offset_from_local_datetime(&local.and_time(NaiveTime::MIN))
+    }
+
+    fn offset_from_local_datetime(&self, local: &NaiveDateTime) -> LocalResult<ZoneOffset> {
+        use jiff::tz::AmbiguousOffset;
+        let Some(civil) = civil(local) else {
+            return LocalResult::None;
+        };
+        // The offset is looked up again at the instant it gives, for that moment's abbreviation.
+        let at = |offset: jiff::tz::Offset| {
+            let utc = *local - chrono::TimeDelta::seconds(i64::from(offset.seconds()));
+            self.at_utc(&utc)
+        };
+        match self.0.to_ambiguous_timestamp(civil).offset() {
+            AmbiguousOffset::Unambiguous { offset } => LocalResult::Single(at(offset)),
+            AmbiguousOffset::Fold { before, after } => {
+                LocalResult::Ambiguous(at(before), at(after))
+            }
+            AmbiguousOffset::Gap { .. } => LocalResult::None,
+        }
+    }
+
+    fn offset_from_utc_date(&self, utc: &NaiveDate) -> ZoneOffset {
+        self.at_utc(&utc.and_time(NaiveTime::MIN))
+    }
+
+    fn offset_from_utc_datetime(&self, utc: &NaiveDateTime) -> ZoneOffset {
+        self.at_utc(utc)
+    }
+}
+
+/// A chrono local date and time as jiff takes it; `None` outside jiff's years (-9999 to 9999).
+fn civil(local: &NaiveDateTime) -> Option<jiff::civil::DateTime> {
+    use chrono::{Datelike, Timelike};
+    let small = |n: u32| i8::try_from(n).ok();
+    jiff::civil::DateTime::new(
+        i16::try_from(local.year()).ok()?,
+        small(local.month())?,
+        small(local.day())?,
+        small(local.hour())?,
+        small(local.minute())?,
+        small(local.second())?,
+        0,
+    )
+    .ok()
+}
+
+fn fixed(offset: jiff::tz::Offset) -> FixedOffset {
+    // jiff's offsets stay within ±26 hours, inside chrono's ±24 hours but for a few
+    // historical local mean times that no event uses; those fall back to UTC.
+    FixedOffset::east_opt(offset.seconds()).unwrap_or_else(|| chrono::Utc.fix())
 }
 
 impl JsonSchema for EventStart {
@@ -235,6 +382,38 @@ mod tests {
         assert!(skipped.unwrap_err().to_string().contains("does not exist"));
         let repeated = EventStart::try_from("2020-10-25 02:30 Europe/Paris".to_string());
         assert!(repeated.unwrap_err().to_string().contains("happens twice"));
+    }
+
+    #[test]
+    fn zone_names_match_without_case_and_keep_the_database_spelling() {
+        let t = EventStart::try_from("2020-06-04 10:00 europe/paris".to_string()).unwrap();
+        assert_eq!(t.zone().name(), "Europe/Paris");
+        assert_eq!(String::from(t), "2020-06-04 10:00 Europe/Paris");
+        // An old name the database keeps as a link stays as written.
+        let t = EventStart::try_from("2020-06-04 10:00 Asia/Calcutta".to_string()).unwrap();
+        assert_eq!(t.zone().name(), "Asia/Calcutta");
+        assert_eq!(t.instant().format("%z").to_string(), "+0530");
+    }
+
+    #[test]
+    fn repeated_times_name_both_offsets_in_order() {
+        let e = EventStart::try_from("2020-10-25 02:30 Europe/Paris".to_string()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "2020-10-25 02:30 happens twice in Europe/Paris that day (clocks go back: \
+             02:30 CEST and 02:30 CET); pick a time outside the change"
+        );
+    }
+
+    #[test]
+    fn the_zone_rules_are_recent() {
+        // British Columbia keeps daylight time all year from November 2026 (tzdb 2026):
+        // an older database would say PST.
+        let t = EventStart::try_from("2026-12-03 10:00 America/Vancouver".to_string()).unwrap();
+        assert_eq!(
+            t.instant().format("%H:%M %Z %z").to_string(),
+            "10:00 MST -0700"
+        );
     }
 
     #[test]

@@ -33,7 +33,6 @@ use std::fmt;
 use std::ops::Range;
 
 use chrono::{DateTime, Datelike, NaiveDate, Offset, Timelike};
-use chrono_tz::Tz;
 use icu_calendar::{Date, Gregorian};
 use icu_datetime::fieldsets::{Combo, T, YMD, YMDE, YMDET, zone::SpecificShort};
 use icu_datetime::input::{
@@ -47,6 +46,7 @@ use serde::Serialize;
 use writeable::{Part, PartsWrite, Writeable};
 
 use super::RenderError;
+use crate::issue::Zone;
 
 type Formatter<F> = FixedCalendarDateTimeFormatter<Gregorian, F>;
 type Zoned = ZonedDateTime<Gregorian, TimeZoneInfo<AtTime>>;
@@ -209,7 +209,7 @@ impl Dates {
     }
 
     /// An event's start and optional end, each in its own time zone's offset of that day.
-    pub fn event(&self, start: DateTime<Tz>, end: Option<DateTime<Tz>>) -> When {
+    pub fn event(&self, start: DateTime<Zone>, end: Option<DateTime<Zone>>) -> When {
         if self.patterns.long.is_some() || self.patterns.time.is_some() {
             return self.patterns_event(start, end);
         }
@@ -227,7 +227,10 @@ impl Dates {
         let zone = self.zone.format(&a).to_string();
         let full = marked(&self.full.format(&a));
         let start_time = full.text_of(TIME).unwrap_or_default();
-        let end = end.and_then(|e| Some((e, marked(&self.full.format(&zoned(&e)?)))));
+        let end = end.and_then(|e| {
+            let full = marked(&self.full.format(&zoned(&e)?));
+            Some((e, full))
+        });
         let (time, text) = match end {
             None => (start_time, full.text.clone()),
             Some((e, end_full)) if e.date_naive() == start.date_naive() => {
@@ -263,14 +266,14 @@ impl Dates {
 
     /// An event written with the layout's chrono patterns, as before CLDR:
     /// "Thursday 4 June 2020, 10:00–11:30 CEST".
-    fn patterns_event(&self, start: DateTime<Tz>, end: Option<DateTime<Tz>>) -> When {
-        let time = |t: &DateTime<Tz>| match &self.patterns.time {
+    fn patterns_event(&self, start: DateTime<Zone>, end: Option<DateTime<Zone>>) -> When {
+        let time = |t: &DateTime<Zone>| match &self.patterns.time {
             Some(p) => t.format_localized(p, self.patterns.locale).to_string(),
             None => zoned(t)
                 .map(|z| self.time.format(&z).to_string())
                 .unwrap_or_else(|| t.format("%H:%M").to_string()),
         };
-        let zone = |t: &DateTime<Tz>| t.format("%Z").to_string();
+        let zone = |t: &DateTime<Zone>| t.format("%Z").to_string();
         let date = self.long(start.date_naive());
         let (time_text, text) = match end {
             None => {
@@ -453,7 +456,7 @@ fn gregorian(date: NaiveDate) -> Option<Date<Gregorian>> {
 
 /// A chrono date and time in its zone, as ICU4X takes it: the local date and time, the IANA
 /// zone and the offset of that moment.
-fn zoned(t: &DateTime<Tz>) -> Option<Zoned> {
+fn zoned(t: &DateTime<Zone>) -> Option<Zoned> {
     let date = gregorian(t.date_naive())?;
     let time = Time::try_new(
         u8::try_from(t.hour()).ok()?,
@@ -651,9 +654,9 @@ mod tests {
     }
 
     /// A local time in a zone.
-    fn at(zone: &str, y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Tz> {
+    fn at(zone: &str, y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Zone> {
         use chrono::TimeZone as _;
-        let tz: Tz = zone.parse().unwrap();
+        let tz = Zone::named(zone).unwrap();
         tz.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
     }
 
@@ -790,7 +793,7 @@ mod tests {
         let start = at("Europe/Paris", 2020, 6, 4, 10, 0);
         let athens = at("Europe/Athens", 2020, 6, 4, 12, 0);
         assert_eq!(
-            en().event(start, Some(athens)).text,
+            en().event(start.clone(), Some(athens)).text,
             "Thursday, 4 June 2020 at 10:00 CEST – 12:00 EEST"
         );
         let next_day = at("Europe/Paris", 2020, 6, 5, 12, 0);
@@ -815,7 +818,7 @@ mod tests {
     fn bare_tags_get_their_cldr_default_not_english() {
         let t = at("Europe/Paris", 2020, 6, 4, 10, 0);
         assert_eq!(
-            dates("fr").event(t, None).text,
+            dates("fr").event(t.clone(), None).text,
             "jeudi 4 juin 2020 à 10:00 UTC+2"
         );
         assert_eq!(
