@@ -16,6 +16,7 @@ pub mod links;
 pub mod markup;
 pub mod place;
 pub mod placeholders;
+pub mod report;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

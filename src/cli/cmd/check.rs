@@ -1,12 +1,14 @@
 //! `bulletin check`: render the issue as it will be sent and report what is wrong before it
-//! goes out. Glue only: the edition is [`crate::edition`]'s, the rules are [`crate::check`]'s;
-//! this file draws the progress bar, which names the link it waits on after a second.
+//! goes out. Glue only: the edition is [`crate::edition`]'s, the rules and the report
+//! (order, counts, summary, whether it fails) are [`crate::check`]'s; this file prints them
+//! and draws the progress bar, which names the link it waits on after a second.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use crate::check::report::{self, Report};
 use crate::check::{self, Finding, links};
 use crate::cli::{Error, note, say};
 use crate::edition::{self, Images};
@@ -60,25 +62,24 @@ pub fn run(args: Args) -> Result<(), Error> {
         let site = crate::publish::site_folder(&here.folder("."), Some(a));
         (crate::workspace::lexical(&site), a.base_url.to_string())
     });
-    let (mut findings, links_checked) = find(&args, timeout, archive, site)?;
-    check::sort(&mut findings);
-    let (errors, warnings) = check::counts(&findings);
-    let summary = summary(errors, warnings, links_checked);
+    let (findings, links_checked) = find(&args, timeout, archive, site)?;
+    let report = Report::new(findings, links_checked);
     let out = if args.json {
-        findings
+        report
+            .findings()
             .iter()
             .map(|f| format!("{}\n", f.to_json()))
             .collect()
     } else {
-        lines(&findings)
+        lines(report.findings())
     };
     if args.json {
         say(&out);
-        note(&summary);
+        note(&report.summary());
     } else {
-        say(&(out + &summary));
+        say(&(out + &report.summary()));
     }
-    if errors > 0 || (args.strict && warnings > 0) {
+    if report.fails(args.strict) {
         return Err(Error::Failed);
     }
     Ok(())
@@ -106,7 +107,7 @@ fn find(
     let mut findings = check::inspect(&edition);
     if let (Some(archive), Some((site, base_url))) = (&archive, &site) {
         let missing = crate::publish::unpublished_images(&edition, archive, site);
-        findings.extend(unpublished(
+        findings.extend(report::unpublished(
             &edition,
             &missing,
             site,
@@ -130,44 +131,6 @@ fn find(
     bar.finish();
     findings.extend(found?);
     Ok((findings, Some(count)))
-}
-
-/// A warning when the email reads its images from the issue's page on the site (`[archive]`,
-/// no `images_url` of its own) and the local site folder does not have them yet.
-fn unpublished(
-    edition: &edition::Edition,
-    missing: &[String],
-    site: &std::path::Path,
-    base_url: &str,
-    offline: bool,
-) -> Option<Finding> {
-    let first = missing.first()?;
-    let more = match missing.len() {
-        1 => String::new(),
-        n => format!(" and {} more", n - 1),
-    };
-    let folder = site.join(&edition.issue.slug);
-    let online = if offline {
-        "with --offline, check did not ask the site whether they are online"
-    } else {
-        "check also asked the site for each one: an image that is not online yet is an error above"
-    };
-    Some(Finding {
-        severity: check::Severity::Warning,
-        problem: crate::issue::Problem {
-            file: edition.issue.path.clone(),
-            position: None,
-            json_path: String::new(),
-            message: format!(
-                "the email reads its images from the issue's page on the site, and {}/ does not \
-                 have {first}{more} yet: run bulletin publish, then upload {}/ to {base_url} \
-                 ({online})",
-                folder.display(),
-                site.display()
-            ),
-        },
-        place: None,
-    })
 }
 
 /// How long a link is waited on before the bar names it.
@@ -236,23 +199,4 @@ impl ProgressBar {
 /// Findings as people read them, one a line: `error: issue.json:4:12: title: …`.
 pub(crate) fn lines(findings: &[Finding]) -> String {
     findings.iter().map(|f| format!("{f}\n")).collect()
-}
-
-/// "2 errors, 1 warning (37 links checked)"
-fn summary(errors: usize, warnings: usize, links: Option<usize>) -> String {
-    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-    let found = if errors + warnings == 0 {
-        "no problems found".to_string()
-    } else {
-        format!(
-            "{}, {}",
-            plural(errors, "error"),
-            plural(warnings, "warning")
-        )
-    };
-    let links = match links {
-        Some(n) => format!(" ({} checked)", plural(n, "link")),
-        None => " (links not checked)".to_string(),
-    };
-    format!("{found}{links}\n")
 }
