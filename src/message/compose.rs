@@ -55,6 +55,9 @@ pub struct Composer {
     /// The text and HTML parts' literal text in quoted-printable, escaped once for every
     /// reader's MIME message; `Default::default()`.
     pub escaped: Escapes,
+    /// The MIME message as lettre writes it, once for every reader's;
+    /// `Default::default()`.
+    pub frames: super::mime::Frames,
 }
 
 /// The text and HTML parts' literal text, escaped once ([`super::qp::Escaped`]).
@@ -271,6 +274,7 @@ impl Composer {
                     html,
                     feedback_id,
                     dkim: self.dkim.as_ref(),
+                    frame: &self.frames,
                 }
                 .build()
                 .map_err(|source| ComposeError::Build {
@@ -383,6 +387,7 @@ mod tests {
             feedback_id: None,
             slots: Default::default(),
             escaped: Default::default(),
+            frames: Default::default(),
         }
     }
 

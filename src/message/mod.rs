@@ -26,6 +26,7 @@ use lettre::message::Mailbox;
 
 pub use compose::{ComposeError, Composer, Template, TemplateText};
 pub use dkim::{DkimError, dkim_config, load as load_dkim};
+pub use mime::Frames;
 pub use unsubscribe::Unsubscribe;
 pub(crate) use unsubscribe::hex;
 

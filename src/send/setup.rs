@@ -98,5 +98,6 @@ fn composer(setup: &Setup, slug: &str, rendered: Rendered) -> Result<Composer, S
         feedback_id: config.feedback_id(setup.profile).cloned(),
         slots: Default::default(),
         escaped: Default::default(),
+        frames: Default::default(),
     })
 }

@@ -48,6 +48,7 @@ fn composer() -> Composer {
         feedback_id: None,
         slots: Default::default(),
         escaped: Default::default(),
+        frames: Default::default(),
     }
 }
 
