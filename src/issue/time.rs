@@ -323,8 +323,8 @@ fn civil(local: &NaiveDateTime) -> Option<jiff::civil::DateTime> {
 }
 
 fn fixed(offset: jiff::tz::Offset) -> FixedOffset {
-    // jiff's offsets stay within ±26 hours, inside chrono's ±24 hours but for a few
-    // historical local mean times that no event uses; those fall back to UTC.
+    // jiff takes offsets up to ±26 hours, chrono up to ±24; no zone of the database goes
+    // beyond ±15, so the fall-back to UTC is there for the types, not for a real zone.
     FixedOffset::east_opt(offset.seconds()).unwrap_or_else(|| chrono::Utc.fix())
 }
 
