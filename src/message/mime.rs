@@ -294,7 +294,8 @@ impl Frame {
     }
 }
 
-/// An issue's [`Frame`], made with its first reader's message; `Default::default()`.
+/// An issue's frame: its message as lettre writes it, cut from its first reader's, with the
+/// reader's own header lines taken out; `Default::default()`.
 #[derive(Default)]
 pub struct Frames(OnceLock<Option<Frame>>);
 
