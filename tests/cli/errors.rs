@@ -79,12 +79,14 @@ fn invalid_date_names_the_path() {
 #[test]
 fn invalid_time_zone_names_the_path_and_a_fix() {
     let err = fails(&issue_with(
-        r#"{"kind": "events", "items": [{"title": "T", "start": "2020-06-04 10:00 Europe/Pariss"}]}"#,
+        r#"{"kind": "events", "items": [{"title": "T", "start": "2020-06-04 10:00 Europe/Pariss", "end": "2020-06-04 11:30"}]}"#,
     ));
     assert!(
         err.contains("sections[0].items[0].start: \"Europe/Pariss\" is not an IANA time zone; use a name such as \"Europe/Paris\""),
         "{err}"
     );
+    // The start is the one problem: its end is not said to lack one.
+    assert_eq!(err.matches("error: ").count(), 1, "{err}");
 }
 
 #[test]
