@@ -31,7 +31,9 @@ use crate::config::FeedbackId;
 use crate::merge::{MergeValues, Prepared, Slots};
 use crate::render::Rendered;
 
-/// Everything about the message that is the same for every reader of an issue.
+/// Everything about the message that is the same for every reader of an issue. Its
+/// settings are not to change once it has made a message: what every message shares is
+/// worked out then, once (`slots`, `escaped`, `frames`, `sender`).
 pub struct Composer {
     pub rendered: Rendered,
     /// The issue's slug: part of each Message-ID.
@@ -58,6 +60,22 @@ pub struct Composer {
     /// The issue's MIME message as lettre writes it, once for every reader's;
     /// `Default::default()`.
     pub frames: super::mime::Frames,
+    /// What every reader's headers say of the sender, made once; `Default::default()`.
+    pub sender: SenderHeaders,
+}
+
+/// What every reader's message of an issue says the same way, in ASCII as headers take it
+/// (internationalised domains in IDNA): worked out at the first message, not at each.
+#[derive(Default)]
+pub struct SenderHeaders(std::sync::OnceLock<Sender>);
+
+struct Sender {
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    /// The unsubscribe mailbox of List-Unsubscribe.
+    mailto: String,
+    /// Feedback-ID with the issue in it.
+    feedback_id: Option<String>,
 }
 
 /// The text and HTML parts' literal text, escaped once ([`super::qp::Escaped`]).
@@ -206,6 +224,15 @@ impl Composer {
         )
     }
 
+    fn sender(&self) -> &Sender {
+        self.sender.0.get_or_init(|| Sender {
+            from: ascii_mailbox(&self.from),
+            reply_to: self.reply_to.as_ref().map(ascii_mailbox),
+            mailto: idn::ascii(&self.unsubscribe.mailto).to_string(),
+            feedback_id: self.feedback_id.as_ref().map(|f| f.for_issue(&self.issue)),
+        })
+    }
+
     fn subject_prefix(&self) -> &'static str {
         if self.test { "[TEST] " } else { "" }
     }
@@ -228,9 +255,10 @@ impl Composer {
     ) -> Result<Outgoing, ComposeError> {
         let to_text = subscriber.address.to_string();
         let unsubscribe_url = self.unsubscribe.url_for(&subscriber.address, &self.issue);
+        let sender = self.sender();
         let list_unsubscribe = format!(
             "<{unsubscribe_url}>, <mailto:{}?subject=unsubscribe>",
-            idn::ascii(&self.unsubscribe.mailto)
+            sender.mailto
         );
         let recipient = subscriber.recipient(Some(unsubscribe_url));
         let subject = format!(
@@ -254,16 +282,14 @@ impl Composer {
             return Err(line_break("the unsubscribe link"));
         }
         let message_id = self.message_id(&subscriber.address);
-        let feedback_id = self.feedback_id.as_ref().map(|f| f.for_issue(&self.issue));
+        let feedback_id = sender.feedback_id.clone();
         let to = idn::ascii(&subscriber.address);
-        let from = ascii_mailbox(&self.from);
-        let reply_to = self.reply_to.as_ref().map(ascii_mailbox);
         let payload = match form {
             Form::Mime => Payload::Mime({
                 let (text, html) = self.encoded_parts(&recipient);
                 Mime {
-                    from: &from,
-                    reply_to: reply_to.as_ref(),
+                    from: &sender.from,
+                    reply_to: sender.reply_to.as_ref(),
                     to: Mailbox::new(name, to.clone()),
                     subject,
                     date,
@@ -296,15 +322,18 @@ impl Composer {
                 headers: self.list_headers(list_unsubscribe, feedback_id),
             }),
         };
-        let sender = match &self.verp {
+        let envelope_from = match &self.verp {
             Some(key) => {
                 let tag = key.tag(subscriber.address.as_ref());
-                super::verp::envelope_sender(&from.email, &self.issue, &tag)
+                super::verp::envelope_sender(&sender.from.email, &self.issue, &tag)
             }
-            None => from.email,
+            None => sender.from.email.clone(),
         };
         Ok(Outgoing {
-            envelope: Envelope { from: sender, to },
+            envelope: Envelope {
+                from: envelope_from,
+                to,
+            },
             message_id,
             payload,
         })
@@ -388,6 +417,7 @@ mod tests {
             slots: Default::default(),
             escaped: Default::default(),
             frames: Default::default(),
+            sender: Default::default(),
         }
     }
 
@@ -659,7 +689,7 @@ mod tests {
     #[test]
     fn feedback_id_carries_the_issue_and_is_signed() {
         use lettre::message::dkim::{DkimSigningAlgorithm, DkimSigningKey};
-        let mut c = composer(false);
+        let c = composer(false);
         let none = c
             .compose(
                 &subscriber("ana@example.org", "Ana", "Ana"),
@@ -668,6 +698,8 @@ mod tests {
             .unwrap();
         let raw = String::from_utf8(none.mime().unwrap().to_vec()).unwrap();
         assert!(!raw.contains("Feedback-ID"));
+        // Settings are fixed once a composer has made a message: a new one for new settings.
+        let mut c = composer(false);
         c.feedback_id = Some(FeedbackId::try_from("newsletter:efus".to_string()).unwrap());
         let key = DkimSigningKey::new(
             "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=",

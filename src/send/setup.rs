@@ -99,5 +99,6 @@ fn composer(setup: &Setup, slug: &str, rendered: Rendered) -> Result<Composer, S
         slots: Default::default(),
         escaped: Default::default(),
         frames: Default::default(),
+        sender: Default::default(),
     })
 }

@@ -49,6 +49,7 @@ fn composer() -> Composer {
         slots: Default::default(),
         escaped: Default::default(),
         frames: Default::default(),
+        sender: Default::default(),
     }
 }
 
