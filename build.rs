@@ -10,7 +10,8 @@
 //! bulletin runs (the vendored one) and as `render` registers them, into
 //! `$OUT_DIR/parsed_templates.rs`: each template's source beside its parsed form (JSON),
 //! which `src/render/prebuilt.rs` includes. Parsing them cost every run of bulletin more
-//! than a third of a whole render.
+//! than a third of a whole render. The footers are parsed a second time as `render`
+//! registers them, their unsubscribe link marked as a merge field.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -36,7 +37,8 @@ fn main() {
 /// The Rust text of `PARSED`: for each `.hbs` file under `layout`, its source and its
 /// parsed form as JSON (written to a file of `out_dir`), both included by the code. Parsed
 /// as `render` registers a template (`set_prevent_indent(true)`, not as a partial); a
-/// template that does not parse is left out, for the run to report as it would.
+/// template that does not parse is left out, for the run to report as it would. A template
+/// with the unsubscribe link is there twice: as written, and as `render` marks it.
 fn parsed_templates_code(layout: &Path, out_dir: &Path) -> String {
     let mut files = Vec::new();
     hbs_files(layout, &mut files);
@@ -48,28 +50,93 @@ fn parsed_templates_code(layout: &Path, out_dir: &Path) -> String {
          JSON).\n\
          pub(super) static PARSED: &[(&str, &str)] = &[\n",
     );
-    for (i, file) in files.iter().enumerate() {
+    let mut n = 0;
+    for file in &files {
         let source = std::fs::read_to_string(file)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
-        let mut registry = handlebars::Handlebars::new();
-        registry.set_prevent_indent(true);
-        if registry.register_template_string("t", &source).is_err() {
+        let Some(json) = parsed_json(&source) else {
             continue;
-        }
-        let parsed = registry.get_template("t").expect("just registered");
-        let json = serde_json::to_string(parsed).expect("a template serializes");
-        let json_file = dir.join(format!("{i}.json"));
-        std::fs::write(&json_file, json).expect("writing in OUT_DIR");
+        };
+        let name = |n: usize, what: &str| dir.join(format!("{n}.{what}"));
+        std::fs::write(name(n, "json"), json).expect("writing in OUT_DIR");
         writeln!(
             out,
             "    (include_str!({:?}), include_str!({:?})),",
             file.display(),
-            json_file.display()
+            name(n, "json").display()
         )
         .expect("writing to a String");
+        n += 1;
+        // The footer as `render` registers it: its unsubscribe link marked as a merge field,
+        // with the marker that is the same for every issue (`merge::UNSUBSCRIBE_MARKER`).
+        let marked = mark_unsubscribe(&source);
+        if marked == source {
+            continue;
+        }
+        let Some(json) = parsed_json(&marked) else {
+            continue;
+        };
+        std::fs::write(name(n, "hbs"), marked).expect("writing in OUT_DIR");
+        std::fs::write(name(n, "json"), json).expect("writing in OUT_DIR");
+        writeln!(
+            out,
+            "    (include_str!({:?}), include_str!({:?})),",
+            name(n, "hbs").display(),
+            name(n, "json").display()
+        )
+        .expect("writing to a String");
+        n += 1;
     }
     out.push_str("];\n");
     out
+}
+
+/// The merge field of the unsubscribe link, and its marker in every issue: the value of
+/// `merge::UNSUBSCRIBE_MARKER`, which a test of `render::prebuilt` holds to this.
+const UNSUBSCRIBE_FIELD: &str = "{{unsubscribe_url}}";
+const UNSUBSCRIBE_MARKER: &str = "xQbltn0Qx";
+
+/// `source` with its unsubscribe link marked as `merge::FieldTable::mark_template` marks it
+/// in a table where it comes first; passing over Handlebars comments as it does
+/// (`{{!-- … --}}`, `{{! … }}`), which mention fields without using them.
+fn mark_unsubscribe(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    loop {
+        let field = rest.find(UNSUBSCRIBE_FIELD);
+        let comment = rest.find("{{!").filter(|c| field.is_some_and(|f| *c < f));
+        match (comment, field) {
+            (Some(c), _) => {
+                let body = &rest[c + "{{!".len()..];
+                let len = match body.strip_prefix("--").and_then(|long| long.find("--}}")) {
+                    Some(at) => "{{!--".len() + at + "--}}".len(),
+                    None => body
+                        .find("}}")
+                        .map_or(rest.len() - c, |at| "{{!".len() + at + 2),
+                };
+                out.push_str(&rest[..c + len]);
+                rest = &rest[c + len..];
+            }
+            (None, Some(f)) => {
+                out.push_str(&rest[..f]);
+                out.push_str(UNSUBSCRIBE_MARKER);
+                rest = &rest[f + UNSUBSCRIBE_FIELD.len()..];
+            }
+            (None, None) => {
+                out.push_str(rest);
+                return out;
+            }
+        }
+    }
+}
+
+/// `source` parsed as `render` registers a template, as JSON; `None` if it does not parse.
+fn parsed_json(source: &str) -> Option<String> {
+    let mut registry = handlebars::Handlebars::new();
+    registry.set_prevent_indent(true);
+    registry.register_template_string("t", source).ok()?;
+    let parsed = registry.get_template("t").expect("just registered");
+    Some(serde_json::to_string(parsed).expect("a template serializes"))
 }
 
 /// Every `.hbs` file under `dir`, at any depth.

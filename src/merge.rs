@@ -249,7 +249,24 @@ pub struct FieldTable {
 const MARK_OPEN: &str = "xQbltn";
 const MARK_CLOSE: &str = "Qx";
 
+/// The marker of `{{unsubscribe_url}}` in a table made by [`FieldTable::unsubscribe_first`]:
+/// the same for every issue. `build.rs` marks the built-in footer's link with it.
+pub const UNSUBSCRIBE_MARKER: &str = "xQbltn0Qx";
+
 impl FieldTable {
+    /// A table whose first field is `{{unsubscribe_url}}`, used or not, so that a template
+    /// whose only merge field it is (the built-in footer) is marked the same for every issue:
+    /// the same text, which `build.rs` parsed once ([`crate::render`]). Otherwise its number
+    /// would follow the fields the issue's own text used before it.
+    pub fn unsubscribe_first() -> FieldTable {
+        FieldTable {
+            fields: vec![MergeField {
+                key: FieldKey::UnsubscribeUrl,
+                fallback: None,
+            }],
+        }
+    }
+
     /// Issue text with its merge fields replaced by markers. The text was checked when the
     /// issue was parsed; anything unreadable is kept as written.
     pub fn mark(&mut self, text: &str) -> String {

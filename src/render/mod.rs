@@ -190,7 +190,7 @@ pub fn render(
     opts: &RenderOptions,
 ) -> Result<Rendered, RenderError> {
     check_kinds(loaded, layout)?;
-    let mut fields = FieldTable::default();
+    let mut fields = FieldTable::unsubscribe_first();
     let images = Images {
         assets: &opts.assets,
         images_url: loaded.issue.images_url.as_ref().map(|u| u.as_str()),
@@ -575,6 +575,35 @@ fn mjml_error(mjml: &str, e: &mrml::prelude::parser::Error) -> RenderError {
 #[cfg(test)]
 mod tests {
     use handlebars::Handlebars;
+
+    use super::{AssetBase, FieldTable, Images, Part, Sources, prebuilt};
+    use crate::layout::Layout;
+
+    /// A render with the built-in layout parses no template: each comes parsed by build.rs,
+    /// the footers too, whatever merge fields the issue's text used before them.
+    #[test]
+    fn the_built_in_layout_is_registered_without_parsing() {
+        let layout = Layout::builtin().unwrap();
+        let assets = AssetBase::Sent;
+        let images = Images {
+            assets: &assets,
+            images_url: Some("https://example.org/images/"),
+        };
+        let issue_texts = ["", "Dear {{subscriber.first_name | default: \"friend\"}}"];
+        for text in issue_texts {
+            for part in [Part::Mjml, Part::Text] {
+                let mut fields = FieldTable::unsubscribe_first();
+                fields.mark(text);
+                let sources = Sources::new(&layout, part, images, "en", &mut fields);
+                for (name, file, source) in &sources.templates {
+                    assert!(
+                        prebuilt::parsed(name, source).is_some(),
+                        "{file} ({part:?}) would be parsed at run time after {text:?}"
+                    );
+                }
+            }
+        }
+    }
 
     /// What a layout's partials see, as the published handlebars 6.4.4 shows it (the expected
     /// text was printed by it): the vendored copy reads a partial's context in place instead
