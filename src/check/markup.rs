@@ -145,6 +145,9 @@ fn valid_image_src(src: &str) -> bool {
 pub fn merge_fields(loaded: &LoadedIssue, layout: &Layout, columns: &[String]) -> Vec<Problem> {
     let mut known: Vec<String> = Recipient::sample().fields.keys().cloned().collect();
     known.extend(columns.iter().map(|c| c.trim().to_ascii_lowercase()));
+    if !may_use_unknown_fields(loaded, &known) {
+        return Vec::new();
+    }
     let unknown = subscriber_fields(loaded)
         .into_iter()
         .filter(|(_, name)| !known.contains(name))
@@ -193,6 +196,37 @@ fn subscriber_fields(loaded: &LoadedIssue) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// Whether the issue may use a reader field not in `known`, read from its file as written and
+/// from its body files, without the JSON paths that [`subscriber_fields`] finds for a
+/// warning: reading the JSON again for them was a twentieth of a whole `bulletin render`,
+/// which warns of an unknown field after every render (callgrind), and most issues have none.
+/// A field's fallback is read with its quotes unescaped (`| default: \"friend\"`); another
+/// JSON escape (`\u…`), or anything not read as a field, may hide one: then it may.
+fn may_use_unknown_fields(loaded: &LoadedIssue, known: &[String]) -> bool {
+    let source = loaded.source();
+    if source.contains("\\u") {
+        return true;
+    }
+    let source = match source.contains("\\\"") {
+        true => std::borrow::Cow::Owned(source.replace("\\\"", "\"")),
+        false => std::borrow::Cow::Borrowed(source),
+    };
+    let source = source.as_ref();
+    let body_files = super::bodies(loaded)
+        .into_iter()
+        .filter(|(path, _)| path.ends_with("body_file"))
+        .map(|(_, body)| body);
+    std::iter::once(source).chain(body_files).any(|text| {
+        let Ok(pieces) = crate::merge::scan(text) else {
+            return true;
+        };
+        pieces.into_iter().any(|piece| {
+            matches!(piece, Piece::Field(field)
+                if matches!(&field.key, FieldKey::Subscriber(name) if !known.contains(name)))
+        })
+    })
 }
 
 /// The reader fields the layout uses itself: in its templates, its theme and its labels.

@@ -631,3 +631,46 @@ fn unknown_merge_fields_are_warnings() {
     );
     assert!(err.contains("did you mean first_name?"), "{err}");
 }
+
+#[test]
+fn unknown_merge_fields_in_body_files_and_behind_json_escapes_are_warnings() {
+    // What the issue's file does not show as written: a body read from its own file, and a
+    // field whose braces are JSON escapes.
+    let ws = Workspace::empty();
+    ws.write("story.md", "Hello {{subscriber.citty}}.\n");
+    ws.write(
+        "issue.json",
+        &issue_with(
+            r#"{"kind": "text", "body_file": "story.md"},
+{"kind": "text", "body": "Bye \u007b{subscriber.townn}}."}"#,
+        ),
+    );
+    let run = ws.run(&["render", "issue.json"]);
+    run.ok();
+    let err = run.stderr();
+    assert!(
+        err.contains("the merge field {{subscriber.citty}} is not a field readers have"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "sections[1].body: the merge field {{subscriber.townn}} is not a field readers have"
+        ),
+        "{err}"
+    );
+    // Fallbacks, whose quotes the JSON escapes: the field beside a known one is found.
+    ws.write(
+        "issue.json",
+        &issue_with(
+            r#"{"kind": "text", "body": "Dear {{subscriber.first_name | default: \"member\"}} of {{subscriber.regionn | default: \"x\"}}."}"#,
+        ),
+    );
+    let run = ws.run(&["render", "issue.json"]);
+    run.ok();
+    let err = run.stderr();
+    assert!(
+        err.contains("sections[0].body: the merge field {{subscriber.regionn"),
+        "{err}"
+    );
+    assert_eq!(err.matches("merge field").count(), 1, "{err}");
+}
