@@ -8,7 +8,8 @@
 //!
 //! And parses the default layout's Handlebars templates once, here, with the Handlebars
 //! bulletin runs (the vendored one) and as `render` registers them, into
-//! `$OUT_DIR/parsed_templates.rs`: each template's source beside its parsed form (JSON),
+//! `$OUT_DIR/parsed_templates.rs`: each template's source beside its parsed form
+//! (MessagePack: read back in a third of the instructions JSON took),
 //! which `src/render/prebuilt.rs` includes. Parsing them cost every run of bulletin more
 //! than a third of a whole render. The footers are parsed a second time as `render`
 //! registers them, their unsubscribe link marked as a merge field.
@@ -35,7 +36,7 @@ fn main() {
 }
 
 /// The Rust text of `PARSED`: for each `.hbs` file under `layout`, its source and its
-/// parsed form as JSON (written to a file of `out_dir`), both included by the code. Parsed
+/// parsed form in MessagePack (written to a file of `out_dir`), both included by the code. Parsed
 /// as `render` registers a template (`set_prevent_indent(true)`, not as a partial); a
 /// template that does not parse is left out, for the run to report as it would. A template
 /// with the unsubscribe link is there twice: as written, and as `render` marks it.
@@ -46,24 +47,24 @@ fn parsed_templates_code(layout: &Path, out_dir: &Path) -> String {
     let dir = out_dir.join("parsed_templates");
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {dir:?}: {e}"));
     let mut out = String::from(
-        "/// The default layout's templates, parsed by build.rs: (source, parsed template as \
-         JSON).\n\
-         pub(super) static PARSED: &[(&str, &str)] = &[\n",
+        "/// The default layout's templates, parsed by build.rs: (source, parsed template in \
+         MessagePack).\n\
+         pub(super) static PARSED: &[(&str, &[u8])] = &[\n",
     );
     let mut n = 0;
     for file in &files {
         let source = std::fs::read_to_string(file)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
-        let Some(json) = parsed_json(&source) else {
+        let Some(parsed) = parsed_bytes(&source) else {
             continue;
         };
         let name = |n: usize, what: &str| dir.join(format!("{n}.{what}"));
-        std::fs::write(name(n, "json"), json).expect("writing in OUT_DIR");
+        std::fs::write(name(n, "msgpack"), parsed).expect("writing in OUT_DIR");
         writeln!(
             out,
-            "    (include_str!({:?}), include_str!({:?})),",
+            "    (include_str!({:?}), include_bytes!({:?})),",
             file.display(),
-            name(n, "json").display()
+            name(n, "msgpack").display()
         )
         .expect("writing to a String");
         n += 1;
@@ -73,16 +74,16 @@ fn parsed_templates_code(layout: &Path, out_dir: &Path) -> String {
         if marked == source {
             continue;
         }
-        let Some(json) = parsed_json(&marked) else {
+        let Some(parsed) = parsed_bytes(&marked) else {
             continue;
         };
         std::fs::write(name(n, "hbs"), marked).expect("writing in OUT_DIR");
-        std::fs::write(name(n, "json"), json).expect("writing in OUT_DIR");
+        std::fs::write(name(n, "msgpack"), parsed).expect("writing in OUT_DIR");
         writeln!(
             out,
-            "    (include_str!({:?}), include_str!({:?})),",
+            "    (include_str!({:?}), include_bytes!({:?})),",
             name(n, "hbs").display(),
-            name(n, "json").display()
+            name(n, "msgpack").display()
         )
         .expect("writing to a String");
         n += 1;
@@ -130,13 +131,14 @@ fn mark_unsubscribe(source: &str) -> String {
     }
 }
 
-/// `source` parsed as `render` registers a template, as JSON; `None` if it does not parse.
-fn parsed_json(source: &str) -> Option<String> {
+/// `source` parsed as `render` registers a template, in MessagePack (fields by name, as the
+/// template types leave empty ones out); `None` if it does not parse.
+fn parsed_bytes(source: &str) -> Option<Vec<u8>> {
     let mut registry = handlebars::Handlebars::new();
     registry.set_prevent_indent(true);
     registry.register_template_string("t", source).ok()?;
     let parsed = registry.get_template("t").expect("just registered");
-    Some(serde_json::to_string(parsed).expect("a template serializes"))
+    Some(rmp_serde::to_vec_named(parsed).expect("a template serializes"))
 }
 
 /// Every `.hbs` file under `dir`, at any depth.
