@@ -461,7 +461,7 @@ impl Source {
         // tried again. The stand-ins never reach anyone: the problems make this an error.
         let mut issue: Option<Issue> = None;
         for _ in 0..MAX_PROBLEMS {
-            match serde_path_to_error::deserialize(doc.clone()) {
+            match serde_path_to_error::deserialize(&doc) {
                 Ok(parsed) => {
                     issue = Some(parsed);
                     break;
