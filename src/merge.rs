@@ -276,6 +276,13 @@ impl FieldTable {
     /// Layout template source with its merge fields replaced by markers; every other `{{…}}`
     /// is Handlebars and stays.
     pub fn mark_template(&mut self, source: &str) -> String {
+        // Every merge field names `subscriber.` or `unsubscribe_url`: a template that says
+        // neither has none, and is not cut at each of its Handlebars tags (every template of
+        // the layout, on every render).
+        let names = |name: &str| memchr::memmem::find(source.as_bytes(), name.as_bytes());
+        if names("subscriber.").is_none() && names("unsubscribe_url").is_none() {
+            return source.to_string();
+        }
         self.mark_pieces(cut(source, false).unwrap_or_else(|_| vec![Piece::Text(source)]))
     }
 
