@@ -6,10 +6,16 @@
 #     options, write the HTML; bulletin's own mrml crate and version), the floor for bulletin:
 #     the goal is bulletin ≤ 2× bare mrml;
 #   - the reference `mjml` CLI (npm).
-# Prints hyperfine's table and the ratios bulletin / bare mrml and mjml / bulletin.
+# Prints hyperfine's table for each round and the ratios bulletin / bare mrml and
+# mjml / bulletin. The runs are split into rounds (ROUNDS, default 5), each timing the three
+# in turn, the first to go taking turns: the speed of a shared machine drifts over a minute,
+# and a ratio is taken within a round, then the median of the rounds' ratios is reported,
+# with their range. Without a shell (hyperfine -N): at a few milliseconds a run, the shell's
+# start would be most of what is measured.
 #
 #   bash benches/compare-mjml.sh            # installs hyperfine (apt) and mjml (npm) if missing
-#   RUNS=100 bash benches/compare-mjml.sh   # more runs (default 30)
+#   RUNS=100 bash benches/compare-mjml.sh   # more runs in all (default 30)
+#   ROUNDS=10 RUNS=100 bash benches/compare-mjml.sh
 #
 # mjml is installed under target/bench-tools/, never into the repository; outputs go to a
 # temporary folder.
@@ -17,6 +23,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs=${RUNS:-30}
+rounds=${ROUNDS:-5}
+per_round=$(( (runs + rounds - 1) / rounds ))
 tools=target/bench-tools
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -41,16 +49,33 @@ cp "$work/out/2020-06.mjml" "$work/sample.mjml"
 
 echo "bulletin $("$bulletin" --version | cut -d' ' -f2), mrml $(grep -A1 '^name = "mrml"' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p'), mjml $("$mjml" --version | tr '\n' ' ')"
 echo "machine: $(nproc) cores, $(uname -sm)"
-hyperfine --warmup 3 --runs "$runs" --style basic --export-json "$work/times.json" \
-  -n "bulletin render (issue → HTML + text)" "$bulletin render issues/2020-06.json --out $work/b" \
-  -n "bare mrml (same MJML → HTML)" "$bare $work/sample.mjml $work/bare-run.html" \
-  -n "mjml CLI (same MJML → HTML)" "$mjml $work/sample.mjml -o $work/m.html"
+names=("bulletin render (issue → HTML + text)" "bare mrml (same MJML → HTML)" "mjml CLI (same MJML → HTML)")
+commands=("$bulletin render issues/2020-06.json --out $work/b" "$bare $work/sample.mjml $work/bare-run.html" "$mjml $work/sample.mjml -o $work/m.html")
+for round in $(seq 0 $((rounds - 1))); do
+  echo
+  echo "round $((round + 1)) of $rounds, $per_round runs each:"
+  args=()
+  for k in 0 1 2; do
+    i=$(( (k + round) % 3 ))
+    args+=(-n "${names[$i]}" "${commands[$i]}")
+  done
+  hyperfine -N --warmup 3 --runs "$per_round" --style basic --export-json "$work/times-$round.json" "${args[@]}"
+done
 
-python3 - "$work/times.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-b, bare, m = (x["median"] for x in r)
-print(f"\nmedians: bulletin render {b*1000:.1f} ms, bare mrml {bare*1000:.1f} ms, mjml CLI {m*1000:.1f} ms")
-print(f"bulletin / bare mrml: {b/bare:.1f}x (goal: at most 2x)")
-print(f"mjml CLI / bulletin: {m/b:.0f}x (bulletin is that much faster)")
+python3 - "$work" "$rounds" <<'PY'
+import json, statistics, sys
+work, rounds = sys.argv[1], int(sys.argv[2])
+b_bare, m_b, medians = [], [], {"bulletin": [], "bare": [], "mjml": []}
+for r in range(rounds):
+    by = {}
+    for x in json.load(open(f"{work}/times-{r}.json"))["results"]:
+        key = "bulletin" if x["command"].startswith("bulletin") else "bare" if x["command"].startswith("bare") else "mjml"
+        by[key] = x["median"]
+        medians[key].append(x["median"])
+    b_bare.append(by["bulletin"] / by["bare"])
+    m_b.append(by["mjml"] / by["bulletin"])
+ms = {k: statistics.median(v) * 1000 for k, v in medians.items()}
+print(f"\nmedians of the rounds: bulletin render {ms['bulletin']:.1f} ms, bare mrml {ms['bare']:.1f} ms, mjml CLI {ms['mjml']:.1f} ms")
+print(f"bulletin / bare mrml: {statistics.median(b_bare):.2f}x (rounds {min(b_bare):.2f} to {max(b_bare):.2f}; goal: at most 2x)")
+print(f"mjml CLI / bulletin: {statistics.median(m_b):.0f}x (rounds {min(m_b):.0f} to {max(m_b):.0f}; bulletin is that much faster)")
 PY
