@@ -9,8 +9,8 @@
 //! And parses the default layout's Handlebars templates once, here, with the Handlebars
 //! bulletin runs (the vendored one) and as `render` registers them, into
 //! `$OUT_DIR/parsed_templates.rs`: each template's source beside its parsed form
-//! (MessagePack: read back in a third of the instructions JSON took),
-//! which `src/render/prebuilt.rs` includes. Parsing them cost every run of bulletin more
+//! (MessagePack, read back in three quarters of the instructions JSON took), which
+//! `src/render/prebuilt.rs` includes. Parsing them cost every run of bulletin more
 //! than a third of a whole render. The footers are parsed a second time as `render`
 //! registers them, their unsubscribe link marked as a merge field.
 
@@ -36,8 +36,8 @@ fn main() {
 }
 
 /// The Rust text of `PARSED`: for each `.hbs` file under `layout`, its source and its
-/// parsed form in MessagePack (written to a file of `out_dir`), both included by the code. Parsed
-/// as `render` registers a template (`set_prevent_indent(true)`, not as a partial); a
+/// parsed form in MessagePack (written to a file of `out_dir`), both included by the code.
+/// Parsed as `render` registers a template (`set_prevent_indent(true)`, not as a partial); a
 /// template that does not parse is left out, for the run to report as it would. A template
 /// with the unsubscribe link is there twice: as written, and as `render` marks it.
 fn parsed_templates_code(layout: &Path, out_dir: &Path) -> String {

@@ -6,8 +6,8 @@
 //! text `build.rs` parsed; anything else (a layout's own files, a template whose literal
 //! images or merge fields changed its text) is parsed at run time as before. The footers'
 //! unsubscribe link, the built-in layout's one merge field, is marked the same in every
-//! issue ([`crate::merge::FieldTable::unsubscribe_first`]): they come parsed with it. Knows nothing
-//! of layouts or issues: it answers for a template's source.
+//! issue ([`crate::merge::FieldTable::unsubscribe_first`]): they come parsed with it.
+//! Knows nothing of layouts or issues: it answers for a template's source.
 
 include!(concat!(env!("OUT_DIR"), "/parsed_templates.rs"));
 
