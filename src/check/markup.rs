@@ -214,10 +214,7 @@ fn may_use_unknown_fields(loaded: &LoadedIssue, known: &[String]) -> bool {
         false => std::borrow::Cow::Borrowed(source),
     };
     let source = source.as_ref();
-    let body_files = super::bodies(loaded)
-        .into_iter()
-        .filter(|(path, _)| path.ends_with("body_file"))
-        .map(|(_, body)| body);
+    let body_files = super::body_files(loaded).into_iter().map(|(_, body)| body);
     std::iter::once(source).chain(body_files).any(|text| {
         let Ok(pieces) = crate::merge::scan(text) else {
             return true;

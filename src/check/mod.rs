@@ -382,11 +382,19 @@ fn texts(loaded: &LoadedIssue) -> Vec<(String, String)> {
         Ok(value) => crate::issue::json_strings(&value),
         Err(_) => Vec::new(),
     };
-    for (path, body) in bodies(loaded) {
-        if path.ends_with("body_file") {
-            out.push((path, body.to_string()));
-        }
-    }
+    out.extend(
+        body_files(loaded)
+            .into_iter()
+            .map(|(path, body)| (path, body.to_string())),
+    );
+    out
+}
+
+/// The bodies read from their own files (not in the issue's JSON), each named by its
+/// `body_file`.
+fn body_files(loaded: &LoadedIssue) -> Vec<(String, &str)> {
+    let mut out = bodies(loaded);
+    out.retain(|(path, _)| path.ends_with("body_file"));
     out
 }
 

@@ -15,6 +15,7 @@
 //! two lines, issue 14), and a CR or LF in any other value that lands in a header (a subject
 //! filled with a merge field) is an error.
 
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use lettre::Address;
@@ -33,7 +34,7 @@ use crate::render::Rendered;
 
 /// Everything about the message that is the same for every reader of an issue. Its
 /// settings are not to change once it has made a message: what every message shares is
-/// worked out then, once (`slots`, `escaped`, `frames`, `sender`).
+/// worked out then, once ([`PerIssue`]).
 pub struct Composer {
     pub rendered: Rendered,
     /// The issue's slug: part of each Message-ID.
@@ -52,23 +53,27 @@ pub struct Composer {
     /// envelope sender is its reader's VERP address ([`super::verp::envelope_sender`]), not the
     /// plain `from`. The headers are the same either way.
     pub verp: Option<super::verp::Key>,
-    /// The holes of [`Composer::template`], numbered once; `Default::default()`.
-    pub slots: std::sync::OnceLock<Slots>,
-    /// The text and HTML parts' literal text in quoted-printable, escaped once for every
-    /// reader's MIME message; `Default::default()`.
-    pub escaped: Escapes,
-    /// The issue's MIME message as lettre writes it, once for every reader's;
-    /// `Default::default()`.
-    pub frames: super::mime::Frames,
-    /// What every reader's headers say of the sender, made once; `Default::default()`.
-    pub sender: SenderHeaders,
+    /// What every reader's message shares; `Default::default()`.
+    pub per_issue: PerIssue,
 }
 
-/// What every reader's message of an issue says the same way, in ASCII as headers take it
-/// (internationalised domains in IDNA): worked out at the first message, not at each.
+/// What every reader's message of an issue shares, worked out at the first message from the
+/// [`Composer`]'s settings and kept for the others.
 #[derive(Default)]
-pub struct SenderHeaders(std::sync::OnceLock<Sender>);
+pub struct PerIssue {
+    /// The holes of [`Composer::template`], numbered once.
+    slots: OnceLock<Slots>,
+    /// The text and HTML parts' literal text in quoted-printable, escaped once for every
+    /// reader's MIME message ([`super::qp::Escaped`]).
+    escaped: OnceLock<[Escaped; 2]>,
+    /// The issue's MIME message as lettre writes it, once for every reader's.
+    frames: super::mime::Frames,
+    /// What the headers say of the sender.
+    sender: OnceLock<Sender>,
+}
 
+/// What every reader's message says of the sender, in ASCII as headers take it
+/// (internationalised domains in IDNA).
 struct Sender {
     from: Mailbox,
     reply_to: Option<Mailbox>,
@@ -77,10 +82,6 @@ struct Sender {
     /// Feedback-ID with the issue in it.
     feedback_id: Option<String>,
 }
-
-/// The text and HTML parts' literal text, escaped once ([`super::qp::Escaped`]).
-#[derive(Default)]
-pub struct Escapes(std::sync::OnceLock<[Escaped; 2]>);
 
 /// Why a message could not be built for a reader.
 #[derive(Debug, thiserror::Error)]
@@ -200,7 +201,7 @@ impl Composer {
     /// The holes of the template, numbered as [`Template::text_with`] numbers them (in order
     /// of appearance, whatever the token).
     fn slots(&self) -> &Slots {
-        self.slots.get_or_init(|| {
+        self.per_issue.slots.get_or_init(|| {
             let documents = [
                 &self.rendered.subject,
                 &self.rendered.html,
@@ -212,7 +213,7 @@ impl Composer {
 
     /// The text and HTML parts for `recipient`, to be written in quoted-printable.
     fn encoded_parts(&self, recipient: &impl MergeValues) -> (Part<'_>, Part<'_>) {
-        let [text, html] = self.escaped.0.get_or_init(|| {
+        let [text, html] = self.per_issue.escaped.get_or_init(|| {
             [
                 Escaped::new(&self.rendered.text),
                 Escaped::new(&self.rendered.html),
@@ -225,7 +226,7 @@ impl Composer {
     }
 
     fn sender(&self) -> &Sender {
-        self.sender.0.get_or_init(|| Sender {
+        self.per_issue.sender.get_or_init(|| Sender {
             from: ascii_mailbox(&self.from),
             reply_to: self.reply_to.as_ref().map(ascii_mailbox),
             mailto: idn::ascii(&self.unsubscribe.mailto).to_string(),
@@ -300,7 +301,7 @@ impl Composer {
                     html,
                     feedback_id,
                     dkim: self.dkim.as_ref(),
-                    frame: &self.frames,
+                    frame: &self.per_issue.frames,
                 }
                 .build()
                 .map_err(|source| ComposeError::Build {
@@ -414,10 +415,7 @@ mod tests {
             verp: None,
             dkim: None,
             feedback_id: None,
-            slots: Default::default(),
-            escaped: Default::default(),
-            frames: Default::default(),
-            sender: Default::default(),
+            per_issue: Default::default(),
         }
     }
 

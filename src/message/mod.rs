@@ -24,9 +24,8 @@ use std::fmt;
 use lettre::Address;
 use lettre::message::Mailbox;
 
-pub use compose::{ComposeError, Composer, Template, TemplateText};
+pub use compose::{ComposeError, Composer, PerIssue, Template, TemplateText};
 pub use dkim::{DkimError, dkim_config, load as load_dkim};
-pub use mime::Frames;
 pub use unsubscribe::Unsubscribe;
 pub(crate) use unsubscribe::hex;
 

@@ -96,9 +96,6 @@ fn composer(setup: &Setup, slug: &str, rendered: Rendered) -> Result<Composer, S
         test: setup.test,
         dkim,
         feedback_id: config.feedback_id(setup.profile).cloned(),
-        slots: Default::default(),
-        escaped: Default::default(),
-        frames: Default::default(),
-        sender: Default::default(),
+        per_issue: Default::default(),
     })
 }

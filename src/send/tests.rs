@@ -46,10 +46,7 @@ fn composer() -> Composer {
         verp: None,
         dkim: None,
         feedback_id: None,
-        slots: Default::default(),
-        escaped: Default::default(),
-        frames: Default::default(),
-        sender: Default::default(),
+        per_issue: Default::default(),
     }
 }
 
