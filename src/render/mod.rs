@@ -2,9 +2,11 @@
 //! issue into [`Prepared`] templates whose merge fields are filled per recipient.
 //!
 //! Steps: build the template data (`context`), fill the layout's MJML and text templates with
-//! Handlebars, compile the MJML with mrml, tidy and wrap the text (on a second thread, while
-//! the HTML is drawn), and cut both at their merge fields. Each part's templates are compiled once for the same sources and kept for the next
-//! render in the process (`COMPILED`): parsing them costs more than filling them. Pure: reads
+//! Handlebars, compile the MJML with mrml, tidy and wrap the text, and cut both at their merge
+//! fields. A second thread makes the templates ready while the data is built, then draws the
+//! text while the HTML is drawn. Each part's templates are compiled once for the same sources
+//! and kept for the next render in the process (`COMPILED`): parsing them costs more than
+//! filling them. Pure: reads
 //! nothing from disk and touches no network; the issue and the layout
 //! arrive loaded (loading them and choosing the layout is [`crate::edition`]'s). Relative
 //! image paths, the issue's and the layout's, are resolved for where the email is read
@@ -21,7 +23,7 @@ mod prebuilt;
 mod text;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use handlebars::{Handlebars, no_escape};
 use serde_json::Value;
@@ -195,40 +197,41 @@ pub fn render(
         assets: &opts.assets,
         images_url: loaded.issue.images_url.as_ref().map(|u| u.as_str()),
     };
-    let context = context::build(
-        loaded,
-        layout,
-        images,
-        opts.page_url.as_deref(),
-        opts.web,
-        &mut fields,
-    )?;
-    let data = Arc::new(handlebars::Context::from(
-        serde_json::to_value(&context).unwrap_or(Value::Null),
-    ));
     let language = loaded.issue.language.as_str();
-
+    // The layout's merge fields are numbered before the issue's (which changes no output), so
+    // that its templates are known before the template data: a second thread makes both
+    // parts' registries ready while this one builds the data, then draws the text part while
+    // this one draws the HTML, whose templates and MJML cost the most.
     let mjml_sources = Sources::new(layout, Part::Mjml, images, language, &mut fields);
     let text_sources = Sources::new(layout, Part::Text, images, language, &mut fields);
-    // The two parts share nothing but the data: the text part is drawn on a second thread
-    // while this one draws the HTML, whose templates and MJML cost the most. That thread
-    // also frees the data, which this one hands it once the MJML is filled: freeing it
-    // costs about a sixth of mrml's work, which this thread still has ahead.
-    let (html, text) = std::thread::scope(|scope| {
-        let (hand_over, handed) = std::sync::mpsc::channel::<Arc<handlebars::Context>>();
-        let theirs = Arc::clone(&data);
+    let (context, html, text) = std::thread::scope(|scope| {
+        let (hand_mjml, mjml_templates) = mpsc::channel();
+        let (hand_data, data) = mpsc::channel::<Arc<handlebars::Context>>();
         let text = scope.spawn(move || {
-            let text = draw_text(text_sources, &theirs);
-            drop(theirs);
-            drop(handed.recv());
-            text
+            let _ = hand_mjml.send(Templates::get(mjml_sources));
+            draw_text(text_sources, data)
         });
-        let html = draw_html(mjml_sources, data, hand_over, scope);
-        let text = text
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (html, text)
-    });
+        let context = context::build(
+            loaded,
+            layout,
+            images,
+            opts.page_url.as_deref(),
+            opts.web,
+            &mut fields,
+        )?;
+        let Ok(templates) = mjml_templates.recv() else {
+            // The other thread ended without sending them: it panicked, and so does this one.
+            let panic = text.join().err();
+            std::panic::resume_unwind(panic.unwrap_or_else(|| Box::new("no templates")));
+        };
+        let html = draw_html(&context, templates, hand_data);
+        let text = match text.join() {
+            Ok(Some(text)) => text,
+            Ok(None) => unreachable!("the text part is drawn once the data is handed over"),
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        Ok((context, html, text))
+    })?;
     // A broken HTML part is reported first, as when the parts were drawn in turn.
     let (mjml, html) = html?;
     let text = text?;
@@ -250,28 +253,40 @@ pub fn render(
     })
 }
 
-/// The HTML part: its templates filled, then compiled by mrml. Returns the MJML too. Its
-/// templates are the most to parse, when they are not the built-in ones: `scope` lends a
-/// thread to parse half of them. `data` is handed over to `hand_over` once the templates are
-/// filled, for another thread to free.
-fn draw_html<'scope>(
-    sources: Sources,
-    data: Arc<handlebars::Context>,
-    hand_over: std::sync::mpsc::Sender<Arc<handlebars::Context>>,
-    scope: &'scope std::thread::Scope<'scope, '_>,
+/// The HTML part: its templates (made ready by the other thread) filled with `context`, then
+/// compiled by mrml. Returns the MJML too. The template data goes to `hand_over` twice: for
+/// the text part, and once the MJML is filled, for the other thread to free (that costs about
+/// a sixth of mrml's work, which this thread still has ahead).
+fn draw_html(
+    context: &context::Context,
+    templates: Result<Arc<Templates>, RenderError>,
+    hand_over: mpsc::Sender<Arc<handlebars::Context>>,
 ) -> Result<(String, String), RenderError> {
-    let mjml = Templates::get(sources, Some(scope))?.render(&data);
-    // If that thread has ended already (it panicked), the data is freed here.
+    let data = Arc::new(handlebars::Context::from(
+        serde_json::to_value(context).unwrap_or(Value::Null),
+    ));
+    // If the other thread has ended already (it panicked), its panic is raised on joining it.
+    let _ = hand_over.send(Arc::clone(&data));
+    let mjml = templates.and_then(|t| t.render(&data));
     let _ = hand_over.send(data);
     let mjml = mjml?;
     let html = compile_mjml(&mjml)?;
     Ok((mjml, html))
 }
 
-/// The plain-text part: its templates filled, then tidied and wrapped.
-fn draw_text(sources: Sources, data: &handlebars::Context) -> Result<String, RenderError> {
-    let text = Templates::get(sources, None)?.render(data)?;
-    Ok(text::tidy(&text))
+/// The plain-text part: its templates made ready, then, once `data` brings the template data,
+/// filled, tidied and wrapped. The data comes a second time for this thread to free it.
+/// `None` when the data never comes (the other thread failed to build it).
+fn draw_text(
+    sources: Sources,
+    data: mpsc::Receiver<Arc<handlebars::Context>>,
+) -> Option<Result<String, RenderError>> {
+    let templates = Templates::get(sources);
+    let shared = data.recv().ok()?;
+    let text = templates.and_then(|t| t.render(&shared).map(|text| text::tidy(&text)));
+    drop(shared);
+    drop(data.recv());
+    Some(text)
 }
 
 /// Every section's kind must be one the layout can draw.
@@ -357,19 +372,14 @@ struct Templates {
 const MAIN: &str = "email";
 
 impl Templates {
-    /// The registry for these sources: the one compiled last for them, or a new one, half of
-    /// whose templates to parse (those not built in) are parsed on a thread of `scope` when
-    /// there is one.
-    fn get<'scope>(
-        sources: Sources,
-        scope: Option<&'scope std::thread::Scope<'scope, '_>>,
-    ) -> Result<Arc<Self>, RenderError> {
+    /// The registry for these sources: the one compiled last for them, or a new one.
+    fn get(sources: Sources) -> Result<Arc<Self>, RenderError> {
         // A render that panicked holding the lock left the list whole: each change is one call.
         let compiled = || COMPILED.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(t) = compiled().iter().find(|t| t.sources == sources) {
             return Ok(Arc::clone(t));
         }
-        let templates = Arc::new(Self::compile(sources, scope)?);
+        let templates = Arc::new(Self::compile(sources)?);
         let mut list = compiled();
         list.push(Arc::clone(&templates));
         if list.len() > KEEP_COMPILED {
@@ -378,43 +388,15 @@ impl Templates {
         Ok(templates)
     }
 
-    fn compile<'scope>(
-        sources: Sources,
-        scope: Option<&'scope std::thread::Scope<'scope, '_>>,
-    ) -> Result<Self, RenderError> {
+    /// A registry of these sources: the built-in layout's templates come parsed by build.rs
+    /// and are only read; the others are parsed, in order, the first that does not parse
+    /// being the error.
+    fn compile(sources: Sources) -> Result<Self, RenderError> {
         let mut registry = new_registry(sources.part, &sources.language);
-        // The built-in layout's templates come parsed by build.rs, and are only read here:
-        // not worth a thread. Only the others are parsed.
-        let mut to_parse = Vec::new();
-        for template in &sources.templates {
-            let (name, _, source) = template;
+        for (name, file, source) in &sources.templates {
             match prebuilt::parsed(name, source) {
                 Some(parsed) => registry.register_template(name, parsed),
-                None => to_parse.push(template.clone()),
-            }
-        }
-        let half = match scope {
-            Some(_) => half_the_parsing(&to_parse),
-            None => to_parse.len(),
-        };
-        // The second half, parsed on the other thread into a registry of its own, from which
-        // this one takes them: parsing is most of the cost, a template's copy little.
-        let theirs = scope.filter(|_| half < to_parse.len()).map(|scope| {
-            let (part, language) = (sources.part, sources.language.clone());
-            let templates = to_parse[half..].to_vec();
-            scope.spawn(move || {
-                let mut registry = new_registry(part, &language);
-                register_all(&mut registry, &templates)?;
-                Ok::<_, RenderError>(registry)
-            })
-        });
-        register_all(&mut registry, &to_parse[..half])?;
-        if let Some(theirs) = theirs {
-            let theirs = theirs
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-            for (name, template) in theirs.get_templates() {
-                registry.register_template(name, template.clone());
+                None => register(&mut registry, name, file, source)?,
             }
         }
         let origins = sources
@@ -442,22 +424,6 @@ impl Templates {
     }
 }
 
-/// Where to cut `templates` so that each side has about half the parsing, this thread's side
-/// not more (it also copies the other's in): Handlebars' parser spends its time on the
-/// `{{…}}` (plain text is one skip), so they are what is counted.
-fn half_the_parsing(templates: &[(String, String, String)]) -> usize {
-    let tags = |source: &String| source.matches("{{").count();
-    let total: usize = templates.iter().map(|(_, _, source)| tags(source)).sum();
-    let mut seen = 0;
-    templates
-        .iter()
-        .position(|(_, _, source)| {
-            seen += tags(source);
-            seen * 2 > total
-        })
-        .map_or(templates.len(), |i| i.max(1))
-}
-
 /// An empty registry for one part: text is not HTML-escaped, and `upper` knows the language.
 fn new_registry(part: Part, language: &str) -> Handlebars<'static> {
     let mut registry = Handlebars::new();
@@ -469,23 +435,21 @@ fn new_registry(part: Part, language: &str) -> Handlebars<'static> {
     registry
 }
 
-/// Parses `templates` (name, file, source) into `registry`, in order: the first that does
-/// not parse is the error, naming its file.
-fn register_all(
+/// Parses `source` into `registry` as `name`; an error names `file`.
+fn register(
     registry: &mut Handlebars<'static>,
-    templates: &[(String, String, String)],
+    name: &str,
+    file: &str,
+    source: &str,
 ) -> Result<(), RenderError> {
-    for (name, file, source) in templates {
-        registry
-            .register_template_string(name, source)
-            .map_err(|e| RenderError::Template {
-                file: file.clone(),
-                line: e.pos().map(|p| p.0),
-                column: e.pos().map(|p| p.1),
-                message: template_reason(e.reason()),
-            })?;
-    }
-    Ok(())
+    registry
+        .register_template_string(name, source)
+        .map_err(|e| RenderError::Template {
+            file: file.to_string(),
+            line: e.pos().map(|p| p.0),
+            column: e.pos().map(|p| p.1),
+            message: template_reason(e.reason()),
+        })
 }
 
 /// A template's source with its literal image paths (`<mj-image src="badge.png">`) resolved
