@@ -166,30 +166,34 @@ impl Ledger {
                 ..Claim::default()
             };
             {
+                // A reader the ledger does not know yet, the usual case, is claimed by the
+                // insert alone; only one it knows is looked up, to see how it stands.
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO deliveries (issue, recipient, state, run, updated_at)
+                     VALUES (?1, ?2, 'in_flight', ?3, ?4)
+                     ON CONFLICT (issue, recipient) DO NOTHING",
+                )?;
                 let mut current = tx.prepare_cached(
                     "SELECT state, coalesce(reply, '') FROM deliveries WHERE issue = ?1 AND recipient = ?2",
                 )?;
-                let mut upsert = tx.prepare_cached(
-                    "INSERT INTO deliveries (issue, recipient, state, run, updated_at)
-                     VALUES (?1, ?2, 'in_flight', ?3, ?4)
-                     ON CONFLICT (issue, recipient) DO UPDATE
-                     SET state = 'in_flight', run = excluded.run, updated_at = excluded.updated_at",
+                let mut take = tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'in_flight', run = ?3, updated_at = ?4
+                     WHERE issue = ?1 AND recipient = ?2",
                 )?;
                 for r in recipients {
-                    let stored: Option<(String, String)> = current
-                        .query_row(params![issue, r], |row| Ok((row.get(0)?, row.get(1)?)))
-                        .optional()?;
-                    let (state, reply) = match stored {
-                        Some((s, reply)) => (Some(State::read(issue, &s)?), reply),
-                        None => (None, String::new()),
-                    };
-                    match state {
-                        Some(State::Sent) => claim.sent_before += 1,
-                        Some(State::FailedPermanent) if !retry_permanent => {
+                    if insert.execute(params![issue, r, run.0, stamp(now)])? == 1 {
+                        claim.claimed.push(r.clone());
+                        continue;
+                    }
+                    let (state, reply): (String, String) =
+                        current.query_row(params![issue, r], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                    match State::read(issue, &state)? {
+                        State::Sent => claim.sent_before += 1,
+                        State::FailedPermanent if !retry_permanent => {
                             claim.failed_before.push((r.clone(), reply));
                         }
                         _ => {
-                            upsert.execute(params![issue, r, run.0, stamp(now)])?;
+                            take.execute(params![issue, r, run.0, stamp(now)])?;
                             claim.claimed.push(r.clone());
                         }
                     }

@@ -220,7 +220,9 @@ impl Part<'_> {
     /// with ".": SMTP doubles those dots ([`crate::message::MimeBytes::dot_lines`]). The
     /// part's first line is not one it begins.
     pub fn write(&self, out: &mut Vec<u8>, dots: &mut Vec<usize>) {
-        let mut starts = Vec::new();
+        // Room for a line start every 73 bytes, a full line's worth: a part of long lines
+        // needs no more, one of short lines grows it a few times instead of a dozen.
+        let mut starts = Vec::with_capacity(self.most() / (LIMIT - 3) + 1);
         let mut lines = Lines {
             start: out.len(),
             out,
