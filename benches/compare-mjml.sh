@@ -12,10 +12,15 @@
 # and a ratio is taken within a round, then the median of the rounds' ratios is reported,
 # with their range. Without a shell (hyperfine -N): at a few milliseconds a run, the shell's
 # start would be most of what is measured.
+# Then bulletin and bare mrml alone, in turn (PAIRS times each, default 300), each run timed
+# from its start to its exit: the ratio of each pair, then their median and quartiles. Runs a
+# few milliseconds apart see the same machine, where a round of hyperfine sees it drift; on
+# this machine that is what told a 9% change from noise.
 #
 #   bash benches/compare-mjml.sh            # installs hyperfine (apt) and mjml (npm) if missing
 #   RUNS=100 bash benches/compare-mjml.sh   # more runs in all (default 30)
 #   ROUNDS=10 RUNS=100 bash benches/compare-mjml.sh
+#   PAIRS=1000 bash benches/compare-mjml.sh
 #
 # mjml is installed under target/bench-tools/, never into the repository; outputs go to a
 # temporary folder.
@@ -24,6 +29,7 @@ cd "$(dirname "$0")/.."
 
 runs=${RUNS:-30}
 rounds=${ROUNDS:-5}
+pairs=${PAIRS:-300}
 per_round=$(( (runs + rounds - 1) / rounds ))
 tools=target/bench-tools
 work=$(mktemp -d)
@@ -78,4 +84,36 @@ ms = {k: statistics.median(v) * 1000 for k, v in medians.items()}
 print(f"\nmedians of the rounds: bulletin render {ms['bulletin']:.1f} ms, bare mrml {ms['bare']:.1f} ms, mjml CLI {ms['mjml']:.1f} ms")
 print(f"bulletin / bare mrml: {statistics.median(b_bare):.2f}x (rounds {min(b_bare):.2f} to {max(b_bare):.2f}; goal: at most 2x)")
 print(f"mjml CLI / bulletin: {statistics.median(m_b):.0f}x (rounds {min(m_b):.0f} to {max(m_b):.0f}; bulletin is that much faster)")
+PY
+
+echo
+echo "in turn, $pairs pairs:"
+python3 - "$pairs" "$bulletin" "$bare" "$work" <<'PY'
+import os, statistics, sys, time
+pairs, bulletin, bare, work = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+quiet = os.open(os.devnull, os.O_WRONLY)
+commands = {
+    "bulletin": [bulletin, "render", "issues/2020-06.json", "--out", f"{work}/b"],
+    "bare": [bare, f"{work}/sample.mjml", f"{work}/bare-run.html"],
+}
+def run(argv):
+    start = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, quiet, 1)])
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        sys.exit(f"{argv[0]} failed")
+    return time.perf_counter() - start
+for argv in commands.values():
+    for _ in range(5):
+        run(argv)
+times = {name: [] for name in commands}
+for i in range(pairs):
+    # Each goes first in every other pair.
+    for name in (["bulletin", "bare"] if i % 2 == 0 else ["bare", "bulletin"]):
+        times[name].append(run(commands[name]))
+ratios = sorted(b / m for b, m in zip(times["bulletin"], times["bare"]))
+q = lambda f: ratios[int(f * (len(ratios) - 1))]
+ms = {name: statistics.median(t) * 1000 for name, t in times.items()}
+print(f"medians: bulletin render {ms['bulletin']:.1f} ms, bare mrml {ms['bare']:.1f} ms")
+print(f"bulletin / bare mrml, pair by pair: {statistics.median(ratios):.2f}x (quartiles {q(0.25):.2f} to {q(0.75):.2f}; goal: at most 2x)")
 PY
