@@ -3,19 +3,16 @@
 //!
 //! Steps: build the template data (`context`), fill the layout's MJML and text templates with
 //! Handlebars, compile the MJML with mrml, tidy and wrap the text, and cut both at their merge
-//! fields, all on the calling thread: drawing the text part on a second thread (and freeing the
-//! template data there) cost more than it saved on two cores, for its start, its heap, waking
-//! it and the allocator's lock: one thread renders the sample 8% faster as a whole `bulletin
-//! render` and 12% faster in-process (each measured in turn with the other). Each part's
-//! templates are compiled once for the same sources and kept for the next render in the process
-//! (`COMPILED`): parsing them costs more than filling them. Pure: reads nothing from disk and
-//! touches no network; the issue and the layout arrive loaded (loading them and choosing the
-//! layout is [`crate::edition`]'s). Relative image paths, the issue's and the layout's, are
-//! resolved for where the email is read ([`AssetBase`]). Dates are written from CLDR in the
-//! issue's language (`dates`), and a right-to-left language is laid out from the right
-//! (`context`). What a render had to guess (a language without CLDR data or without the
-//! layout's words) comes back as [`RenderWarning`]s for the command line to print and `check`
-//! to report. Decides nothing about sending: `check` says what may go out.
+//! fields, all on the calling thread (see [`render`] for why). Each part's templates are
+//! compiled once for the same sources and kept for the next render in the process (`COMPILED`):
+//! parsing them costs more than filling them. Pure: reads nothing from disk and touches no
+//! network; the issue and the layout arrive loaded (loading them and choosing the layout is
+//! [`crate::edition`]'s). Relative image paths, the issue's and the layout's, are resolved for
+//! where the email is read ([`AssetBase`]). Dates are written from CLDR in the issue's language
+//! (`dates`), and a right-to-left language is laid out from the right (`context`). What a
+//! render had to guess (a language without CLDR data or without the layout's words) comes back
+//! as [`RenderWarning`]s for the command line to print and `check` to report. Decides nothing
+//! about sending: `check` says what may go out.
 
 mod context;
 mod dates;
@@ -186,7 +183,11 @@ fn position(line: Option<usize>, column: Option<usize>) -> String {
     }
 }
 
-/// Renders an issue with a layout.
+/// Renders an issue with a layout, both parts on the calling thread: drawing the text part on
+/// a second thread (and freeing the data there) cost more than it saved on two cores, for the
+/// thread's start, its heap, waking it and the allocator's lock. One thread renders the
+/// sample 8% faster as a whole `bulletin render` and 12% faster in-process (each measured in
+/// turn with the other).
 pub fn render(
     loaded: &LoadedIssue,
     layout: &Layout,

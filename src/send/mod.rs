@@ -48,7 +48,7 @@ use crate::message::{ComposeError, Composer};
 pub use live::{process_alive, this_process};
 pub use plan::{List, Plan, plan};
 pub use report::{TestOutcome, TestReport};
-pub use run::{Event, RunOptions, dry_run_ledger, run};
+pub use run::{Event, RunOptions, ledger_for, run};
 pub use setup::{Setup, SetupError, tools};
 pub use status::{Format, Listing, Status, status};
 pub use stop::Stop;

@@ -17,7 +17,7 @@ use crate::transport::Transport;
 /// What a run is of, and how it goes.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// The ledger file: the workspace's, or a dry run's own ([`dry_run_ledger`]).
+    /// The ledger file: the workspace's, or a dry run's own ([`ledger_for`]).
     pub ledger: PathBuf,
     pub list: List,
     /// Go on even though the issue changed after a partial send.
@@ -37,10 +37,13 @@ pub enum Event {
     Progress(Progress),
 }
 
-/// The ledger of a dry run into `dir`: its own, so that a dry run records nothing in the
-/// workspace's.
-pub fn dry_run_ledger(dir: &Path) -> PathBuf {
-    dir.join(".dry-run-ledger.sqlite")
+/// The ledger a send of the workspace at `root` records in: the workspace's, or for a dry run
+/// into a folder, one of its own there, so that a dry run records nothing in the workspace's.
+pub fn ledger_for(root: &Path, dry_run: Option<&Path>) -> PathBuf {
+    match dry_run {
+        Some(dir) => dir.join(".dry-run-ledger.sqlite"),
+        None => crate::workspace::ledger_path(root),
+    }
 }
 
 /// Sends the issue of `tools.composer` to `opts.list`, recording every outcome.

@@ -156,10 +156,7 @@ async fn to_list<T: Transport>(
         return Ok(());
     }
     let opts = RunOptions {
-        ledger: match &args.dry_run {
-            Some(dir) => send::dry_run_ledger(dir),
-            None => crate::workspace::ledger_path(root),
-        },
+        ledger: send::ledger_for(root, args.dry_run.as_deref()),
         list,
         force: args.force,
         stop: Stop::on_ctrl_c(),
