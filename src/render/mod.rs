@@ -199,7 +199,7 @@ pub fn render(
         assets: &opts.assets,
         images_url: loaded.issue.images_url.as_ref().map(|u| u.as_str()),
     };
-    let context = context::build(
+    let mut context = context::build(
         loaded,
         layout,
         images,
@@ -211,12 +211,17 @@ pub fn render(
     let language = loaded.issue.language.as_str();
     let mjml_sources = Sources::new(layout, Part::Mjml, images, language, &mut fields);
     let text_sources = Sources::new(layout, Part::Text, images, language, &mut fields);
-    // The HTML part first: a broken one is what is reported.
     let mjml = Templates::get(mjml_sources)?.render(&data)?;
+    let text = Templates::get(text_sources).and_then(|t| t.render(&data));
+    let text = text.map(|text| text::tidy(&text));
+    // Both parts filled and the data freed before mrml runs, so that its document tree reuses
+    // that memory instead of touching fresh pages, each a page fault: a whole `bulletin
+    // render` of the sample went from 660 faults to 600, and 4% less time.
+    let (date, warnings) = (context.date(), std::mem::take(&mut context.warnings));
+    drop((data, context));
+    // The HTML part's problems first: a broken one is what is reported.
     let html = compile_mjml(&mjml)?;
-    let text = text::tidy(&Templates::get(text_sources)?.render(&data)?);
-    // Freed before the parts are cut (which copies them), for them to take its memory.
-    drop(data);
+    let text = text?;
     let subject = fields.mark(loaded.issue.title.as_str());
     let preheader = loaded
         .issue
@@ -230,8 +235,8 @@ pub fn render(
         html: Prepared::html(&html, &fields),
         text: Prepared::text(&text, &fields),
         mjml,
-        date: context.date(),
-        warnings: context.warnings,
+        date,
+        warnings,
     })
 }
 
