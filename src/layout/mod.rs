@@ -100,7 +100,7 @@ impl Origin {
 }
 
 /// Which flavour of template a file is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Part {
     Mjml,
     Text,
