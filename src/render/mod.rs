@@ -5,9 +5,9 @@
 //! Handlebars, compile the MJML with mrml, tidy and wrap the text, and cut both at their merge
 //! fields, all on the calling thread (see [`render`] for why). Each part's templates, when the
 //! same sources come a second time in the process, are kept compiled for the renders after
-//! (`COMPILED`): parsing them costs more than filling them. Pure: reads nothing from disk and touches no
-//! network; the issue and the layout arrive loaded (loading them and choosing the layout is
-//! [`crate::edition`]'s). Relative image paths, the issue's and the layout's, are resolved for
+//! (`COMPILED`): parsing them costs more than filling them. Pure: reads nothing from disk and
+//! touches no network; the issue and the layout arrive loaded (loading them and choosing the
+//! layout is [`crate::edition`]'s). Relative image paths, the issue's and the layout's, are resolved for
 //! where the email is read ([`AssetBase`]). Dates are written from CLDR in the issue's language
 //! (`dates`), and a right-to-left language is laid out from the right (`context`). What a
 //! render had to guess (a language without CLDR data or without the layout's words) comes back
