@@ -581,10 +581,15 @@ fn one_line(text: &str) -> String {
 /// Text with its line breaks as `\n` and no other control character (RFC 5545 allows none in
 /// a text value but the tab), trimmed.
 fn clean(text: &str) -> String {
+    let kept = |c: char| !c.is_control() || c == '\n' || c == '\t';
+    // Most text has nothing to take out (a carriage return is a control character).
+    if text.chars().all(kept) {
+        return text.trim().to_string();
+    }
     text.replace("\r\n", "\n")
         .replace('\r', "\n")
         .chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .filter(|c| kept(*c))
         .collect::<String>()
         .trim()
         .to_string()

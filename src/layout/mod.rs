@@ -21,6 +21,7 @@
 //! This module hands out template text, theme values and those lists; it never renders and
 //! decides nothing about sending.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -71,12 +72,25 @@ pub fn builtin_files() -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// An embedded file's text, borrowed from the binary when it is valid UTF-8 (every file
+/// `layouts/default/` holds is), rather than copied at each start.
+fn embedded_text(data: Cow<'static, [u8]>) -> Cow<'static, str> {
+    match data {
+        Cow::Borrowed(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(bytes),
+        },
+        Cow::Owned(bytes) => Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()),
+    }
+}
+
 /// A template file of a layout: its name in the layout (`sections/news.mjml.hbs`), its text,
 /// and where it came from (for error messages).
 #[derive(Debug, Clone)]
 pub struct Template {
     pub name: String,
-    pub source: String,
+    /// The built-in layout's text is the binary's own, borrowed; a folder's file is read.
+    pub source: Cow<'static, str>,
     pub origin: Origin,
 }
 
@@ -164,7 +178,7 @@ impl Layout {
             let Some(file) = DefaultLayout::get(&name) else {
                 continue;
             };
-            let source = String::from_utf8_lossy(&file.data).into_owned();
+            let source = embedded_text(file.data);
             if name == THEME {
                 theme = parse_theme(&source, &Origin::Builtin.describe(THEME))?;
             } else if name == FIELDS {
@@ -249,7 +263,7 @@ impl Layout {
                     name.clone(),
                     Template {
                         name,
-                        source,
+                        source: Cow::Owned(source),
                         origin: Origin::File(path),
                     },
                 );
