@@ -521,7 +521,9 @@ fn mjml_error(mjml: &str, e: &mrml::prelude::parser::Error) -> RenderError {
 mod tests {
     use handlebars::Handlebars;
 
-    use super::{AssetBase, FieldTable, Images, Part, Sources, prebuilt};
+    use std::sync::Arc;
+
+    use super::{AssetBase, FieldTable, Images, Part, Sources, Templates, prebuilt};
     use crate::layout::Layout;
 
     /// A render with the built-in layout parses no template: each comes parsed by build.rs,
@@ -548,6 +550,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A process that draws the same sources again compiles them a second time, then keeps
+    /// them: `preview` and `publish` reuse them from the third render on, while a process
+    /// that renders once (`render`, `send`) frees them before mrml runs. Sources in a
+    /// language no other test uses, so that renders on other threads do not interleave.
+    #[test]
+    fn templates_are_kept_when_the_same_sources_come_again() {
+        let layout = Layout::builtin().unwrap();
+        let assets = AssetBase::Sent;
+        let images = Images {
+            assets: &assets,
+            images_url: None,
+        };
+        let sources = || {
+            Sources::new(
+                &layout,
+                Part::Text,
+                images,
+                "x-kept",
+                &mut FieldTable::unsubscribe_first(),
+            )
+        };
+        let first = Templates::get(sources()).unwrap();
+        let second = Templates::get(sources()).unwrap();
+        let third = Templates::get(sources()).unwrap();
+        assert!(
+            !Arc::ptr_eq(&first, &second),
+            "compiled again the second time"
+        );
+        assert!(Arc::ptr_eq(&second, &third), "kept from the second time");
+        assert_eq!(
+            Arc::strong_count(&first),
+            1,
+            "the first compiled is not kept"
+        );
     }
 
     /// What a layout's partials see, as the published handlebars 6.4.4 shows it (the expected
