@@ -274,6 +274,43 @@ impl Context {
         }
     }
 
+    /// bulletin: the value `navigate` finds for a path of names only (no `../`, `@root`,
+    /// `this` or block parameter) under the innermost block, read in place instead of
+    /// through an absolute path of owned names. `None` when the path is of another kind or
+    /// finds nothing (or an invalid index): `navigate` then answers, errors included.
+    pub(crate) fn value_in_place<'a>(
+        &'a self,
+        relative_path: &[PathSeg],
+        block_contexts: &'a VecDeque<BlockContext<'_>>,
+    ) -> Option<&'a Json> {
+        let Some(PathSeg::Named(first)) = relative_path.first() else {
+            return None;
+        };
+        let names_only = relative_path
+            .iter()
+            .all(|seg| matches!(seg, PathSeg::Named(_)));
+        if !names_only || get_in_block_params(block_contexts, first).is_some() {
+            return None;
+        }
+        let block = block_contexts.front();
+        let mut ptr = match block.and_then(BlockContext::base_value) {
+            Some(base) => Some(base),
+            None => {
+                let mut ptr = Some(self.data());
+                for name in block.map_or(&[][..], |b| b.base_path().as_slice()) {
+                    ptr = get_data(ptr, name).ok()?;
+                }
+                ptr
+            }
+        };
+        for seg in relative_path {
+            if let PathSeg::Named(name) = seg {
+                ptr = get_data(ptr, name).ok()?;
+            }
+        }
+        ptr
+    }
+
     /// Return the Json data wrapped in context
     pub fn data(&self) -> &Json {
         &self.data

@@ -826,6 +826,30 @@ fn render_helper<'reg: 'rc, 'rc>(
     }
 }
 
+/// bulletin: what a plain `{{path}}` writes when the path is of names only and finds a value,
+/// escaped as `do_escape` does, read in place (`Context::value_in_place`): no absolute path
+/// of owned names, and a string escaped from where it is rather than from a copy. `None`
+/// sends the caller the general way (a local variable, `../`, `@root`, `this`, a block
+/// parameter, a context changed by a decorator, recursive lookup, a missing value).
+fn value_text_in_place(
+    name: &Parameter,
+    registry: &Registry<'_>,
+    ctx: &Context,
+    rc: &RenderContext<'_, '_>,
+) -> Option<String> {
+    let Parameter::Path(Path::Relative((segs, _))) = name else {
+        return None;
+    };
+    if rc.recursive_lookup || rc.modified_context.is_some() {
+        return None;
+    }
+    let value = ctx.value_in_place(segs, &rc.blocks)?;
+    Some(match value {
+        Json::String(s) if !rc.is_disable_escape() => registry.get_escape_fn()(s),
+        other => do_escape(registry, rc, other.render()),
+    })
+}
+
 pub(crate) fn do_escape(r: &Registry<'_>, rc: &RenderContext<'_, '_>, content: String) -> String {
     if !rc.is_disable_escape() {
         r.get_escape_fn()(&content)
@@ -885,6 +909,8 @@ impl Renderable for TemplateElement {
                     let helper_name = ht.name.expand_as_name(registry, ctx, rc)?;
                     if helper_exists(&helper_name, registry, rc) {
                         render_helper(ht, registry, ctx, rc, out)
+                    } else if let Some(text) = value_text_in_place(&ht.name, registry, ctx, rc) {
+                        indent_aware_write(&text, rc, out)
                     } else {
                         debug!("Rendering value: {:?}", ht.name);
                         let context_json = ht.name.expand(registry, ctx, rc)?;
