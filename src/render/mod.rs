@@ -588,6 +588,32 @@ mod tests {
         );
     }
 
+    /// Values written by a plain `{{path}}`, which the vendored copy reads in place when
+    /// the path is of names only (vendor/README.md): under `each` and `with`, through a
+    /// block parameter (the general way), escaped or not, numbers, and a missing value.
+    #[test]
+    fn plain_values_are_written_as_handlebars_writes_them() {
+        let mut hb = Handlebars::new();
+        hb.register_template_string(
+            "t",
+            "{{#each items as |it|}}{{it.name}}|{{name}}|{{{html}}}|{{html}}|{{n}}|{{missing}}|\
+             {{this.name}};{{/each}}{{a.b.c}}{{#with a}}{{b.c}}{{../top}}{{/with}}{{items.1.name}}",
+        )
+        .unwrap();
+        let data = serde_json::json!({
+            "top": "T",
+            "items": [
+                {"name": "x", "html": "<b>", "n": 1.5},
+                {"name": "y", "html": "&", "n": 2}
+            ],
+            "a": {"b": {"c": "<c>"}}
+        });
+        assert_eq!(
+            hb.render("t", &data).unwrap(),
+            "x|x|<b>|&lt;b&gt;|1.5||x;y|y|&|&amp;|2||y;&lt;c&gt;&lt;c&gt;Ty"
+        );
+    }
+
     /// What a layout's partials see, as the published handlebars 6.4.4 shows it (the expected
     /// text was printed by it): the vendored copy reads a partial's context in place instead
     /// of from a copy (vendor/README.md), which must change nothing a layout can see: `this`,
