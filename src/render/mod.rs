@@ -7,12 +7,12 @@
 //! same sources come a second time in the process, are kept compiled for the renders after
 //! (`COMPILED`): parsing them costs more than filling them. Pure: reads nothing from disk and
 //! touches no network; the issue and the layout arrive loaded (loading them and choosing the
-//! layout is [`crate::edition`]'s). Relative image paths, the issue's and the layout's, are resolved for
-//! where the email is read ([`AssetBase`]). Dates are written from CLDR in the issue's language
-//! (`dates`), and a right-to-left language is laid out from the right (`context`). What a
-//! render had to guess (a language without CLDR data or without the layout's words) comes back
-//! as [`RenderWarning`]s for the command line to print and `check` to report. Decides nothing
-//! about sending: `check` says what may go out.
+//! layout is [`crate::edition`]'s). Relative image paths, the issue's and the layout's, are
+//! resolved for where the email is read ([`AssetBase`]). Dates are written from CLDR in the
+//! issue's language (`dates`), and a right-to-left language is laid out from the right
+//! (`context`). What a render had to guess (a language without CLDR data or without the
+//! layout's words) comes back as [`RenderWarning`]s for the command line to print and `check`
+//! to report. Decides nothing about sending: `check` says what may go out.
 
 mod context;
 mod dates;
@@ -304,40 +304,58 @@ impl Sources {
     }
 }
 
-/// The registries compiled last, newest last. Parsing a layout's templates costs more than
-/// filling them (Handlebars' parser), and the same layout is drawn again and again in one
-/// process: `publish` draws every issue with it, `preview` redraws on each save, the bench
-/// repeats a render. A registry is reused only for exactly the same [`Sources`].
-static COMPILED: Mutex<Vec<Arc<Templates>>> = Mutex::new(Vec::new());
+/// The registries kept for the renders after, and the fingerprints of the sources compiled
+/// once, each newest last. Parsing a layout's templates costs more than filling them
+/// (Handlebars' parser), and the same layout is drawn again and again in one process:
+/// `publish` draws every issue with it, `preview` redraws on each save, the bench repeats a
+/// render. A registry is kept only when its sources come a second time, so that a process
+/// drawing one email (`bulletin render`, `check`, `send`) frees its registries as soon as both
+/// parts are filled, before mrml builds its document, which then reuses that memory: 30 fewer
+/// page faults of about 620 in a whole render of the sample. A registry is reused only for
+/// exactly the same [`Sources`]; a fingerprint collision would only keep one early.
+static COMPILED: Mutex<Compiled> = Mutex::new(Compiled {
+    kept: Vec::new(),
+    seen_once: Vec::new(),
+});
 
-/// How many registries [`COMPILED`] keeps: both parts of an email and of its web edition.
+/// How many registries [`COMPILED`] keeps (both parts of an email and of its web edition),
+/// and how many sources it remembers having compiled once.
 const KEEP_COMPILED: usize = 4;
 
-/// Fingerprints of the sources compiled once and not kept, newest last. A registry is kept
-/// only when its sources come a second time, so that a process drawing one email (`bulletin
-/// render`, `check`, `send`) frees its registries as soon as both parts are filled, before
-/// mrml builds its document, which then reuses that memory: 30 fewer page faults of about 620
-/// in a whole render of the sample. A process that draws again compiles twice, then reuses.
-static COMPILED_ONCE: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+struct Compiled {
+    kept: Vec<Arc<Templates>>,
+    seen_once: Vec<u64>,
+}
 
-/// Whether these sources were compiled before in this process (by fingerprint: a collision
-/// only keeps a registry early, as a reuse compares the sources whole); notes them if not.
-fn compiled_before(sources: &Sources) -> bool {
-    let fingerprint = {
-        let mut hasher = std::hash::DefaultHasher::new();
-        sources.hash(&mut hasher);
-        hasher.finish()
-    };
-    let mut once = COMPILED_ONCE.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(at) = once.iter().position(|f| *f == fingerprint) {
-        once.remove(at);
-        return true;
+impl Compiled {
+    /// The registry kept for exactly these sources.
+    fn find(&self, sources: &Sources) -> Option<Arc<Templates>> {
+        self.kept.iter().find(|t| t.sources == *sources).cloned()
     }
-    once.push(fingerprint);
-    if once.len() > KEEP_COMPILED {
-        once.remove(0);
+
+    /// Keeps `templates` when its sources were compiled once before; else notes them.
+    fn note(&mut self, templates: &Arc<Templates>) {
+        let fingerprint = {
+            let mut hasher = std::hash::DefaultHasher::new();
+            templates.sources.hash(&mut hasher);
+            hasher.finish()
+        };
+        match self.seen_once.iter().position(|f| *f == fingerprint) {
+            Some(at) => {
+                self.seen_once.remove(at);
+                push_newest(&mut self.kept, Arc::clone(templates));
+            }
+            None => push_newest(&mut self.seen_once, fingerprint),
+        }
     }
-    false
+}
+
+/// `item` added to `list`, the oldest dropped beyond [`KEEP_COMPILED`].
+fn push_newest<T>(list: &mut Vec<T>, item: T) {
+    list.push(item);
+    if list.len() > KEEP_COMPILED {
+        list.remove(0);
+    }
 }
 
 /// One Handlebars registry for one part of the email, knowing which file each template came
@@ -351,21 +369,15 @@ struct Templates {
 const MAIN: &str = "email";
 
 impl Templates {
-    /// The registry for these sources: the one compiled last for them, or a new one.
+    /// The registry for these sources: the one kept for them, or a new one.
     fn get(sources: Sources) -> Result<Arc<Self>, RenderError> {
-        // A render that panicked holding the lock left the list whole: each change is one call.
+        // A render that panicked holding the lock left the lists whole: each change is one call.
         let compiled = || COMPILED.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(t) = compiled().iter().find(|t| t.sources == sources) {
-            return Ok(Arc::clone(t));
+        if let Some(t) = compiled().find(&sources) {
+            return Ok(t);
         }
         let templates = Arc::new(Self::compile(sources)?);
-        if compiled_before(&templates.sources) {
-            let mut list = compiled();
-            list.push(Arc::clone(&templates));
-            if list.len() > KEEP_COMPILED {
-                list.remove(0);
-            }
-        }
+        compiled().note(&templates);
         Ok(templates)
     }
 
