@@ -626,6 +626,66 @@ mod tests {
         );
     }
 
+    /// What a helper's parameters hold, as the published handlebars 6.4.4 gives them (the
+    /// expected text was printed by it): the vendored copy reads a parameter of names only in
+    /// place for every helper but `each`, `with` and `log` (vendor/README.md), which must
+    /// change no value and no relative path: `if`, `unless`, a subexpression, a hash
+    /// parameter, a block parameter, `../`, `@root`, `this`, `@key`, a missing value, and
+    /// blocks over a value of the data or over a copy (`with (lookup …)`).
+    #[test]
+    fn helper_parameters_hold_what_handlebars_gives_them() {
+        let mut hb = Handlebars::new();
+        hb.register_helper(
+            "show",
+            Box::new(
+                |h: &handlebars::Helper,
+                 _: &Handlebars,
+                 _: &handlebars::Context,
+                 _: &mut handlebars::RenderContext,
+                 out: &mut dyn handlebars::Output|
+                 -> handlebars::HelperResult {
+                    let shown = |p: &handlebars::PathAndJson| {
+                        format!("{}={};", p.relative_path().unwrap_or("-"), p.value())
+                    };
+                    for p in h.params() {
+                        out.write(&shown(p))?;
+                    }
+                    if let Some(k) = h.hash_get("k") {
+                        out.write(&format!("k:{}", shown(k)))?;
+                    }
+                    Ok(())
+                },
+            ),
+        );
+        hb.register_template_string(
+            "t",
+            "{{#each items as |it|}}{{#if name}}[{{show name it.n k=../top}}]{{/if}}\
+             {{#unless missing}}-{{/unless}}{{#if ../top}}^{{/if}}{{#if @root.top}}r{{/if}}\
+             {{#if this.name}}t{{/if}}{{#each tags}}{{#if this}}{{this}}{{/if}}{{show this}}\
+             {{/each}}{{#if (eq name \"y\")}}Y{{/if}}{{show missing k=name}};{{/each}}\
+             {{#with a}}{{#if b.c}}{{show b.c b}}{{/if}}{{/with}}{{#with (lookup items 0)}}\
+             {{#if name}}{{show name}}{{/if}}{{#each tags}}{{show this ../name}}{{/each}}\
+             {{/with}}{{show items.1.name top}}{{#each a}}{{show c @key}}{{/each}}",
+        )
+        .unwrap();
+        let data = serde_json::json!({
+            "top": "T",
+            "items": [
+                {"name": "x", "n": 1.5, "tags": ["p", ""]},
+                {"name": "y", "n": 0, "tags": []}
+            ],
+            "a": {"b": {"c": "<c>"}}
+        });
+        assert_eq!(
+            hb.render("t", &data).unwrap(),
+            "[name=\"x\";it.n=1.5;k:../top=\"T\";]-^rtpthis=\"p\";this=\"\";missing=null;\
+             k:name=\"x\";;[name=\"y\";it.n=0;k:../top=\"T\";]-^rtYmissing=null;\
+             k:name=\"y\";;b.c=\"<c>\";b={\"c\":\"<c>\"};name=\"x\";this=\"p\";\
+             ../name=\"x\";this=\"\";../name=\"x\";items.1.name=\"y\";top=\"T\";\
+             c=\"<c>\";@key=\"b\";"
+        );
+    }
+
     /// What a layout's partials see, as the published handlebars 6.4.4 shows it (the expected
     /// text was printed by it): the vendored copy reads a partial's context in place instead
     /// of from a copy (vendor/README.md), which must change nothing a layout can see: `this`,

@@ -311,6 +311,39 @@ impl Context {
         ptr
     }
 
+    /// bulletin: as [`Context::value_in_place`], for a value that lives in this context's
+    /// data, so that it can be borrowed for as long as the context: `None` too when the
+    /// innermost block's value is one of its own (a copy), not a path into the data.
+    pub(crate) fn value_in_data<'rc>(
+        &'rc self,
+        relative_path: &[PathSeg],
+        block_contexts: &VecDeque<BlockContext<'_>>,
+    ) -> Option<&'rc Json> {
+        let Some(PathSeg::Named(first)) = relative_path.first() else {
+            return None;
+        };
+        let names_only = relative_path
+            .iter()
+            .all(|seg| matches!(seg, PathSeg::Named(_)));
+        if !names_only || get_in_block_params(block_contexts, first).is_some() {
+            return None;
+        }
+        let block = block_contexts.front();
+        if block.and_then(BlockContext::base_value).is_some() {
+            return None;
+        }
+        let base = block.map_or(&[][..], |b| b.base_path().as_slice());
+        let names = relative_path.iter().filter_map(|seg| match seg {
+            PathSeg::Named(name) => Some(name),
+            PathSeg::Ruled(_) => None,
+        });
+        let mut ptr = Some(self.data());
+        for name in base.iter().chain(names) {
+            ptr = get_data(ptr, name).ok()?;
+        }
+        ptr
+    }
+
     /// Return the Json data wrapped in context
     pub fn data(&self) -> &Json {
         &self.data

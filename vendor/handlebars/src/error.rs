@@ -167,7 +167,7 @@ impl RenderError {
         RenderErrorReason::Other(desc.as_ref().to_string()).into()
     }
 
-    pub fn strict_error(path: Option<&String>) -> RenderError {
+    pub fn strict_error(path: Option<&str>) -> RenderError {
         RenderErrorReason::MissingVariable(path.map(ToOwned::to_owned)).into()
     }
 

@@ -352,15 +352,24 @@ impl<'reg: 'rc, 'rc> Helper<'rc> {
         render_context: &mut RenderContext<'reg, 'rc>,
     ) -> Result<Helper<'rc>, RenderError> {
         let name = ht.name.expand_as_name(registry, context, render_context)?;
+        // Only `each`, `with` and `log` read a parameter's path; for the others (`if`,
+        // `unless`, `eq`, bulletin's helpers) a value of the data is read where it is.
+        let in_place = !matches!(name.as_ref(), "each" | "with" | "log");
         let mut pv = Vec::with_capacity(ht.params.len());
         for p in &ht.params {
-            let r = p.expand(registry, context, render_context)?;
+            let r = match in_place.then(|| p.expand_in_place(context, render_context)) {
+                Some(Some(r)) => r,
+                _ => p.expand(registry, context, render_context)?,
+            };
             pv.push(r);
         }
 
         let mut hm = BTreeMap::new();
         for (k, p) in &ht.hash {
-            let r = p.expand(registry, context, render_context)?;
+            let r = match in_place.then(|| p.expand_in_place(context, render_context)) {
+                Some(Some(r)) => r,
+                _ => p.expand(registry, context, render_context)?,
+            };
             hm.insert(k.as_ref(), r);
         }
 
@@ -650,6 +659,26 @@ impl Parameter {
                 .map(Cow::Owned),
             Parameter::Literal(j) => Ok(Cow::Owned(j.render())),
         }
+    }
+
+    /// bulletin: a path of names only that finds a value in the data, read where it is: the value as a
+    /// [`ScopedJson::Constant`], with no absolute path, and the path's text borrowed from the
+    /// template. `None` for every other case (a literal, a subexpression, `../`, `@root`,
+    /// `this`, a block parameter, a local variable, a missing value, a context changed by a
+    /// decorator, recursive lookup), which [`Parameter::expand`] takes the general way.
+    pub(crate) fn expand_in_place<'rc>(
+        &'rc self,
+        ctx: &'rc Context,
+        rc: &RenderContext<'_, 'rc>,
+    ) -> Option<PathAndJson<'rc>> {
+        let Parameter::Path(path @ Path::Relative((segs, _))) = self else {
+            return None;
+        };
+        if rc.recursive_lookup || rc.modified_context.is_some() {
+            return None;
+        }
+        let value = ctx.value_in_data(segs, &rc.blocks)?;
+        Some(PathAndJson::borrowed(path.raw(), ScopedJson::Constant(value)))
     }
 
     pub fn expand<'reg: 'rc, 'rc>(

@@ -1,3 +1,5 @@
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::value::{Value as Json, to_value};
 
@@ -60,22 +62,30 @@ impl<'rc> From<Json> for ScopedJson<'rc> {
 ///
 #[derive(Debug, Clone)]
 pub struct PathAndJson<'rc> {
-    relative_path: Option<String>,
+    relative_path: Option<Cow<'rc, str>>,
     value: ScopedJson<'rc>,
 }
 
 impl<'rc> PathAndJson<'rc> {
     pub fn new(relative_path: Option<String>, value: ScopedJson<'rc>) -> PathAndJson<'rc> {
         PathAndJson {
-            relative_path,
+            relative_path: relative_path.map(Cow::Owned),
+            value,
+        }
+    }
+
+    /// With the path's text borrowed from the template.
+    pub(crate) fn borrowed(relative_path: &'rc str, value: ScopedJson<'rc>) -> PathAndJson<'rc> {
+        PathAndJson {
+            relative_path: Some(Cow::Borrowed(relative_path)),
             value,
         }
     }
 
     /// Returns relative path when the value is referenced
     /// If the value is from a literal, the path is `None`
-    pub fn relative_path(&self) -> Option<&String> {
-        self.relative_path.as_ref()
+    pub fn relative_path(&self) -> Option<&str> {
+        self.relative_path.as_deref()
     }
 
     /// Returns full path to this value if any
