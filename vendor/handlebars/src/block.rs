@@ -63,6 +63,10 @@ pub struct BlockContext<'rc> {
     /// the `base_value` of current block scope, when the block is using a
     /// constant or derived value as block base
     base_value: Option<Json>,
+    /// bulletin: the value `base_path` leads to in the render's data, when the helper that
+    /// set the path had it at hand: a look-up starts there instead of walking the path from
+    /// the root. Cleared whenever the path may change (`base_path_mut`).
+    data_value: Option<&'rc Json>,
     /// current block context variables
     block_params: BlockParams<'rc>,
     /// the partials available in this block
@@ -105,7 +109,19 @@ impl<'rc> BlockContext<'rc> {
 
     /// borrow a mutable reference to the base path
     pub fn base_path_mut(&mut self) -> &mut Vec<String> {
+        self.data_value = None;
         &mut self.base_path
+    }
+
+    /// bulletin: the value the base path leads to in the render's data, if known.
+    pub(crate) fn data_value(&self) -> Option<&'rc Json> {
+        self.data_value
+    }
+
+    /// bulletin: records `value` as what the base path, as it is now, leads to in the
+    /// render's data.
+    pub(crate) fn set_data_value(&mut self, value: &'rc Json) {
+        self.data_value = Some(value);
     }
 
     /// borrow the base value

@@ -293,7 +293,7 @@ impl Context {
             return None;
         }
         let block = block_contexts.front();
-        let mut ptr = match block.and_then(BlockContext::base_value) {
+        let mut ptr = match block.and_then(|b| b.base_value().or(b.data_value())) {
             Some(base) => Some(base),
             None => {
                 let mut ptr = Some(self.data());
@@ -317,7 +317,7 @@ impl Context {
     pub(crate) fn value_in_data<'rc>(
         &'rc self,
         relative_path: &[PathSeg],
-        block_contexts: &VecDeque<BlockContext<'_>>,
+        block_contexts: &VecDeque<BlockContext<'rc>>,
     ) -> Option<&'rc Json> {
         let Some(PathSeg::Named(first)) = relative_path.first() else {
             return None;
@@ -332,14 +332,20 @@ impl Context {
         if block.and_then(BlockContext::base_value).is_some() {
             return None;
         }
-        let base = block.map_or(&[][..], |b| b.base_path().as_slice());
-        let names = relative_path.iter().filter_map(|seg| match seg {
-            PathSeg::Named(name) => Some(name),
-            PathSeg::Ruled(_) => None,
-        });
-        let mut ptr = Some(self.data());
-        for name in base.iter().chain(names) {
-            ptr = get_data(ptr, name).ok()?;
+        let mut ptr = match block.and_then(BlockContext::data_value) {
+            Some(base) => Some(base),
+            None => {
+                let mut ptr = Some(self.data());
+                for name in block.map_or(&[][..], |b| b.base_path().as_slice()) {
+                    ptr = get_data(ptr, name).ok()?;
+                }
+                ptr
+            }
+        };
+        for seg in relative_path {
+            if let PathSeg::Named(name) = seg {
+                ptr = get_data(ptr, name).ok()?;
+            }
         }
         ptr
     }

@@ -6,6 +6,9 @@ pub(crate) fn create_block<'rc>(param: &PathAndJson<'rc>) -> BlockContext<'rc> {
 
     if let Some(new_path) = param.context_path() {
         block.base_path_mut().clone_from(new_path);
+        if let Some(value) = param.context_value() {
+            block.set_data_value(value);
+        }
     } else {
         // use clone for now
         block.set_base_value(param.value().clone());

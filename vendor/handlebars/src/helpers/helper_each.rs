@@ -90,6 +90,7 @@ impl HelperDef for EachHelper {
                     let len = list.len();
 
                     let array_path = value.context_path();
+                    let in_data = value.context_value().and_then(Json::as_array);
 
                     for (i, v) in list.iter().enumerate().take(len) {
                         if let Some(ref mut block) = rc.block_mut() {
@@ -102,6 +103,9 @@ impl HelperDef for EachHelper {
                             block.set_local_var("index", index.clone());
 
                             update_block_context(block, array_path, i.to_string(), is_first, v);
+                            if let Some(item) = in_data.and_then(|list| list.get(i)) {
+                                block.set_data_value(item);
+                            }
                             set_block_param(block, h, array_path, &index, v)?;
                         }
 
@@ -120,6 +124,7 @@ impl HelperDef for EachHelper {
                     let len = obj.len();
 
                     let obj_path = value.context_path();
+                    let in_data = value.context_value().and_then(Json::as_object);
 
                     for (i, (k, v)) in obj.iter().enumerate() {
                         if let Some(ref mut block) = rc.block_mut() {
@@ -133,6 +138,9 @@ impl HelperDef for EachHelper {
                             block.set_local_var("index", to_json(i));
 
                             update_block_context(block, obj_path, k.to_string(), is_first, v);
+                            if let Some(item) = in_data.and_then(|obj| obj.get(k)) {
+                                block.set_data_value(item);
+                            }
                             set_block_param(block, h, obj_path, &key, v)?;
                         }
 

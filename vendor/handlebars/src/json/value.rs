@@ -50,6 +50,14 @@ impl<'rc> ScopedJson<'rc> {
             _ => None,
         }
     }
+
+    /// bulletin: the value in the render's data that [`ScopedJson::context_path`] leads to.
+    pub(crate) fn context_value(&self) -> Option<&'rc Json> {
+        match self {
+            ScopedJson::Context(v, _) => Some(*v),
+            _ => None,
+        }
+    }
 }
 
 impl<'rc> From<Json> for ScopedJson<'rc> {
@@ -91,6 +99,11 @@ impl<'rc> PathAndJson<'rc> {
     /// Returns full path to this value if any
     pub fn context_path(&self) -> Option<&Vec<String>> {
         self.value.context_path()
+    }
+
+    /// bulletin: the value in the render's data that [`PathAndJson::context_path`] leads to.
+    pub(crate) fn context_value(&self) -> Option<&'rc Json> {
+        self.value.context_value()
     }
 
     /// Returns the value
