@@ -1,9 +1,9 @@
 //! Rebuilds when the default layout changes: it is compiled into the binary, and cargo does
 //! not otherwise notice files added to or removed from that folder.
 //!
-//! Also reads the default layout's `labels.toml` once, here, into `$OUT_DIR/labels.rs`: a
-//! sorted static list of (language tag, its sorted (key, word) pairs), which
-//! `src/layout/mod.rs` includes. Parsing the whole 80 KB file at run time cost a render
+//! Also reads the default layout's `labels.toml` once, here, into `$OUT_DIR/labels.rs`: its
+//! text and sorted tables of where each language tag and its sorted (key, word) pairs are in
+//! it, which `src/layout/mod.rs` includes. Parsing the whole 80 KB file at run time cost a render
 //! about as much as all of mrml, for the two or three languages it reads.
 //!
 //! And parses the default layout's Handlebars templates once, here, with the Handlebars
@@ -154,19 +154,26 @@ fn hbs_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// The Rust text of `BUILTIN_LABELS` for the labels file `source`. Panics, naming the
-/// place, when the file is not what the layout code reads: tables of strings, one per
-/// language, no two tags differing only in case (a look-up ignores case, so one would hide
-/// the other).
+/// The Rust text of the built-in labels for the labels file `source`: `TEXT`, every tag,
+/// key and word one after another, and `LANGUAGES` and `WORDS`, where each is a (start,
+/// end) pair of byte offsets into `TEXT`. Numbers rather than string references: the loader
+/// fixes up every reference in a table at each start of the binary, page by page, and this
+/// one would fill ten pages. Panics, naming the place, when the file is not what the layout
+/// code reads: tables of strings, one per language, no two tags differing only in case (a
+/// look-up ignores case, so one would hide the other).
 fn labels_code(source: &str) -> String {
     let table: toml::Table = source
         .parse()
         .unwrap_or_else(|e| panic!("{LABELS} is not valid TOML: {e}"));
-    let mut out = String::from(
-        "/// The default layout's `labels.toml`, read by build.rs: each language tag with its\n\
-         /// words, both sorted as a `toml::Table` iterates.\n\
-         pub(super) static BUILTIN_LABELS: &[(&str, &[(&str, &str)])] = &[\n",
-    );
+    let mut text = String::new();
+    let mut place = |s: &str| -> (usize, usize) {
+        let start = text.len();
+        text.push_str(s);
+        (start, text.len())
+    };
+    let mut languages = String::new();
+    let mut words_code = String::new();
+    let mut word_count = 0;
     let mut seen: Vec<String> = Vec::new();
     // toml::Table is a BTreeMap here (no preserve_order): the tags and keys come sorted.
     for (tag, words) in &table {
@@ -179,15 +186,36 @@ fn labels_code(source: &str) -> String {
         let words = words
             .as_table()
             .unwrap_or_else(|| panic!("{LABELS}: {tag} must be a table, [{tag}]"));
-        writeln!(out, "    ({tag:?}, &[").expect("writing to a String");
+        let (tag_start, tag_end) = place(tag);
+        writeln!(
+            languages,
+            "    ({tag_start}, {tag_end}, {word_count}, {}),",
+            words.len()
+        )
+        .expect("writing to a String");
         for (key, word) in words {
             let word = word
                 .as_str()
                 .unwrap_or_else(|| panic!("{LABELS}: [{tag}] {key} must be a string"));
-            writeln!(out, "        ({key:?}, {word:?}),").expect("writing to a String");
+            let (key_start, key_end) = place(key);
+            let (word_start, word_end) = place(word);
+            writeln!(
+                words_code,
+                "    ({key_start}, {key_end}, {word_start}, {word_end}),"
+            )
+            .expect("writing to a String");
+            word_count += 1;
         }
-        out.push_str("    ]),\n");
     }
-    out.push_str("];\n");
-    out
+    format!(
+        "/// The default layout's `labels.toml`, read by build.rs: every tag, key and word, one\n\
+         /// after another.\n\
+         const TEXT: &str = {text:?};\n\
+         /// Each language: its tag (start and end in `TEXT`), then its first pair in `WORDS` and\n\
+         /// how many; tags and keys sorted as a `toml::Table` iterates them.\n\
+         static LANGUAGES: [(u32, u32, u32, u32); {}] = [\n{languages}];\n\
+         /// Each (key, word) pair, as start and end in `TEXT`.\n\
+         static WORDS: [(u32, u32, u32, u32); {word_count}] = [\n{words_code}];\n",
+        table.len()
+    )
 }

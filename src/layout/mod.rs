@@ -34,11 +34,34 @@ use crate::issue::{CustomFields, FieldSpec, FieldType, KindFields};
 #[exclude = "*.md"]
 struct DefaultLayout;
 
-/// `BUILTIN_LABELS`, the default layout's `labels.toml` as `build.rs` read it.
+/// The default layout's `labels.toml` as `build.rs` read it.
 mod builtin_labels {
     include!(concat!(env!("OUT_DIR"), "/labels.rs"));
+
+    fn text(start: u32, end: u32) -> &'static str {
+        &TEXT[start as usize..end as usize]
+    }
+
+    /// Each language's tag with its (key, word) pairs, tags and keys sorted.
+    pub(super) fn languages() -> impl Iterator<Item = (&'static str, Words)> {
+        LANGUAGES.iter().map(|&(start, end, first, count)| {
+            let pairs = &WORDS[first as usize..(first + count) as usize];
+            (text(start, end), Words(pairs))
+        })
+    }
+
+    /// One language's (key, word) pairs.
+    #[derive(Clone, Copy)]
+    pub(super) struct Words(&'static [(u32, u32, u32, u32)]);
+
+    impl Words {
+        pub(super) fn iter(self) -> impl Iterator<Item = (&'static str, &'static str)> {
+            self.0.iter().map(|&(key_start, key_end, start, end)| {
+                (text(key_start, key_end), text(start, end))
+            })
+        }
+    }
 }
-use builtin_labels::BUILTIN_LABELS;
 
 /// The main MJML template.
 pub const EMAIL_MJML: &str = "email.mjml.hbs";
@@ -135,7 +158,7 @@ pub struct Layout {
     templates: BTreeMap<String, Template>,
     theme: toml::Table,
     /// The override folder's `labels.toml` (one table of words per language tag), laid over
-    /// [`BUILTIN_LABELS`] when a language is asked for ([`Layout::language_labels`]).
+    /// the built-in labels (`builtin_labels`) when a language is asked for ([`Layout::language_labels`]).
     labels: toml::Table,
     /// The override folder, if any: relative paths in the theme (the logo) start there.
     dir: Option<PathBuf>,
@@ -171,7 +194,7 @@ impl Layout {
         let mut theme = toml::Table::new();
         let mut fields = CustomFields::default();
         for name in DefaultLayout::iter() {
-            // Read at build time into BUILTIN_LABELS; embedded as well for `init --layout-copy`.
+            // Read at build time into `builtin_labels`; embedded as well for `init --layout-copy`.
             if name == LABELS {
                 continue;
             }
@@ -436,14 +459,12 @@ impl Layout {
     /// what merging the folder's file into the whole built-in one and then looking the tag
     /// up gave, without building the tables of the other languages.
     fn file_labels(&self, tag: &str) -> Option<toml::Table> {
-        let builtin = BUILTIN_LABELS
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(tag));
+        let builtin = builtin_labels::languages().find(|(k, _)| k.eq_ignore_ascii_case(tag));
         let folder = self
             .labels
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(tag));
-        let words = |words: &[(&str, &str)]| -> toml::Table {
+        let words = |words: builtin_labels::Words| -> toml::Table {
             words
                 .iter()
                 .map(|(k, v)| (k.to_string(), toml::Value::String(v.to_string())))
@@ -454,10 +475,10 @@ impl Layout {
             (Some((_, built)), None) => Some(words(built)),
             (None, Some((_, over))) => over.as_table().cloned(),
             // The built-in tag sorts first: the folder does not have it.
-            (Some((key, built)), Some((over_key, _))) if *key < over_key.as_str() => {
+            (Some((key, built)), Some((over_key, _))) if key < over_key.as_str() => {
                 Some(words(built))
             }
-            (Some((key, built)), Some((over_key, over))) if *key == over_key.as_str() => {
+            (Some((key, built)), Some((over_key, over))) if key == over_key.as_str() => {
                 let over = over.as_table()?;
                 let mut t = words(built);
                 merge_tables(&mut t, over.clone());
@@ -829,7 +850,7 @@ mod tests {
     #[test]
     fn builtin_labels_are_labels_toml_table_by_table() {
         let file = labels_toml();
-        let tags: Vec<&str> = BUILTIN_LABELS.iter().map(|(tag, _)| *tag).collect();
+        let tags: Vec<&str> = builtin_labels::languages().map(|(tag, _)| tag).collect();
         let file_tags: Vec<&str> = file.keys().map(String::as_str).collect();
         assert_eq!(tags, file_tags);
         let layout = Layout::load(None).unwrap();
