@@ -2,9 +2,9 @@
 //! not otherwise notice files added to or removed from that folder.
 //!
 //! Also reads the default layout's `labels.toml` once, here, into `$OUT_DIR/labels.rs`: its
-//! text and sorted tables of where each language tag and its sorted (key, word) pairs are in
-//! it, which `src/layout/mod.rs` includes. Parsing the whole 80 KB file at run time cost a render
-//! about as much as all of mrml, for the two or three languages it reads.
+//! text, and sorted tables of where each language tag and its sorted (key, word) pairs are
+//! in it, which `src/layout/mod.rs` includes. Parsing the whole 80 KB file at run time cost
+//! a render about as much as all of mrml, for the two or three languages it reads.
 //!
 //! And parses the default layout's Handlebars templates once, here, with the Handlebars
 //! bulletin runs (the vendored one) and as `render` registers them, into

@@ -158,7 +158,8 @@ pub struct Layout {
     templates: BTreeMap<String, Template>,
     theme: toml::Table,
     /// The override folder's `labels.toml` (one table of words per language tag), laid over
-    /// the built-in labels (`builtin_labels`) when a language is asked for ([`Layout::language_labels`]).
+    /// the built-in labels (`builtin_labels`) when a language is asked for
+    /// ([`Layout::language_labels`]).
     labels: toml::Table,
     /// The override folder, if any: relative paths in the theme (the logo) start there.
     dir: Option<PathBuf>,

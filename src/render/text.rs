@@ -90,11 +90,12 @@ fn wrap_line(line: &str, out: &mut String) {
     let prefix_len = list_prefix_len(line);
     let (prefix, rest) = line.split_at(prefix_len);
     let hang = " ".repeat(prefix.chars().count());
-    // What `textwrap::wrap` does with words between ASCII spaces, no hyphenation, words never
-    // broken and first fit, with textwrap's own pieces, less its pass that splits words at
-    // hyphens: with no place to split, it gave each word back as it came, measured again, at
-    // a third of the cost of the whole text part. `wrapped_as_textwrap_wraps` holds the two
-    // together.
+    // Words are never split, at a hyphen or anywhere: "harm-reduction" and URLs stay whole.
+    // This is what `textwrap::wrap` does with words between ASCII spaces, no hyphenation,
+    // words never broken and first fit, done with textwrap's own pieces less its pass that
+    // splits words: with nowhere to split, that pass gave each word back as it came, measured
+    // again, for a third of the cost of the whole text part. `wrapped_as_textwrap_wraps`
+    // holds the two together.
     let words: Vec<Word<'_>> = WordSeparator::AsciiSpace.find_words(rest).collect();
     let widths = [prefix, &hang].map(|indent| WIDTH.saturating_sub(display_width(indent)) as f64);
     let mut at = 0;
