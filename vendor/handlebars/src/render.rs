@@ -661,11 +661,12 @@ impl Parameter {
         }
     }
 
-    /// bulletin: a path of names only that finds a value in the data, read where it is: the value as a
-    /// [`ScopedJson::Constant`], with no absolute path, and the path's text borrowed from the
-    /// template. `None` for every other case (a literal, a subexpression, `../`, `@root`,
-    /// `this`, a block parameter, a local variable, a missing value, a context changed by a
-    /// decorator, recursive lookup), which [`Parameter::expand`] takes the general way.
+    /// bulletin: a path of names only that finds a value in the data (not in a block's own
+    /// copy), read where it is: the value as a [`ScopedJson::Constant`], with no absolute
+    /// path, and the path's text borrowed from the template. `None` for every other case (a
+    /// literal, a subexpression, `../`, `@root`, `this`, a block parameter, a local variable,
+    /// a missing value, a context changed by a decorator, recursive lookup), which
+    /// [`Parameter::expand`] takes the general way.
     pub(crate) fn expand_in_place<'rc>(
         &'rc self,
         ctx: &'rc Context,
