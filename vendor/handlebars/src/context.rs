@@ -283,32 +283,13 @@ impl Context {
         relative_path: &[PathSeg],
         block_contexts: &'a VecDeque<BlockContext<'_>>,
     ) -> Option<&'a Json> {
-        let Some(PathSeg::Named(first)) = relative_path.first() else {
-            return None;
-        };
-        let names_only = relative_path
-            .iter()
-            .all(|seg| matches!(seg, PathSeg::Named(_)));
-        if !names_only || get_in_block_params(block_contexts, first).is_some() {
-            return None;
-        }
+        let names = plain_names(relative_path, block_contexts)?;
         let block = block_contexts.front();
-        let mut ptr = match block.and_then(|b| b.base_value().or(b.data_value())) {
-            Some(base) => Some(base),
-            None => {
-                let mut ptr = Some(self.data());
-                for name in block.map_or(&[][..], |b| b.base_path().as_slice()) {
-                    ptr = get_data(ptr, name).ok()?;
-                }
-                ptr
-            }
+        let base = match block.and_then(BlockContext::base_value) {
+            Some(own) => own,
+            None => self.block_base_in_data(block)?,
         };
-        for seg in relative_path {
-            if let PathSeg::Named(name) = seg {
-                ptr = get_data(ptr, name).ok()?;
-            }
-        }
-        ptr
+        walk_names(base, names)
     }
 
     /// bulletin: as [`Context::value_in_place`], for a value that lives in this context's
@@ -319,35 +300,22 @@ impl Context {
         relative_path: &[PathSeg],
         block_contexts: &VecDeque<BlockContext<'rc>>,
     ) -> Option<&'rc Json> {
-        let Some(PathSeg::Named(first)) = relative_path.first() else {
-            return None;
-        };
-        let names_only = relative_path
-            .iter()
-            .all(|seg| matches!(seg, PathSeg::Named(_)));
-        if !names_only || get_in_block_params(block_contexts, first).is_some() {
-            return None;
-        }
+        let names = plain_names(relative_path, block_contexts)?;
         let block = block_contexts.front();
         if block.and_then(BlockContext::base_value).is_some() {
             return None;
         }
-        let mut ptr = match block.and_then(BlockContext::data_value) {
-            Some(base) => Some(base),
-            None => {
-                let mut ptr = Some(self.data());
-                for name in block.map_or(&[][..], |b| b.base_path().as_slice()) {
-                    ptr = get_data(ptr, name).ok()?;
-                }
-                ptr
-            }
-        };
-        for seg in relative_path {
-            if let PathSeg::Named(name) = seg {
-                ptr = get_data(ptr, name).ok()?;
-            }
+        walk_names(self.block_base_in_data(block)?, names)
+    }
+
+    /// bulletin: the value the block's path leads to in the data: the one the block
+    /// remembers, else walked from the root (the root itself outside any block).
+    fn block_base_in_data<'rc>(&'rc self, block: Option<&BlockContext<'rc>>) -> Option<&'rc Json> {
+        if let Some(known) = block.and_then(BlockContext::data_value) {
+            return Some(known);
         }
-        ptr
+        let path = block.map_or(&[][..], |b| b.base_path().as_slice());
+        walk_names(self.data(), path.iter())
     }
 
     /// Return the Json data wrapped in context
@@ -359,6 +327,37 @@ impl Context {
     pub fn data_mut(&mut self) -> &mut Json {
         &mut self.data
     }
+}
+
+/// bulletin: the names of a path made of names only whose first is not a block parameter;
+/// `None` for any other path.
+fn plain_names<'p>(
+    relative_path: &'p [PathSeg],
+    block_contexts: &VecDeque<BlockContext<'_>>,
+) -> Option<impl Iterator<Item = &'p String>> {
+    let Some(PathSeg::Named(first)) = relative_path.first() else {
+        return None;
+    };
+    let names_only = relative_path
+        .iter()
+        .all(|seg| matches!(seg, PathSeg::Named(_)));
+    if !names_only || get_in_block_params(block_contexts, first).is_some() {
+        return None;
+    }
+    Some(relative_path.iter().filter_map(|seg| match seg {
+        PathSeg::Named(name) => Some(name),
+        PathSeg::Ruled(_) => None,
+    }))
+}
+
+/// bulletin: the value `names` lead to from `base`; `None` when one is missing or an index
+/// is invalid.
+fn walk_names<'a, 'n>(base: &'a Json, names: impl Iterator<Item = &'n String>) -> Option<&'a Json> {
+    let mut ptr = Some(base);
+    for name in names {
+        ptr = get_data(ptr, name).ok()?;
+    }
+    ptr
 }
 
 impl From<Json> for Context {

@@ -9,7 +9,7 @@ use crate::block::BlockContext;
 use crate::context::Context;
 use crate::error::RenderError;
 use crate::helpers::HelperDef;
-use crate::json::path::Path;
+use crate::json::path::{Path, PathSeg};
 use crate::json::value::{JsonRender, PathAndJson, ScopedJson};
 use crate::output::{Output, StringOutput};
 use crate::registry::Registry;
@@ -672,14 +672,28 @@ impl Parameter {
         ctx: &'rc Context,
         rc: &RenderContext<'_, 'rc>,
     ) -> Option<PathAndJson<'rc>> {
+        let (path, segs) = self.relative_path_read_in_place(rc)?;
+        let value = ctx.value_in_data(segs, &rc.blocks)?;
+        Some(PathAndJson::borrowed(
+            path.raw(),
+            ScopedJson::Constant(value),
+        ))
+    }
+
+    /// bulletin: this parameter as a relative path and its segments, when the render reads
+    /// the data as given (no decorator changed the context, no recursive lookup), which is
+    /// when a value may be read in place.
+    fn relative_path_read_in_place(
+        &self,
+        rc: &RenderContext<'_, '_>,
+    ) -> Option<(&Path, &[PathSeg])> {
         let Parameter::Path(path @ Path::Relative((segs, _))) = self else {
             return None;
         };
         if rc.recursive_lookup || rc.modified_context.is_some() {
             return None;
         }
-        let value = ctx.value_in_data(segs, &rc.blocks)?;
-        Some(PathAndJson::borrowed(path.raw(), ScopedJson::Constant(value)))
+        Some((path, segs))
     }
 
     pub fn expand<'reg: 'rc, 'rc>(
@@ -867,12 +881,7 @@ fn value_text_in_place(
     ctx: &Context,
     rc: &RenderContext<'_, '_>,
 ) -> Option<String> {
-    let Parameter::Path(Path::Relative((segs, _))) = name else {
-        return None;
-    };
-    if rc.recursive_lookup || rc.modified_context.is_some() {
-        return None;
-    }
+    let (_, segs) = name.relative_path_read_in_place(rc)?;
     let value = ctx.value_in_place(segs, &rc.blocks)?;
     Some(match value {
         Json::String(s) if !rc.is_disable_escape() => registry.get_escape_fn()(s),
