@@ -9,7 +9,8 @@
 //! And parses the default layout's Handlebars templates once, here, with the Handlebars
 //! bulletin runs (the vendored one) and as `render` registers them, into
 //! `$OUT_DIR/parsed_templates.rs`: each template's source beside its parsed form
-//! (MessagePack, read back in three quarters of the instructions JSON took), which
+//! (postcard, read back in about 0.6 of the instructions MessagePack took, itself 0.75
+//! of JSON's), which
 //! `src/render/prebuilt.rs` includes. Parsing them cost every run of bulletin more
 //! than a third of a whole render. The footers are parsed a second time as `render`
 //! registers them, their unsubscribe link marked as a merge field.
@@ -36,7 +37,7 @@ fn main() {
 }
 
 /// The Rust text of `PARSED`: for each `.hbs` file under `layout`, its source and its
-/// parsed form in MessagePack (written to a file of `out_dir`), both included by the code.
+/// parsed form in postcard (written to a file of `out_dir`), both included by the code.
 /// Parsed as `render` registers a template (`set_prevent_indent(true)`, not as a partial); a
 /// template that does not parse is left out, for the run to report as it would. A template
 /// with the unsubscribe link is there twice: as written, and as `render` marks it.
@@ -48,7 +49,7 @@ fn parsed_templates_code(layout: &Path, out_dir: &Path) -> String {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {dir:?}: {e}"));
     let mut out = String::from(
         "/// The default layout's templates, parsed by build.rs: (source, parsed template in \
-         MessagePack).\n\
+         postcard).\n\
          pub(super) static PARSED: &[(&str, &[u8])] = &[\n",
     );
     let mut n = 0;
@@ -131,14 +132,15 @@ fn mark_unsubscribe(source: &str) -> String {
     }
 }
 
-/// `source` parsed as `render` registers a template, in MessagePack (fields by name, as the
-/// template types leave empty ones out); `None` if it does not parse.
+/// `source` parsed as `render` registers a template, in postcard (fields by position, lengths
+/// and numbers as varints: reading it back is a walk along a slice); `None` if it does not
+/// parse.
 fn parsed_bytes(source: &str) -> Option<Vec<u8>> {
     let mut registry = handlebars::Handlebars::new();
     registry.set_prevent_indent(true);
     registry.register_template_string("t", source).ok()?;
     let parsed = registry.get_template("t").expect("just registered");
-    Some(rmp_serde::to_vec_named(parsed).expect("a template serializes"))
+    Some(postcard::to_allocvec(parsed).expect("a template serializes"))
 }
 
 /// Every `.hbs` file under `dir`, at any depth.

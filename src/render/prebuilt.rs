@@ -14,7 +14,7 @@ include!(concat!(env!("OUT_DIR"), "/parsed_templates.rs"));
 /// `source` parsed, named `name`, if it is a text `build.rs` parsed.
 pub(super) fn parsed(name: &str, source: &str) -> Option<handlebars::Template> {
     let (_, bytes) = PARSED.iter().find(|(text, _)| *text == source)?;
-    let mut template: handlebars::Template = rmp_serde::from_slice(bytes).ok()?;
+    let mut template: handlebars::Template = postcard::from_bytes(bytes).ok()?;
     template.name = Some(name.to_string());
     Some(template)
 }

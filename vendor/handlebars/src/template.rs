@@ -20,11 +20,6 @@ use self::TemplateElement::{
     PartialBlock, PartialExpression, RawString,
 };
 
-/// For serde: a flag left out of a parsed template's JSON when it is not set (bulletin).
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
 #[non_exhaustive]
 #[derive(PartialEq, Eq, Clone, Debug, Serialize, Deserialize)]
 pub struct TemplateMapping(pub usize, pub usize);
@@ -34,7 +29,6 @@ pub struct TemplateMapping(pub usize, pub usize);
 #[derive(Builder, PartialEq, Eq, Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Template {
     #[builder(setter(into, strip_option), default)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub elements: Vec<TemplateElement>,
     pub mapping: Vec<TemplateMapping>,
@@ -141,32 +135,40 @@ pub enum Parameter {
     Name(String),
     // for expression, helper param and hash
     Path(Path),
-    Literal(Json),
+    Literal(#[serde(with = "json_text")] Json),
     Subexpression(Subexpression),
+}
+
+/// A literal as its JSON text (bulletin): the formats a parsed template is stored in need not
+/// describe themselves, and a JSON value can be read back only from one that does.
+mod json_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use super::Json;
+
+    pub(super) fn serialize<S: Serializer>(value: &Json, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&value.to_string())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Json, D::Error> {
+        serde_json::from_str(<&str>::deserialize(d)?).map_err(D::Error::custom)
+    }
 }
 
 #[non_exhaustive]
 #[derive(Builder, PartialEq, Eq, Clone, Debug, Serialize, Deserialize)]
 pub struct HelperTemplate {
     pub name: Parameter,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Parameter>,
-    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub hash: HashMap<String, Parameter>,
     #[builder(setter(strip_option), default)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_param: Option<BlockParam>,
     #[builder(setter(strip_option), default)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<Template>,
     #[builder(setter(strip_option), default)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inverse: Option<Template>,
-    #[serde(default, skip_serializing_if = "is_false")]
     pub block: bool,
-    #[serde(default, skip_serializing_if = "is_false")]
     pub chain: bool,
-    #[serde(default, skip_serializing_if = "is_false")]
     pub(crate) indent_before_write: bool,
 }
 
@@ -302,18 +304,13 @@ impl HelperTemplate {
 #[derive(Builder, PartialEq, Eq, Clone, Debug, Serialize, Deserialize)]
 pub struct DecoratorTemplate {
     pub name: Parameter,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Parameter>,
-    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub hash: HashMap<String, Parameter>,
     #[builder(setter(strip_option), default)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<Template>,
     // for partial indent
     #[builder(setter(into, strip_option), default)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub indent: Option<String>,
-    #[serde(default, skip_serializing_if = "is_false")]
     pub(crate) indent_before_write: bool,
 }
 

@@ -26,12 +26,16 @@ mod ruled {
             Rule::path_root => "path_root",
             Rule::path_local => "path_local",
             Rule::path_up => "path_up",
-            other => return Err(serde::ser::Error::custom(format!("not a path rule: {other:?}"))),
+            other => {
+                return Err(serde::ser::Error::custom(format!(
+                    "not a path rule: {other:?}"
+                )));
+            }
         })
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Rule, D::Error> {
-        match String::deserialize(d)?.as_str() {
+        match <&str>::deserialize(d)? {
             "path_root" => Ok(Rule::path_root),
             "path_local" => Ok(Rule::path_local),
             "path_up" => Ok(Rule::path_up),
