@@ -626,6 +626,65 @@ mod tests {
         );
     }
 
+    /// A value is escaped as handlebars escapes it whichever way the vendored copy takes to
+    /// write it (vendor/README.md): each of the seven characters, beside others of several
+    /// bytes, in a value of the data, of a block's own copy, a number and a helper's text;
+    /// with the default escape, `no_escape`, one of the user's own, and the default again.
+    #[test]
+    fn values_are_escaped_as_handlebars_escapes_them() {
+        let source = "{{v}}|{{#with (lookup this \"o\")}}{{v}}{{/with}}|{{n}}|{{concat v}}|{{{v}}}";
+        let data = serde_json::json!({
+            "v": "é<a href=\"x\">&'`=</a>ü€",
+            "o": {"v": "plain ünïcode"},
+            "n": 1.5
+        });
+        let render = |hb: &mut Handlebars| {
+            hb.register_template_string("t", source).unwrap();
+            hb.register_helper(
+                "concat",
+                Box::new(
+                    |h: &handlebars::Helper,
+                     _: &Handlebars,
+                     _: &handlebars::Context,
+                     _: &mut handlebars::RenderContext,
+                     out: &mut dyn handlebars::Output|
+                     -> handlebars::HelperResult {
+                        let text = h.param(0).and_then(|p| p.value().as_str()).unwrap_or("");
+                        out.write(&format!("[{text}]"))?;
+                        Ok(())
+                    },
+                ),
+            );
+            hb.render("t", &data).unwrap()
+        };
+        let raw = "é<a href=\"x\">&'`=</a>ü€";
+        let mut hb = Handlebars::new();
+        assert_eq!(
+            render(&mut hb),
+            format!(
+                "é&lt;a href&#x3D;&quot;x&quot;&gt;&amp;&#x27;&#x60;&#x3D;&lt;/a&gt;ü€\
+                 |plain ünïcode|1.5|[{raw}]|{raw}"
+            )
+        );
+        hb.register_escape_fn(handlebars::no_escape);
+        assert_eq!(
+            render(&mut hb),
+            format!("{raw}|plain ünïcode|1.5|[{raw}]|{raw}")
+        );
+        hb.register_escape_fn(|s: &str| s.to_uppercase());
+        assert_eq!(
+            render(&mut hb),
+            format!("{}|PLAIN ÜNÏCODE|1.5|[{raw}]|{raw}", raw.to_uppercase())
+        );
+        hb.register_escape_fn(handlebars::html_escape);
+        let escaped = "é&lt;a href&#x3D;&quot;x&quot;&gt;&amp;&#x27;&#x60;&#x3D;&lt;/a&gt;ü€";
+        assert!(render(&mut hb).starts_with(&format!("{escaped}|")));
+        hb.unregister_escape_fn();
+        assert!(render(&mut hb).starts_with(&format!("{escaped}|")));
+        assert_eq!(handlebars::html_escape(raw), escaped);
+        assert_eq!(handlebars::html_escape("nothing to do"), "nothing to do");
+    }
+
     /// What a helper's parameters hold, as the published handlebars 6.4.4 gives them (the
     /// expected text was printed by it): the vendored copy reads a parameter of names only in
     /// place for every helper but `each`, `with` and `log` (vendor/README.md), which must

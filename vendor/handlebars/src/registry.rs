@@ -1,3 +1,4 @@
+use std::any::TypeId;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::convert::AsRef;
@@ -56,6 +57,32 @@ pub fn no_escape(data: &str) -> String {
     data.to_owned()
 }
 
+/// bulletin: which of the crate's escape fns a registry has, if either, so that a text the fn
+/// would give back as it is is not copied (`Registry::escaped`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EscapeKind {
+    Html,
+    Nothing,
+    Other,
+}
+
+impl EscapeKind {
+    /// The crate's own fns are told apart by their types: each fn item has its own.
+    fn of<F: 'static>(_: &F) -> EscapeKind {
+        fn type_id<T: 'static>(_: &T) -> TypeId {
+            TypeId::of::<T>()
+        }
+        let id = TypeId::of::<F>();
+        if id == type_id(&html_escape) {
+            EscapeKind::Html
+        } else if id == type_id(&no_escape) {
+            EscapeKind::Nothing
+        } else {
+            EscapeKind::Other
+        }
+    }
+}
+
 /// The single entry point of your Handlebars templates
 ///
 /// It maintains compiled templates and registered helpers.
@@ -67,6 +94,7 @@ pub struct Registry<'reg> {
     decorators: HashMap<String, Arc<dyn DecoratorDef + Send + Sync + 'reg>>,
 
     escape_fn: EscapeFn,
+    escape_kind: EscapeKind,
     strict_mode: bool,
     dev_mode: bool,
     recursive_lookup: bool,
@@ -155,6 +183,7 @@ impl<'reg> Registry<'reg> {
             helpers: HashMap::new(),
             decorators: HashMap::new(),
             escape_fn: Arc::new(html_escape),
+            escape_kind: EscapeKind::Html,
             strict_mode: false,
             dev_mode: false,
             recursive_lookup: false,
@@ -597,12 +626,35 @@ impl<'reg> Registry<'reg> {
         &mut self,
         escape_fn: F,
     ) {
+        self.escape_kind = EscapeKind::of(&escape_fn);
         self.escape_fn = Arc::new(escape_fn);
     }
 
     /// Restore the default *escape fn*.
     pub fn unregister_escape_fn(&mut self) {
         self.escape_fn = Arc::new(html_escape);
+        self.escape_kind = EscapeKind::Html;
+    }
+
+    /// bulletin: `text` as the *escape fn* gives it, borrowed when that is `text` itself
+    /// (always with `no_escape`; with `html_escape`, a text with nothing to replace).
+    pub(crate) fn escaped<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match self.escape_kind {
+            EscapeKind::Html => {
+                str::escape_html_if_needed(text).map_or(Cow::Borrowed(text), Cow::Owned)
+            }
+            EscapeKind::Nothing => Cow::Borrowed(text),
+            EscapeKind::Other => Cow::Owned((self.escape_fn)(text)),
+        }
+    }
+
+    /// bulletin: `text` as the *escape fn* gives it, given back itself when that is the same.
+    pub(crate) fn escaped_owned(&self, text: String) -> String {
+        match self.escape_kind {
+            EscapeKind::Html => str::escape_html_if_needed(&text).unwrap_or(text),
+            EscapeKind::Nothing => text,
+            EscapeKind::Other => (self.escape_fn)(&text),
+        }
     }
 
     /// Get a reference to the current *escape fn*.

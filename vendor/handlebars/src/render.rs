@@ -872,26 +872,42 @@ fn render_helper<'reg: 'rc, 'rc>(
 
 /// bulletin: what a plain `{{path}}` writes when the path is of names only and finds a value,
 /// escaped as `do_escape` does, read in place (`Context::value_in_place`): no absolute path
-/// of owned names, and a string escaped from where it is rather than from a copy. `None`
-/// sends the caller the general way (a local variable, `../`, `@root`, `this`, a block
-/// parameter, a context changed by a decorator, recursive lookup, a missing value).
-fn value_text_in_place(
+/// of owned names, and a string escaped from where it is; a value in the data that escaping
+/// leaves as it is is not copied at all. `None` sends the caller the general way (a local
+/// variable, `../`, `@root`, `this`, a block parameter, a context changed by a decorator,
+/// recursive lookup, a missing value).
+fn value_text_in_place<'rc>(
     name: &Parameter,
     registry: &Registry<'_>,
-    ctx: &Context,
-    rc: &RenderContext<'_, '_>,
-) -> Option<String> {
+    ctx: &'rc Context,
+    rc: &RenderContext<'_, 'rc>,
+) -> Option<Cow<'rc, str>> {
     let (_, segs) = name.relative_path_read_in_place(rc)?;
+    if let Some(value) = ctx.value_in_data(segs, &rc.blocks) {
+        return Some(value_text(value, registry, rc));
+    }
+    // A value of the block's own: the text must not borrow the render context, which the
+    // write changes.
     let value = ctx.value_in_place(segs, &rc.blocks)?;
-    Some(match value {
-        Json::String(s) if !rc.is_disable_escape() => registry.get_escape_fn()(s),
-        other => do_escape(registry, rc, other.render()),
-    })
+    Some(Cow::Owned(value_text(value, registry, rc).into_owned()))
+}
+
+/// bulletin: `value` as `{{path}}` writes it, escaped as `do_escape` does.
+fn value_text<'a>(
+    value: &'a Json,
+    registry: &Registry<'_>,
+    rc: &RenderContext<'_, '_>,
+) -> Cow<'a, str> {
+    match value {
+        Json::String(s) if rc.is_disable_escape() => Cow::Borrowed(s.as_str()),
+        Json::String(s) => registry.escaped(s),
+        other => Cow::Owned(do_escape(registry, rc, other.render())),
+    }
 }
 
 pub(crate) fn do_escape(r: &Registry<'_>, rc: &RenderContext<'_, '_>, content: String) -> String {
     if !rc.is_disable_escape() {
-        r.get_escape_fn()(&content)
+        r.escaped_owned(content)
     } else {
         content
     }

@@ -39,20 +39,45 @@ pub mod str {
 
     /// See https://github.com/handlebars-lang/handlebars.js/blob/37411901da42200ced8e1a7fc2f67bf83526b497/lib/handlebars/utils.js#L1
     pub fn escape_html(s: &str) -> String {
-        let mut output = String::new();
-        for c in s.chars() {
-            match c {
-                '<' => output.push_str("&lt;"),
-                '>' => output.push_str("&gt;"),
-                '"' => output.push_str("&quot;"),
-                '&' => output.push_str("&amp;"),
-                '\'' => output.push_str("&#x27;"),
-                '`' => output.push_str("&#x60;"),
-                '=' => output.push_str("&#x3D;"),
-                _ => output.push(c),
+        match escape_html_if_needed(s) {
+            Some(escaped) => escaped,
+            None => s.to_owned(),
+        }
+    }
+
+    /// The characters `escape_html` replaces, all ASCII: a byte of one never occurs inside
+    /// another character's UTF-8.
+    fn html_entity(byte: u8) -> Option<&'static str> {
+        Some(match byte {
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'&' => "&amp;",
+            b'\'' => "&#x27;",
+            b'`' => "&#x60;",
+            b'=' => "&#x3D;",
+            _ => return None,
+        })
+    }
+
+    /// bulletin: `s` as `escape_html` writes it, or `None` when that is `s` itself: text
+    /// with nothing to replace (most of it) is not copied, and the rest is copied a run
+    /// between replacements at a time rather than a character at a time.
+    pub fn escape_html_if_needed(s: &str) -> Option<String> {
+        let bytes = s.as_bytes();
+        let first = bytes.iter().position(|b| html_entity(*b).is_some())?;
+        let mut output = String::with_capacity(s.len() + s.len() / 8 + 8);
+        output.push_str(&s[..first]);
+        let mut run_start = first;
+        for (at, byte) in bytes.iter().enumerate().skip(first) {
+            if let Some(entity) = html_entity(*byte) {
+                output.push_str(&s[run_start..at]);
+                output.push_str(entity);
+                run_start = at + 1;
             }
         }
-        output
+        output.push_str(&s[run_start..]);
+        Some(output)
     }
 
     /// add indent for lines but last
