@@ -685,6 +685,27 @@ mod tests {
         assert_eq!(handlebars::html_escape("nothing to do"), "nothing to do");
     }
 
+    /// A helper that writes each parameter, and the hash parameter `k`, as its relative path
+    /// and its value: what the published Handlebars' tests were printed with.
+    fn show_params(
+        h: &handlebars::Helper,
+        _: &Handlebars,
+        _: &handlebars::Context,
+        _: &mut handlebars::RenderContext,
+        out: &mut dyn handlebars::Output,
+    ) -> handlebars::HelperResult {
+        let shown = |p: &handlebars::PathAndJson| {
+            format!("{}={};", p.relative_path().unwrap_or("-"), p.value())
+        };
+        for p in h.params() {
+            out.write(&shown(p))?;
+        }
+        if let Some(k) = h.hash_get("k") {
+            out.write(&format!("k:{}", shown(k)))?;
+        }
+        Ok(())
+    }
+
     /// What a helper's parameters hold, as the published handlebars 6.4.4 gives them (the
     /// expected text was printed by it): the vendored copy reads a parameter of names only in
     /// place for every helper but `each`, `with` and `log` (vendor/README.md), which must
@@ -694,28 +715,7 @@ mod tests {
     #[test]
     fn helper_parameters_hold_what_handlebars_gives_them() {
         let mut hb = Handlebars::new();
-        hb.register_helper(
-            "show",
-            Box::new(
-                |h: &handlebars::Helper,
-                 _: &Handlebars,
-                 _: &handlebars::Context,
-                 _: &mut handlebars::RenderContext,
-                 out: &mut dyn handlebars::Output|
-                 -> handlebars::HelperResult {
-                    let shown = |p: &handlebars::PathAndJson| {
-                        format!("{}={};", p.relative_path().unwrap_or("-"), p.value())
-                    };
-                    for p in h.params() {
-                        out.write(&shown(p))?;
-                    }
-                    if let Some(k) = h.hash_get("k") {
-                        out.write(&format!("k:{}", shown(k)))?;
-                    }
-                    Ok(())
-                },
-            ),
-        );
+        hb.register_helper("show", Box::new(show_params));
         hb.register_template_string(
             "t",
             "{{#each items as |it|}}{{#if name}}[{{show name it.n k=../top}}]{{/if}}\
@@ -742,6 +742,50 @@ mod tests {
              k:name=\"y\";;b.c=\"<c>\";b={\"c\":\"<c>\"};name=\"x\";this=\"p\";\
              ../name=\"x\";this=\"\";../name=\"x\";items.1.name=\"y\";top=\"T\";\
              c=\"<c>\";@key=\"b\";"
+        );
+    }
+
+    /// Paths from an outer block (`../`, `../../`) and from the root (`@root`), written and
+    /// given to helpers, as the published handlebars 6.4.4 reads them (the expected text was
+    /// printed by it): the vendored copy reads them in place (vendor/README.md), under
+    /// `each` with and without block parameters, nested, under `with` over a value of the
+    /// data and over a copy (`with (lookup …)`), missing, escaped, and past the outermost
+    /// block.
+    #[test]
+    fn outer_and_root_paths_read_as_handlebars_reads_them() {
+        let mut hb = Handlebars::new();
+        hb.register_helper("show", Box::new(show_params));
+        hb.register_template_string(
+            "t",
+            "{{@root.name}}{{#each items as |it|}}<{{../name}}|{{name}}|{{@root.name}}|{{@r\
+             oot.a.b.c}}|{{#each tags}}{{name}}{{../name}}{{../../name}}{{@root.items.0.nam\
+             e}}{{../it.name}}{{#if ../n}}+{{/if}}{{#if @root.name}}r{{/if}}{{show ../name \
+             @root.name ../../a.b name k=../../name}}{{/each}}>{{/each}}{{#with (lookup ite\
+             ms 0)}}{{#each tags}}[{{name}}{{../name}}{{show ../name ../../name name}}{{#if \
+             ../n}}!{{/if}}]{{/each}}{{/with}}{{#with a}}{{#with b}}{{../../name}}{{../b.c}\
+             }{{@root.missing}}{{../missing}}{{show ../../name ../b.c @root.a.b.c}}{{/with}\
+             }{{/with}}{{../name}}",
+        )
+        .unwrap();
+        // Every level has a `name`, so that a path read from the wrong level finds one.
+        let data = serde_json::json!({
+            "name": "R&",
+            "items": [
+                {"name": "x<", "n": 1.5, "tags": [{"name": "p"}, {"name": ""}]},
+                {"name": "y", "n": 0, "tags": [{"name": "q="}]}
+            ],
+            "a": {"b": {"c": "<c>"}, "name": "A"}
+        });
+        assert_eq!(
+            hb.render("t", &data).unwrap(),
+            "R&amp;<R&amp;|x&lt;|R&amp;|&lt;c&gt;|px&lt;R&amp;x&lt;x&lt;+r../name=\"x<\";@r\
+             oot.name=\"R&\";../../a.b={\"c\":\"<c>\"};name=\"p\";k:../../name=\"R&\";x&lt;\
+             R&amp;x&lt;x&lt;+r../name=\"x<\";@root.name=\"R&\";../../a.b={\"c\":\"<c>\"};n\
+             ame=\"\";k:../../name=\"R&\";><R&amp;|y|R&amp;|&lt;c&gt;|q&#x3D;yR&amp;x&lt;yr\
+             ../name=\"y\";@root.name=\"R&\";../../a.b={\"c\":\"<c>\"};name=\"q=\";k:../../\
+             name=\"R&\";>[px&lt;../name=\"x<\";../../name=\"R&\";name=\"p\";!][x&lt;../nam\
+             e=\"x<\";../../name=\"R&\";name=\"\";!]R&amp;&lt;c&gt;../../name=\"R&\";../b.c\
+             =\"<c>\";@root.a.b.c=\"<c>\";R&amp;"
         );
     }
 

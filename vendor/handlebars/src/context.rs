@@ -274,38 +274,50 @@ impl Context {
         }
     }
 
-    /// bulletin: the value `navigate` finds for a path of names only (no `../`, `@root`,
-    /// `this` or block parameter) under the innermost block, read in place instead of
-    /// through an absolute path of owned names. `None` when the path is of another kind or
-    /// finds nothing (or an invalid index): `navigate` then answers, errors included.
+    /// bulletin: the value `navigate` finds for a path of names only (no block parameter
+    /// first), under the innermost block, under an outer one (`../`) or from the root
+    /// (`@root`), read in place instead of through an absolute path of owned names. `None`
+    /// when the path is of another kind or finds nothing (or an invalid index): `navigate`
+    /// then answers, errors included.
     pub(crate) fn value_in_place<'a>(
         &'a self,
         relative_path: &[PathSeg],
         block_contexts: &'a VecDeque<BlockContext<'_>>,
     ) -> Option<&'a Json> {
-        let names = plain_names(relative_path, block_contexts)?;
-        let block = block_contexts.front();
-        let base = match block.and_then(BlockContext::base_value) {
-            Some(own) => own,
-            None => self.block_base_in_data(block)?,
+        let (anchor, names) = plain_path(relative_path, block_contexts)?;
+        let base = match anchor {
+            Anchor::Root => self.data(),
+            Anchor::Block(depth) => {
+                let block = block_at(block_contexts, depth);
+                match block.and_then(BlockContext::base_value) {
+                    Some(own) => own,
+                    None => self.block_base_in_data(block)?,
+                }
+            }
         };
         walk_names(base, names)
     }
 
     /// bulletin: as [`Context::value_in_place`], for a value that lives in this context's
     /// data, so that it can be borrowed for as long as the context: `None` too when the
-    /// innermost block's value is one of its own (a copy), not a path into the data.
+    /// block the path starts from holds a value of its own (a copy), not a path into the data.
     pub(crate) fn value_in_data<'rc>(
         &'rc self,
         relative_path: &[PathSeg],
         block_contexts: &VecDeque<BlockContext<'rc>>,
     ) -> Option<&'rc Json> {
-        let names = plain_names(relative_path, block_contexts)?;
-        let block = block_contexts.front();
-        if block.and_then(BlockContext::base_value).is_some() {
-            return None;
-        }
-        walk_names(self.block_base_in_data(block)?, names)
+        let (anchor, names) = plain_path(relative_path, block_contexts)?;
+        let base = match anchor {
+            Anchor::Root => self.data(),
+            Anchor::Block(depth) => {
+                let block = block_at(block_contexts, depth);
+                if block.and_then(BlockContext::base_value).is_some() {
+                    return None;
+                }
+                self.block_base_in_data(block)?
+            }
+        };
+        walk_names(base, names)
     }
 
     /// bulletin: the value the block's path leads to in the data: the one the block
@@ -329,25 +341,57 @@ impl Context {
     }
 }
 
-/// bulletin: the names of a path made of names only whose first is not a block parameter;
-/// `None` for any other path.
-fn plain_names<'p>(
+/// bulletin: where a path read in place starts (`parse_json_visitor` decides the same).
+enum Anchor {
+    /// The root of the data: `@root.a.b`.
+    Root,
+    /// The block so many levels out: 0 for `a.b`, 1 for `../a.b`, 2 for `../../a.b`.
+    Block(usize),
+}
+
+/// bulletin: where a path starts and its names, for `@root` followed by names, or names
+/// (after any number of `../`) the first of which is not a block parameter; `None` for any
+/// other path.
+fn plain_path<'p>(
     relative_path: &'p [PathSeg],
     block_contexts: &VecDeque<BlockContext<'_>>,
-) -> Option<impl Iterator<Item = &'p String>> {
-    let Some(PathSeg::Named(first)) = relative_path.first() else {
-        return None;
+) -> Option<(Anchor, impl Iterator<Item = &'p String>)> {
+    let (anchor, rest) = match relative_path {
+        [PathSeg::Ruled(Rule::path_root), rest @ ..] => (Anchor::Root, rest),
+        _ => {
+            let ups = relative_path
+                .iter()
+                .take_while(|seg| matches!(seg, PathSeg::Ruled(Rule::path_up)))
+                .count();
+            let rest = &relative_path[ups..];
+            let PathSeg::Named(first) = rest.first()? else {
+                return None;
+            };
+            if get_in_block_params(block_contexts, first).is_some() {
+                return None;
+            }
+            (Anchor::Block(ups), rest)
+        }
     };
-    let names_only = relative_path
-        .iter()
-        .all(|seg| matches!(seg, PathSeg::Named(_)));
-    if !names_only || get_in_block_params(block_contexts, first).is_some() {
+    if !rest.iter().all(|seg| matches!(seg, PathSeg::Named(_))) {
         return None;
     }
-    Some(relative_path.iter().filter_map(|seg| match seg {
-        PathSeg::Named(name) => Some(name),
-        PathSeg::Ruled(_) => None,
-    }))
+    Some((
+        anchor,
+        rest.iter().filter_map(|seg| match seg {
+            PathSeg::Named(name) => Some(name),
+            PathSeg::Ruled(_) => None,
+        }),
+    ))
+}
+
+/// bulletin: the block a path `depth` levels out starts from, as `parse_json_visitor` picks
+/// it: the innermost when there are not so many.
+fn block_at<'b, 'rc>(
+    block_contexts: &'b VecDeque<BlockContext<'rc>>,
+    depth: usize,
+) -> Option<&'b BlockContext<'rc>> {
+    block_contexts.get(depth).or_else(|| block_contexts.front())
 }
 
 /// bulletin: the value `names` lead to from `base`; `None` when one is missing or an index
