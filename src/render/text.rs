@@ -9,7 +9,6 @@ use handlebars::{
     handlebars_helper,
 };
 use icu_locale::LanguageIdentifier;
-use textwrap::WordSeparator;
 use textwrap::core::{Word, display_width};
 use textwrap::wrap_algorithms::wrap_first_fit;
 
@@ -92,11 +91,11 @@ fn wrap_line(line: &str, out: &mut String) {
     let hang = " ".repeat(prefix.chars().count());
     // Words are never split, at a hyphen or anywhere: "harm-reduction" and URLs stay whole.
     // This is what `textwrap::wrap` does with words between ASCII spaces, no hyphenation,
-    // words never broken and first fit, done with textwrap's own pieces less its pass that
+    // words never broken and first fit, done with textwrap's first fit less its pass that
     // splits words: with nowhere to split, that pass gave each word back as it came, measured
     // again, for a third of the cost of the whole text part. `wrapped_as_textwrap_wraps`
-    // holds the two together.
-    let words: Vec<Word<'_>> = WordSeparator::AsciiSpace.find_words(rest).collect();
+    // holds the two together, and `words_are_found_as_textwrap_finds_them` the words.
+    let words: Vec<Word<'_>> = ascii_space_words(rest).collect();
     let widths = [prefix, &hang].map(|indent| WIDTH.saturating_sub(display_width(indent)) as f64);
     let mut at = 0;
     for (i, words) in wrap_first_fit(&words, &widths).into_iter().enumerate() {
@@ -121,6 +120,39 @@ fn wrap_line(line: &str, out: &mut String) {
         out.push('\n');
         at += len;
     }
+}
+
+/// The words of `line` as `WordSeparator::AsciiSpace` finds them: a new word wherever a
+/// character other than a space follows a space, each with its run of spaces. A word of
+/// printable ASCII is as wide as it is long, which textwrap finds out again a character at
+/// a time, through its test for escape sequences and Unicode's width table (about 400
+/// instructions a word); any other word is measured by textwrap.
+fn ascii_space_words(line: &str) -> impl Iterator<Item = Word<'_>> {
+    let bytes = line.as_bytes();
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start == bytes.len() {
+            return None;
+        }
+        // A space is one byte, never part of another character, so the byte after one
+        // starts a character.
+        let end = (start + 1..bytes.len())
+            .find(|&at| bytes[at - 1] == b' ' && bytes[at] != b' ')
+            .unwrap_or(bytes.len());
+        let piece = &line[start..end];
+        start = end;
+        let word = piece.trim_end_matches(' ');
+        Some(if word.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+            Word {
+                word,
+                whitespace: &piece[word.len()..],
+                penalty: "",
+                width: word.len(),
+            }
+        } else {
+            Word::from(piece)
+        })
+    })
 }
 
 /// Length of the indentation and list marker ("  - ", "3. ") that starts a line.
@@ -236,6 +268,29 @@ mod tests {
                 one_word || wrapped.lines().count() > 1,
                 "{line:?} was not wrapped"
             );
+        }
+    }
+
+    /// The words found for the wrap are textwrap's, widths included.
+    #[test]
+    fn words_are_found_as_textwrap_finds_them() {
+        let lines = [
+            "",
+            " ",
+            "one",
+            "  two  spaces   here ",
+            " lead",
+            "tail   ",
+            "élan vital  イベント\u{a0}no-break 🙂 \u{2068}Nice\u{2069}",
+            "tab\there \u{1b}[31mred\u{1b}[0m and ~`{}| ASCII!",
+            "a\u{7f}b c\u{0}d",
+        ];
+        for line in lines {
+            let ours: Vec<Word<'_>> = ascii_space_words(line).collect();
+            let theirs: Vec<Word<'_>> = textwrap::WordSeparator::AsciiSpace
+                .find_words(line)
+                .collect();
+            assert_eq!(ours, theirs, "{line:?}");
         }
     }
 
