@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Range;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -346,64 +347,98 @@ pub enum Escape {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Segment {
-    Text(String),
-    Field { index: usize, escape: Escape },
+    /// Text of the document, by where it is in it.
+    Text(Range<usize>),
+    Field {
+        index: usize,
+        escape: Escape,
+    },
 }
 
 /// A rendered document with holes for merge fields, ready to be filled per recipient.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
+    /// The document as marked, which the text segments are read from: it is kept whole
+    /// rather than copied piece by piece (an email is about 100 KB).
+    document: String,
     segments: Vec<Segment>,
     fields: Vec<MergeField>,
 }
 
+/// Where `s` has a marker of one of `table`'s fields, each with its field as a segment, in
+/// order; anything else that looks like a marker is text.
+fn holes(
+    s: &str,
+    table: &FieldTable,
+    context: impl Fn(&str, usize) -> Escape,
+) -> Vec<(Range<usize>, Segment)> {
+    // memchr's search rather than `str::find`'s: this goes through the whole email.
+    let markers = memchr::memmem::Finder::new(MARK_OPEN);
+    let mut found_holes = Vec::new();
+    let mut search = 0;
+    while let Some(found) = markers.find(&s.as_bytes()[search..]) {
+        let start = search + found;
+        let digits_at = start + MARK_OPEN.len();
+        let digits = s[digits_at..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        let end = digits_at + digits;
+        match s[digits_at..end].parse::<usize>() {
+            Ok(index) if s[end..].starts_with(MARK_CLOSE) && index < table.fields.len() => {
+                let after = end + MARK_CLOSE.len();
+                let field = Segment::Field {
+                    index,
+                    escape: context(s, start),
+                };
+                found_holes.push((start..after, field));
+                search = after;
+            }
+            _ => search = digits_at,
+        }
+    }
+    found_holes
+}
+
 impl Prepared {
     /// Cuts compiled HTML at its markers, choosing each hole's escaping from where it stands.
-    pub fn html(html: &str, table: &FieldTable) -> Self {
-        Self::cut_marked(html, table, html_context)
+    /// The document is kept, not copied, when it is given rather than lent.
+    pub fn html(html: impl Into<String>, table: &FieldTable) -> Self {
+        Self::cut_marked(html.into(), table, html_context)
     }
 
     /// Cuts plain text at its markers; values go in as they are.
-    pub fn text(text: &str, table: &FieldTable) -> Self {
-        Self::cut_marked(text, table, |_, _| Escape::None)
+    pub fn text(text: impl Into<String>, table: &FieldTable) -> Self {
+        Self::cut_marked(text.into(), table, |_, _| Escape::None)
     }
 
-    fn cut_marked(s: &str, table: &FieldTable, context: impl Fn(&str, usize) -> Escape) -> Self {
-        // memchr's search rather than `str::find`'s: this goes through the whole email.
-        let markers = memchr::memmem::Finder::new(MARK_OPEN);
+    fn cut_marked(
+        document: String,
+        table: &FieldTable,
+        context: impl Fn(&str, usize) -> Escape,
+    ) -> Self {
         let mut segments = Vec::new();
         let mut last = 0;
-        let mut search = 0;
-        while let Some(found) = markers.find(&s.as_bytes()[search..]) {
-            let start = search + found;
-            let digits_at = start + MARK_OPEN.len();
-            let digits: String = s[digits_at..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            let end = digits_at + digits.len();
-            match digits.parse::<usize>() {
-                Ok(index) if s[end..].starts_with(MARK_CLOSE) && index < table.fields.len() => {
-                    if start > last {
-                        segments.push(Segment::Text(s[last..start].to_string()));
-                    }
-                    segments.push(Segment::Field {
-                        index,
-                        escape: context(s, start),
-                    });
-                    last = end + MARK_CLOSE.len();
-                    search = last;
-                }
-                _ => search = digits_at,
+        for (range, field) in holes(&document, table, context) {
+            if range.start > last {
+                segments.push(Segment::Text(last..range.start));
             }
+            segments.push(field);
+            last = range.end;
         }
-        if last < s.len() {
-            segments.push(Segment::Text(s[last..].to_string()));
+        if last < document.len() {
+            segments.push(Segment::Text(last..document.len()));
         }
         Prepared {
+            document,
             segments,
             fields: table.fields.clone(),
         }
+    }
+
+    /// The document's text at `range`.
+    fn text_at(&self, range: &Range<usize>) -> &str {
+        &self.document[range.clone()]
     }
 
     /// Field `index`'s value for one recipient, or its fallback when the value is empty.
@@ -422,7 +457,7 @@ impl Prepared {
         let mut out = String::with_capacity(self.len_hint());
         for seg in &self.segments {
             match seg {
-                Segment::Text(t) => out.push_str(t),
+                Segment::Text(range) => out.push_str(self.text_at(range)),
                 Segment::Field { index, escape } => {
                     push_escaped(&mut out, self.value(*index, values), *escape);
                 }
@@ -441,8 +476,8 @@ impl Prepared {
         let mut literal = 0;
         for seg in &self.segments {
             match seg {
-                Segment::Text(t) => {
-                    spans.push(Span::Literal(literal, t));
+                Segment::Text(range) => {
+                    spans.push(Span::Literal(literal, self.text_at(range)));
                     literal += 1;
                 }
                 Segment::Field { index, escape } => {
@@ -458,7 +493,7 @@ impl Prepared {
     /// The literal text between the holes, in order: what [`Span::Literal`] numbers.
     pub fn literals(&self) -> impl Iterator<Item = &str> {
         self.segments.iter().filter_map(|s| match s {
-            Segment::Text(t) => Some(t.as_str()),
+            Segment::Text(range) => Some(self.text_at(range)),
             Segment::Field { .. } => None,
         })
     }
@@ -470,7 +505,7 @@ impl Prepared {
         let mut out = String::with_capacity(self.len_hint());
         for seg in &self.segments {
             match seg {
-                Segment::Text(t) => out.push_str(t),
+                Segment::Text(range) => out.push_str(self.text_at(range)),
                 Segment::Field { index, escape } => {
                     let n = slots.number(&self.fields[*index], *escape);
                     out.push_str(&token(n));
@@ -504,7 +539,7 @@ impl Prepared {
         self.segments
             .iter()
             .map(|s| match s {
-                Segment::Text(t) => t.len(),
+                Segment::Text(range) => range.len(),
                 Segment::Field { .. } => 32,
             })
             .sum()
@@ -727,6 +762,27 @@ mod tests {
         );
         assert!(scan("Hello {{subscriber.first_name | fallback}}").is_err());
         assert!(scan("Hello {{subscriber.first_name").is_err());
+    }
+
+    /// A document cut at its fields, owned or borrowed, fills with each field where it was
+    /// and every other character kept: a field first, last, two side by side, and text that
+    /// only looks like a marker (an index the table has not, no closing mark, no digits).
+    #[test]
+    fn a_cut_document_keeps_everything_around_its_fields() {
+        let mut table = FieldTable::default();
+        let marked = table.mark(
+            "{{subscriber.first_name}}, é {{subscriber.first_name}}{{unsubscribe_url}} \
+             xQbltn9Qx xQbltn0 xQbltnQx xQbltn{{subscriber.first_name}}",
+        );
+        let expected = "Ann, é Annhttps://example.org/u?t=a&b xQbltn9Qx xQbltn0 xQbltnQx xQbltnAnn";
+        let v = values("Ann");
+        assert_eq!(Prepared::text(&marked, &table).fill(&v), expected);
+        assert_eq!(Prepared::text(marked.clone(), &table).fill(&v), expected);
+        assert_eq!(Prepared::text("", &table).fill(&v), "");
+        assert_eq!(
+            Prepared::html(marked, &table).fill(&v),
+            expected.replace('&', "&amp;")
+        );
     }
 
     #[test]

@@ -231,10 +231,10 @@ pub fn render(
         .map(|p| fields.mark(p.as_str()));
 
     Ok(Rendered {
-        subject: Prepared::text(&subject, &fields),
-        preheader: preheader.map(|p| Prepared::text(&p, &fields)),
-        html: Prepared::html(&html, &fields),
-        text: Prepared::text(&text, &fields),
+        subject: Prepared::text(subject, &fields),
+        preheader: preheader.map(|p| Prepared::text(p, &fields)),
+        html: Prepared::html(html, &fields),
+        text: Prepared::text(text, &fields),
         mjml,
         date,
         warnings,
