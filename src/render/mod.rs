@@ -685,6 +685,14 @@ mod tests {
         assert_eq!(handlebars::html_escape("nothing to do"), "nothing to do");
     }
 
+    /// A registry with `template` as "t" and [`show_params`] as the helper `show`.
+    fn with_show(template: &str) -> Handlebars<'static> {
+        let mut hb = Handlebars::new();
+        hb.register_helper("show", Box::new(show_params));
+        hb.register_template_string("t", template).unwrap();
+        hb
+    }
+
     /// A helper that writes each parameter, and the hash parameter `k`, as its relative path
     /// and its value: what the published Handlebars' tests were printed with.
     fn show_params(
@@ -714,10 +722,7 @@ mod tests {
     /// blocks over a value of the data or over a copy (`with (lookup …)`).
     #[test]
     fn helper_parameters_hold_what_handlebars_gives_them() {
-        let mut hb = Handlebars::new();
-        hb.register_helper("show", Box::new(show_params));
-        hb.register_template_string(
-            "t",
+        let hb = with_show(
             "{{#each items as |it|}}{{#if name}}[{{show name it.n k=../top}}]{{/if}}\
              {{#unless missing}}-{{/unless}}{{#if ../top}}^{{/if}}{{#if @root.top}}r{{/if}}\
              {{#if this.name}}t{{/if}}{{#each tags}}{{#if this}}{{this}}{{/if}}{{show this}}\
@@ -725,8 +730,7 @@ mod tests {
              {{#with a}}{{#if b.c}}{{show b.c b}}{{/if}}{{/with}}{{#with (lookup items 0)}}\
              {{#if name}}{{show name}}{{/if}}{{#each tags}}{{show this ../name}}{{/each}}\
              {{/with}}{{show items.1.name top}}{{#each a}}{{show c @key}}{{/each}}",
-        )
-        .unwrap();
+        );
         let data = serde_json::json!({
             "top": "T",
             "items": [
@@ -753,20 +757,17 @@ mod tests {
     /// block.
     #[test]
     fn outer_and_root_paths_read_as_handlebars_reads_them() {
-        let mut hb = Handlebars::new();
-        hb.register_helper("show", Box::new(show_params));
-        hb.register_template_string(
-            "t",
-            "{{@root.name}}{{#each items as |it|}}<{{../name}}|{{name}}|{{@root.name}}|{{@r\
-             oot.a.b.c}}|{{#each tags}}{{name}}{{../name}}{{../../name}}{{@root.items.0.nam\
-             e}}{{../it.name}}{{#if ../n}}+{{/if}}{{#if @root.name}}r{{/if}}{{show ../name \
-             @root.name ../../a.b name k=../../name}}{{/each}}>{{/each}}{{#with (lookup ite\
-             ms 0)}}{{#each tags}}[{{name}}{{../name}}{{show ../name ../../name name}}{{#if \
-             ../n}}!{{/if}}]{{/each}}{{/with}}{{#with a}}{{#with b}}{{../../name}}{{../b.c}\
-             }{{@root.missing}}{{../missing}}{{show ../../name ../b.c @root.a.b.c}}{{/with}\
-             }{{/with}}{{../name}}",
-        )
-        .unwrap();
+        let hb = with_show(
+            "{{@root.name}}{{#each items as |it|}}<{{../name}}|{{name}}|{{@root.name}}\
+             |{{@root.a.b.c}}|{{#each tags}}{{name}}{{../name}}{{../../name}}\
+             {{@root.items.0.name}}{{../it.name}}{{#if ../n}}+{{/if}}{{#if @root.name}}\
+             r{{/if}}{{show ../name @root.name ../../a.b name k=../../name}}\
+             {{/each}}>{{/each}}{{#with (lookup items 0)}}{{#each tags}}[{{name}}\
+             {{../name}}{{show ../name ../../name name}}{{#if ../n}}!{{/if}}\
+             ]{{/each}}{{/with}}{{#with a}}{{#with b}}{{../../name}}{{../b.c}}\
+             {{@root.missing}}{{../missing}}{{show ../../name ../b.c @root.a.b.c}}\
+             {{/with}}{{/with}}{{../name}}",
+        );
         // Every level has a `name`, so that a path read from the wrong level finds one.
         let data = serde_json::json!({
             "name": "R&",
@@ -778,14 +779,15 @@ mod tests {
         });
         assert_eq!(
             hb.render("t", &data).unwrap(),
-            "R&amp;<R&amp;|x&lt;|R&amp;|&lt;c&gt;|px&lt;R&amp;x&lt;x&lt;+r../name=\"x<\";@r\
-             oot.name=\"R&\";../../a.b={\"c\":\"<c>\"};name=\"p\";k:../../name=\"R&\";x&lt;\
-             R&amp;x&lt;x&lt;+r../name=\"x<\";@root.name=\"R&\";../../a.b={\"c\":\"<c>\"};n\
-             ame=\"\";k:../../name=\"R&\";><R&amp;|y|R&amp;|&lt;c&gt;|q&#x3D;yR&amp;x&lt;yr\
-             ../name=\"y\";@root.name=\"R&\";../../a.b={\"c\":\"<c>\"};name=\"q=\";k:../../\
-             name=\"R&\";>[px&lt;../name=\"x<\";../../name=\"R&\";name=\"p\";!][x&lt;../nam\
-             e=\"x<\";../../name=\"R&\";name=\"\";!]R&amp;&lt;c&gt;../../name=\"R&\";../b.c\
-             =\"<c>\";@root.a.b.c=\"<c>\";R&amp;"
+            "R&amp;<R&amp;|x&lt;|R&amp;|&lt;c&gt;|px&lt;R&amp;x&lt;x&lt;+r../name=\"x<\";\
+             @root.name=\"R&\";../../a.b={\"c\":\"<c>\"};name=\"p\";k:../../name=\"R&\";\
+             x&lt;R&amp;x&lt;x&lt;+r../name=\"x<\";@root.name=\"R&\";../../a.b={\"c\":\"<c>\"};\
+             name=\"\";k:../../name=\"R&\";><R&amp;|y|R&amp;|&lt;c&gt;|q&#x3D;\
+             yR&amp;x&lt;yr../name=\"y\";@root.name=\"R&\";../../a.b={\"c\":\"<c>\"};\
+             name=\"q=\";k:../../name=\"R&\";>[px&lt;../name=\"x<\";../../name=\"R&\";\
+             name=\"p\";!][x&lt;../name=\"x<\";../../name=\"R&\";name=\"\";\
+             !]R&amp;&lt;c&gt;../../name=\"R&\";../b.c=\"<c>\";@root.a.b.c=\"<c>\";\
+             R&amp;"
         );
     }
 

@@ -276,48 +276,23 @@ impl Context {
 
     /// bulletin: the value `navigate` finds for a path of names only (no block parameter
     /// first), under the innermost block, under an outer one (`../`) or from the root
-    /// (`@root`), read in place instead of through an absolute path of owned names. `None`
-    /// when the path is of another kind or finds nothing (or an invalid index): `navigate`
-    /// then answers, errors included.
-    pub(crate) fn value_in_place<'a>(
-        &'a self,
-        relative_path: &[PathSeg],
-        block_contexts: &'a VecDeque<BlockContext<'_>>,
-    ) -> Option<&'a Json> {
-        let (anchor, names) = plain_path(relative_path, block_contexts)?;
-        let base = match anchor {
-            Anchor::Root => self.data(),
-            Anchor::Block(depth) => {
-                let block = block_at(block_contexts, depth);
-                match block.and_then(BlockContext::base_value) {
-                    Some(own) => own,
-                    None => self.block_base_in_data(block)?,
-                }
-            }
-        };
-        walk_names(base, names)
-    }
-
-    /// bulletin: as [`Context::value_in_place`], for a value that lives in this context's
-    /// data, so that it can be borrowed for as long as the context: `None` too when the
-    /// block the path starts from holds a value of its own (a copy), not a path into the data.
-    pub(crate) fn value_in_data<'rc>(
+    /// (`@root`), read in place instead of through an absolute path of owned names, and where
+    /// it lives. `None` when the path is of another kind or finds nothing (or an invalid
+    /// index): `navigate` then answers, errors included.
+    pub(crate) fn value_in_place<'rc, 'b>(
         &'rc self,
         relative_path: &[PathSeg],
-        block_contexts: &VecDeque<BlockContext<'rc>>,
-    ) -> Option<&'rc Json> {
+        block_contexts: &'b VecDeque<BlockContext<'rc>>,
+    ) -> Option<InPlace<'rc, 'b>> {
         let (anchor, names) = plain_path(relative_path, block_contexts)?;
-        let base = match anchor {
-            Anchor::Root => self.data(),
-            Anchor::Block(depth) => {
-                let block = block_at(block_contexts, depth);
-                if block.and_then(BlockContext::base_value).is_some() {
-                    return None;
-                }
-                self.block_base_in_data(block)?
-            }
+        let block = match anchor {
+            Anchor::Root => return walk_names(self.data(), names).map(InPlace::Data),
+            Anchor::Block(depth) => block_at(block_contexts, depth),
         };
-        walk_names(base, names)
+        match block.and_then(BlockContext::base_value) {
+            Some(own) => walk_names(own, names).map(InPlace::Own),
+            None => walk_names(self.block_base_in_data(block)?, names).map(InPlace::Data),
+        }
     }
 
     /// bulletin: the value the block's path leads to in the data: the one the block
@@ -339,6 +314,14 @@ impl Context {
     pub fn data_mut(&mut self) -> &mut Json {
         &mut self.data
     }
+}
+
+/// bulletin: where a value read in place ([`Context::value_in_place`]) lives.
+pub(crate) enum InPlace<'rc, 'b> {
+    /// In the render's data: it can be borrowed for as long as the data.
+    Data(&'rc Json),
+    /// In a block's own copy of its value: only for as long as the block.
+    Own(&'b Json),
 }
 
 /// bulletin: where a path read in place starts (`parse_json_visitor` decides the same).

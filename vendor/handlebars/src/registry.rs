@@ -650,11 +650,11 @@ impl<'reg> Registry<'reg> {
 
     /// bulletin: `text` as the *escape fn* gives it, given back itself when that is the same.
     pub(crate) fn escaped_owned(&self, text: String) -> String {
-        match self.escape_kind {
-            EscapeKind::Html => str::escape_html_if_needed(&text).unwrap_or(text),
-            EscapeKind::Nothing => text,
-            EscapeKind::Other => (self.escape_fn)(&text),
-        }
+        let changed = match self.escaped(&text) {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(escaped) => Some(escaped),
+        };
+        changed.unwrap_or(text)
     }
 
     /// Get a reference to the current *escape fn*.

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use serde_json::value::Value as Json;
 
 use crate::block::BlockContext;
-use crate::context::Context;
+use crate::context::{Context, InPlace};
 use crate::error::RenderError;
 use crate::helpers::HelperDef;
 use crate::json::path::{Path, PathSeg};
@@ -661,19 +661,21 @@ impl Parameter {
         }
     }
 
-    /// bulletin: a path of names only that finds a value in the data (not in a block's own
-    /// copy), read where it is: the value as a [`ScopedJson::Constant`], with no absolute
-    /// path, and the path's text borrowed from the template. `None` for every other case (a
-    /// literal, a subexpression, `../`, `@root`, `this`, a block parameter, a local variable,
-    /// a missing value, a context changed by a decorator, recursive lookup), which
-    /// [`Parameter::expand`] takes the general way.
+    /// bulletin: a path of names only (after `../` or `@root`, if any) that finds a value in
+    /// the data (not in a block's own copy), read where it is: the value as a
+    /// [`ScopedJson::Constant`], with no absolute path, and the path's text borrowed from the
+    /// template. `None` for every other case (a literal, a subexpression, `this`, a block
+    /// parameter, a local variable, a missing value, a context changed by a decorator,
+    /// recursive lookup), which [`Parameter::expand`] takes the general way.
     pub(crate) fn expand_in_place<'rc>(
         &'rc self,
         ctx: &'rc Context,
         rc: &RenderContext<'_, 'rc>,
     ) -> Option<PathAndJson<'rc>> {
         let (path, segs) = self.relative_path_read_in_place(rc)?;
-        let value = ctx.value_in_data(segs, &rc.blocks)?;
+        let InPlace::Data(value) = ctx.value_in_place(segs, &rc.blocks)? else {
+            return None;
+        };
         Some(PathAndJson::borrowed(
             path.raw(),
             ScopedJson::Constant(value),
@@ -870,12 +872,12 @@ fn render_helper<'reg: 'rc, 'rc>(
     }
 }
 
-/// bulletin: what a plain `{{path}}` writes when the path is of names only and finds a value,
-/// escaped as `do_escape` does, read in place (`Context::value_in_place`): no absolute path
-/// of owned names, and a string escaped from where it is; a value in the data that escaping
-/// leaves as it is is not copied at all. `None` sends the caller the general way (a local
-/// variable, `../`, `@root`, `this`, a block parameter, a context changed by a decorator,
-/// recursive lookup, a missing value).
+/// bulletin: what a plain `{{path}}` writes when the path is of names only (after `../` or
+/// `@root`, if any) and finds a value, escaped as `do_escape` does, read in place
+/// (`Context::value_in_place`): no absolute path of owned names, and a string escaped from
+/// where it is; a value in the data that escaping leaves as it is is not copied at all.
+/// `None` sends the caller the general way (a local variable, `this`, a block parameter, a
+/// context changed by a decorator, recursive lookup, a missing value).
 fn value_text_in_place<'rc>(
     name: &Parameter,
     registry: &Registry<'_>,
@@ -883,13 +885,12 @@ fn value_text_in_place<'rc>(
     rc: &RenderContext<'_, 'rc>,
 ) -> Option<Cow<'rc, str>> {
     let (_, segs) = name.relative_path_read_in_place(rc)?;
-    if let Some(value) = ctx.value_in_data(segs, &rc.blocks) {
-        return Some(value_text(value, registry, rc));
-    }
-    // A value of the block's own: the text must not borrow the render context, which the
-    // write changes.
-    let value = ctx.value_in_place(segs, &rc.blocks)?;
-    Some(Cow::Owned(value_text(value, registry, rc).into_owned()))
+    Some(match ctx.value_in_place(segs, &rc.blocks)? {
+        InPlace::Data(value) => value_text(value, registry, rc),
+        // A value of the block's own: the text must not borrow the render context, which the
+        // write changes.
+        InPlace::Own(value) => Cow::Owned(value_text(value, registry, rc).into_owned()),
+    })
 }
 
 /// bulletin: `value` as `{{path}}` writes it, escaped as `do_escape` does.
