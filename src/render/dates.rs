@@ -24,8 +24,9 @@
 //! Overrides: a layout may still set chrono patterns (`date_long`, `date_short`, `date_day`,
 //! `date_day_month`, `time`, with chrono's `%` codes) in its own language's labels; each one
 //! set replaces that piece for that language only (a pattern is never inherited from
-//! `[labels.en]` by another language). A pattern chrono cannot read is refused when [`Dates`]
-//! is made ([`super::RenderError::DatePattern`]), never in the middle of a render.
+//! `[labels.en]` by another language; see [`super::patterns`]). A pattern that cannot be
+//! written is refused when [`Dates`] is made ([`super::RenderError::DatePattern`]), never in
+//! the middle of a render.
 //!
 //! Pure: reads no file and no clock.
 
@@ -46,6 +47,7 @@ use serde::Serialize;
 use writeable::{Part, PartsWrite, Writeable};
 
 use super::RenderError;
+use super::patterns::Patterns;
 use crate::issue::Zone;
 
 type Formatter<F> = FixedCalendarDateTimeFormatter<Gregorian, F>;
@@ -119,9 +121,9 @@ impl Dates {
     /// chrono pattern of the labels that chrono cannot read is refused here, with the label's
     /// name.
     pub fn new(opts: DateOptions<'_>) -> Result<Self, RenderError> {
-        let patterns = Patterns::new(&opts)?;
         let (locale, fallback) = resolve(&opts);
         let prefs = DateTimeFormatterPreferences::from(&locale);
+        let patterns = Patterns::new(&opts, prefs)?;
         let error = |e: icu_datetime::DateTimeFormatterLoadError| RenderError::Locale {
             language: opts.language.to_string(),
             message: e.to_string(),
@@ -268,7 +270,7 @@ impl Dates {
     /// "Thursday 4 June 2020, 10:00–11:30 CEST".
     fn patterns_event(&self, start: DateTime<Zone>, end: Option<DateTime<Zone>>) -> When {
         let time = |t: &DateTime<Zone>| match &self.patterns.time {
-            Some(p) => t.format_localized(p, self.patterns.locale).to_string(),
+            Some(p) => self.patterns.format_time(t, p),
             None => zoned(t)
                 .map(|z| self.time.format(&z).to_string())
                 .unwrap_or_else(|| t.format("%H:%M").to_string()),
@@ -522,104 +524,6 @@ fn has_data(locale: &Locale) -> bool {
         Ok(r) => r.metadata.locale.is_none_or(|l| !l.is_unknown()),
         Err(_) => false,
     }
-}
-
-/// Chrono patterns a layout set in its own language's labels.
-#[derive(Debug)]
-struct Patterns {
-    locale: chrono::Locale,
-    long: Option<String>,
-    short: Option<String>,
-    day: String,
-    day_month: String,
-    time: Option<String>,
-}
-
-impl Patterns {
-    fn new(opts: &DateOptions<'_>) -> Result<Self, RenderError> {
-        let primary = opts.language.split('-').next().unwrap_or("en");
-        let get = |key: &str| -> Result<Option<String>, RenderError> {
-            let Some(pattern) = [opts.full, opts.primary]
-                .into_iter()
-                .flatten()
-                .find_map(|t| t.get(key).and_then(|v| v.as_str()))
-            else {
-                return Ok(None);
-            };
-            let broken = chrono::format::StrftimeItems::new(pattern)
-                .any(|item| matches!(item, chrono::format::Item::Error));
-            if broken {
-                Err(RenderError::DatePattern {
-                    language: primary.to_string(),
-                    key: key.to_string(),
-                    pattern: pattern.to_string(),
-                })
-            } else {
-                Ok(Some(pattern.to_string()))
-            }
-        };
-        let region = opts.language.split('-').nth(1).filter(|r| r.len() == 2);
-        Ok(Patterns {
-            locale: chrono_locale(primary, region),
-            long: get("date_long")?,
-            short: get("date_short")?,
-            day: get("date_day")?.unwrap_or_else(|| "%-d".into()),
-            day_month: get("date_day_month")?.unwrap_or_else(|| "%-d %B".into()),
-            time: get("time")?,
-        })
-    }
-
-    fn format(&self, date: NaiveDate, pattern: &str) -> String {
-        date.format_localized(pattern, self.locale).to_string()
-    }
-
-    /// A range with the `date_short`, `date_day` and `date_day_month` patterns.
-    fn range(&self, from: NaiveDate, until: NaiveDate) -> String {
-        let short = self.short.as_deref().unwrap_or("%-d %B %Y");
-        if (from.year(), from.month()) == (until.year(), until.month()) {
-            format!(
-                "{}–{}",
-                self.format(from, &self.day),
-                self.format(until, short)
-            )
-        } else if from.year() == until.year() {
-            format!(
-                "{} – {}",
-                self.format(from, &self.day_month),
-                self.format(until, short)
-            )
-        } else {
-            format!(
-                "{} – {}",
-                self.format(from, short),
-                self.format(until, short)
-            )
-        }
-    }
-}
-
-/// Chrono's locale for month and day names in the layout's own patterns.
-fn chrono_locale(primary: &str, region: Option<&str>) -> chrono::Locale {
-    let candidates = [
-        region.map(|r| format!("{primary}_{}", r.to_ascii_uppercase())),
-        Some(match primary {
-            "en" => "en_GB".to_string(),
-            "el" => "el_GR".to_string(),
-            "sv" => "sv_SE".to_string(),
-            "da" => "da_DK".to_string(),
-            "cs" => "cs_CZ".to_string(),
-            "ar" => "ar_EG".to_string(),
-            "he" => "he_IL".to_string(),
-            "ja" => "ja_JP".to_string(),
-            "zh" => "zh_CN".to_string(),
-            other => format!("{other}_{}", other.to_ascii_uppercase()),
-        }),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find_map(|c| chrono::Locale::try_from(c.as_str()).ok())
-        .unwrap_or(chrono::Locale::POSIX)
 }
 
 #[cfg(test)]

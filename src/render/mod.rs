@@ -17,6 +17,7 @@
 mod context;
 mod dates;
 mod markdown;
+mod patterns;
 mod prebuilt;
 mod text;
 
@@ -144,16 +145,16 @@ pub enum RenderError {
         column: Option<usize>,
         message: String,
     },
-    /// A date pattern of the layout's labels that chrono cannot read: formatting with it
-    /// would fail in the middle of a render.
-    #[error(
-        "theme.toml: labels.{language}.{key}: \"{pattern}\" is not a date pattern; use chrono's codes, \
-         e.g. \"%A %-d %B %Y\" (%A weekday, %-d day, %B month, %Y year, %H:%M time)"
-    )]
+    /// A date pattern of the layout's labels that cannot be written (chrono cannot read it, it
+    /// asks a date for its hour, it is the C library's locale format): refused before any
+    /// render, which would otherwise fail in the middle.
+    #[error("theme.toml: labels.{language}.{key}: \"{pattern}\" is not a date pattern: {problem}")]
     DatePattern {
         language: String,
         key: String,
         pattern: String,
+        /// What is wrong with it and what to write instead.
+        problem: String,
     },
     /// CLDR's date data could not be loaded for the issue's language (it is compiled in, so
     /// this is a bug rather than bad input; the message says which piece).

@@ -594,6 +594,19 @@ fn a_broken_date_pattern_in_a_theme_is_an_error_not_a_crash() {
         err.contains("error: theme.toml: labels.en.date_short: \"%Q\" is not a date pattern"),
         "{err}"
     );
+    // A date has no hour: chrono would fail (and bulletin panic) at the first event's date.
+    ws.write("layout/theme.toml", "[labels.en]\ndate_long = \"%A %H\"\n");
+    let err = ws
+        .run(&["render", "issue.json", "--layout", "layout"])
+        .bad_input();
+    assert!(
+        err.contains(
+            "error: theme.toml: labels.en.date_long: \"%A %H\" is not a date pattern: %H is not \
+             a field of a date"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]
