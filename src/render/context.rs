@@ -104,11 +104,16 @@ fn is_relative(src: &str) -> bool {
         && issue::is_relative_reference(src)
 }
 
+/// The template data. A value an issue leaves out (`None`) is left out of the JSON rather
+/// than written as null: a template reads both alike (`{{#if}}` is false, `{{value}}` writes
+/// nothing), and the sample's data has about 460 such keys fewer to allocate, insert and free
+/// (0.46 M instructions of a render, and about 40 page faults).
 #[derive(Serialize)]
 pub struct Context {
     issue: IssueView,
     theme: Value,
     labels: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
     logo: Option<ImageView>,
     sections: Vec<SectionView>,
     unsubscribe_url: String,
@@ -122,6 +127,7 @@ pub struct Context {
 #[derive(Serialize)]
 struct IssueView {
     title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     preheader: Option<String>,
     date: String,
     date_long: String,
@@ -134,6 +140,7 @@ struct IssueView {
     start: &'static str,
     /// Where lines end: "right", or "left" in a right-to-left issue.
     end: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     web_url: Option<String>,
     slug: String,
 }
@@ -141,13 +148,17 @@ struct IssueView {
 #[derive(Serialize)]
 struct SectionView {
     kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     heading: Option<String>,
     columns: u8,
     /// "50%" for two columns: the width MJML columns need.
     column_width: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     body_html: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     body_text: Option<String>,
     bullets: Vec<Rich>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     cta: Option<ActionView>,
     items: Vec<ItemView>,
     /// Items grouped by row, `columns` per row (the last row may be short).
@@ -178,34 +189,54 @@ struct ActionView {
 struct ImageView {
     src: String,
     alt: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     link: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     width: Option<u32>,
 }
 
 #[derive(Serialize, Clone)]
 struct ItemView {
+    #[serde(skip_serializing_if = "Option::is_none")]
     title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     tag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     image: Option<ImageView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     body_html: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     body_text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     link: Option<ActionView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     when: Option<When>,
     online: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     venue: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     city: Option<String>,
     /// "Online", or venue and city joined by the language's list separator.
+    #[serde(skip_serializing_if = "Option::is_none")]
     location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     registration: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<String>,
     /// An agenda date or range: "25–27 November 2020".
+    #[serde(skip_serializing_if = "Option::is_none")]
     date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     date_iso: Option<String>,
     #[serde(rename = "type")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     place: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     info: Option<String>,
     /// "Add to calendar" links, for an item that is an event (see [`CalendarView`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
     calendar: Option<CalendarView>,
     /// The fields the layout declares for items of this kind, as for sections.
     #[serde(flatten)]
@@ -218,6 +249,7 @@ struct ItemView {
 /// template need not know which there are.
 #[derive(Serialize, Clone)]
 struct CalendarView {
+    #[serde(skip_serializing_if = "Option::is_none")]
     ics: Option<String>,
     google: String,
     outlook: String,
