@@ -34,8 +34,13 @@ if [ -n "${BULLETIN:-}" ]; then
   cargo build --release --quiet --example fake_provider
   bulletin=$(realpath "$BULLETIN")
 else
-  cargo build --release --quiet --bin bulletin --example fake_provider
-  bulletin=$PWD/target/release/bulletin
+  # Built alone, as `cargo build --release` and `cargo install` build it: built together with
+  # an example, bulletin would get the features its dev-dependencies turn on in the crates
+  # they share, and be another program (0.6 MB larger).
+  cargo build --release --quiet --bin bulletin
+  cp target/release/bulletin "$work/bulletin"
+  bulletin=$work/bulletin
+  cargo build --release --quiet --example fake_provider
 fi
 
 target/release/examples/fake_provider 127.0.0.1:0 >"$work/fake.out" &
