@@ -200,8 +200,8 @@ pub(crate) fn after_send(tally: &crate::send::Tally) -> Result<(), Error> {
     }
 }
 
-/// The runtime that network work (sending, checking links) runs on: two workers, as many
-/// as the machines bulletin is made for have cores.
+/// The runtime `serve`, `bounces` and a signed send run on: two workers, as many as the
+/// machines bulletin is made for have cores.
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
