@@ -327,7 +327,8 @@ mod tests {
         assert!(!found.is_empty(), "{found:?}");
         assert!(!bad_links("[c](htps//example.org)").is_empty());
         // An autolink has no bracket: the angle bracket alone must send the text to the parser.
-        let found = bad_links("Write to <https://[::1> today.");
+        let found = bad_links("Files at <ftp://example.org/files> today.");
         assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("the scheme \"ftp\""), "{found:?}");
     }
 }
