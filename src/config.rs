@@ -54,6 +54,11 @@ impl Config {
             None => self.sender.feedback_id.as_ref(),
         }
     }
+
+    /// How the profile `name` has bulletin sign its messages (DKIM), if it does.
+    pub fn dkim(&self, name: &str) -> Option<&Dkim> {
+        self.profiles.get(name).and_then(Profile::dkim)
+    }
 }
 
 /// Who the newsletter comes from.

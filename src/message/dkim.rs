@@ -185,7 +185,7 @@ pub struct Misaligned {
 /// The profile `profile` of `config` signs for a domain DMARC may not count for the sender's
 /// From address (see [`alignment`]); `None` when it does, or does not sign.
 pub fn misaligned(config: &Config, profile: &str) -> Option<Misaligned> {
-    let dkim = config.profiles.get(profile)?.dkim()?;
+    let dkim = config.dkim(profile)?;
     alignment(profile, dkim, &config.sender.from.email).err()
 }
 

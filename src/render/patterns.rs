@@ -101,25 +101,19 @@ impl Patterns {
     /// A range with the `date_short`, `date_day` and `date_day_month` patterns.
     pub(super) fn range(&self, from: NaiveDate, until: NaiveDate) -> String {
         let short = self.short.as_deref().unwrap_or("%-d %B %Y");
-        if (from.year(), from.month()) == (until.year(), until.month()) {
-            format!(
-                "{}–{}",
-                self.format(from, &self.day),
-                self.format(until, short)
-            )
+        // The start leaves out what it shares with the end.
+        let (start, dash) = if (from.year(), from.month()) == (until.year(), until.month()) {
+            (self.day.as_str(), "–")
         } else if from.year() == until.year() {
-            format!(
-                "{} – {}",
-                self.format(from, &self.day_month),
-                self.format(until, short)
-            )
+            (self.day_month.as_str(), " – ")
         } else {
-            format!(
-                "{} – {}",
-                self.format(from, short),
-                self.format(until, short)
-            )
-        }
+            (short, " – ")
+        };
+        format!(
+            "{}{dash}{}",
+            self.format(from, start),
+            self.format(until, short)
+        )
     }
 
     /// The pattern's items, its names replaced by CLDR's for that weekday, month and hour.

@@ -73,7 +73,7 @@ pub fn tools(
 fn composer(setup: &Setup, slug: &str, rendered: Rendered) -> Result<Composer, SetupError> {
     let config = setup.config;
     let secret = Secret::from_env(&config.unsubscribe.secret_env)?;
-    let dkim = match config.profiles.get(setup.profile).and_then(Profile::dkim) {
+    let dkim = match config.dkim(setup.profile) {
         Some(dkim) => Some(message::load_dkim(dkim, setup.root)?),
         None => None,
     };

@@ -92,11 +92,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         test: args.list.is_none(),
         clock: Arc::new(SystemClock),
     };
-    let signed = config
-        .profiles
-        .get(&args.profile)
-        .is_some_and(|p| p.dkim().is_some());
-    crate::cli::send_runtime(signed)?.block_on(async {
+    crate::cli::send_runtime(config.dkim(&args.profile).is_some())?.block_on(async {
         let (tools, pacing) = send::tools(&setup, &issue.slug, rendered)?;
         match &args.list {
             Some(list) => {
